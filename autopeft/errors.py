@@ -1,0 +1,35 @@
+"""One hierarchy of errors for the whole library.
+
+Only ``autopeft.cli`` turns these into exit codes and one-line messages, and only
+``api`` turns them into HTTP responses. Every message names the offending value.
+"""
+
+from __future__ import annotations
+
+
+class AutoPeftError(Exception):
+    """Base class of every error autopeft raises on purpose."""
+
+
+class ConfigError(AutoPeftError, ValueError):
+    """A PEFT configuration is malformed or does not fit the model."""
+
+
+class SpaceError(AutoPeftError, ValueError):
+    """A search space is malformed, or a configuration lies outside it."""
+
+
+class ModelError(AutoPeftError):
+    """A model directory is missing, unreadable, or of an unsupported architecture."""
+
+
+class TaskError(AutoPeftError, ValueError):
+    """A task description is malformed or its data files do not match it."""
+
+
+class TrainingError(AutoPeftError):
+    """A trial could not be trained (non-finite loss, out of memory, ...)."""
+
+
+class OptimizerError(AutoPeftError, ValueError):
+    """The optimiser was given inputs it cannot work with."""

@@ -1,0 +1,157 @@
+"""Prefix tuning: trainable key/value positions prepended in each chosen layer's self-attention.
+
+The model's own attention code runs unchanged: a forward pre-hook on the layer's
+self-attention passes a one-layer "cache" whose ``update`` prepends the prefix to the
+keys and values, and widens the attention mask so every query sees the prefix.
+Real tokens keep their positions 0..n-1 (HF peft shifts them by the prefix length
+on BERT; see tests for how the two are compared).
+
+With ``reparameterize`` the prefixes come from an MLP over a small embedding, as in
+HF peft's ``prefix_projection`` (one MLP shared by the chosen layers); :meth:`PrefixBank.fold`
+replaces it by the prefixes it produces.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from autopeft.config import Prefix
+from autopeft.encoder import EncoderLayout, ModelShape
+from autopeft.errors import ConfigError
+from autopeft.modules.base import Family, InjectContext, Injected, register
+
+_SUPPORTED_ATTENTION = ("eager", "sdpa")
+
+
+class PrefixBank(nn.Module):
+    """The prefixes of every chosen layer: ``key_value(i)`` gives two ``length_i x hidden`` tensors."""
+
+    def __init__(self, lengths: dict[int, int], hidden: int, mlp_hidden: int | None) -> None:
+        super().__init__()
+        self.lengths = dict(lengths)
+        self.hidden = hidden
+        self.order = {layer: pos for pos, layer in enumerate(self.lengths)}
+        if mlp_hidden is None:
+            self.kv = nn.ParameterDict({str(i): nn.Parameter(torch.empty(2, n, hidden)) for i, n in lengths.items()})
+            self.embedding = self.transform = None
+        else:
+            self.kv = None
+            self.embedding = nn.Embedding(max(lengths.values()), hidden)
+            self.transform = nn.Sequential(
+                nn.Linear(hidden, mlp_hidden), nn.Tanh(), nn.Linear(mlp_hidden, len(lengths) * 2 * hidden)
+            )
+
+    @property
+    def reparameterized(self) -> bool:
+        return self.kv is None
+
+    def key_value(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        n = self.lengths[layer]
+        if self.kv is not None:
+            kv = self.kv[str(layer)]
+            return kv[0], kv[1]
+        out = self.transform(self.embedding.weight).view(-1, len(self.lengths), 2, self.hidden)
+        pos = self.order[layer]
+        return out[:n, pos, 0], out[:n, pos, 1]
+
+    @torch.no_grad()
+    def fold(self) -> None:
+        """Replace the MLP by the prefixes it currently produces."""
+        if self.kv is None:
+            values = {i: torch.stack(self.key_value(i)) for i in self.lengths}
+            self.kv = nn.ParameterDict({str(i): nn.Parameter(v.clone()) for i, v in values.items()})
+            self.embedding = self.transform = None
+
+
+class _PrefixCache:
+    """Stands in for a KV cache for one layer: ``update`` prepends the prefix."""
+
+    def __init__(self, key: torch.Tensor, value: torch.Tensor, heads: int) -> None:
+        self.key, self.value, self.heads = key, value, heads
+
+    def _expand(self, prefix: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        n, hidden = prefix.shape
+        per_head = prefix.view(n, self.heads, hidden // self.heads).transpose(0, 1)
+        return per_head.unsqueeze(0).expand(like.shape[0], -1, -1, -1).to(like.dtype)
+
+    def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int | None = None, *args, **kwargs):
+        """``key``/``value`` are ``batch x heads x seq x head_dim``; returns them with the prefix in front."""
+        return (
+            torch.cat([self._expand(self.key, key), key], dim=2),
+            torch.cat([self._expand(self.value, value), value], dim=2),
+        )
+
+
+def _widen_mask(mask: torch.Tensor | None, n: int) -> torch.Tensor | None:
+    """Let every query attend the ``n`` prefix positions (mask is ``batch x 1 x q x k`` or None)."""
+    if mask is None:
+        return None
+    if mask.dim() != 4:
+        raise ConfigError(f"prefix tuning expects a 4-d attention mask, got shape {tuple(mask.shape)}")
+    b, h, q, _ = mask.shape
+    fill = torch.ones if mask.dtype == torch.bool else torch.zeros
+    return torch.cat([fill(b, h, q, n, dtype=mask.dtype, device=mask.device), mask], dim=-1)
+
+
+def _make_hook(bank: PrefixBank, layer: int, heads: int):
+    def hook(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        if kwargs.get("past_key_values") is not None:
+            raise ConfigError("prefix tuning cannot be combined with a key/value cache")
+        key, value = bank.key_value(layer)
+        kwargs["past_key_values"] = _PrefixCache(key, value, heads)
+        if len(args) > 1:  # attention_mask passed positionally
+            args = (args[0], _widen_mask(args[1], key.shape[0]), *args[2:])
+        else:
+            kwargs["attention_mask"] = _widen_mask(kwargs.get("attention_mask"), key.shape[0])
+        return args, kwargs
+
+    return hook
+
+
+@torch.no_grad()
+def _init_from_tokens(bank: PrefixBank, layout: EncoderLayout) -> None:
+    """Start each prefix at the keys/values of random vocabulary tokens: realistic scale from step 0."""
+    emb = getattr(layout.backbone, "embeddings", None)
+    words = getattr(emb, "word_embeddings", None)
+    norm = getattr(emb, "LayerNorm", None)
+    for i, n in bank.lengths.items():
+        attn = layout.layer(i).attention.self
+        if words is None or norm is None:
+            bank.kv[str(i)].normal_(0.0, layout.model.config.initializer_range)
+            continue
+        ids = torch.randint(words.num_embeddings, (n,), device=words.weight.device)
+        x = norm(words(ids))
+        bank.kv[str(i)].copy_(torch.stack([attn.key(x), attn.value(x)]))
+
+
+@register
+class PrefixFamily(Family):
+    name = "prefix"
+
+    def inject(self, layout: EncoderLayout, settings: Prefix, ctx: InjectContext) -> Injected:
+        config = layout.model.config
+        impl = getattr(config, "_attn_implementation", "eager") or "eager"
+        if impl not in _SUPPORTED_ATTENTION:
+            raise ConfigError(f"prefix tuning supports {_SUPPORTED_ATTENTION} attention, not {impl!r}")
+        lengths = settings.sizes(layout.n_layers)
+        bank = PrefixBank(lengths, config.hidden_size, settings.hidden if settings.reparameterize else None)
+        bank.to(layout.layer(0).attention.self.query.weight.device)
+        if not bank.reparameterized:
+            _init_from_tokens(bank, layout)
+        layout.backbone.autopeft_prefix = bank
+        for i in lengths:
+            layout.layer(i).attention.self.register_forward_pre_hook(
+                _make_hook(bank, i, config.num_attention_heads), with_kwargs=True
+            )
+        return Injected(modules=[bank], merge=bank.fold)
+
+    def count(self, settings: Prefix, shape: ModelShape) -> int:
+        lengths = settings.sizes(shape.n_layers)
+        if not settings.reparameterize:
+            return self.merged_count(settings, shape)
+        h, m, n = shape.hidden, settings.hidden, len(lengths)
+        return max(lengths.values()) * h + h * m + m + m * n * 2 * h + n * 2 * h
+
+    def merged_count(self, settings: Prefix, shape: ModelShape) -> int:
+        return sum(2 * n * shape.hidden for n in settings.sizes(shape.n_layers).values())

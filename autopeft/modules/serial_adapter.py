@@ -1,0 +1,57 @@
+"""Serial adapter: a bottleneck after the feed-forward block (Pfeiffer placement).
+
+With ``experts > 1`` it is AdaMix (seed 001): stochastic routing among experts while
+training, the experts' mean in evaluation, :func:`consistency_loss` for the trainer,
+and merging into a single adapter for export.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from autopeft.config import SerialAdapter
+from autopeft.encoder import EncoderLayout, ModelShape
+from autopeft.modules.base import Family, InjectContext, Injected, register
+from autopeft.modules.bottleneck import Bottleneck, adapted_output, bottleneck_params
+
+
+@register
+class SerialAdapterFamily(Family):
+    name = "serial_adapter"
+
+    def inject(self, layout: EncoderLayout, settings: SerialAdapter, ctx: InjectContext) -> Injected:
+        hidden = layout.model.config.hidden_size
+        adapters = []
+        for i, size in settings.sizes(layout.n_layers).items():
+            out = adapted_output(layout.layer(i))
+            device = out.base_layer.dense.weight.device
+            out.serial = Bottleneck(hidden, size, settings.experts, settings.activation).to(device)
+            adapters.append(out.serial)
+
+        def merge() -> None:
+            for a in adapters:
+                a.merge()
+
+        return Injected(modules=adapters, merge=merge)
+
+    def count(self, settings: SerialAdapter, shape: ModelShape) -> int:
+        return settings.experts * self.merged_count(settings, shape)
+
+    def merged_count(self, settings: SerialAdapter, shape: ModelShape) -> int:
+        return sum(bottleneck_params(shape.hidden, s) for s in settings.sizes(shape.n_layers).values())
+
+
+def consistency_loss(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
+    """AdaMix consistency: symmetric KL between two stochastically routed passes.
+
+    ``logits_a`` and ``logits_b`` are ``batch x classes``; for regression (one output)
+    the squared difference is used instead.
+    """
+    if logits_a.shape[-1] == 1:
+        return F.mse_loss(logits_a.float(), logits_b.float())
+    log_a = F.log_softmax(logits_a.float(), dim=-1)
+    log_b = F.log_softmax(logits_b.float(), dim=-1)
+    kl_ab = F.kl_div(log_b, log_a, log_target=True, reduction="batchmean")
+    kl_ba = F.kl_div(log_a, log_b, log_target=True, reduction="batchmean")
+    return 0.5 * (kl_ab + kl_ba)

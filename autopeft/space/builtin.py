@@ -1,0 +1,77 @@
+"""The spaces that ship: ``autopeft``, ``grouped`` and ``full``, written as space specs."""
+
+from __future__ import annotations
+
+from autopeft.encoder import ModelShape
+from autopeft.space.dims import log2_ladder
+from autopeft.space.spec import SpaceSpec
+
+#: Largest prefix on the ladders: longer prefixes cost attention time for little gain.
+MAX_PREFIX = 128
+FISH_FRACTIONS = [0, 0.0005, 0.001, 0.002, 0.005, 0.01]
+LORA_TARGET_SETS = [
+    ["query", "value"],
+    ["query", "key", "value", "attention_output"],
+    ["query", "key", "value", "attention_output", "intermediate", "output"],
+]
+
+
+def _ladders(shape: ModelShape) -> dict[str, list[int]]:
+    lora_top = min(64, min(min(s) for s in shape.linear_shapes.values()))
+    return {
+        "adapter": list(log2_ladder(shape.hidden)),
+        "prefix": list(log2_ladder(min(MAX_PREFIX, shape.max_positions))),
+        "lora": list(log2_ladder(lora_top)),
+    }
+
+
+def autopeft_space(shape: ModelShape) -> SpaceSpec:
+    """AutoPEFT (seed 003): serial, parallel and prefix sizes, plus one insertion bit per layer."""
+    lad = _ladders(shape)
+    return SpaceSpec(
+        name="autopeft",
+        layer_bits=True,
+        families={
+            "serial_adapter": {"size": lad["adapter"]},
+            "parallel_adapter": {"size": lad["adapter"]},
+            "prefix": {"length": lad["prefix"]},
+        },
+    )
+
+
+def grouped_space(shape: ModelShape) -> SpaceSpec:
+    """Design spaces (seed 000): spindle layer groups, each family on/off and sized per group."""
+    lad = _ladders(shape)
+    return SpaceSpec(
+        name="grouped",
+        groups=min(4, shape.n_layers),
+        grouping="spindle",
+        families={
+            "serial_adapter": {"size": lad["adapter"]},
+            "parallel_adapter": {"size": lad["adapter"]},
+            "prefix": {"length": lad["prefix"]},
+            "lora": {"rank": lad["lora"]},
+            "bitfit": {"enabled": [False, True]},
+        },
+    )
+
+
+def full_space(shape: ModelShape) -> SpaceSpec:
+    """Every family per layer group, with AdaMix experts, LoRA targets and FISH fraction."""
+    lad = _ladders(shape)
+    return SpaceSpec(
+        name="full",
+        groups=min(6, shape.n_layers),
+        grouping="spindle",
+        families={
+            "serial_adapter": {"size": lad["adapter"], "experts": [1, 2, 4]},
+            "parallel_adapter": {"size": lad["adapter"]},
+            "prefix": {"length": lad["prefix"]},
+            "lora": {"rank": lad["lora"], "targets": {"choices": LORA_TARGET_SETS}},
+            "bitfit": {"enabled": [False, True]},
+            "fish": {"fraction": FISH_FRACTIONS, "samples": 256},
+        },
+    )
+
+
+BUILTIN = {"autopeft": autopeft_space, "grouped": grouped_space, "full": full_space}

@@ -1,0 +1,79 @@
+"""Shared fixtures: tiny random encoders (BERT and RoBERTa) so tests run in seconds."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def tiny_config(kind: str = "bert", **overrides):
+    """A 3-layer, hidden-32 encoder config of the given family."""
+    from transformers import BertConfig, RobertaConfig
+
+    common = dict(
+        vocab_size=120,
+        hidden_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        intermediate_size=48,
+        max_position_embeddings=80,
+        num_labels=2,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    common.update(overrides)
+    if kind == "roberta":
+        return RobertaConfig(pad_token_id=1, **common)
+    return BertConfig(**common)
+
+
+def tiny_model(kind: str = "bert", seed: int = 0, **overrides):
+    """A tiny random sequence classifier in eval mode, SDPA attention."""
+    from transformers import AutoModelForSequenceClassification
+
+    torch.manual_seed(seed)
+    config = tiny_config(kind, **overrides)
+    config._attn_implementation = "sdpa"
+    return AutoModelForSequenceClassification.from_config(config).eval()
+
+
+@pytest.fixture(params=["bert", "roberta"])
+def encoder_kind(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def base_model(encoder_kind):
+    return tiny_model(encoder_kind)
+
+
+@pytest.fixture
+def model_copy(base_model):
+    """A fresh copy of ``base_model`` to inject into (the original stays untouched)."""
+    return copy.deepcopy(base_model)
+
+
+def batch(vocab: int = 120, size: int = 3, length: int = 9, seed: int = 1, pad_id: int = 0):
+    """input_ids and attention_mask with some padding in the last row."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(3, vocab, (size, length), generator=g)
+    mask = torch.ones(size, length, dtype=torch.long)
+    mask[-1, length - 3 :] = 0
+    ids[-1, length - 3 :] = pad_id
+    return ids, mask
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A random BERT classifier saved as an HF model directory (no tokenizer)."""
+    path = tmp_path_factory.mktemp("tiny-bert")
+    tiny_model("bert").save_pretrained(path)
+    return path

@@ -1,0 +1,39 @@
+"""Model directories and architectures: clear errors for what autopeft cannot tune."""
+
+from __future__ import annotations
+
+import pytest
+
+from autopeft.encoder import EncoderLayout, ModelShape, model_shape, resolve_model_dir
+from autopeft.errors import ModelError
+from tests.conftest import tiny_model
+
+
+def test_bundled_model_is_the_default():
+    shape = model_shape(None)
+    assert (shape.model_type, shape.n_layers, shape.hidden) == ("bert", 6, 384)
+    assert 22_000_000 < shape.backbone_params < 23_000_000
+
+
+def test_shape_from_config_matches_the_built_model(tiny_model_dir):
+    assert model_shape(tiny_model_dir) == ModelShape.from_model(tiny_model("bert"))
+
+
+def test_roberta_head_is_counted_as_head():
+    shape = ModelShape.from_model(tiny_model("roberta"))
+    assert shape.head_params == 32 * 32 + 32 + 32 * 2 + 2  # dense + out_proj
+
+
+@pytest.mark.parametrize("make", ["missing", "not_hf"])
+def test_a_path_that_is_not_a_model_is_refused(tmp_path, make):
+    path = tmp_path / "nothing" if make == "missing" else tmp_path
+    with pytest.raises(ModelError, match="not a"):
+        resolve_model_dir(path)
+
+
+def test_unsupported_architecture_is_named():
+    from transformers import GPT2Config, GPT2ForSequenceClassification
+
+    model = GPT2ForSequenceClassification(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50))
+    with pytest.raises(ModelError, match="unsupported architecture 'gpt2'"):
+        EncoderLayout(model)
