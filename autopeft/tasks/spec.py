@@ -1,0 +1,157 @@
+"""Task descriptions: which files, which columns, which labels, which metric.
+
+A task is given as a built-in name (``"rte"``, ``"mrpc"``, ``"sst2"``), as a
+built-in name with its data directory (``{"name": "rte", "data_dir": "/data/RTE"}``),
+or as a full description (:class:`TaskSpec` fields). Paths are resolved where the
+task is loaded (on the worker), so resolving a task here never touches the disk.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from autopeft.errors import TaskError
+
+Metric = Literal["accuracy", "f1", "matthews", "pearson", "spearman"]
+METRICS: tuple[str, ...] = ("accuracy", "f1", "matthews", "pearson", "spearman")
+Column = str | int
+
+
+class TaskSpec(BaseModel):
+    """A GLUE-style task in delimited text files."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=100, description="Task name (a built-in name, or your own).")
+    data_dir: str | None = Field(
+        None, description="Directory of the files (for built-ins: the task folder or the GLUE root holding it)."
+    )
+    subdir: str | None = Field(None, description="Folder of this task below a GLUE root (built-ins set it).")
+    train_file: str = Field("train.tsv", description="Training file, relative to data_dir.")
+    eval_file: str = Field("dev.tsv", description="Evaluation (dev) file, relative to data_dir.")
+    delimiter: str = Field("\t", min_length=1, max_length=1, description="Column separator.")
+    quoting: Literal["none", "csv"] = Field(
+        "none", description='none: quotes are ordinary characters (GLUE TSV); csv: standard CSV quoting with ".'
+    )
+    encoding: str = Field(
+        "utf-8-sig", min_length=1, max_length=40, description="File encoding (utf-8-sig also strips a BOM)."
+    )
+    header: bool = Field(True, description="Whether the first row names the columns.")
+    text_columns: list[Column] = Field(
+        min_length=1, max_length=2, description="One text column, or two for sentence pairs (names or indices)."
+    )
+    label_column: Column = Field(description="Column of the label (name or index).")
+    kind: Literal["classification", "regression"] = "classification"
+    labels: list[str] | None = Field(
+        None, description="Label set for classification, in class-index order; omitted: sorted labels of train."
+    )
+    metric: Metric = Field("accuracy", description="The metric a study optimises.")
+    extra_metrics: list[Metric] = Field(default_factory=list, description="Also reported, not optimised.")
+
+    @model_validator(mode="after")
+    def _columns_and_encoding(self) -> TaskSpec:
+        for col in [*self.text_columns, self.label_column]:
+            if isinstance(col, int) and col < 0:
+                raise ValueError(f"column index {col} is negative")
+            if isinstance(col, str) and not self.header:
+                raise ValueError(f"column {col!r} is a name, but the files have no header row; give its index")
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise ValueError(f"unknown encoding {self.encoding!r}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TaskSpec:
+        if self.kind == "regression":
+            if self.labels is not None:
+                raise ValueError("a regression task has no label set")
+            bad = [m for m in [self.metric, *self.extra_metrics] if m not in ("pearson", "spearman")]
+            if bad:
+                raise ValueError(f"metric {bad[0]!r} needs classes; a regression task uses pearson or spearman")
+        else:
+            bad = [m for m in [self.metric, *self.extra_metrics] if m in ("pearson", "spearman")]
+            if bad:
+                raise ValueError(f"metric {bad[0]!r} is for regression; this task is a classification task")
+            if self.labels is not None and len(set(self.labels)) != len(self.labels):
+                raise ValueError(f"labels repeat a value: {self.labels}")
+            if self.labels is not None and len(self.labels) < 2:
+                raise ValueError("a classification task needs at least two labels")
+        if self.metric == "f1" and self.labels is not None and len(self.labels) != 2:
+            raise ValueError("f1 is defined here for two classes; use accuracy or matthews")
+        return self
+
+    @property
+    def num_labels(self) -> int | None:
+        """Outputs of the head: 1 for regression, the label count when known, else None."""
+        if self.kind == "regression":
+            return 1
+        return len(self.labels) if self.labels is not None else None
+
+
+BUILTIN_TASKS: dict[str, TaskSpec] = {
+    "rte": TaskSpec(
+        name="rte",
+        subdir="RTE",
+        text_columns=["sentence1", "sentence2"],
+        label_column="label",
+        labels=["entailment", "not_entailment"],
+        metric="accuracy",
+    ),
+    "mrpc": TaskSpec(
+        name="mrpc",
+        subdir="MRPC",
+        text_columns=["#1 String", "#2 String"],
+        label_column="Quality",
+        labels=["0", "1"],
+        metric="f1",
+        extra_metrics=["accuracy"],
+    ),
+    "sst2": TaskSpec(
+        name="sst2",
+        subdir="SST-2",
+        text_columns=["sentence"],
+        label_column="label",
+        labels=["0", "1"],
+        metric="accuracy",
+    ),
+}
+
+
+def resolve_task(task: str | Mapping[str, Any] | TaskSpec, data_dir: str | None = None) -> TaskSpec:
+    """The :class:`TaskSpec` for a built-in name, a name with ``data_dir``, or a full description.
+
+    ``data_dir`` (e.g. from ``--data``) is used when the task itself names none.
+    """
+    if isinstance(task, TaskSpec):
+        spec = task
+    elif isinstance(task, str):
+        spec = _builtin(task)
+    elif isinstance(task, Mapping):
+        body = dict(task)
+        if set(body) <= {"name", "data_dir"} and "name" in body:
+            spec = _builtin(str(body["name"])).model_copy(update={"data_dir": body.get("data_dir")})
+        else:
+            try:
+                spec = TaskSpec.model_validate(body)
+            except ValidationError as err:
+                e = err.errors()[0]
+                loc = ".".join(str(p) for p in e["loc"])
+                msg = e["msg"].removeprefix("Value error, ")
+                raise TaskError(f"invalid task description: {loc + ': ' if loc else ''}{msg}") from None
+    else:
+        raise TaskError(f"a task is a name or a JSON object, got {type(task).__name__}")
+    if spec.data_dir is None and data_dir is not None:
+        spec = spec.model_copy(update={"data_dir": str(data_dir)})
+    return spec
+
+
+def _builtin(name: str) -> TaskSpec:
+    key = name.lower().replace("-", "")
+    if key not in BUILTIN_TASKS:
+        raise TaskError(f"unknown task {name!r} (built-in: {', '.join(BUILTIN_TASKS)}; or give a task description)")
+    return BUILTIN_TASKS[key]

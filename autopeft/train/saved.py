@@ -1,0 +1,216 @@
+"""Trained PEFT weights on disk, and loading them back onto the base model for prediction.
+
+A saved trial is a directory:
+
+* ``trained.json``: format tag, the configuration, the task description, the label
+  set, max length, the model reference (null: the bundled MiniLM) and its shape, the
+  training settings and the trial's result;
+* ``peft.safetensors``: the tensors the configuration trained, task head included, in
+  their inference form (AdaMix experts averaged, prefix MLP folded);
+* ``fish_mask.safetensors``: the FISH mask, when the configuration has ``fish``.
+
+Only what was trained is stored; the frozen backbone comes from the base model, so a
+LoRA save of MiniLM is a few hundred kilobytes. Writing goes to a temporary sibling
+directory that is renamed at the end: a failed save leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from autopeft import __version__
+from autopeft.config import parse_config
+from autopeft.encoder import ModelShape, load_model, load_tokenizer, resolve_model_dir
+from autopeft.errors import ModelError, TrainingError
+from autopeft.modules import PeftHandle, inject
+from autopeft.tasks.data import tokenize
+from autopeft.tasks.files import encode_labels, encode_regression, read_rows
+from autopeft.tasks.metrics import compute_metrics
+from autopeft.tasks.spec import TaskSpec
+from autopeft.train.evaluate import pad_id_of, predict_logits, predictions_from_logits
+from autopeft.train.trial import TrainedTrial, is_bundled, resolve_device
+
+if TYPE_CHECKING:
+    import torch.nn as nn
+    from datasets import Dataset
+
+FORMAT = "autopeft-trained"
+FORMAT_VERSION = 1
+INFO_FILE, WEIGHTS_FILE, MASK_FILE = "trained.json", "peft.safetensors", "fish_mask.safetensors"
+
+
+def check_save_path(out: str | os.PathLike[str]) -> Path:
+    """The path to save to; refuses an existing non-empty path before any training is spent."""
+    path = Path(out).expanduser()
+    if path.exists() and not (path.is_dir() and not any(path.iterdir())):
+        raise TrainingError(f"save path {str(path)!r} already exists; choose a new one")
+    if not path.parent.is_dir():
+        raise TrainingError(f"cannot save to {str(path)!r}: folder {str(path.parent)!r} does not exist")
+    return path
+
+
+def save_trained(trained: TrainedTrial, out: str | os.PathLike[str]) -> Path:
+    """Write ``trained`` to the new directory ``out``; merges the model in place first."""
+    from safetensors.torch import save_file
+
+    path = check_save_path(out)
+    handle = trained.handle
+    handle.merge()
+    weights = {name: t.detach().cpu().contiguous() for name, t in handle.peft_state_dict().items()}
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    try:
+        tmp.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary output folder
+        save_file(weights, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
+        if handle.fish_mask is not None:
+            mask = {n: m.detach().cpu().contiguous() for n, m in handle.fish_mask.items()}
+            save_file(mask, str(tmp / MASK_FILE), metadata={"format": FORMAT})
+        (tmp / INFO_FILE).write_text(json.dumps(_info(trained), indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _info(trained: TrainedTrial) -> dict[str, Any]:
+    data = trained.task
+    return {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "autopeft_version": __version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "model": None if is_bundled(trained.model_dir) else str(trained.model_dir),
+        "model_shape": trained.handle.shape.to_json(),
+        "task": data.spec.model_copy(update={"data_dir": str(data.data_dir)}).model_dump(mode="json"),
+        "labels": data.labels,
+        "max_length": data.max_length,
+        "config": trained.config.to_json(),
+        "training": trained.settings.model_dump(mode="json"),
+        "result": trained.result.to_json(),
+    }
+
+
+@dataclass
+class TrainedModel:
+    """A saved trial loaded onto its base model, ready to predict."""
+
+    model: nn.Module
+    tokenizer: Any
+    handle: PeftHandle
+    task: TaskSpec
+    labels: list[str] | None
+    max_length: int
+    device: torch.device
+    info: dict[str, Any]
+
+    @property
+    def is_regression(self) -> bool:
+        return self.task.kind == "regression"
+
+    def logits(self, rows: Dataset, batch_size: int = 64) -> np.ndarray:
+        """``n x num_labels`` logits for rows with ``text_a`` (and ``text_b``) columns."""
+        tokens = tokenize(
+            rows.select_columns([c for c in ("text_a", "text_b") if c in rows.column_names]),
+            self.tokenizer,
+            self.max_length,
+        )
+        return predict_logits(
+            self.model,
+            tokens,
+            range(tokens.num_rows),
+            batch_size=batch_size,
+            pad_id=pad_id_of(self.tokenizer),
+            device=self.device,
+            precision="fp32",
+        )
+
+    def predict(self, texts: Sequence[str | tuple[str, str]], batch_size: int = 64) -> list[str | float]:
+        """Label names (or regression outputs) for single texts or ``(text_a, text_b)`` pairs."""
+        from datasets import Dataset
+
+        pairs = [t if isinstance(t, tuple) else (t,) for t in texts]
+        columns = {"text_a": [p[0] for p in pairs]}
+        if len(self.task.text_columns) > 1:
+            columns["text_b"] = [p[1] if len(p) > 1 else "" for p in pairs]
+        return self.decode(self.logits(Dataset.from_dict(columns), batch_size))
+
+    def decode(self, logits: np.ndarray) -> list[str | float]:
+        out = predictions_from_logits(logits, self.is_regression)
+        return [float(v) for v in out] if self.is_regression else [self.labels[int(i)] for i in out]
+
+    def predict_file(self, path: str | os.PathLike[str]) -> tuple[list[str | float], dict[str, float] | None]:
+        """Predictions for a file in the task's format, and the task's metrics when it has labels."""
+        rows = read_rows(self.task, Path(path), need_label=False)
+        logits = self.logits(rows)
+        if "labels" not in rows.column_names:
+            return self.decode(logits), None
+        raw = list(rows["labels"])
+        if self.is_regression:
+            gold = encode_regression(raw, Path(path), self.task)
+        else:
+            gold = encode_labels(raw, self.labels, Path(path), self.task)
+        names = [self.task.metric, *self.task.extra_metrics]
+        return self.decode(logits), compute_metrics(names, predictions_from_logits(logits, self.is_regression), gold)
+
+
+def load_trained(
+    path: str | os.PathLike[str], *, model: str | os.PathLike[str] | None = None, device: str = "cpu"
+) -> TrainedModel:
+    """Load a directory written by :func:`save_trained` onto its base model (or ``model``)."""
+    from safetensors.torch import load_file
+
+    folder = Path(path).expanduser()
+    info = _read_info(folder)
+    model_dir = resolve_model_dir(model if model is not None else info["model"])
+    task = TaskSpec.model_validate(info["task"])
+    labels = info["labels"]
+    num_labels = 1 if task.kind == "regression" else len(labels)
+    problem = "regression" if task.kind == "regression" else "single_label_classification"
+    base = load_model(model_dir, num_labels, problem_type=problem)
+    _check_shape(ModelShape.from_model(base), info["model_shape"], model_dir)
+    mask = load_file(str(folder / MASK_FILE)) if (folder / MASK_FILE).is_file() else None
+    handle = inject(base, parse_config(info["config"]), fish_mask=mask)
+    handle.merge()
+    handle.load_peft_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+    dev = resolve_device(device)
+    base.to(dev).eval()
+    return TrainedModel(base, load_tokenizer(model_dir), handle, task, labels, int(info["max_length"]), dev, info)
+
+
+def _read_info(folder: Path) -> dict[str, Any]:
+    info_path = folder / INFO_FILE
+    if not info_path.is_file() or not (folder / WEIGHTS_FILE).is_file():
+        raise ModelError(f"{str(folder)!r} is not a saved autopeft trial (no {INFO_FILE} and {WEIGHTS_FILE})")
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ModelError(f"cannot read {str(info_path)!r}: {err}") from None
+    if info.get("format") != FORMAT or info.get("version") != FORMAT_VERSION:
+        raise ModelError(
+            f"{str(info_path)!r} has format {info.get('format')!r} version {info.get('version')!r}; "
+            f"this autopeft reads {FORMAT!r} version {FORMAT_VERSION}"
+        )
+    return info
+
+
+def _check_shape(shape: ModelShape, saved: dict[str, Any], model_dir: Path) -> None:
+    """The weights only fit the model they were trained on: compare what the shape records."""
+    now = shape.to_json()
+    diff = [k for k in ("model_type", "n_layers", "hidden", "backbone_params") if now.get(k) != saved.get(k)]
+    if diff:
+        k = diff[0]
+        raise ModelError(
+            f"the saved weights were trained on a model with {k}={saved.get(k)!r}, but {str(model_dir)!r} "
+            f"has {k}={now.get(k)!r}; pass the original model with --model"
+        )
