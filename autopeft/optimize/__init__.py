@@ -1,0 +1,116 @@
+"""Proposal strategies: what to train next, given a study's results so far.
+
+``propose(space, completed, pending, n, seed, settings, failed, state=...)`` returns
+``n`` new configurations that are not completed, pending (queued or running) or
+failed in the study, and not repeated within the batch. It sees plain snapshots
+only, never storage or the network.
+
+Methods (``OptimizerSettings.method``):
+
+- ``gp`` (default): a scrambled Sobol design for the first trials, then one GP per
+  objective, qLogNEHVI with the pending trials as ``X_pending``, a data-driven
+  reference point, and a discrete local search on the space's bins;
+  batches are chosen greedily, each choice joining the pending points.
+- ``saas``: the same with fully Bayesian SAAS GPs (NUTS via pyro, bounded cost).
+- ``sobol`` / ``random``: the space-filling baselines.
+
+Objectives are maximised as ``(metric, -log10 max(param_fraction, 1e-6))``
+(:func:`autopeft.pareto.to_objectives`). Same inputs, seed and state give the same
+proposals; torch's threads and random state are restored afterwards. Layout:
+``engine`` (the loop), ``sobol``, ``gp``, ``saas``, ``acquisition``, ``discrete``
+(acquisition optimiser), ``reference``, ``transforms``, ``domain``, ``runtime``,
+``state``; see docs/optimizer.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from autopeft.config import PeftConfig
+from autopeft.errors import OptimizerError
+from autopeft.optimize.settings import Method, OptimizerSettings, ReferencePoint, default_n_initial
+from autopeft.optimize.state import OptimizerState
+from autopeft.space import Space
+
+__all__ = [
+    "Method",
+    "Observation",
+    "OptimizerSettings",
+    "OptimizerState",
+    "Proposal",
+    "ReferencePoint",
+    "default_n_initial",
+    "propose",
+]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A completed trial: its point in the space and its two objectives."""
+
+    x: tuple[float, ...]
+    metric: float
+    param_fraction: float
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A configuration to train, and its canonical point in the space (bin centres)."""
+
+    config: PeftConfig
+    x: tuple[float, ...]
+
+
+def propose(
+    space: Space,
+    completed: Sequence[Observation],
+    pending: Sequence[Sequence[float]],
+    n: int,
+    seed: int,
+    settings: OptimizerSettings | None = None,
+    failed: Sequence[Sequence[float]] = (),
+    *,
+    state: OptimizerState | None = None,
+) -> list[Proposal]:
+    """``n`` new, distinct configurations for the study (see the module docstring).
+
+    Args:
+        space: the study's search space.
+        completed: completed trials (points and objectives); failed trials go in ``failed``.
+        pending: points of queued and running trials.
+        n: how many configurations to propose (the batch is chosen jointly).
+        seed: the study seed.
+        settings: the study's ``optimizer`` object (default: ``gp``).
+        failed: points of failed trials: never modelled, never proposed again.
+        state: the study's :class:`OptimizerState` (warm starts and caches); optional.
+
+    Raises:
+        OptimizerError: bad inputs (wrong dimension, non-finite objectives, n < 1), or the
+            space has fewer than ``n`` configurations left.
+    """
+    from autopeft.optimize.domain import SpaceDomain
+    from autopeft.optimize.engine import points_tensor, propose_points
+    from autopeft.optimize.reference import override_objectives
+    from autopeft.pareto import to_objectives
+
+    settings = settings or OptimizerSettings()
+    d = space.d
+    try:
+        Y = to_objectives([o.metric for o in completed], [o.param_fraction for o in completed])
+    except ValueError as err:
+        raise OptimizerError(f"completed trials: {err}") from None
+    ref = settings.reference
+    points = propose_points(
+        SpaceDomain(space, state.keys if state is not None else None),
+        points_tensor([o.x for o in completed], d, "completed"),
+        Y,
+        points_tensor(pending, d, "pending"),
+        points_tensor(failed, d, "failed"),
+        n,
+        seed,
+        settings,
+        state,
+        override_objectives(ref.metric, ref.param_fraction) if ref is not None else None,
+    )
+    return [Proposal(space.decode(list(x)), tuple(x)) for x in points]

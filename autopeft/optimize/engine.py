@@ -1,0 +1,232 @@
+"""The proposal loop on plain tensors: history in, new grid points out.
+
+:func:`propose_points` is :func:`autopeft.optimize.propose` without configurations:
+a :class:`~autopeft.optimize.domain.Domain`, the completed points and their
+maximised objectives, pending and failed points. Benchmarks call it directly on
+bare grids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Hashable, Sequence
+from typing import TYPE_CHECKING
+
+import torch
+
+from autopeft.errors import OptimizerError
+from autopeft.optimize.domain import Domain, check_points, from_index, snap, to_index
+from autopeft.optimize.runtime import derive_seed, sandbox
+from autopeft.optimize.settings import OptimizerSettings
+from autopeft.optimize.sobol import space_filling
+from autopeft.optimize.state import OptimizerState
+
+if TYPE_CHECKING:
+    from autopeft.optimize.acquisition import Acquisition
+
+#: Completed trials a model needs at least; before that, proposals stay space-filling.
+MIN_MODEL_POINTS = 4
+
+
+def propose_points(
+    domain: Domain,
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    pending: torch.Tensor,
+    failed: torch.Tensor,
+    n: int,
+    seed: int,
+    settings: OptimizerSettings | None = None,
+    state: OptimizerState | None = None,
+    reference: torch.Tensor | None = None,
+) -> list[tuple[float, ...]]:
+    """``n`` new canonical points, distinct trials, none of them completed, pending or failed.
+
+    Args:
+        domain: the grid and its trial identity.
+        X: ``n_c x d`` completed points; Y: their ``n_c x m`` maximised objectives (finite).
+        pending: ``n_p x d`` queued or running points; failed: ``n_f x d`` failed points.
+        n: how many points to propose.
+        seed: the study seed (mixed with the history size, so successive calls differ).
+        settings: the method and its levers (default: ``gp``).
+        state: the study's optimiser memory (warm starts, caches), optional.
+        reference: ``m`` user reference point in objective units, NaN where the data decides.
+    """
+    settings = settings or OptimizerSettings()
+    d = len(domain.cardinalities)
+    _check_inputs(X, Y, pending, failed, n, d)
+    taken = {domain.key(row) for part in (X, pending, failed) for row in part.tolist()}
+    history = X.shape[0] + pending.shape[0] + failed.shape[0]
+    n_fill = _space_filling_count(settings, d, history, X.shape[0], n)
+    out = space_filling(domain, n_fill, seed, history, taken, scramble=settings.method != "random")
+    if len(out) < n:
+        extra = torch.tensor(out, dtype=torch.double).reshape(-1, d)
+        out += _model_based(
+            domain, X, Y, torch.cat([pending, extra]), n - len(out), seed, settings, state, reference, taken, history
+        )
+    return out
+
+
+def _check_inputs(
+    X: torch.Tensor, Y: torch.Tensor, pending: torch.Tensor, failed: torch.Tensor, n: int, d: int
+) -> None:
+    if n < 1:
+        raise OptimizerError(f"n must be at least 1, got {n}")
+    for part, what in ((X, "completed"), (pending, "pending"), (failed, "failed")):
+        check_points(part, d, what)
+    if Y.ndim != 2 or Y.shape[0] != X.shape[0] or Y.shape[1] < 2:
+        raise OptimizerError(f"objectives must be {X.shape[0]} x m with m >= 2, got shape {tuple(Y.shape)}")
+    if not torch.isfinite(Y).all():
+        raise OptimizerError(f"objectives must be finite, got {Y[~torch.isfinite(Y).all(dim=-1)][0].tolist()}")
+
+
+def _space_filling_count(settings: OptimizerSettings, d: int, history: int, completed: int, n: int) -> int:
+    """How many of the ``n`` proposals come from the Sobol (or random) design."""
+    if settings.method in ("sobol", "random") or completed < MIN_MODEL_POINTS:
+        return n
+    return min(n, max(0, settings.n_initial_for(d) - history))
+
+
+def _model_based(
+    domain: Domain,
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    pending: torch.Tensor,
+    n: int,
+    seed: int,
+    settings: OptimizerSettings,
+    state: OptimizerState | None,
+    reference: torch.Tensor | None,
+    taken: set[Hashable],
+    history: int,
+) -> list[tuple[float, ...]]:
+    """``n`` points by sequential greedy qLogNEHVI (each chosen point joins the pending ones)."""
+    from autopeft.optimize.acquisition import build_acquisition
+    from autopeft.optimize.reference import acquisition_reference
+    from autopeft.optimize.transforms import fit_transform
+
+    cards = torch.tensor(list(domain.cardinalities), dtype=torch.double)
+    run_seed = derive_seed(seed, history)
+    with sandbox(settings.threads, run_seed):
+        t0 = time.perf_counter()
+        Xs, pending_s = snap(X, cards), snap(pending, cards)
+        Z, transform = fit_transform(Y.to(torch.double), settings.outcome_transform)
+        model = _fitted_model(Xs, Z, list(domain.cardinalities), settings, state, run_seed)
+        t1 = time.perf_counter()
+        ref = acquisition_reference(Z, transform, reference)
+        cached = settings.nehvi == "cached" and settings.method == "gp"
+        acqf = build_acquisition(
+            model, Xs, Z, ref, pending_s, settings.mc_samples, settings.max_baseline, run_seed, cached
+        )
+        t2 = time.perf_counter()
+        chosen = _greedy(acqf, domain, cards, Xs, Z, n, settings, run_seed, taken)
+    if state is not None:
+        state.timings = {"fit": t1 - t0, "acquisition": t2 - t1, "search": time.perf_counter() - t2}
+    out = [domain.canonical(x.tolist()) for x in chosen]
+    if len(out) < n:  # the acquisition found nothing new: fill with the space-filling design
+        out += space_filling(domain, n - len(out), seed, history + len(out), taken)
+    return out
+
+
+def _greedy(
+    acqf: Acquisition,
+    domain: Domain,
+    cards: torch.Tensor,
+    X: torch.Tensor,
+    Z: torch.Tensor,
+    n: int,
+    settings: OptimizerSettings,
+    seed: int,
+    taken: set[Hashable],
+) -> list[torch.Tensor]:
+    """Up to ``n`` new points (``d`` bin centres each), one acquisition maximisation at a time,
+    each chosen point added to the acquisition's pending points and to ``taken``.
+
+    ``X`` (``n_c x d``) and ``Z`` (``n_c x m``) give the Pareto set whose mutations seed the search.
+    """
+    from autopeft.optimize.discrete import SearchBudget, maximize
+    from autopeft.pareto import pareto_mask
+
+    parents = to_index(X[pareto_mask(Z)], cards)
+    budget = SearchBudget(settings.raw_samples, settings.num_restarts, settings.local_search_steps)
+    chosen: list[torch.Tensor] = []
+    for i in range(n):
+        idx = maximize(acqf, cards, parents, budget, derive_seed(seed, i), lambda x: domain.key(x.tolist()), taken)
+        if idx is None:
+            break
+        x = from_index(idx, cards)
+        taken.add(domain.key(x.tolist()))
+        chosen.append(x)
+        if i + 1 < n:
+            acqf.add_pending(x.unsqueeze(0))
+    return chosen
+
+
+def _fitted_model(
+    X: torch.Tensor,
+    Z: torch.Tensor,
+    cards: Sequence[int],
+    settings: OptimizerSettings,
+    state: OptimizerState | None,
+    seed: int,
+) -> object:
+    """The model of ``Z`` (``n x m``) on ``X`` (``n x d``): reused from ``state`` when it was
+    fitted on the same data with the same settings, else fitted (warm-started if allowed)."""
+    fingerprint = _fingerprint(X, Z, settings)
+    if state is not None and state.fitted_for == fingerprint and state.fitted_model is not None:
+        state.last_fit = "reused"
+        return state.fitted_model
+    if settings.method == "saas":
+        from autopeft.optimize.saas import fit_saas_list
+
+        model = fit_saas_list(X, Z, settings, seed, state)
+    else:
+        from autopeft.optimize.gp import fit_gp_list
+
+        model = fit_gp_list(
+            X,
+            Z,
+            cards,
+            state,
+            settings.warm_start,
+            settings.kernel,
+            settings.fit_points,
+            settings.refit_growth,
+            settings.lazy_refit_from,
+        )
+    if state is not None:
+        state.fitted_for, state.fitted_model = fingerprint, model
+    return model
+
+
+def _fingerprint(X: torch.Tensor, Z: torch.Tensor, settings: OptimizerSettings) -> str:
+    """Digest of the training data and the settings that shape the model."""
+    h = hashlib.sha256()
+    h.update(
+        settings.model_dump_json(
+            include={
+                "method",
+                "outcome_transform",
+                "kernel",
+                "fit_points",
+                "saas_warmup",
+                "saas_samples",
+                "saas_thinning",
+                "saas_max_tree_depth",
+            }
+        ).encode()
+    )
+    for t in (X, Z):
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().contiguous().to(torch.double).numpy().tobytes())
+    return h.hexdigest()
+
+
+def points_tensor(points: Sequence[Sequence[float]], d: int, what: str) -> torch.Tensor:
+    """``len(points) x d`` double tensor, with an :class:`OptimizerError` naming ``what`` on bad shapes."""
+    try:
+        t = torch.tensor([list(map(float, p)) for p in points], dtype=torch.double)
+    except (TypeError, ValueError) as err:
+        raise OptimizerError(f"{what}: points must be sequences of numbers ({err})") from None
+    return t.reshape(-1, d) if t.numel() == 0 else t
