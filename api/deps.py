@@ -1,0 +1,56 @@
+"""Dependencies of the routes: the service, the settings, the API key check, and the blocking-call helper."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from api.service import Service
+from api.settings import Settings
+
+T = TypeVar("T")
+
+_bearer = HTTPBearer(auto_error=False, description="The server's AUTOPEFT_API_KEY, when it has one.")
+
+
+async def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+async def get_service(request: Request) -> Service:
+    return request.app.state.service
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+async def require_api_key(
+    settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
+    """401 unless the request carries ``Authorization: Bearer <AUTOPEFT_API_KEY>`` (when a key is set)."""
+    key = settings.key
+    if key is None:
+        return
+    given = credentials.credentials if credentials is not None and credentials.scheme.lower() == "bearer" else ""
+    if not hmac.compare_digest(given.encode(), key.encode()):
+        raise HTTPException(
+            401,
+            "missing or wrong API key: send 'Authorization: Bearer <key>'"
+            if given
+            else "this server needs an API key: send 'Authorization: Bearer <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+Authorized = [Depends(require_api_key)]
+
+
+async def blocking(fn: Callable[..., T], *args: Any) -> T:
+    """Run a blocking call (database, optimiser) on the worker threads, off the event loop."""
+    return await run_in_threadpool(fn, *args)

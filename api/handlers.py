@@ -1,0 +1,68 @@
+"""The one place where errors become HTTP responses: always JSON ``{"detail": "..."}``, never a bare 500."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from api.errors import ApiError
+from autopeft.errors import AutoPeftError
+
+log = logging.getLogger("autopeft.api")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
+    app.add_exception_handler(AutoPeftError, _library)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unexpected)
+
+
+async def _validation(_request: Request, err: RequestValidationError) -> JSONResponse:
+    errors = err.errors()
+    return JSONResponse(
+        {"detail": describe_errors(errors), "errors": [_plain(e) for e in errors[:20]]}, status_code=422
+    )
+
+
+async def _library(_request: Request, err: AutoPeftError) -> JSONResponse:
+    status = err.status if isinstance(err, ApiError) else 422
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return JSONResponse({"detail": str(err)}, status_code=status, headers=headers)
+
+
+async def _unexpected(request: Request, err: Exception) -> JSONResponse:
+    log.error("unexpected error", exc_info=err, extra={"path": request.url.path})
+    return JSONResponse({"detail": f"internal error ({type(err).__name__}); see the server log"}, status_code=500)
+
+
+def describe_errors(errors: list[Any] | tuple[Any, ...]) -> str:
+    """``where: what (got value)`` for each error, one location once (unions report every branch)."""
+    parts: dict[str, str] = {}
+    for e in errors:
+        loc = [str(p) for p in e.get("loc", ()) if p not in ("body",)]
+        where = ".".join(p for p in loc if not p.startswith(("function-", "json-or-python", "dict[", "list[")))
+        msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+        if e.get("type") == "json_invalid":
+            ctx = e.get("ctx", {})
+            msg = f"the body is not valid JSON ({ctx.get('error', msg)})"
+        elif e.get("type") == "extra_forbidden":
+            msg = "unknown field"
+        elif e.get("type") == "missing":
+            msg = "required"
+        elif "input" in e and e.get("type") not in ("model_attributes_type", "dict_type"):
+            msg = f"{msg} (got {_short(e['input'])})"
+        parts.setdefault(where, f"{where}: {msg}" if where else msg)
+    return "; ".join(parts.values()) or "invalid request"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _plain(e: Any) -> dict[str, Any]:
+    return {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg")), "type": str(e.get("type"))}

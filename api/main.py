@@ -1,0 +1,125 @@
+"""The app factory: ``create_app(settings)``; ``uvicorn --factory api.main:create_app`` serves it.
+
+On start the app brings the schema up to date (Alembic), limits torch's threads, and
+starts the background proposer and lease sweeper; on shutdown it stops them.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from api import handlers
+from api.db import make_engine
+from api.deps import Authorized
+from api.middleware import AccessLogMiddleware, BodyLimitMiddleware
+from api.routes import api_router, dashboard
+from api.settings import Settings, get_settings
+from autopeft import __version__
+
+log = logging.getLogger("autopeft.api")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A new app; nothing touches the database until it starts (lifespan)."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="autopeft",
+        version=__version__,
+        summary="Searches the Pareto front of task quality vs trained parameters over PEFT configurations.",
+        lifespan=_lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.settings = settings
+    handlers.install(app)
+    app.include_router(api_router)
+    app.include_router(dashboard.router)
+    app.mount("/static", dashboard.static_files(), name="static")
+    _add_docs(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.access_log:
+        app.add_middleware(AccessLogMiddleware)
+    return app
+
+
+def _add_docs(app: FastAPI) -> None:
+    """/openapi.json and /docs, behind the API key like everything else."""
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=Authorized)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=Authorized)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="autopeft API")
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    from anyio import to_thread
+
+    from api.logs import configure_logging
+    from api.proposer import Proposer
+    from api.service import Service
+    from api.storage import Storage
+    from api.study_spec import StudyContexts
+    from migrations import upgrade
+
+    settings: Settings = app.state.settings
+    configure_logging(settings.log_level, settings.log_format)
+    limit_torch_threads(settings.torch_threads)
+    sys.setswitchinterval(settings.gil_switch_interval_s)
+    to_thread.current_default_thread_limiter().total_tokens = settings.threadpool_size
+    engine = make_engine(
+        settings.database_url,
+        pool_size=settings.pool_size,
+        max_overflow=settings.max_overflow,
+        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+    )
+    if settings.migrate_on_start:
+        revision = await to_thread.run_sync(upgrade, engine)
+        log.info("schema up to date", extra={"revision": revision, "database": engine.url.render_as_string()})
+    storage = Storage(engine)
+    contexts = StudyContexts()
+    proposer = Proposer(storage, contexts, settings) if settings.proposer_enabled else None
+    app.state.service = Service(settings, storage, contexts, proposer)
+    if proposer is not None:
+        proposer.start()
+    threading.Thread(target=warm_up, name="autopeft-warm-up", daemon=True).start()
+    log.info("server ready", extra={"version": __version__, "proposer": proposer is not None})
+    try:
+        yield
+    finally:
+        if proposer is not None:
+            await to_thread.run_sync(proposer.stop)
+        engine.dispose()
+
+
+def warm_up() -> None:
+    """Import transformers and build the bundled model's shape now, not in the first study request."""
+    from api.study_spec import read_model_config, shape_from_hf_config
+
+    try:
+        shape_from_hf_config(read_model_config(None, None), 2)
+    except Exception:  # only a warm-up: the first study will report the real error
+        log.debug("warm-up failed", exc_info=True)
+
+
+def limit_torch_threads(n: int) -> None:
+    """The proposer's GP must not take every core from the request threads."""
+    import torch
+
+    torch.set_num_threads(n)
+    try:
+        torch.set_num_interop_threads(n)
+    except RuntimeError:  # already set, or parallel work already ran in this process
+        pass

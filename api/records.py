@@ -1,0 +1,159 @@
+"""Immutable snapshots that storage hands out: never live ORM objects, never shared with a session.
+
+JSON-valued fields are fresh copies read for each call; the dataclasses are frozen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class NewTrial:
+    """A trial to insert: a configuration, its key in the study and its point in the space (None: outside)."""
+
+    config: dict[str, Any]
+    config_key: str
+    x: tuple[float, ...] | None
+    source: str
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class NewStudy:
+    """A validated study, ready to store (see :func:`api.study_spec.prepare_study`)."""
+
+    name: str
+    task: dict[str, Any]
+    model: str | None
+    hf_config: dict[str, Any]
+    num_labels: int
+    space_name: str
+    space: dict[str, Any]
+    optimizer: dict[str, Any]
+    training: dict[str, Any]
+    seed: int
+    max_trials: int
+    max_retries: int
+    lease_seconds: float
+    baselines: tuple[NewTrial, ...] = ()
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    id: int
+    name: str
+    task: dict[str, Any]
+    model: str | None
+    hf_config: dict[str, Any]
+    num_labels: int
+    space_name: str
+    space: dict[str, Any]
+    optimizer: dict[str, Any]
+    training: dict[str, Any]
+    seed: int
+    max_trials: int
+    max_retries: int
+    lease_seconds: float
+    n_trials: int
+    created_at: datetime
+    stopped_at: datetime | None
+    proposal_error: str | None
+
+
+@dataclass(frozen=True)
+class StudyStats:
+    """What a study's trials add up to."""
+
+    counts: dict[str, int]
+    best_metric: float | None
+    best_trial_id: int | None
+    last_finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    id: int
+    study_id: int
+    number: int
+    config: dict[str, Any]
+    x: tuple[float, ...] | None
+    source: str
+    label: str | None
+    state: str
+    attempts: int
+    expiries: int
+    worker_id: str | None
+    lease_expires_at: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    heartbeat_at: datetime | None
+    finished_at: datetime | None
+    metric: float | None
+    peft_params: int | None
+    param_fraction: float | None
+    metrics: dict[str, float] | None
+    extra: dict[str, Any] | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Lease:
+    token: str
+    expires_at: datetime
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A trial just handed to a worker, with its lease."""
+
+    trial: TrialRecord
+    lease: Lease
+
+
+@dataclass(frozen=True)
+class Report:
+    """A worker's result for a trial."""
+
+    metric: float
+    peft_params: int
+    param_fraction: float
+    metrics: dict[str, float] | None = None
+    extra: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Demand:
+    """One active study's queue, as the proposer sees it."""
+
+    study_id: int
+    max_trials: int
+    n_trials: int
+    queued: int
+    running: int
+    workers: int
+    method: str = "gp"
+
+    @property
+    def space_filling(self) -> bool:
+        """Proposals are cheap (Sobol, random), so the queue may run ahead of the workers."""
+        return self.method in ("sobol", "random")
+
+    @property
+    def budget_left(self) -> int:
+        return max(0, self.max_trials - self.n_trials)
+
+
+@dataclass(frozen=True)
+class ProposalSnapshot:
+    """Everything the optimiser needs of a study, read under the study's proposal lock."""
+
+    study: StudyRecord
+    completed: tuple[tuple[tuple[float, ...], float, float], ...]  # (x, metric, param_fraction)
+    pending: tuple[tuple[float, ...], ...]
+    failed: tuple[tuple[float, ...], ...]
+    queued: int
+    trials: int = field(default=0)

@@ -1,0 +1,108 @@
+"""Schemas of the ``studies`` resource."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from api.schemas.common import Id, JsonObject, Page, Strict, Text
+from api.schemas.trials import TrialPublic
+from autopeft.optimize import OptimizerSettings
+from autopeft.train.settings import TrainingSettings
+
+StudyState = Literal["running", "stopped", "done"]
+
+
+class BaselineIn(Strict):
+    """A hand-picked configuration queued before any proposal (a plain configuration object works too)."""
+
+    config: JsonObject = Field(description="A PEFT configuration (canonical JSON).")
+    label: Annotated[Text, Field(min_length=1, max_length=200)] | None = Field(
+        None, description="Name shown next to it, e.g. 'LoRA r=8'."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_config(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "config" not in data:
+            return {"config": data}
+        return data
+
+
+class StudyCreate(Strict):
+    """A study: what to search, on which task and model, with which budget."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=False)
+
+    name: Annotated[Text, Field(min_length=1, max_length=200)]
+    task: Annotated[Text, Field(min_length=1, max_length=100)] | JsonObject = Field(
+        description="A built-in task name, {'name', 'data_dir'}, or a full task description."
+    )
+    model: Annotated[Text, Field(min_length=1, max_length=1000)] | None = Field(
+        None, description="HF model directory as the workers see it; null: the bundled MiniLM."
+    )
+    hf_config: JsonObject | None = Field(
+        None,
+        alias="model_config",
+        description="Contents of the model's config.json, needed when the server cannot read the model path.",
+    )
+    space: Annotated[Text, Field(min_length=1, max_length=100)] | JsonObject = Field(
+        "autopeft", description="autopeft, grouped, full, or a user-defined space (JSON)."
+    )
+    optimizer: OptimizerSettings = Field(default_factory=OptimizerSettings)
+    max_trials: int = Field(ge=1, le=1_000_000, description="Trials the study may create in all (its budget).")
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Makes the study's proposals reproducible.")
+    max_retries: int | None = Field(None, ge=0, le=100, description="Expired leases a trial survives.")
+    lease_seconds: float | None = Field(
+        None, ge=0.5, le=86_400, allow_inf_nan=False, description="Lease of a claimed trial; heartbeat well within it."
+    )
+    baselines: list[BaselineIn] = Field(default_factory=list, max_length=1000)
+
+
+class TrialCounts(BaseModel):
+    queued: int = 0
+    running: int = 0
+    completed: int = 0
+    failed: int = 0
+
+
+class StudyPublic(BaseModel):
+    id: int
+    name: str
+    state: StudyState = Field(description="running; stopped (by a user); done (budget used, nothing open).")
+    task: dict[str, Any]
+    model: str | None
+    space_name: str
+    space: dict[str, Any]
+    d: int | None = Field(None, description="Dimensions of the space (in GET /studies/{id}).")
+    model_shape: dict[str, Any] | None = Field(None, description="The model as the server sees it (in GET one).")
+    optimizer: dict[str, Any]
+    training: dict[str, Any]
+    seed: int
+    max_trials: int
+    max_retries: int
+    lease_seconds: float
+    n_trials: int = Field(description="Trials the study holds (all states); proposals stop at max_trials.")
+    counts: TrialCounts
+    best_metric: float | None
+    best_trial_id: int | None
+    hypervolume: float = Field(description="Of (metric, -log10 param_fraction) above (0, 0): metric 0, 100% params.")
+    created_at: datetime
+    stopped_at: datetime | None
+    elapsed_s: float = Field(description="From creation to the last finished trial (or now, while running).")
+    proposal_error: str | None = Field(None, description="The last error of the proposer, if proposing fails.")
+
+
+class StudiesPublic(Page):
+    data: list[StudyPublic]
+
+
+class ParetoPublic(Page):
+    study_id: Id
+    hypervolume: float
+    reference: dict[str, float] = Field(description="The reference point the hypervolume is measured from.")
+    objectives: dict[str, str] = Field(description="What each objective is and its direction.")
+    data: list[TrialPublic] = Field(description="Completed non-dominated trials, best metric first.")

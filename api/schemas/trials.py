@@ -1,0 +1,99 @@
+"""Schemas of the ``trials`` resource: what workers send and receive, and how trials are listed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from api.schemas.common import FiniteFloat, Id, JsonObject, Page, Strict, Text
+
+TrialState = Literal["queued", "running", "completed", "failed"]
+WorkerId = Annotated[Text, Field(min_length=1, max_length=200, description="Any name unique to the worker.")]
+Token = Annotated[Text, Field(min_length=1, max_length=64, description="The lease token from the claim.")]
+
+
+class ClaimRequest(Strict):
+    worker_id: WorkerId
+    study_id: Id | None = Field(None, description="Only take trials of this study.")
+
+
+class HeartbeatRequest(Strict):
+    lease_token: Token
+
+
+class ReleaseRequest(Strict):
+    lease_token: Token
+
+
+class CompleteRequest(Strict):
+    lease_token: Token
+    metric: FiniteFloat = Field(description="The task metric the study maximises.")
+    peft_params: int = Field(ge=0, le=2**63 - 1, description="Parameters the configuration trained (head excluded).")
+    param_fraction: FiniteFloat = Field(ge=0, le=1e6, description="peft_params / backbone parameters.")
+    metrics: dict[Annotated[Text, Field(max_length=100)], FiniteFloat] | None = Field(
+        None, max_length=200, description="Other scores (not optimised)."
+    )
+    extra: JsonObject | None = Field(None, description="Anything else worth keeping (timings, device, ...).")
+
+
+class FailRequest(Strict):
+    lease_token: Token
+    error: Annotated[Text, Field(max_length=200_000)] = Field(description="What went wrong (a traceback is fine).")
+
+
+class LeasePublic(BaseModel):
+    token: str
+    expires_at: datetime
+    seconds: float = Field(description="Length of the lease; heartbeat every third of it.")
+
+
+class TrialPublic(BaseModel):
+    id: int
+    study_id: int
+    number: int = Field(description="Position in the study, from 0.")
+    state: TrialState
+    config: dict[str, Any]
+    source: str = Field(description="baseline, or the optimiser method that proposed it.")
+    label: str | None
+    in_space: bool = Field(description="Whether the configuration is a point of the study's space.")
+    attempts: int = Field(description="How often the trial was handed to a worker.")
+    expiries: int = Field(description="How often a lease on it expired.")
+    worker_id: str | None
+    created_at: datetime
+    started_at: datetime | None
+    heartbeat_at: datetime | None
+    finished_at: datetime | None
+    lease_expires_at: datetime | None
+    duration_s: float | None = Field(description="From the last claim to the report.")
+    metric: float | None
+    peft_params: int | None
+    param_fraction: float | None
+    estimated_param_fraction: float | None = Field(
+        None, description="For queued and running trials: the fraction the configuration will train (no result yet)."
+    )
+    metrics: dict[str, float] | None
+    extra: dict[str, Any] | None
+    error: str | None
+
+
+class TrialsPublic(Page):
+    data: list[TrialPublic]
+
+
+class TrialAssignment(BaseModel):
+    """A claimed trial: everything a worker needs to run it, and its lease."""
+
+    id: int
+    study_id: int
+    number: int
+    attempt: int = Field(description="1 on the first claim; more after expired leases.")
+    config: dict[str, Any]
+    task: dict[str, Any] = Field(description="The resolved task description (TaskSpec JSON).")
+    model: str | None = Field(description="Model directory on the worker; null: the bundled MiniLM.")
+    training: dict[str, Any]
+    seed: int = Field(description="The study's seed.")
+    source: str
+    label: str | None
+    lease: LeasePublic

@@ -1,0 +1,308 @@
+"""What each endpoint does, between the routes (HTTP) and storage (SQL).
+
+Blocking: routes call these methods in a worker thread. Responses are built from
+storage records; hypervolumes are cached per study until its completed set changes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from api.proposer import Proposer
+from api.records import Claim, Report, StudyRecord, TrialRecord
+from api.schemas.studies import ParetoPublic, StudiesPublic, StudyCreate, StudyPublic, TrialCounts
+from api.schemas.trials import (
+    ClaimRequest,
+    CompleteRequest,
+    FailRequest,
+    LeasePublic,
+    TrialAssignment,
+    TrialPublic,
+    TrialsPublic,
+)
+from api.settings import Settings
+from api.storage import Storage, utcnow
+from api.study_spec import StudyContexts, prepare_study
+from autopeft.accounting import estimate
+from autopeft.encoder import ModelShape
+
+#: A worker's last-seen time is written at most this often (it only sets the queue depth).
+TOUCH_EVERY_S = 5.0
+
+
+@dataclass(frozen=True)
+class Front:
+    """A study's completed results summarised: best trial, Pareto front and its hypervolume."""
+
+    n_completed: int
+    best_metric: float | None
+    best_trial_id: int | None
+    front_ids: tuple[int, ...]
+    hypervolume: float
+
+
+@dataclass(frozen=True)
+class NoWork:
+    """Why a claim found nothing (see :meth:`api.storage.Storage.idle_reason`) and when to ask again."""
+
+    retry_after_s: int
+    reason: str
+
+    @property
+    def coming(self) -> bool:
+        """Trials will be proposed for this claim: worth asking again in a moment."""
+        return self.reason == "proposing"
+
+
+class Service:
+    """The server's behaviour, shared by all requests of one process."""
+
+    def __init__(self, settings: Settings, storage: Storage, contexts: StudyContexts, proposer: Proposer | None):
+        self.settings, self.storage, self.contexts, self.proposer = settings, storage, contexts, proposer
+        self._static: dict[int, StudyRecord] = {}  # immutable fields of studies, for assignments
+        self._fronts: dict[int, tuple[tuple[int, Any], Front]] = {}
+        self._touched: dict[tuple[str, int | None], float] = {}
+        self._lock = threading.Lock()
+
+    # -- studies --------------------------------------------------------------------------------
+    def create_study(self, body: StudyCreate) -> StudyPublic:
+        new = prepare_study(body, self.settings.lease_seconds, self.settings.max_retries)
+        study = self.storage.create_study(new)
+        if self.proposer:
+            self.proposer.wake()
+        return self.study_view(study.id, detail=True)
+
+    def study_view(self, study_id: int, detail: bool = True) -> StudyPublic:
+        study = self.storage.get_study(study_id)
+        counts, last = self.storage.trial_counts([study_id]).get(study_id, ({}, None))
+        return self._public(study, counts, last, detail)
+
+    def list_studies(self) -> StudiesPublic:
+        studies = self.storage.list_studies()
+        stats = self.storage.trial_counts()
+        data = [self._public(s, *stats.get(s.id, ({}, None)), detail=False) for s in studies]
+        return StudiesPublic(data=data, count=len(data))
+
+    def stop_study(self, study_id: int) -> StudyPublic:
+        self.storage.stop_study(study_id)
+        return self.study_view(study_id)
+
+    def delete_study(self, study_id: int) -> None:
+        self.storage.delete_study(study_id)
+        self.contexts.forget(study_id)
+        with self._lock:
+            self._static.pop(study_id, None)
+            self._fronts.pop(study_id, None)
+
+    def _public(self, s: StudyRecord, counts: dict[str, int], last: datetime | None, detail: bool) -> StudyPublic:
+        front = self._front(s.id, counts.get("completed", 0), last)
+        extra: dict[str, Any] = {}
+        if detail:
+            space = self.contexts.get(s).space
+            extra = {"d": space.d, "model_shape": space.shape.to_json()}
+        return StudyPublic(
+            **{k: getattr(s, k) for k in _STUDY_FIELDS},
+            state=_state(s, counts),
+            counts=TrialCounts(**counts),
+            best_metric=front.best_metric,
+            best_trial_id=front.best_trial_id,
+            hypervolume=front.hypervolume,
+            elapsed_s=_elapsed(s, counts, last),
+            **extra,
+        )
+
+    def _front(self, study_id: int, n_completed: int, last: datetime | None) -> Front:
+        """The study's front, recomputed only when its completed trials changed."""
+        stamp = (n_completed, last)
+        with self._lock:
+            hit = self._fronts.get(study_id)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        front = compute_front(self.storage.completed_objectives(study_id))
+        with self._lock:
+            self._fronts[study_id] = (stamp, front)
+        return front
+
+    def trials(self, study_id: int, state: str | None, offset: int, limit: int) -> TrialsPublic:
+        records, total = self.storage.list_trials(study_id, state, offset, limit)
+        shape = self.contexts.get(self.storage.get_study(study_id)).space.shape
+        return TrialsPublic(data=[trial_public(t, shape) for t in records], count=total)
+
+    def pareto(self, study_id: int) -> ParetoPublic:
+        from autopeft.pareto import STUDY_REFERENCE
+
+        study = self.storage.get_study(study_id)
+        counts, last = self.storage.trial_counts([study_id]).get(study_id, ({}, None))
+        front = self._front(study.id, counts.get("completed", 0), last)
+        by_id = {t.id: t for t in self.storage.get_trials(front.front_ids)}
+        data = [trial_public(by_id[i]) for i in front.front_ids if i in by_id]
+        return ParetoPublic(
+            study_id=study_id,
+            hypervolume=front.hypervolume,
+            reference={"metric": STUDY_REFERENCE[0], "param_fraction": 10 ** -STUDY_REFERENCE[1]},
+            objectives={"metric": "maximise", "param_fraction": "minimise (log10 scale)"},
+            data=data,
+            count=len(data),
+        )
+
+    # -- trials ---------------------------------------------------------------------------------
+    def claim(self, req: ClaimRequest) -> TrialAssignment | NoWork:
+        """A trial for the worker, or why there is none; a database operation only, it never waits."""
+        claim = self.storage.claim(req.worker_id, req.study_id, touch_worker=self._touch_due(req))
+        if self.proposer is not None:
+            self.proposer.wake()
+        if claim is not None:
+            return self._assignment(claim)
+        reason = self.storage.idle_reason(req.study_id)
+        wait = self.settings.retry_after_s if reason == "proposing" else self.settings.idle_retry_after_s
+        return NoWork(wait, reason)
+
+    def _touch_due(self, req: ClaimRequest) -> bool:
+        key, now = (req.worker_id, req.study_id), time.monotonic()
+        with self._lock:
+            if now - self._touched.get(key, -1e9) < TOUCH_EVERY_S:
+                return False
+            if len(self._touched) > 100_000:
+                self._touched.clear()
+            self._touched[key] = now
+        return True
+
+    def _assignment(self, claim: Claim) -> TrialAssignment:
+        t = claim.trial
+        study = self._static_study(t.study_id)
+        return TrialAssignment(
+            id=t.id,
+            study_id=t.study_id,
+            number=t.number,
+            attempt=t.attempts,
+            config=t.config,
+            task=study.task,
+            model=study.model,
+            training=study.training,
+            seed=study.seed,
+            source=t.source,
+            label=t.label,
+            lease=LeasePublic(token=claim.lease.token, expires_at=claim.lease.expires_at, seconds=claim.lease.seconds),
+        )
+
+    def _static_study(self, study_id: int) -> StudyRecord:
+        with self._lock:
+            hit = self._static.get(study_id)
+        if hit is None:
+            hit = self.storage.get_study(study_id)
+            with self._lock:
+                self._static[study_id] = hit
+        return hit
+
+    def heartbeat(self, trial_id: int, token: str) -> LeasePublic:
+        lease = self.storage.heartbeat(trial_id, token)
+        return LeasePublic(token=lease.token, expires_at=lease.expires_at, seconds=lease.seconds)
+
+    def complete(self, trial_id: int, req: CompleteRequest) -> TrialPublic:
+        report = Report(req.metric, req.peft_params, req.param_fraction, req.metrics, req.extra)
+        trial = self.storage.complete(trial_id, req.lease_token, report)
+        self._woke()
+        return trial_public(trial)
+
+    def fail(self, trial_id: int, req: FailRequest) -> TrialPublic:
+        trial = self.storage.fail(trial_id, req.lease_token, req.error)
+        self._woke()
+        return trial_public(trial)
+
+    def release(self, trial_id: int, token: str) -> TrialPublic:
+        return trial_public(self.storage.release(trial_id, token))
+
+    def trial(self, trial_id: int) -> TrialPublic:
+        return trial_public(self.storage.get_trial(trial_id))
+
+    def _woke(self) -> None:
+        if self.proposer is not None:
+            self.proposer.wake()
+
+
+# -- pure helpers ------------------------------------------------------------------------------------
+_STUDY_FIELDS = (
+    "id",
+    "name",
+    "task",
+    "model",
+    "space_name",
+    "space",
+    "optimizer",
+    "training",
+    "seed",
+    "max_trials",
+    "max_retries",
+    "lease_seconds",
+    "n_trials",
+    "created_at",
+    "stopped_at",
+    "proposal_error",
+)
+
+
+def compute_front(objectives: list[tuple[int, float, float]]) -> Front:
+    """Best trial and Pareto front of ``(trial id, metric, param_fraction)`` (autopeft.pareto.study_front)."""
+    if not objectives:
+        return Front(0, None, None, (), 0.0)
+    from autopeft.pareto import study_front
+
+    ids = [o[0] for o in objectives]
+    metrics = [o[1] for o in objectives]
+    fractions = [o[2] for o in objectives]
+    front, volume = study_front(metrics, fractions)
+    best = front[0]  # best metric first, fewer parameters on ties
+    return Front(len(ids), metrics[best], ids[best], tuple(ids[i] for i in front), float(volume))
+
+
+def _state(study: StudyRecord, counts: dict[str, int]) -> str:
+    if study.stopped_at is not None:
+        return "stopped"
+    open_trials = counts.get("queued", 0) + counts.get("running", 0)
+    return "done" if study.n_trials >= study.max_trials and open_trials == 0 else "running"
+
+
+def _elapsed(study: StudyRecord, counts: dict[str, int], last: datetime | None) -> float:
+    if _state(study, counts) == "running":
+        end = utcnow()
+    else:
+        end = max(filter(None, (last, study.stopped_at)), default=study.created_at)
+    return max(0.0, (end - study.created_at).total_seconds())
+
+
+def trial_public(t: TrialRecord, shape: ModelShape | None = None) -> TrialPublic:
+    """The public view of a trial; with the study's ``shape``, open trials get their estimated fraction."""
+    duration = (t.finished_at - t.started_at).total_seconds() if t.finished_at and t.started_at else None
+    estimated = None
+    if shape is not None and t.state in ("queued", "running"):
+        estimated = estimate(t.config, shape).param_fraction
+    return TrialPublic(
+        id=t.id,
+        study_id=t.study_id,
+        number=t.number,
+        state=t.state,  # type: ignore[arg-type]
+        config=t.config,
+        source=t.source,
+        label=t.label,
+        in_space=t.x is not None,
+        attempts=t.attempts,
+        expiries=t.expiries,
+        worker_id=t.worker_id,
+        created_at=t.created_at,
+        started_at=t.started_at,
+        heartbeat_at=t.heartbeat_at,
+        finished_at=t.finished_at,
+        lease_expires_at=t.lease_expires_at,
+        duration_s=duration,
+        metric=t.metric,
+        peft_params=t.peft_params,
+        param_fraction=t.param_fraction,
+        estimated_param_fraction=estimated,
+        metrics=t.metrics,
+        extra=t.extra,
+        error=t.error,
+    )

@@ -1,0 +1,230 @@
+"""From a study body to what the server stores and proposes with.
+
+:func:`prepare_study` checks everything a study names against the library (task,
+model shape, space, baselines) and raises :mod:`autopeft.errors` with a message that
+names the offending value. :class:`StudyContexts` keeps one built space per study, so
+proposals never rebuild it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from api.records import NewStudy, NewTrial, StudyRecord
+from autopeft.config import PeftConfig, parse_config
+from autopeft.errors import ConfigError, ModelError, SpaceError
+from autopeft.optimize import OptimizerSettings, OptimizerState
+from autopeft.space import Space, build_space
+from autopeft.tasks.spec import resolve_task
+
+if TYPE_CHECKING:
+    from api.schemas.studies import StudyCreate
+    from autopeft.encoder import ModelShape
+
+#: Limits on a model config sent by a client, checked before anything is built from it.
+HF_LIMITS = {
+    "num_hidden_layers": 256,
+    "hidden_size": 32_768,
+    "intermediate_size": 262_144,
+    "num_attention_heads": 1024,
+    "max_position_embeddings": 1 << 20,
+    "vocab_size": 10_000_000,
+}
+
+
+class MemoSpace(Space):
+    """A space whose decode is memoised: decoding is deterministic and configurations are frozen,
+    so the optimiser's duplicate checks over thousands of trials cost a lookup each."""
+
+    def __init__(self, space: Space, size: int = 200_000) -> None:
+        super().__init__(space.spec, space.shape)
+        self._memo: OrderedDict[tuple[float, ...], PeftConfig] = OrderedDict()
+        self._memo_size = size
+        self._memo_lock = threading.Lock()
+
+    def decode(self, x: Sequence[float]) -> PeftConfig:
+        key = tuple(float(v) for v in x)
+        with self._memo_lock:
+            hit = self._memo.get(key)
+            if hit is not None:
+                self._memo.move_to_end(key)
+                return hit
+        config = super().decode(key)
+        with self._memo_lock:
+            self._memo[key] = config
+            if len(self._memo) > self._memo_size:
+                self._memo.popitem(last=False)
+        return config
+
+
+def config_key(config: PeftConfig, n_layers: int) -> str:
+    """The stored key of a configuration: SHA-256 of its canonical key (fits any index)."""
+    return hashlib.sha256(config.key(n_layers).encode()).hexdigest()
+
+
+#: transformers' lazy imports are not safe to race from several threads: shapes are built one at a time.
+_SHAPE_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=64)
+def _shape_from_json(hf_json: str, num_labels: int) -> ModelShape:
+    from autopeft.encoder import ModelShape, config_from_dict
+
+    try:
+        with _SHAPE_LOCK:
+            return ModelShape.from_hf_config(config_from_dict(json.loads(hf_json)), num_labels)
+    except ModelError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, RuntimeError, ZeroDivisionError, OverflowError) as err:
+        raise ModelError(f"cannot build the model that model_config describes: {err}") from None
+
+
+def shape_from_hf_config(hf_config: Mapping[str, Any], num_labels: int) -> ModelShape:
+    """The shape of the classifier an HF ``config.json`` describes (cached by content)."""
+    _check_hf_config(hf_config)
+    return _shape_from_json(json.dumps(hf_config, sort_keys=True), num_labels)
+
+
+def _check_hf_config(hf_config: Mapping[str, Any]) -> None:
+    if not isinstance(hf_config.get("model_type"), str) or not hf_config["model_type"]:
+        raise ModelError("model_config has no model_type (it should be the contents of the model's config.json)")
+    for name, limit in HF_LIMITS.items():
+        value = hf_config.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+            raise ModelError(f"model_config.{name} = {value!r} is not an integer in 1..{limit}")
+
+
+def read_model_config(model: str | None, sent: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The model's ``config.json``: from the path when this server can read it, else as sent by the client."""
+    from autopeft.encoder import resolve_model_dir
+
+    try:
+        path: Path | None = resolve_model_dir(model) / "config.json"
+    except ModelError:
+        path = None
+    if path is not None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ModelError(f"cannot read {str(path)!r}: {err}") from None
+        if not isinstance(data, dict):
+            raise ModelError(f"{str(path)!r} does not hold a JSON object")
+        return data
+    if sent is not None:
+        return dict(sent)
+    raise ModelError(
+        f"model path {model!r} is not readable on the server, so its shape is unknown: send the contents of "
+        "its config.json as model_config (`autopeft study create` does this for you)"
+    )
+
+
+def build_study_space(space: str | Mapping[str, Any], shape: ModelShape) -> MemoSpace:
+    return MemoSpace(build_space(space, shape))
+
+
+def prepare_study(body: StudyCreate, default_lease_s: float, default_retries: int) -> NewStudy:
+    """Check a study body against the library and turn it into a :class:`~api.records.NewStudy`."""
+    task = resolve_task(body.task)
+    num_labels = task.num_labels or 2
+    hf_config = read_model_config(body.model, body.hf_config)
+    shape = shape_from_hf_config(hf_config, num_labels)
+    space = build_study_space(body.space, shape)
+    return NewStudy(
+        name=body.name,
+        task=task.model_dump(mode="json"),
+        model=body.model,
+        hf_config=hf_config,
+        num_labels=num_labels,
+        space_name=space.name,
+        space=space.to_json(),
+        optimizer=body.optimizer.model_dump(mode="json"),
+        training=body.training.model_dump(mode="json"),
+        seed=body.seed,
+        max_trials=body.max_trials,
+        max_retries=default_retries if body.max_retries is None else body.max_retries,
+        lease_seconds=body.lease_seconds or default_lease_s,
+        baselines=baseline_trials(body, space),
+    )
+
+
+def baseline_trials(body: StudyCreate, space: Space) -> tuple[NewTrial, ...]:
+    """The study's hand-picked configurations, checked against the model; ``x`` is None outside the space."""
+    if len(body.baselines) > body.max_trials:
+        raise ConfigError(f"{len(body.baselines)} baselines do not fit in max_trials={body.max_trials}")
+    out: list[NewTrial] = []
+    seen: dict[str, int] = {}
+    n = space.shape.n_layers
+    for i, baseline in enumerate(body.baselines):
+        try:
+            config = parse_config(baseline.config)
+            config.check_fits(space.shape)
+        except ConfigError as err:
+            raise ConfigError(f"baselines[{i}]: {err}") from None
+        key = config_key(config, n)
+        if key in seen:
+            raise ConfigError(f"baselines[{i}] is the same configuration as baselines[{seen[key]}]")
+        seen[key] = i
+        out.append(NewTrial(config.to_json(), key, _point_in(space, config), "baseline", baseline.label))
+    return tuple(out)
+
+
+def _point_in(space: Space, config: PeftConfig) -> tuple[float, ...] | None:
+    try:
+        return tuple(space.encode(config))
+    except (SpaceError, ConfigError):
+        return None
+
+
+@dataclass(frozen=True)
+class StudyContext:
+    """What proposing for a study needs, built once per study and process.
+
+    ``state`` (the optimiser's warm starts and key cache) and ``points`` (trial id -> point,
+    as read so far) change between proposals; proposals for one study never overlap.
+    """
+
+    space: MemoSpace
+    optimizer: OptimizerSettings
+    state: OptimizerState = field(default_factory=OptimizerState)
+    points: dict[int, tuple[float, ...] | None] = field(default_factory=dict)
+
+    @property
+    def n_layers(self) -> int:
+        return self.space.shape.n_layers
+
+
+class StudyContexts:
+    """A thread-safe cache of :class:`StudyContext` by study id (studies never change their space)."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._items: OrderedDict[int, StudyContext] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, study: StudyRecord) -> StudyContext:
+        with self._lock:
+            hit = self._items.get(study.id)
+            if hit is not None:
+                self._items.move_to_end(study.id)
+                return hit
+        shape = shape_from_hf_config(study.hf_config, study.num_labels)
+        context = StudyContext(build_study_space(study.space, shape), OptimizerSettings.model_validate(study.optimizer))
+        with self._lock:
+            self._items[study.id] = context
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return context
+
+    def forget(self, study_id: int) -> None:
+        with self._lock:
+            self._items.pop(study_id, None)

@@ -1,0 +1,52 @@
+"""``autopeft db upgrade | current``: the server's database schema (Alembic migrations shipped in the package)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("db", help="create or upgrade the server's database schema")
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for name, help_text in (
+        ("upgrade", "bring the schema up to date (the server also does this when it starts)"),
+        ("current", "print the schema revision of the database and the newest one"),
+    ):
+        v = verbs.add_parser(name, help=help_text)
+        v.add_argument(
+            "--db", metavar="URL", default=None, help="database URL or SQLite file (default: as for `autopeft serve`)"
+        )
+        v.set_defaults(run=run_upgrade if name == "upgrade" else run_current)
+
+
+def _engine(args: argparse.Namespace):
+    from api.db import make_engine
+    from api.settings import Settings
+
+    return make_engine(args.db or Settings().database_url)
+
+
+def run_upgrade(args: argparse.Namespace) -> int:
+    from migrations import upgrade
+
+    engine = _engine(args)
+    try:
+        revision = upgrade(engine)
+    finally:
+        engine.dispose()
+    print(f"{engine.url.render_as_string(hide_password=True)}: schema at revision {revision}")
+    return 0
+
+
+def run_current(args: argparse.Namespace) -> int:
+    from migrations import current_revision, head_revision
+
+    engine = _engine(args)
+    try:
+        current = current_revision(engine)
+    finally:
+        engine.dispose()
+    head = head_revision()
+    state = "up to date" if current == head else "needs `autopeft db upgrade`"
+    print(f"{engine.url.render_as_string(hide_password=True)}: revision {current or 'none'} (newest {head}; {state})")
+    return 0 if current == head else 1

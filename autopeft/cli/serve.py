@@ -1,0 +1,85 @@
+"""``autopeft serve``: the study server (FastAPI on uvicorn) over SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the study server (REST API, dashboard, background proposals)")
+    p.add_argument(
+        "--db",
+        metavar="URL",
+        default=None,
+        help="database: postgresql://user@host/db or a SQLite file (default: $AUTOPEFT_DATABASE_URL, else ./autopeft.db)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument(
+        "--workers", type=int, default=1, help="server processes (default: 1; 2-4 with PostgreSQL for many workers)"
+    )
+    p.add_argument(
+        "--proposer",
+        choices=["process", "thread", "off"],
+        default="process",
+        help="where proposals are made: a process of their own (default), a thread of each server process, or "
+        "nowhere (another server proposes)",
+    )
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=None, help="default: info")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.db import make_engine, normalize_url
+    from api.logs import configure_logging
+    from api.settings import Settings
+    from autopeft.errors import AutoPeftError
+    from migrations import upgrade
+
+    if args.workers < 1 or not 0 < args.port < 65536:
+        raise AutoPeftError(f"--workers must be >= 1 and --port in 1..65535 (got {args.workers}, {args.port})")
+    if args.db:
+        os.environ["AUTOPEFT_DATABASE_URL"] = normalize_url(args.db)
+    if args.log_level:
+        os.environ["AUTOPEFT_LOG_LEVEL"] = args.log_level.upper()
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    engine = make_engine(settings.database_url)
+    try:
+        revision = upgrade(engine)  # once here, so that several server processes start on a ready schema
+    finally:
+        engine.dispose()
+    url = engine.url.render_as_string(hide_password=True)
+    print(f"autopeft server on http://{args.host}:{args.port} (database {url} at revision {revision})", flush=True)
+    proposer = _start_proposer_process() if args.proposer == "process" else None
+    os.environ["AUTOPEFT_PROPOSER_ENABLED"] = "1" if args.proposer == "thread" else "0"
+    try:
+        uvicorn.run(
+            "api.main:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        if proposer is not None:
+            proposer.terminate()
+            proposer.join(15)
+    return 0
+
+
+def _start_proposer_process():  # type: ignore[no-untyped-def]
+    """The proposer and lease sweeper in a process of their own (it reads the same AUTOPEFT_* settings)."""
+    import multiprocessing
+
+    from api.proposer import run_process
+
+    process = multiprocessing.get_context("spawn").Process(target=run_process, name="autopeft-proposer", daemon=True)
+    process.start()
+    return process

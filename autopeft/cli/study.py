@@ -1,0 +1,219 @@
+"""``autopeft study create | list | show | trials | pareto | stop``: talk to a study server over HTTP.
+
+``create`` reads the model's ``config.json`` here (when the model path is readable on this
+machine) and sends it along as ``model_config``, so the server knows the model's shape
+even when only the workers can see the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from autopeft.cli._output import print_json, table
+from autopeft.errors import AutoPeftError
+
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+
+
+class ServerError(AutoPeftError):
+    """The study server refused a request or could not be reached."""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("study", help="create, list, inspect or stop studies on a server")
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    create = _verb(verbs, "create", "create a study from a JSON file or inline JSON", run_create)
+    create.add_argument("study", metavar="FILE_OR_JSON", help="the study: a JSON file or inline JSON")
+    _verb(verbs, "list", "list the server's studies", run_list)
+    for name, help_text, fn in (
+        ("show", "one study: state, counts, best metric, hypervolume", run_show),
+        ("trials", "a study's trials", run_trials),
+        ("pareto", "a study's Pareto front", run_pareto),
+        ("stop", "stop a study (queued trials are dropped)", run_stop),
+    ):
+        v = _verb(verbs, name, help_text, fn)
+        v.add_argument("id", type=int, metavar="ID", help="study id")
+        if name == "trials":
+            v.add_argument("--state", choices=["queued", "running", "completed", "failed"], default=None)
+
+
+def _verb(verbs: Any, name: str, help_text: str, fn: Any) -> argparse.ArgumentParser:
+    v = verbs.add_parser(name, help=help_text)
+    v.add_argument(
+        "--server", default=os.environ.get("AUTOPEFT_SERVER", DEFAULT_SERVER), help="server URL (env AUTOPEFT_SERVER)"
+    )
+    v.add_argument("--api-key", default=None, help="API key (default: $AUTOPEFT_API_KEY)")
+    v.add_argument("--json", action="store_true", help="print the server's JSON")
+    v.set_defaults(run=fn)
+    return v
+
+
+def request(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
+    """One call to the server; its JSON answer, or :class:`ServerError` with the server's message."""
+    import httpx
+
+    key = args.api_key or os.environ.get("AUTOPEFT_API_KEY")
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    url = args.server.rstrip("/") + "/api/v1" + path
+    try:
+        response = httpx.request(method, url, json=body, headers=headers, timeout=120.0)
+    except httpx.HTTPError as err:
+        raise ServerError(f"cannot reach the server at {args.server}: {err}") from None
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail", response.text)
+        except (ValueError, AttributeError):
+            detail = response.text[:500]
+        raise ServerError(f"{method} {path}: {response.status_code} {detail}")
+    return response.json() if response.content else None
+
+
+def load_study(text_or_path: str) -> dict[str, Any]:
+    path = Path(text_or_path)
+    if path.is_file():
+        text, source = path.read_text(encoding="utf-8"), str(path)
+    elif text_or_path.lstrip().startswith("{"):
+        text, source = text_or_path, "inline JSON"
+    else:
+        raise ServerError(f"study {text_or_path!r} is neither a JSON file nor inline JSON")
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ServerError(f"{source} is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+    if not isinstance(body, dict):
+        raise ServerError(f"{source}: a study is a JSON object")
+    return body
+
+
+def with_model_config(body: dict[str, Any]) -> dict[str, Any]:
+    """Add the local model's config.json as ``model_config`` unless the body has one (or it is unreadable here)."""
+    from autopeft.encoder import resolve_model_dir
+    from autopeft.errors import ModelError
+
+    if body.get("model_config") is not None:
+        return body
+    try:
+        config = json.loads((resolve_model_dir(body.get("model")) / "config.json").read_text(encoding="utf-8"))
+    except (ModelError, OSError, json.JSONDecodeError):
+        return body  # the server may be able to read it
+    return {**body, "model_config": config}
+
+
+def run_create(args: argparse.Namespace) -> int:
+    study = request(args, "POST", "/studies", with_model_config(load_study(args.study)))
+    if args.json:
+        print_json(study)
+    else:
+        print(
+            f"study {study['id']} created: {study['name']!r}, space {study['space_name']} (d={study.get('d')}), "
+            f"{study['max_trials']} trials, optimizer {study['optimizer'].get('method')}"
+        )
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    page = request(args, "GET", "/studies")
+    if args.json:
+        print_json(page)
+        return 0
+    rows = [
+        [
+            s["id"],
+            s["name"],
+            s["task"].get("name", ""),
+            s["space_name"],
+            s["state"],
+            s["counts"]["queued"],
+            s["counts"]["running"],
+            s["counts"]["completed"],
+            s["counts"]["failed"],
+            _num(s["best_metric"]),
+            round(s["hypervolume"], 4),
+        ]
+        for s in page["data"]
+    ]
+    heads = ["id", "name", "task", "space", "state", "queued", "running", "done", "failed", "best", "hypervolume"]
+    print(table(rows, heads, align="rllllrrrrrr") if rows else "no studies")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    s = request(args, "GET", f"/studies/{args.id}")
+    if args.json:
+        print_json(s)
+        return 0
+    c = s["counts"]
+    print(
+        f"study {s['id']} {s['name']!r}: {s['state']}, task {s['task'].get('name')}, model {s['model'] or 'bundled MiniLM'}"
+    )
+    print(f"space {s['space_name']} (d={s.get('d')}), optimizer {s['optimizer'].get('method')}, seed {s['seed']}")
+    print(
+        f"trials {s['n_trials']}/{s['max_trials']}: {c['queued']} queued, {c['running']} running, "
+        f"{c['completed']} completed, {c['failed']} failed"
+    )
+    print(
+        f"best metric {_num(s['best_metric'])} (trial {s['best_trial_id']}), hypervolume {s['hypervolume']:.4f}, "
+        f"elapsed {s['elapsed_s'] / 60:.1f} min"
+    )
+    if s.get("proposal_error"):
+        print(f"proposer error: {s['proposal_error']}")
+    return 0
+
+
+def run_trials(args: argparse.Namespace) -> int:
+    query = f"?state={args.state}" if args.state else ""
+    page = request(args, "GET", f"/studies/{args.id}/trials{query}")
+    if args.json:
+        print_json(page)
+        return 0
+    print(_trial_table(page["data"]) if page["data"] else "no trials")
+    return 0
+
+
+def run_pareto(args: argparse.Namespace) -> int:
+    front = request(args, "GET", f"/studies/{args.id}/pareto")
+    if args.json:
+        print_json(front)
+        return 0
+    print(f"hypervolume {front['hypervolume']:.4f}; {front['count']} non-dominated trials")
+    if front["data"]:
+        print(_trial_table(front["data"]))
+    return 0
+
+
+def run_stop(args: argparse.Namespace) -> int:
+    s = request(args, "POST", f"/studies/{args.id}/stop")
+    if args.json:
+        print_json(s)
+    else:
+        print(f"study {s['id']} stopped; {s['counts']['running']} trials still running may report")
+    return 0
+
+
+def _trial_table(trials: list[dict[str, Any]]) -> str:
+    rows = [
+        [
+            t["id"],
+            t["number"],
+            t["state"],
+            _num(t["metric"]),
+            _pct(t["param_fraction"]),
+            t["worker_id"] or "",
+            t["label"] or t["source"],
+            json.dumps(t["config"], separators=(",", ":"))[:80],
+        ]
+        for t in trials
+    ]
+    return table(rows, ["id", "#", "state", "metric", "params %", "worker", "source", "config"], align="rrlrrlll")
+
+
+def _num(v: float | None) -> str:
+    return "" if v is None else f"{v:.4f}"
+
+
+def _pct(v: float | None) -> str:
+    return "" if v is None else f"{100 * v:.4g}"

@@ -1,0 +1,55 @@
+"""Alembic environment: runs on the connection the caller hands over (:func:`migrations.upgrade`),
+or, when the ``alembic`` command runs it, on ``sqlalchemy.url`` / ``AUTOPEFT_DATABASE_URL``."""
+
+from __future__ import annotations
+
+from logging.config import fileConfig
+
+from alembic import context
+from sqlalchemy import Connection, text
+
+from api.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def _run_standalone() -> None:
+    """The ``alembic`` command: our own engine, one transaction, the same upgrade lock as the server."""
+    from api.db import WRITE_OPTION, make_engine
+    from api.settings import Settings
+    from migrations import UPGRADE_LOCK_KEY
+
+    if config.config_file_name is not None:
+        fileConfig(config.config_file_name, disable_existing_loggers=False)
+    engine = make_engine(config.get_main_option("sqlalchemy.url") or Settings().database_url)
+    try:
+        with engine.connect() as conn:
+            conn = conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": UPGRADE_LOCK_KEY})
+                _run(conn)
+    finally:
+        engine.dispose()
+
+
+if context.is_offline_mode():
+    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata, literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+elif config.attributes.get("connection") is not None:
+    _run(config.attributes["connection"])
+else:
+    _run_standalone()

@@ -1,0 +1,391 @@
+"""A table of bad requests: each gets a 4xx with a readable message, and the database is left as it was."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.api.conftest import claim, snapshot
+
+BIG = 2**40
+GOOD_REPORT = {"metric": 0.5, "peft_params": 10, "param_fraction": 0.01}
+
+
+@pytest.fixture
+def world(make_client, study_body, engine) -> dict[str, Any]:
+    """A server without a proposer (so nothing changes by itself), a study with a running and a queued trial."""
+    client = make_client(proposer_enabled=False)
+    body = study_body(max_trials=4, baselines=[{"bitfit": {}}, {"serial_adapter": {"size": 8}}])
+    study = client.post("/api/v1/studies", json=body).json()
+    trial = claim(client, "w1", study["id"]).json()
+    return {"client": client, "study": study, "trial": trial, "engine": engine, "body": study_body}
+
+
+def _study(world, **fields: Any) -> dict[str, Any]:
+    return world["body"](**fields)
+
+
+def _without(body: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k not in keys}
+
+
+# (id, method, path template, body maker or raw bytes, expected status, words the message must contain)
+CASES: list[tuple[str, str, str, Any, int, tuple[str, ...]]] = [
+    ("empty body", "POST", "/api/v1/studies", lambda w: {}, 422, ("name", "required")),
+    ("not JSON", "POST", "/api/v1/studies", b"{name: x", 422, ("not valid JSON",)),
+    ("a list", "POST", "/api/v1/studies", lambda w: [1, 2], 422, ()),
+    ("unknown task", "POST", "/api/v1/studies", lambda w: _study(w, task="nope"), 422, ("unknown task", "nope")),
+    (
+        "bad task description",
+        "POST",
+        "/api/v1/studies",
+        lambda w: _study(w, task={"name": "t", "text_columns": [], "label_column": "y"}),
+        422,
+        ("text_columns",),
+    ),
+    ("task of a wrong type", "POST", "/api/v1/studies", lambda w: _study(w, task=5), 422, ("task",)),
+    ("zero budget", "POST", "/api/v1/studies", lambda w: _study(w, max_trials=0), 422, ("max_trials", "0")),
+    ("negative budget", "POST", "/api/v1/studies", lambda w: _study(w, max_trials=-3), 422, ("max_trials", "-3")),
+    ("huge budget", "POST", "/api/v1/studies", lambda w: _study(w, max_trials=10**9), 422, ("max_trials",)),
+    ("fractional budget", "POST", "/api/v1/studies", lambda w: _study(w, max_trials=2.5), 422, ("max_trials",)),
+    ("missing budget", "POST", "/api/v1/studies", lambda w: _without(_study(w), "max_trials"), 422, ("max_trials",)),
+    ("unknown field", "POST", "/api/v1/studies", lambda w: _study(w, colour="red"), 422, ("colour", "unknown field")),
+    ("unknown space", "POST", "/api/v1/studies", lambda w: _study(w, space="huge"), 422, ("unknown space", "huge")),
+    (
+        "malformed space",
+        "POST",
+        "/api/v1/studies",
+        lambda w: _study(w, space={"families": {"bogus": {}}}),
+        422,
+        ("bogus",),
+    ),
+    (
+        "space too big for the model",
+        "POST",
+        "/api/v1/studies",
+        lambda w: _study(w, space={"families": {"serial_adapter": {"size": [0, 4096]}}}),
+        422,
+        ("4096",),
+    ),
+    (
+        "unknown optimizer",
+        "POST",
+        "/api/v1/studies",
+        lambda w: _study(w, optimizer={"method": "magic"}),
+        422,
+        ("method",),
+    ),
+    (
+        "bad learning rate",
+        "POST",
+        "/api/v1/studies",
+        lambda w: _study(w, training={"learning_rate": -1}),
+        422,
+        ("learning_rate",),
+    ),
+    ("unknown training field", "POST", "/api/v1/studies", lambda w: _study(w, training={"epoch": 3}), 422, ("epoch",)),
+    (
+        "model not on the server",
+        "POST",
+        "/api/v1/studies",
+        lambda w: _without(_study(w), "model_config"),
+        422,
+        ("model_config", "not readable"),
+    ),
+    (
+        "model config without type",
+        "POST",
+        "/api/v1/studies",
+        lambda w: _study(w, model_config={"hidden_size": 8}),
+        422,
+        ("model_type",),
+    ),
+    (
+        "unknown model type",
+        "POST",
+        "/api/v1/studies",
+        lambda w: _study(w, model_config={"model_type": "nonsense"}),
+        422,
+        ("nonsense",),
+    ),
+    (
+        "absurd model config",
+        "POST",
+        "/api/v1/studies",
+        lambda w: _study(w, model_config={"model_type": "bert", "num_hidden_layers": 10**9}),
+        422,
+        ("num_hidden_layers",),
+    ),
+    (
+        "decoder model",
+        "POST",
+        "/api/v1/studies",
+        lambda w: _study(w, model_config={"model_type": "gpt2", "n_layer": 2, "n_embd": 16, "n_head": 2}),
+        422,
+        (),
+    ),
+    (
+        "malformed baseline",
+        "POST",
+        "/api/v1/studies",
+        lambda w: _study(w, baselines=[{"lora": {"rank": 0}}]),
+        422,
+        ("baselines[0]", "rank"),
+    ),
+    (
+        "baseline off the model",
+        "POST",
+        "/api/v1/studies",
+        lambda w: _study(w, baselines=[{"bitfit": {"layers": [7]}}]),
+        422,
+        ("layer 7",),
+    ),
+    (
+        "repeated baseline",
+        "POST",
+        "/api/v1/studies",
+        lambda w: _study(w, baselines=[{"bitfit": {}}, {"bitfit": {"layers": [0, 1, 2]}}]),
+        422,
+        ("same configuration",),
+    ),
+    (
+        "more baselines than budget",
+        "POST",
+        "/api/v1/studies",
+        lambda w: _study(w, max_trials=1, baselines=[{"bitfit": {}}, {"serial_adapter": {"size": 8}}]),
+        422,
+        ("max_trials",),
+    ),
+    ("empty name", "POST", "/api/v1/studies", lambda w: _study(w, name=""), 422, ("name",)),
+    ("NUL in name", "POST", "/api/v1/studies", lambda w: _study(w, name="a\x00b"), 422, ("NUL",)),
+    (
+        "NaN in model config",
+        "POST",
+        "/api/v1/studies",
+        lambda w: _study(w, model_config={"model_type": "bert", "layer_norm_eps": float("nan")}),
+        422,
+        ("finite",),
+    ),
+    ("negative seed", "POST", "/api/v1/studies", lambda w: _study(w, seed=-1), 422, ("seed",)),
+    ("zero lease", "POST", "/api/v1/studies", lambda w: _study(w, lease_seconds=0), 422, ("lease_seconds",)),
+    ("deep JSON", "POST", "/api/v1/studies", lambda w: _study(w, model_config=_deep(40)), 422, ("nested",)),
+    ("claim without worker", "POST", "/api/v1/trials/claim", lambda w: {}, 422, ("worker_id",)),
+    ("claim empty worker", "POST", "/api/v1/trials/claim", lambda w: {"worker_id": ""}, 422, ("worker_id",)),
+    (
+        "claim unknown study",
+        "POST",
+        "/api/v1/trials/claim",
+        lambda w: {"worker_id": "w", "study_id": 999},
+        404,
+        ("study 999",),
+    ),
+    ("claim study 0", "POST", "/api/v1/trials/claim", lambda w: {"worker_id": "w", "study_id": 0}, 422, ("study_id",)),
+    (
+        "claim huge study id",
+        "POST",
+        "/api/v1/trials/claim",
+        lambda w: {"worker_id": "w", "study_id": BIG},
+        422,
+        ("study_id",),
+    ),
+    ("claim extra field", "POST", "/api/v1/trials/claim", lambda w: {"worker_id": "w", "gpu": 1}, 422, ("gpu",)),
+    (
+        "heartbeat wrong token",
+        "POST",
+        "/api/v1/trials/{trial}/heartbeat",
+        lambda w: {"lease_token": "nope"},
+        409,
+        ("lease token",),
+    ),
+    (
+        "heartbeat unknown trial",
+        "POST",
+        "/api/v1/trials/999/heartbeat",
+        lambda w: {"lease_token": "x"},
+        404,
+        ("trial 999",),
+    ),
+    (
+        "heartbeat huge trial id",
+        "POST",
+        f"/api/v1/trials/{BIG}/heartbeat",
+        lambda w: {"lease_token": "x"},
+        422,
+        ("trial_id",),
+    ),
+    (
+        "heartbeat trial id text",
+        "POST",
+        "/api/v1/trials/abc/heartbeat",
+        lambda w: {"lease_token": "x"},
+        422,
+        ("trial_id",),
+    ),
+    (
+        "complete wrong token",
+        "POST",
+        "/api/v1/trials/{trial}/complete",
+        lambda w: {"lease_token": "nope", **GOOD_REPORT},
+        409,
+        ("lease token",),
+    ),
+    (
+        "complete queued trial",
+        "POST",
+        "/api/v1/trials/{queued}/complete",
+        lambda w: {"lease_token": "nope", **GOOD_REPORT},
+        409,
+        ("queue",),
+    ),
+    (
+        "complete NaN metric",
+        "POST",
+        "/api/v1/trials/{trial}/complete",
+        b'{"lease_token": "{token}", "metric": NaN, "peft_params": 1, "param_fraction": 0.1}',
+        422,
+        ("metric",),
+    ),
+    (
+        "complete infinite fraction",
+        "POST",
+        "/api/v1/trials/{trial}/complete",
+        b'{"lease_token": "{token}", "metric": 0.5, "peft_params": 1, "param_fraction": Infinity}',
+        422,
+        ("param_fraction",),
+    ),
+    (
+        "complete negative params",
+        "POST",
+        "/api/v1/trials/{trial}/complete",
+        lambda w: {"lease_token": w["trial"]["lease"]["token"], **GOOD_REPORT, "peft_params": -1},
+        422,
+        ("peft_params",),
+    ),
+    (
+        "complete NaN in metrics",
+        "POST",
+        "/api/v1/trials/{trial}/complete",
+        b'{"lease_token": "{token}", "metric": 0.5, "peft_params": 1, "param_fraction": 0.1, "metrics": {"f1": NaN}}',
+        422,
+        ("metrics",),
+    ),
+    (
+        "complete NaN deep in extra",
+        "POST",
+        "/api/v1/trials/{trial}/complete",
+        b'{"lease_token": "{token}", "metric": 0.5, "peft_params": 1, "param_fraction": 0.1, "extra": {"a": [1, -Infinity]}}',
+        422,
+        ("finite",),
+    ),
+    (
+        "complete NUL in extra",
+        "POST",
+        "/api/v1/trials/{trial}/complete",
+        lambda w: {"lease_token": w["trial"]["lease"]["token"], **GOOD_REPORT, "extra": {"log": "a\x00"}},
+        422,
+        ("NUL",),
+    ),
+    (
+        "complete without metric",
+        "POST",
+        "/api/v1/trials/{trial}/complete",
+        lambda w: {"lease_token": w["trial"]["lease"]["token"], "peft_params": 1, "param_fraction": 0.1},
+        422,
+        ("metric",),
+    ),
+    (
+        "complete metric as text",
+        "POST",
+        "/api/v1/trials/{trial}/complete",
+        lambda w: {"lease_token": w["trial"]["lease"]["token"], **GOOD_REPORT, "metric": "high"},
+        422,
+        ("metric",),
+    ),
+    (
+        "fail without error",
+        "POST",
+        "/api/v1/trials/{trial}/fail",
+        lambda w: {"lease_token": w["trial"]["lease"]["token"]},
+        422,
+        ("error",),
+    ),
+    (
+        "fail wrong token",
+        "POST",
+        "/api/v1/trials/{trial}/fail",
+        lambda w: {"lease_token": "x", "error": "e"},
+        409,
+        ("lease token",),
+    ),
+    ("release wrong token", "POST", "/api/v1/trials/{trial}/release", lambda w: {"lease_token": "x"}, 409, ()),
+    ("unknown study", "GET", "/api/v1/studies/999", None, 404, ("study 999",)),
+    ("study id 0", "GET", "/api/v1/studies/0", None, 422, ("study_id",)),
+    ("study id huge", "GET", f"/api/v1/studies/{BIG}", None, 422, ("study_id",)),
+    ("study id text", "GET", "/api/v1/studies/abc", None, 422, ("study_id",)),
+    ("trials of unknown study", "GET", "/api/v1/studies/999/trials", None, 404, ("study 999",)),
+    ("trials bad state", "GET", "/api/v1/studies/{study}/trials?state=done", None, 422, ("state",)),
+    ("trials zero limit", "GET", "/api/v1/studies/{study}/trials?limit=0", None, 422, ("limit",)),
+    ("pareto of unknown study", "GET", "/api/v1/studies/999/pareto", None, 404, ("study 999",)),
+    ("stop unknown study", "POST", "/api/v1/studies/999/stop", None, 404, ("study 999",)),
+    ("delete unknown study", "DELETE", "/api/v1/studies/999", None, 404, ("study 999",)),
+    ("unknown trial", "GET", "/api/v1/trials/999", None, 404, ("trial 999",)),
+    ("unknown path", "GET", "/api/v1/nothing", None, 404, ()),
+    ("wrong method", "PUT", "/api/v1/studies", None, 405, ()),
+]
+
+
+def _deep(depth: int) -> dict[str, Any]:
+    node: dict[str, Any] = {"model_type": "bert"}
+    for _ in range(depth):
+        node = {"model_type": "bert", "x": node}
+    return node
+
+
+def _send(world, method: str, template: str, body: Any):
+    trial = world["trial"]
+    path = template.format(trial=trial["id"], queued=trial["id"] + 1, study=world["study"]["id"])
+    client = world["client"]
+    if isinstance(body, bytes):
+        raw = body.replace(b"{token}", trial["lease"]["token"].encode())
+        return client.request(method, path, content=raw, headers={"content-type": "application/json"})
+    payload = body(world) if callable(body) else body
+    if payload is None:
+        return client.request(method, path)
+    return client.request(method, path, content=json.dumps(payload), headers={"content-type": "application/json"})
+
+
+def _check(world, name: str, method: str, path: str, body: Any, status: int, words: tuple[str, ...]) -> str | None:
+    """None if the case is refused as expected and nothing changed; else what went wrong."""
+    before = snapshot(world["engine"])
+    r = _send(world, method, path, body)
+    if r.status_code != status:
+        return f"{name}: {r.status_code} instead of {status}: {r.text[:300]}"
+    detail = r.json().get("detail")
+    if not isinstance(detail, str) or not detail or any(w not in detail for w in words):
+        return f"{name}: the message {detail!r} does not name {words}"
+    if snapshot(world["engine"]) != before:
+        return f"{name}: the database changed"
+    return None
+
+
+def test_bad_input_is_refused_and_changes_nothing(world):
+    """Every case of CASES in one server (one start-up per backend keeps the suite fast)."""
+    problems = [p for case in CASES if (p := _check(world, *case)) is not None]
+    assert not problems, "\n".join(problems)
+
+
+def test_oversized_body_is_413(world):
+    before = snapshot(world["engine"])
+    huge = {"name": "x" * (2 << 20), "task": "rte", "max_trials": 1}
+    r = world["client"].post("/api/v1/studies", json=huge)
+    assert r.status_code == 413 and "larger than" in r.json()["detail"]
+
+    def chunks():  # no Content-Length: the limit applies while reading
+        for _ in range(40):
+            yield b" " * 65536
+
+    streamed = world["client"].post("/api/v1/studies", content=chunks(), headers={"content-type": "application/json"})
+    assert streamed.status_code == 413
+    assert snapshot(world["engine"]) == before

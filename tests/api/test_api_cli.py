@@ -1,0 +1,123 @@
+"""`autopeft study ...` against a live server, and `autopeft serve` as a user starts it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from autopeft.cli import main
+from autopeft.cli.study import with_model_config
+from tests.api.conftest import claim, live_server
+
+
+@pytest.fixture
+def backend() -> str:
+    """The CLI talks HTTP; the database behind it does not matter here."""
+    return "sqlite"
+
+
+def test_study_commands_against_a_live_server(db_url, tmp_path, capsys, tiny_model_dir):
+    study = {
+        "name": "cli",
+        "task": "mrpc",
+        "model": str(tiny_model_dir),
+        "max_trials": 3,
+        "optimizer": {"method": "sobol"},
+        "training": {"max_steps": 1},
+    }
+    path = tmp_path / "study.json"
+    path.write_text(json.dumps(study))
+    with live_server(db_url) as server:
+        args = ["--server", server.url]
+        assert main(["study", "create", str(path), *args]) == 0
+        assert "study 1 created" in capsys.readouterr().out
+        assert main(["study", "list", *args]) == 0
+        assert "mrpc" in capsys.readouterr().out
+
+        trial = httpx.post(f"{server.url}/api/v1/trials/claim", json={"worker_id": "w"}, timeout=30).json()
+        body = {"lease_token": trial["lease"]["token"], "metric": 0.8, "peft_params": 50, "param_fraction": 0.002}
+        assert httpx.post(f"{server.url}/api/v1/trials/{trial['id']}/complete", json=body).status_code == 200
+
+        assert main(["study", "show", "1", *args]) == 0
+        assert "best metric 0.8000" in capsys.readouterr().out
+        assert main(["study", "trials", "1", *args]) == 0
+        assert "completed" in capsys.readouterr().out
+        assert main(["study", "pareto", "1", "--json", *args]) == 0
+        assert json.loads(capsys.readouterr().out)["count"] == 1
+        assert main(["study", "stop", "1", *args]) == 0
+        assert "stopped" in capsys.readouterr().out
+        assert main(["study", "show", "9", *args]) == 2
+        assert "404 study 9 does not exist" in capsys.readouterr().err
+        assert main(["study", "create", '{"name": "x", "task": "nope", "max_trials": 1}', *args]) == 2
+        assert "unknown task 'nope'" in capsys.readouterr().err
+
+
+def test_create_sends_the_local_model_config(tiny_model_dir):
+    body = with_model_config({"name": "x", "model": str(tiny_model_dir)})
+    assert body["model_config"]["num_hidden_layers"] == 3
+    unreadable = {"name": "x", "model": "/only/on/the/workers"}
+    assert with_model_config(unreadable) == unreadable  # left to the server
+    given = {"model": str(tiny_model_dir), "model_config": {"model_type": "bert"}}
+    assert with_model_config(given) == given
+
+
+def test_unreachable_server_is_a_clear_error(capsys):
+    assert main(["study", "list", "--server", "http://127.0.0.1:9"]) == 2
+    assert "cannot reach the server" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_autopeft_serve_starts_migrates_and_stops(tmp_path, study_body):
+    port = _free_port()
+    env = {**os.environ, "AUTOPEFT_LOG_LEVEL": "WARNING", "AUTOPEFT_API_KEY": "k"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from autopeft.cli import main; sys.exit(main())",
+            "serve",
+            "--port",
+            str(port),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.stdout else ""
+            time.sleep(0.2)
+        url, auth = f"http://127.0.0.1:{port}", {"Authorization": "Bearer k"}
+        assert httpx.get(f"{url}/api/v1/studies").status_code == 401
+        assert httpx.get(f"{url}/api/v1/studies", headers=auth).json() == {"data": [], "count": 0}
+        assert (tmp_path / "autopeft.db").is_file()  # SQLite next to where it runs
+        created = httpx.post(f"{url}/api/v1/studies", json=study_body(max_trials=2), headers=auth, timeout=60)
+        assert created.status_code == 201, created.text
+        with httpx.Client(base_url=url, headers=auth, timeout=60) as http:  # proposals from the proposer process
+            got = claim(http, "w", created.json()["id"], patience=90)
+        assert got.status_code == 200 and got.json()["source"] == "sobol"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert "autopeft server on http://127.0.0.1" in out

@@ -1,0 +1,140 @@
+"""The dashboard in a real headless Chromium: the plot shows the API's trials, a click shows a configuration.
+
+Needs Debian's chromium (``.ci/run`` installs it) and the playwright package (test extra);
+skips with the reason where either is missing. A screenshot of the study page is kept in
+the test's tmp dir.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.api.conftest import live_server
+
+CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "") if p and Path(p).exists()), None)
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium)")
+
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+KEY = "dash-key"
+
+
+@pytest.fixture
+def backend() -> str:
+    return "sqlite"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def _claim(api: httpx.Client) -> dict:
+    deadline = time.monotonic() + 30
+    while True:
+        r = api.post("/trials/claim", json={"worker_id": "w1"})
+        if r.status_code == 200:
+            return r.json()
+        assert r.status_code == 204 and time.monotonic() < deadline, r.text
+        time.sleep(0.05)
+
+
+def _complete(api: httpx.Client, trial: dict, metric: float) -> None:
+    fraction = 0.0005 * (1 + trial["number"])
+    body = {"lease_token": trial["lease"]["token"], "metric": metric, "peft_params": 100, "param_fraction": fraction}
+    assert api.post(f"/trials/{trial['id']}/complete", json=body).status_code == 200
+
+
+def _study(api: httpx.Client, study_body, n_done: int) -> dict:
+    body = study_body(
+        name="<script>alert(1)</script> RTE",
+        max_trials=12,
+        baselines=[{"label": "LoRA r=8", "config": {"lora": {"rank": 8}}}],
+    )
+    study = api.post("/studies", json=body).json()
+    for i in range(n_done):
+        _complete(api, _claim(api), 0.55 + 0.03 * math.sin(i))
+    _claim(api)  # one running trial
+    return study
+
+
+def test_the_plot_matches_the_api_and_a_click_shows_the_configuration(browser, db_url, study_body, tmp_path):
+    with live_server(db_url) as server:
+        api = httpx.Client(base_url=f"{server.url}/api/v1", timeout=30)
+        study = _study(api, study_body, n_done=6)
+        trials = api.get(f"/studies/{study['id']}/trials").json()["data"]
+        completed = {t["id"]: t for t in trials if t["state"] == "completed"}
+        pareto = api.get(f"/studies/{study['id']}/pareto").json()
+
+        page = browser.new_page(viewport={"width": 1300, "height": 1500})
+        page.goto(f"{server.url}/")
+        page.wait_for_selector("#studies")
+        assert "<script>alert(1)</script> RTE" in page.inner_text("#studies")  # shown as text, never run
+        page.click(f"tr[data-study-id='{study['id']}']")
+        page.wait_for_selector("#scatter [data-trial-id]")
+
+        marks = page.eval_on_selector_all(
+            "#scatter .point, #scatter .baseline",
+            "nodes => nodes.map(n => [Number(n.dataset.trialId), Number(n.dataset.x), Number(n.dataset.y)])",
+        )
+        assert {m[0] for m in marks} == set(completed)
+        for trial_id, x, y in marks:
+            assert x == pytest.approx(completed[trial_id]["param_fraction"])
+            assert y == pytest.approx(completed[trial_id]["metric"])
+        assert page.locator("#scatter .baseline-label").text_content() == "LoRA r=8"
+        assert page.locator("#scatter circle.running").count() == 1
+        front_rows = page.eval_on_selector_all("#front tr[data-trial-id]", "rows => rows.map(r => Number(r.dataset.trialId))")
+        assert sorted(front_rows) == sorted(t["id"] for t in pareto["data"])
+        assert float(page.get_attribute("#hv-chart", "data-final")) == pytest.approx(pareto["hypervolume"], rel=1e-9)
+
+        target = pareto["data"][0]
+        page.click(f"#scatter [data-trial-id='{target['id']}']")
+        page.wait_for_selector("#layer-table")
+        assert json.loads(page.inner_text("#config-json")) == target["config"]
+        assert f"{target['metric']:.4f}" in page.inner_text("#trial-numbers")
+        families = page.eval_on_selector_all("#layer-table tr[data-family]", "rows => rows.map(r => r.dataset.family)")
+        assert families == list(target["config"])
+
+        page.click("#details button.copy")
+        page.wait_for_selector("#details button.copy[data-copied]")
+        assert json.loads(page.get_attribute("#details button.copy", "data-copied")) == target["config"]
+
+        page.click("#front th[data-key='param_fraction']")  # sort the front by size, smallest first
+        shown = page.eval_on_selector_all("#front tbody tr", "rows => rows.map(r => Number(r.dataset.trialId))")
+        by_size = sorted(pareto["data"], key=lambda t: -t["param_fraction"])
+        assert shown == [t["id"] for t in by_size] or shown == [t["id"] for t in reversed(by_size)]
+
+        page.screenshot(path=str(tmp_path / "dashboard-study.png"), full_page=True)
+        assert (tmp_path / "dashboard-study.png").stat().st_size > 10_000
+
+        _complete(api, _claim(api), 0.9)  # the page refreshes by itself while the study runs
+        page.wait_for_function(
+            f"document.querySelectorAll('#scatter .point, #scatter .baseline').length === {len(completed) + 1}",
+            timeout=15_000,
+        )
+        page.close()
+
+
+def test_with_an_api_key_the_page_asks_for_it_and_then_shows_the_studies(browser, db_url, study_body):
+    with live_server(db_url, api_key=KEY) as server:
+        api = httpx.Client(base_url=f"{server.url}/api/v1", timeout=30, headers={"Authorization": f"Bearer {KEY}"})
+        api.post("/studies", json=study_body(name="keyed study"))
+        page = browser.new_page()
+        page.goto(f"{server.url}/")
+        page.wait_for_selector("#auth-error")
+        page.fill("#api-key", KEY)
+        page.click("#key-form button")
+        page.wait_for_selector("#studies")
+        assert "keyed study" in page.inner_text("#studies")
+        assert page.evaluate("sessionStorage.getItem('autopeft.apiKey')") == KEY
+        page.close()
