@@ -1,0 +1,195 @@
+"""``autopeft demo``: the whole product in one command.
+
+Starts a study server on a SQLite file, creates a study on RTE with the bundled MiniLM
+and the ``autopeft`` space, runs one local worker (the GPU if there is one, otherwise
+the CPU with a budget that fits in about ten minutes on two cores), prints progress and
+the Pareto front, and says where the dashboard is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from autopeft.cli._output import table
+from autopeft.errors import AutoPeftError
+
+#: Per-trial training on a CPU: ~45 s a trial on 2 cores (see docs/demo.md for the measurement).
+CPU_TRAINING = {
+    "max_steps": 60,
+    "batch_size": 16,
+    "max_length": 128,
+    "learning_rate": 1e-3,
+    "eval_every": 30,
+    "max_search_examples": 200,
+    "seed": 0,
+}
+GPU_TRAINING = {"epochs": 3, "batch_size": 32, "max_length": 128, "learning_rate": 1e-3, "seed": 0}
+BASELINES = [
+    {"label": "Pfeiffer adapter 64", "config": {"serial_adapter": {"size": 64}}},
+    {"label": "LoRA r=8", "config": {"lora": {"rank": 8, "alpha": 16, "targets": ["query", "value"]}}},
+]
+
+
+class DemoError(AutoPeftError):
+    """The demo could not start or finish."""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="start a server, search PEFT configurations on RTE, show the Pareto front")
+    p.add_argument("--data", default=None, metavar="DIR", help="GLUE folder holding RTE/ (default: found nearby)")
+    p.add_argument("--trials", type=int, default=None, help="study budget (default: 8 on CPU, 24 on a GPU)")
+    p.add_argument("--device", default="auto", help="cuda, cpu or auto (default: auto)")
+    p.add_argument("--port", type=int, default=None, help="server port (default: 8000, or the next free one)")
+    p.add_argument("--db", default="autopeft-demo.db", help="SQLite file of the demo (default: autopeft-demo.db)")
+    p.add_argument("--training", default=None, metavar="JSON", help="override the per-trial training settings")
+    p.add_argument("--serve", action="store_true", help="keep the server (and dashboard) running at the end")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    import httpx
+
+    from autopeft.tasks.files import resolve_data_dir
+    from autopeft.tasks.spec import resolve_task
+    from autopeft.train import resolve_device
+
+    device = str(resolve_device(args.device))
+    on_gpu = device.startswith("cuda")
+    trials = args.trials if args.trials is not None else (24 if on_gpu else 8)
+    if trials < 1:
+        raise DemoError(f"--trials must be at least 1, got {trials}")
+    task = resolve_task("rte", args.data)
+    data_dir = resolve_data_dir(task)  # fails here, with where it looked, if RTE is not found
+    training = dict(GPU_TRAINING if on_gpu else CPU_TRAINING)
+    if args.training:
+        training.update(json.loads(args.training))
+    port = args.port or _free_port(8000)
+    url = f"http://127.0.0.1:{port}"
+    server, log_path = _start_server(args.db, port)
+    print(f"server: {url} (database {args.db}, log {log_path})")
+    print(f"dashboard: {url}/  (open it while the demo runs)")
+    try:
+        _wait_healthy(url, server, log_path)
+        with httpx.Client(base_url=url, timeout=60) as http:
+            study = _create_study(http, str(data_dir), trials, training)
+            print(
+                f"study {study['id']}: RTE, bundled MiniLM, space 'autopeft' (d={study.get('d')}), "
+                f"{trials} trials on {device}"
+            )
+            _work(url, study["id"], device, trials)
+            _print_front(http, study["id"])
+        print(f"\ndashboard: {url}/#/study/{study['id']}")
+        if args.serve:
+            print("serving the dashboard; press Ctrl-C to stop")
+            server.wait()
+        else:
+            print(f"to browse the results later: autopeft serve --db {args.db}  (then open http://127.0.0.1:8000/)")
+    finally:
+        _stop(server)
+    return 0
+
+
+def _free_port(start: int) -> int:
+    for port in range(start, start + 100):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) != 0:
+                return port
+    raise DemoError(f"no free port in {start}..{start + 99}; pass --port")
+
+
+def _start_server(db: str, port: int) -> tuple[subprocess.Popen, Path]:
+    log_path = Path(db).with_suffix(".server.log")
+    log = log_path.open("w")
+    cmd = [sys.executable, "-m", "autopeft", "serve", "--db", db, "--port", str(port), "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return proc, log_path
+
+
+def _wait_healthy(url: str, server: subprocess.Popen, log_path: Path, timeout: float = 120.0) -> None:
+    import httpx
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if server.poll() is not None:
+            tail = log_path.read_text()[-2000:]
+            raise DemoError(f"the server exited (code {server.returncode}):\n{tail}")
+        try:
+            if httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise DemoError(f"the server did not answer within {timeout:.0f} s; see {log_path}")
+
+
+def _create_study(http: Any, data_dir: str, trials: int, training: dict[str, Any]) -> dict[str, Any]:
+    body = {
+        "name": "demo: RTE with the bundled MiniLM",
+        "task": {"name": "rte", "data_dir": data_dir},
+        "model": None,
+        "space": "autopeft",
+        "optimizer": {"method": "gp", "n_initial": max(2, min(6, trials - len(BASELINES) - 2))},
+        "max_trials": trials,
+        "training": training,
+        "seed": 0,
+        "baselines": BASELINES[: max(0, min(len(BASELINES), trials - 1))],
+    }
+    response = http.post("/api/v1/studies", json=body)
+    if response.status_code != 201:
+        raise DemoError(f"the server refused the demo study: {response.text}")
+    return http.get(f"/api/v1/studies/{response.json()['id']}").json()
+
+
+def _work(url: str, study_id: int, device: str, trials: int) -> None:
+    from worker import ServerClient, Worker
+
+    client = ServerClient(url)
+    started = time.monotonic()
+    worker = Worker(
+        client,
+        worker_id="demo-worker",
+        study_id=study_id,
+        device=device,
+        max_trials=trials,
+        poll=1.0,
+        exit_when_idle=120.0,
+        progress=True,
+        say=lambda line: print(f"[{time.monotonic() - started:6.0f} s] {line}", flush=True),
+    )
+    try:
+        worker.run()
+    finally:
+        client.close()
+
+
+def _print_front(http: Any, study_id: int) -> None:
+    study = http.get(f"/api/v1/studies/{study_id}").json()
+    front = http.get(f"/api/v1/studies/{study_id}/pareto").json()
+    from autopeft.config import parse_config
+
+    rows = [
+        [
+            t["number"],
+            t["label"] or t["source"],
+            t["metric"],
+            100 * t["param_fraction"],
+            t["peft_params"],
+            parse_config(t["config"]).summary(),
+        ]
+        for t in front["data"]
+    ]
+    counts = study["counts"]
+    print(
+        f"\nPareto front of study {study_id}: {counts['completed']} trials completed, {counts['failed']} failed, "
+        f"hypervolume {front['hypervolume']:.3f}"
+    )
+    print(table(rows, ["#", "source", "accuracy", "% params", "params", "configuration"], align="rlrrrl"))

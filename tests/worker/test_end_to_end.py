@@ -1,0 +1,255 @@
+"""The loop a user runs, as real processes: `autopeft serve`, two `autopeft worker`s, a study.
+
+CPU, a tiny random BERT with a real tokenizer, a few dozen fixture examples, a few steps
+per trial. Covers: every trial runs exactly once on SQLite and PostgreSQL; a worker killed
+with SIGKILL loses its trial to the other worker after the lease expires, and its stale
+report is refused; the server restarted mid-study loses nothing; a worker without the API
+key stops with a clear error.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+pytestmark = pytest.mark.slow
+
+AUTOPEFT = [sys.executable, "-m", "autopeft"]
+_spec = importlib.util.spec_from_file_location(
+    "autopeft_tiny_encoder", Path(__file__).parents[1] / "train" / "tiny_encoder.py"
+)
+tiny_encoder = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(tiny_encoder)
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    return tiny_encoder.build_tiny_encoder(tmp_path_factory.mktemp("e2e-tiny-bert"))
+
+
+@pytest.fixture
+def env(tmp_path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "AUTOPEFT_CACHE_DIR": str(tmp_path / "cache"),
+        "AUTOPEFT_SWEEP_INTERVAL_S": "0.5",
+        "AUTOPEFT_LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+        "OMP_NUM_THREADS": "1",
+    }
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, db: str, env: dict[str, str], log: Path, port: int | None = None) -> None:
+        self.db, self.env, self.log = db, env, log
+        self.port = port or _port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Server:
+        cmd = [*AUTOPEFT, "serve", "--db", self.db, "--port", str(self.port), "--log-level", "warning"]
+        self.proc = subprocess.Popen(cmd, env=self.env, stdout=self.log.open("a"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.log.read_text()[-3000:]
+            try:
+                if httpx.get(f"{self.url}/api/v1/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"server did not start: {self.log.read_text()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(30)
+
+
+@contextmanager
+def server(db: str, env: dict[str, str], tmp_path: Path) -> Iterator[Server]:
+    s = Server(db, env, tmp_path / "server.log").start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def worker(url: str, name: str, env: dict[str, str], tmp_path: Path, *extra: str) -> subprocess.Popen:
+    cmd = [*AUTOPEFT, "worker", "--server", url, "--device", "cpu", "--worker-id", name, "--no-progress", "--poll", "0.5"]
+    cmd += ["--data", str(tiny_encoder.FIXTURE_GLUE), *extra]
+    return subprocess.Popen(cmd, env=env, stdout=(tmp_path / f"{name}.log").open("w"), stderr=subprocess.STDOUT)
+
+
+def study_body(tiny_dir: Path, **fields: Any) -> dict[str, Any]:
+    body = {
+        "name": "e2e",
+        "task": "rte",
+        "model": str(tiny_dir),
+        "space": "autopeft",
+        "optimizer": {"method": "sobol"},
+        "max_trials": 8,
+        "training": {"max_steps": 3, "batch_size": 8, "max_length": 64, "learning_rate": 0.01},
+        "seed": 1,
+    }
+    body.update(fields)
+    return body
+
+
+def wait_until(predicate, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def trials(api: httpx.Client, study_id: int) -> list[dict[str, Any]]:
+    return api.get(f"/studies/{study_id}/trials?limit=500").json()["data"]
+
+
+def finish(procs: list[subprocess.Popen], timeout: float = 120) -> None:
+    for p in procs:
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            raise
+
+
+def _db_url(backend: str, tmp_path: Path, request) -> str:
+    if backend == "sqlite":
+        return str(tmp_path / "e2e.db")
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def pg_url(request) -> Iterator[str]:
+    from tests.api.conftest import PG_ADMIN_URL, _pg_connect
+
+    try:
+        admin = _pg_connect(PG_ADMIN_URL)
+    except Exception as err:
+        pytest.skip(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {err}")
+    name = f"autopeft_e2e_{os.getpid()}_{int(time.time() * 1000) % 100000}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{PG_ADMIN_URL.rpartition('/')[0]}/{name}"
+    finally:
+        with _pg_connect(PG_ADMIN_URL) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_two_workers_run_every_trial_of_a_study_exactly_once(backend, tiny_dir, env, tmp_path, request):
+    with server(_db_url(backend, tmp_path, request), env, tmp_path) as srv:
+        api = httpx.Client(base_url=f"{srv.url}/api/v1", timeout=30)
+        body = study_body(tiny_dir, optimizer={"method": "gp", "n_initial": 4})
+        study = api.post("/studies", json=body).json()
+        workers = [worker(srv.url, f"w{i}", env, tmp_path, "--study", str(study["id"])) for i in (1, 2)]
+        finish(workers, timeout=240)
+        assert [w.returncode for w in workers] == [0, 0], [(tmp_path / f"w{i}.log").read_text() for i in (1, 2)]
+
+        done = trials(api, study["id"])
+        assert len(done) == 8 and all(t["state"] == "completed" for t in done), done
+        assert all(t["attempts"] == 1 for t in done)  # nobody ran a trial twice
+        logs = "".join((tmp_path / f"w{i}.log").read_text() for i in (1, 2))
+        for t in done:  # each trial was trained once: one line when claimed, one with its result
+            assert logs.count(f"trial {t['id']} (study") == 2, logs
+        assert len({t["config"].__repr__() for t in done}) == 8
+        assert {t["source"] for t in done} == {"gp"}
+        pareto = api.get(f"/studies/{study['id']}/pareto").json()
+        assert pareto["count"] >= 1 and pareto["hypervolume"] > 0
+        assert api.get(f"/studies/{study['id']}").json()["state"] == "done"
+
+
+def test_a_killed_workers_trial_is_taken_over_and_its_late_report_refused(tiny_dir, env, tmp_path):
+    db = str(tmp_path / "kill.db")
+    with server(db, env, tmp_path) as srv:
+        api = httpx.Client(base_url=f"{srv.url}/api/v1", timeout=30)
+        slow = {"max_steps": 150, "batch_size": 8, "max_length": 64, "eval_every": 150}
+        study = api.post("/studies", json=study_body(tiny_dir, max_trials=1, lease_seconds=3, training=slow)).json()
+        victim = worker(srv.url, "victim", env, tmp_path)
+        running = wait_until(
+            lambda: next((t for t in trials(api, study["id"]) if t["state"] == "running"), None), 90, "a running trial"
+        )
+        wait_until(lambda: "trial" in (tmp_path / "victim.log").read_text(), 30, "training to start")
+        with create_engine(f"sqlite:///{db}").connect() as conn:
+            stale_token = conn.execute(text("SELECT lease_token FROM trials WHERE id = :i"), {"i": running["id"]}).scalar()
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+
+        fast = worker(srv.url, "rescuer", env, tmp_path, "--study", str(study["id"]))
+        finish([fast], timeout=300)
+        (trial,) = trials(api, study["id"])
+        assert trial["state"] == "completed" and trial["worker_id"] == "rescuer", trial
+        assert trial["attempts"] == 2 and trial["expiries"] == 1
+
+        late = {"lease_token": stale_token, "metric": 0.99, "peft_params": 1, "param_fraction": 0.001}
+        refused = api.post(f"/trials/{trial['id']}/complete", json=late)
+        assert refused.status_code == 409
+        assert api.get(f"/trials/{trial['id']}").json()["metric"] == trial["metric"]
+
+
+def test_a_server_restart_mid_study_loses_and_repeats_nothing(tiny_dir, env, tmp_path):
+    db = str(tmp_path / "restart.db")
+    srv = Server(db, env, tmp_path / "server.log").start()
+    try:
+        api = httpx.Client(base_url=f"{srv.url}/api/v1", timeout=30)
+        training = {"max_steps": 8, "batch_size": 8, "max_length": 64}
+        study = api.post("/studies", json=study_body(tiny_dir, max_trials=6, training=training)).json()
+        workers = [worker(srv.url, f"r{i}", env, tmp_path, "--study", str(study["id"])) for i in (1, 2)]
+        wait_until(lambda: sum(t["state"] == "completed" for t in trials(api, study["id"])) >= 1, 180, "a first result")
+        srv.stop(signal.SIGKILL)  # the server dies; the workers keep training and retry their reports
+        time.sleep(3)
+        srv.start()
+        finish(workers, timeout=300)
+        done = trials(api, study["id"])
+        assert len(done) == 6 and all(t["state"] == "completed" for t in done), done
+        assert all(t["attempts"] == 1 for t in done)
+        logs = "".join((tmp_path / f"r{i}.log").read_text() for i in (1, 2))
+        assert sum(logs.count(f"trial {t['id']} (study") for t in done) == 2 * 6
+    finally:
+        srv.stop()
+
+
+def test_a_worker_without_the_api_key_exits_with_a_clear_error(env, tmp_path, capsys, monkeypatch):
+    from autopeft.cli import main
+
+    keyed = {**env, "AUTOPEFT_API_KEY": "the-key"}
+    with server(str(tmp_path / "auth.db"), keyed, tmp_path) as srv:
+        no_key = {k: v for k, v in env.items() if k != "AUTOPEFT_API_KEY"}
+        result = subprocess.run(
+            [*AUTOPEFT, "worker", "--server", srv.url, "--device", "cpu"],
+            env=no_key,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 2
+        assert "refused the API key" in result.stderr and "Traceback" not in result.stderr
+        monkeypatch.delenv("AUTOPEFT_API_KEY", raising=False)
+        code = main(["worker", "--server", srv.url, "--device", "cpu", "--api-key", "wrong", "--no-progress"])
+        assert code == 2 and "refused the API key" in capsys.readouterr().err

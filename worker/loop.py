@@ -1,0 +1,233 @@
+"""The worker's pull loop: claim, heartbeat, train, report, retry.
+
+A trial that raises is reported as failed with its error and the worker goes on. A
+stop request (SIGTERM, Ctrl-C) ends the running trial at its next step and gives it
+back to the queue, so another worker can take it at once. A lease lost mid-trial
+(the server handed the trial on) stops that trial and drops its result.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from autopeft.errors import AutoPeftError
+from worker.client import Claim, GaveUp, LeaseLost, NoWork, RequestRefused, ServerClient
+from worker.heartbeat import Heartbeat
+from worker.spool import Spool
+
+log = logging.getLogger("autopeft.worker")
+
+
+#: Reasons the server gives (X-Autopeft-Idle) when a study will have no more work.
+FINISHED = ("study done", "study stopped")
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Worker:
+    """Runs trials from one server until stopped or out of budget; a worker bound to one study
+    (``study_id``) also stops when that study is finished."""
+
+    def __init__(
+        self,
+        client: ServerClient,
+        *,
+        worker_id: str | None = None,
+        study_id: int | None = None,
+        device: str = "auto",
+        max_trials: int | None = None,
+        poll: float = 5.0,
+        data_dir: str | None = None,
+        exit_when_idle: float | None = None,
+        progress: bool = True,
+        say: Callable[[str], None] = print,
+        spool: Spool | None = None,
+    ) -> None:
+        from autopeft.train import TrialCache, resolve_device
+
+        self.client = client
+        self.worker_id = worker_id or default_worker_id()
+        self.study_id = study_id
+        self.device = str(resolve_device(device))
+        self.max_trials = max_trials
+        self.poll = poll
+        self.data_dir = data_dir
+        self.exit_when_idle = exit_when_idle
+        self.progress = progress
+        self.say = say
+        self.spool = spool or Spool(client.url)
+        self.stopping = threading.Event()
+        self.cache = TrialCache()
+        self.done = 0
+
+    def stop(self) -> None:
+        """Ask the worker to stop: the running trial is given back at its next step."""
+        self.stopping.set()
+
+    # -- the loop -----------------------------------------------------------------------------
+    def run(self) -> int:
+        """Work until stopped; returns the number of trials reported (completed or failed)."""
+        self.say(f"worker {self.worker_id} on {self.device}, server {self.client.url}")
+        self.flush_spool()
+        idle_since = time.monotonic()
+        while not self.stopping.is_set() and (self.max_trials is None or self.done < self.max_trials):
+            try:
+                claim = self.client.claim(self.worker_id, self.study_id, self.stopping.is_set)
+            except GaveUp:
+                break
+            if isinstance(claim, NoWork):
+                if self.study_id is not None and claim.reason in FINISHED:
+                    self.say(f"study {self.study_id}: {claim.reason}")
+                    break
+                if self._idle_too_long(idle_since, claim):
+                    break
+                self._wait(claim)
+                continue
+            self.run_one(claim)
+            idle_since = time.monotonic()
+        self.say(f"worker {self.worker_id}: {self.done} trial(s) reported, stopping")
+        return self.done
+
+    def _idle_too_long(self, idle_since: float, claim: NoWork) -> bool:
+        if self.exit_when_idle is not None and time.monotonic() - idle_since >= self.exit_when_idle:
+            self.say(f"no work for {self.exit_when_idle:g} s ({claim.reason or 'queue empty'})")
+            return True
+        return False
+
+    def _wait(self, claim: NoWork) -> None:
+        wait = min(max(claim.retry_after, 0.2), self.poll)
+        self.stopping.wait(wait)
+
+    def run_one(self, claim: Claim) -> None:
+        trial = claim.trial
+        label = f"trial {trial['id']} (study {trial['study_id']}, #{trial['number']})"
+        self.say(f"{label}: {_summary(trial['config'])}")
+        beat = Heartbeat(self.client, trial["id"], claim.token, claim.lease_seconds / 3)
+        beat.start()
+        try:
+            result = self._train(trial, beat)
+        except _Stopped:
+            beat.stop()
+            self._give_back(trial, claim, beat)
+            return
+        except AutoPeftError as err:  # bad input, out of memory, non-finite loss: the trial failed
+            beat.stop()
+            self._report_failure(trial, claim, f"{type(err).__name__}: {err}", label)
+            return
+        except Exception:  # a bug: keep the traceback for the person who reads the failure
+            beat.stop()
+            self._report_failure(trial, claim, traceback.format_exc(), label)
+            return
+        beat.stop()
+        if beat.lost.is_set():
+            self.say(f"{label}: lease lost while finishing; result dropped (another worker has it)")
+            return
+        self._report_success(trial, claim, result, label)
+
+    def _train(self, trial: dict[str, Any], beat: Heartbeat) -> Any:
+        from autopeft.train import TrialStopped, run_trial
+
+        try:
+            return run_trial(
+                trial["task"],
+                trial["model"],
+                trial["config"],
+                trial["training"],
+                device=self.device,
+                cache=self.cache,
+                progress=self.progress,
+                should_stop=lambda: self.stopping.is_set() or beat.lost.is_set(),
+                data_dir=self.data_dir,
+            )
+        except TrialStopped:
+            raise _Stopped from None
+
+    # -- reports ------------------------------------------------------------------------------
+    def _report_success(self, trial: dict[str, Any], claim: Claim, result: Any, label: str) -> None:
+        body = {
+            "lease_token": claim.token,
+            "metric": result.metric,
+            "peft_params": result.peft_params,
+            "param_fraction": result.param_fraction,
+            "metrics": _flat_metrics(result.metrics),
+            "extra": {**result.to_json(), "worker_id": self.worker_id},
+        }
+        self._deliver(trial["id"], "complete", body)
+        self.done += 1
+        self.say(
+            f"{label}: {result.metric_name} {result.metric:.4f} with {100 * result.param_fraction:.3f}% "
+            f"of the parameters, {result.steps} steps, {result.train_seconds + result.eval_seconds:.0f} s"
+        )
+
+    def _report_failure(self, trial: dict[str, Any], claim: Claim, error: str, label: str) -> None:
+        self._deliver(trial["id"], "fail", {"lease_token": claim.token, "error": error})
+        self.done += 1
+        self.say(f"{label}: failed: {error.strip().splitlines()[-1]}")
+
+    def _give_back(self, trial: dict[str, Any], claim: Claim, beat: Heartbeat) -> None:
+        if beat.lost.is_set():
+            self.say(f"trial {trial['id']}: lease lost; stopped it (another worker has it)")
+            return
+        try:
+            self.client.release(trial["id"], claim.token, _give_up_after(10.0))
+            self.say(f"trial {trial['id']}: given back to the queue")
+        except (LeaseLost, GaveUp, RequestRefused) as err:
+            self.say(f"trial {trial['id']}: could not give it back ({err}); its lease will expire")
+
+    def _deliver(self, trial_id: int, kind: str, body: dict[str, Any]) -> None:
+        """Spool the report, send it (retrying while the server is away), then forget it."""
+        path = self.spool.put(trial_id, kind, body)
+        start = time.monotonic()  # while stopping, keep trying for 30 s; the spool keeps it after that
+        self._send(path, trial_id, kind, body, lambda: self.stopping.is_set() and time.monotonic() - start > 30)
+
+    def _send(self, path: Any, trial_id: int, kind: str, body: dict[str, Any], give_up: Callable[[], bool]) -> bool:
+        try:
+            if kind == "complete":
+                self.client.complete(trial_id, body, give_up)
+            else:
+                self.client.fail(trial_id, body["lease_token"], body["error"], give_up)
+        except GaveUp:
+            self.say(f"trial {trial_id}: server unreachable; the report waits in {path} for the next start")
+            return False
+        except (LeaseLost, RequestRefused) as err:
+            self.say(f"trial {trial_id}: report refused ({err})")
+        Spool.done(path)
+        return True
+
+    def flush_spool(self) -> None:
+        """Send reports a previous run could not deliver."""
+        for path, item in self.spool.pending():
+            self.say(f"trial {item['trial_id']}: sending the {item['kind']} report spooled by an earlier run")
+            self._send(path, item["trial_id"], item["kind"], item["body"], give_up=_give_up_after(60.0))
+
+
+class _Stopped(Exception):
+    """The trial stopped because the worker is stopping or lost its lease."""
+
+
+def _give_up_after(seconds: float) -> Callable[[], bool]:
+    end = time.monotonic() + seconds
+    return lambda: time.monotonic() > end
+
+
+def _summary(config: dict[str, Any]) -> str:
+    from autopeft.config import parse_config
+
+    try:
+        return parse_config(config).summary()
+    except AutoPeftError:
+        return str(config)
+
+
+def _flat_metrics(metrics: dict[str, dict[str, float]]) -> dict[str, float]:
+    """``{"search": {"accuracy": .7}, "dev": {...}}`` -> ``{"search_accuracy": .7, ...}``."""
+    return {f"{split}_{name}": float(v) for split, values in metrics.items() for name, v in values.items()}
