@@ -85,6 +85,11 @@ def run(args: argparse.Namespace) -> int:
                 f"study {study['id']}: RTE, bundled MiniLM, space 'autopeft' (d={study.get('d')}), "
                 f"{trials} trials on {device}"
             )
+            if not on_gpu:
+                print(
+                    f"no GPU: each trial trains {training.get('max_steps')} steps of {training.get('batch_size')} "
+                    "examples (a reduced CPU budget; on a GPU the demo trains 3 epochs a trial)"
+                )
             _work(url, study["id"], device, trials)
             _print_front(http, study["id"])
         print(f"\ndashboard: {url}/#/study/{study['id']}")
@@ -112,6 +117,18 @@ def _start_server(db: str, port: int) -> tuple[subprocess.Popen, Path]:
     cmd = [sys.executable, "-m", "autopeft", "serve", "--db", db, "--port", str(port), "--log-level", "warning"]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     return proc, log_path
+
+
+def _stop(server: subprocess.Popen, timeout: float = 15.0) -> None:
+    """Stop the demo's server: SIGTERM (uvicorn shuts down cleanly), then SIGKILL."""
+    if server.poll() is not None:
+        return
+    server.terminate()
+    try:
+        server.wait(timeout)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 def _wait_healthy(url: str, server: subprocess.Popen, log_path: Path, timeout: float = 120.0) -> None:
