@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from autopeft.errors import ModelError
 
 if TYPE_CHECKING:
-    import torch.nn as nn
+    from torch import nn
     from transformers import PretrainedConfig, PreTrainedModel
 
 #: The linear layers LoRA can target, as paths inside one encoder layer.

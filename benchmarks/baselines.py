@@ -1,4 +1,4 @@
-"""Baselines the search must beat: six reference PEFT methods on the bundled MiniLM.
+"""Baselines the search must beat: eight reference PEFT methods on the bundled MiniLM.
 
     # the CPU run published in docs/baselines.md (about an hour on 2 busy shared CPU cores)
     python benchmarks/baselines.py --max-steps 100 --batch-size 16 --eval-every 50 \\
@@ -8,11 +8,13 @@
 
 Methods: full fine-tuning, LoRA r=8 on query/value, a Pfeiffer adapter of width 64
 (``serial_adapter`` after the feed-forward block), prefix tuning of length 16, BitFit,
-and a FISH mask over 0.5% of the backbone. Each is one :func:`autopeft.train.run_trial`
-per task and seed: trained on the training file minus the seeded search split, the
-objective scored on the search split, the dev file scored once at the end on the
-best state. Each method has its own learning rate (``LEARNING_RATES``, a preset for short or
-standard budgets; ``--lr`` overrides).
+a FISH mask over 0.5% of the backbone, a parallel adapter of width 64 (``parallel_adapter``
+beside the feed-forward block) and AdaMix (the Pfeiffer adapter of width 64 with 4 experts,
+averaged into one at inference); the CPU run in docs/baselines.md covers the first six.
+Each is one :func:`autopeft.train.run_trial` per task and seed: trained on the training
+file minus the seeded search split, the objective scored on the search split, the dev
+file scored once at the end on the best state. Each method has its own learning rate
+(``LEARNING_RATES``, a preset for short or standard budgets; ``--lr`` overrides).
 
 Writes benchmarks/results/baselines.json (every trial, the exact command, versions,
 machine) after each trial, and docs/baselines.md (a table) at the end;
@@ -46,14 +48,34 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "prefix": ("prefix 16", {"prefix": {"length": 16}}),
     "bitfit": ("BitFit", {"bitfit": {}}),
     "fish": ("FISH 0.5%", {"fish": {"fraction": 0.005, "samples": 1024}}),
+    "parallel": ("parallel adapter 64", {"parallel_adapter": {"size": 64}}),
+    "adamix": ("AdaMix adapter 64 x4", {"serial_adapter": {"size": 64, "experts": 4}}),
 }
 
 #: Peak learning rate per method (task head included). ``standard``: common choices of each method's
 #: paper/code for budgets of several epochs. ``short``: for a few hundred steps, where the standard
 #: rates leave most methods at the majority class (measured: see docs/baselines.md).
 LEARNING_RATES = {
-    "standard": {"full": 2e-5, "lora": 5e-4, "adapter": 5e-4, "prefix": 5e-3, "bitfit": 1e-3, "fish": 1e-4},
-    "short": {"full": 5e-5, "lora": 1e-3, "adapter": 1e-3, "prefix": 1e-2, "bitfit": 5e-3, "fish": 5e-4},
+    "standard": {
+        "full": 2e-5,
+        "lora": 5e-4,
+        "adapter": 5e-4,
+        "prefix": 5e-3,
+        "bitfit": 1e-3,
+        "fish": 1e-4,
+        "parallel": 5e-4,
+        "adamix": 5e-4,
+    },
+    "short": {
+        "full": 5e-5,
+        "lora": 1e-3,
+        "adapter": 1e-3,
+        "prefix": 1e-2,
+        "bitfit": 5e-3,
+        "fish": 5e-4,
+        "parallel": 1e-3,
+        "adamix": 1e-3,
+    },
 }
 
 #: The metric GLUE reports per task, first; the rest are reported beside it.

@@ -26,7 +26,7 @@ README = (ROOT / "README.md").read_text()
 
 
 def blocks(lang: str, text: str = README) -> list[str]:
-    return re.findall(rf"```{lang}\n(.*?)```", text, flags=re.S)
+    return re.findall(rf"```{lang}\n(.*?)```", text, flags=re.DOTALL)
 
 
 def section(title: str) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from autopeft.accounting import ParamCount
 from autopeft.config import PeftConfig, parse_config

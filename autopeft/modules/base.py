@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     import torch
-    import torch.nn as nn
+    from torch import nn
 
     from autopeft.encoder import EncoderLayout, ModelShape
 

@@ -10,7 +10,7 @@ state for the selected entries alone.
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
+from torch import nn
 from torch.nn.utils import parametrize
 
 from autopeft.config import Fish, PeftConfig

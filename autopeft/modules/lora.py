@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from autopeft.config import LoRA
 from autopeft.encoder import EncoderLayout, ModelShape

@@ -14,7 +14,7 @@ replaces it by the prefixes it produces.
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from autopeft.config import Prefix
 from autopeft.encoder import EncoderLayout, ModelShape

@@ -170,7 +170,7 @@ class Space:
     def _encode_family(
         self, family: str, slots: list[_Slot], settings: Any, on: list[int], values: dict[int, Any]
     ) -> None:
-        primary, off = PRIMARY[family]
+        _, off = PRIMARY[family]
         n = self.shape.n_layers
         if family == "fish":
             sizes_by_group = [[settings.fraction] if settings else []]

@@ -133,7 +133,7 @@ def _range_values(where: str, field: str, raw: dict[str, Any]) -> tuple[Any, ...
         elif steps is None and hi - lo <= 64:
             values = list(range(int(lo), int(hi) + 1))
         else:
-            values = sorted({int(round(v)) for v in _spaced(lo, hi, steps or 16, log)})
+            values = sorted({round(v) for v in _spaced(lo, hi, steps or 16, log)})
     else:
         values = [float(v) for v in _spaced(lo, hi, steps or 8, log)]
     off = PRIMARY.get(where.split(".")[0], (None, 0))[1]

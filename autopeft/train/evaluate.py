@@ -14,8 +14,8 @@ from autopeft.tasks.metrics import compute_metrics
 from autopeft.train.batching import column, eval_batches, model_inputs, to_device
 
 if TYPE_CHECKING:
-    import torch.nn as nn
     from datasets import Dataset
+    from torch import nn
 
     from autopeft.tasks.data import TaskData
 

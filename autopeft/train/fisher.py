@@ -53,7 +53,7 @@ from autopeft.train.evaluate import pad_id_of, task_loss
 from autopeft.train.loop import Progress, ShouldStop, TrialStopped
 
 if TYPE_CHECKING:
-    import torch.nn as nn
+    from torch import nn
 
     from autopeft.tasks.data import TaskData
 

@@ -42,8 +42,8 @@ from autopeft.train.evaluate import pad_id_of, predict_logits, predictions_from_
 from autopeft.train.trial import TrainedTrial, is_bundled, resolve_device
 
 if TYPE_CHECKING:
-    import torch.nn as nn
     from datasets import Dataset
+    from torch import nn
 
 FORMAT = "autopeft-trained"
 FORMAT_VERSION = 1

@@ -40,7 +40,7 @@ from autopeft.train.loop import LoopResult, Progress, ShouldStop, train
 from autopeft.train.settings import TrainingSettings, parse_training
 
 if TYPE_CHECKING:
-    import torch.nn as nn
+    from torch import nn
 
 TaskArg = str | Mapping[str, Any] | TaskSpec
 
