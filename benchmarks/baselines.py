@@ -373,6 +373,12 @@ def _doc_text(payload: dict[str, Any], tables: dict[str, str]) -> str:
             f"**Measured on CPU ({m['cpu']}, {m['cpu_count']} cores, {m['torch_threads']} torch thread(s)), "
             f"not on a GPU, with a reduced budget:** {length} of batch {budget['batch_size']}"
         )
+    caveat = (
+        " With a step budget this small the\nfigures rank the methods under that budget and are *not* comparable with "
+        "published GLUE\nscores; run the same script on a GPU with `--device cuda --epochs 3` for full budgets."
+        if budget.get("max_steps") is not None
+        else ""
+    )
     return f"""# Baselines: reference PEFT methods on the bundled MiniLM
 
 The numbers a search must beat: the bundled all-MiniLM-L6-v2 (6 layers, hidden 384,
@@ -381,9 +387,7 @@ The numbers a search must beat: the bundled all-MiniLM-L6-v2 (6 layers, hidden 3
 [`benchmarks/results/baselines.json`](../benchmarks/results/baselines.json).
 {status}
 {where}, max length {budget["max_length"]}, seeds {seeds}, learning rates of the
-`{payload.get("learning_rate_preset", "standard")}` preset. With a step budget this small the
-figures rank the methods under that budget and are *not* comparable with published GLUE
-scores; run the same script on a GPU with `--device cuda --epochs 3` for full budgets.
+`{payload.get("learning_rate_preset", "standard")}` preset.{caveat}
 
 - *dev*: the GLUE dev file, scored once at the end on the best state (RTE and SST-2:
   accuracy; MRPC: F1 / accuracy).

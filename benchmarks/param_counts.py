@@ -92,7 +92,11 @@ def main() -> None:
                 "command": "python benchmarks/param_counts.py",
                 "date": datetime.date.today().isoformat(),
                 "machine": platform.processor() or platform.machine(),
-                "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
+                "versions": {
+                    "torch": torch.__version__,
+                    "transformers": transformers.__version__,
+                    "peft": peft.__version__,
+                },
                 "backbone_params": shape.backbone_params,
                 "head_params": shape.head_params,
                 "rows": rows,

@@ -1,0 +1,1800 @@
+"""Issue 9, "A real search on a GPU": the whole experiment in one command.
+
+    # the real run (a CUDA GPU; about 2-4 hours on one H100-class GPU, resumable)
+    python benchmarks/gpu_experiment.py --device cuda --out runs/gpu
+    # a CPU dry run of the pipeline on the tiny test fixtures (minutes; meaningless numbers)
+    python benchmarks/gpu_experiment.py --dry-run --out /tmp/gpu_dry
+
+It uses the service as a user would: ``autopeft serve`` on a SQLite file in ``--out``,
+studies created with ``POST /api/v1/studies``, ``autopeft worker`` processes sharing the
+GPU, results read back from ``/trials`` and ``/pareto``. Phases (``--phases`` runs a subset):
+
+- ``baselines``: ``benchmarks/baselines.py`` on RTE, MRPC and SST-2, 8 methods, every seed
+  (one process per task, side by side on the GPU).
+- ``studies``: RTE searches, one after another, each with all workers: the ``autopeft``
+  space with ``gp``, the ``full`` space with ``gp``, and the ``autopeft`` space with
+  ``sobol`` (same budget and seed, to compare hypervolume over trials). The objective is
+  the metric on the seeded held-out slice of train; GPU utilisation is sampled meanwhile.
+- ``retrain``: the Pareto configurations of both ``gp`` studies, trained again with every
+  seed and scored on dev (a study per seed whose trials are those configurations).
+- ``transfer``: the front points closest (in log10 param_fraction) to 0.1% and 1% trained
+  parameters, unchanged, on MRPC and SST-2, every seed, scored on dev.
+- ``throughput``: training examples/s of each baseline method (and the transferred
+  configurations) alone on the device, full fine-tuning among them.
+- ``report``: PNG plots (``benchmarks/plots.py``) and the report, ``docs/results.md`` for a
+  real run; checks of the issue's targets are printed, not asserted.
+
+Every phase saves JSON under ``--out``; a phase whose JSON exists is skipped (``--force``
+runs it again), and an interrupted study is resumed from the server's database, so
+running the same command again continues where it stopped. The report refuses to
+present numbers from ``--dry-run`` or a CPU device as results: it writes a page that
+says the experiment has not run on a GPU, with the dry run labelled as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Self
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks"
+for _p in (ROOT, BENCH):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+import baselines as bl
+
+PHASES = ("baselines", "studies", "retrain", "transfer", "throughput", "report")
+#: The RTE searches: key -> (space, optimizer method). Run one after another with all workers.
+SEARCHES = {
+    "rte-autopeft-gp": ("autopeft", "gp"),
+    "rte-full-gp": ("full", "gp"),
+    "rte-autopeft-sobol": ("autopeft", "sobol"),
+}
+#: Studies whose Pareto configurations are retrained on dev and transferred.
+FRONT_STUDIES = ("rte-autopeft-gp", "rte-full-gp")
+TRANSFER_TASKS = ("mrpc", "sst2")
+TRANSFER_TARGETS = (0.001, 0.01)
+TASK_LABELS = {"rte": "RTE", "mrpc": "MRPC", "sst2": "SST-2"}
+REAL_DOC = ROOT / "docs" / "results.md"
+REAL_PUBLISH = ROOT / "benchmarks" / "results" / "gpu"
+ONE_COMMAND = "python benchmarks/gpu_experiment.py --device cuda --out runs/gpu"
+DRY_COMMAND = "python benchmarks/gpu_experiment.py --dry-run --out /tmp/gpu_dry"
+NVIDIA_SMI = ["nvidia-smi", "--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader,nounits", "-l", "1"]
+
+#: Budgets of the real run and of the dry run (flags override).
+DEFAULTS = {
+    "real": {
+        "device": "cuda",
+        "trials": 60,
+        "workers": 4,
+        "seeds": [0, 1, 2],
+        "epochs": 3.0,
+        "max_steps": None,
+        "batch_size": 32,
+        "max_length": 128,
+        "max_search_examples": None,
+        "n_initial": None,
+        "baseline_jobs": 3,
+        "throughput_steps": 100,
+        "fish_samples": 1024,
+        "lr_preset": "standard",
+        "poll": 5.0,
+    },
+    "dry": {
+        "device": "cpu",
+        "trials": 6,
+        "workers": 2,
+        "seeds": [0],
+        "epochs": None,
+        "max_steps": 2,
+        "batch_size": 4,
+        "max_length": 64,
+        "max_search_examples": 16,
+        "n_initial": 3,
+        "baseline_jobs": 1,
+        "throughput_steps": 2,
+        "fish_samples": 8,
+        "lr_preset": "short",
+        "poll": 1.0,
+    },
+}
+
+
+class ExperimentError(RuntimeError):
+    """A phase could not finish (the message says why and where the logs are)."""
+
+
+class Unfinished(Exception):
+    """``--time-limit`` was reached; running the same command again continues."""
+
+
+def say(line: str) -> None:
+    stamp = datetime.datetime.now().strftime("%H:%M:%S")
+    print(f"[{stamp}] {line}", flush=True)
+
+
+# -- plan ------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--dry-run", action="store_true", help="CPU, test fixtures, tiny budgets: checks the pipeline")
+    p.add_argument("--out", type=Path, default=None, help="results folder (default: runs/gpu, dry run: runs/gpu-dry)")
+    p.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES), help="run only these phases")
+    p.add_argument("--force", action="store_true", help="run the chosen phases again even if their JSON exists")
+    p.add_argument("--device", default=None, help="cuda, cuda:N or cpu (default: cuda; dry run: cpu)")
+    p.add_argument("--data", default=None, help="GLUE root with RTE/, MRPC/, SST-2/ (dry run: tests/fixtures/glue)")
+    p.add_argument("--model", default=None, help="HF encoder directory (default: the bundled MiniLM)")
+    p.add_argument("--trials", type=int, default=None, help="budget of each search study (default 60)")
+    p.add_argument("--workers", type=int, default=None, help="autopeft worker processes sharing the device (4)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds (default 0 1 2)")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=float, default=None, help="epochs per trial (default 3)")
+    length.add_argument("--max-steps", type=int, default=None, help="optimiser steps per trial instead of epochs")
+    p.add_argument("--batch-size", type=int, default=None, help="default 32")
+    p.add_argument("--max-length", type=int, default=None, help="default 128")
+    p.add_argument("--max-search-examples", type=int, default=None, help="cap of the held-out search slice")
+    p.add_argument("--n-initial", type=int, default=None, help="Sobol trials before the GP (default: the server's)")
+    p.add_argument("--baseline-jobs", type=int, default=None, help="baselines.py processes side by side (3)")
+    p.add_argument("--throughput-steps", type=int, default=None, help="steps per throughput trial (100)")
+    p.add_argument("--poll", type=float, default=None, help="seconds between looks at the server")
+    p.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        metavar="MIN",
+        help="stop cleanly after MIN minutes (exit code 3); the same command continues later",
+    )
+    p.add_argument("--doc", type=Path, default=None, help="report file (default: docs/results.md; dry: OUT/results.md)")
+    p.add_argument(
+        "--publish",
+        type=Path,
+        default=None,
+        help="where the report's plots and JSON go (default: benchmarks/results/gpu; dry run: OUT/plots)",
+    )
+    return p.parse_args(argv)
+
+
+def make_plan(args: argparse.Namespace) -> dict[str, Any]:
+    """Every setting of the run, with the dry run's or the real run's defaults filled in."""
+    mode = "dry" if args.dry_run else "real"
+    d = DEFAULTS[mode]
+
+    def pick(name: str) -> Any:
+        value = getattr(args, name, None)
+        return d[name] if value is None else value
+
+    epochs, max_steps = pick("epochs"), pick("max_steps")
+    if args.epochs is not None:
+        max_steps = None
+    if args.max_steps is not None:
+        epochs = None
+    out = args.out or (ROOT / "runs" / ("gpu-dry" if args.dry_run else "gpu"))
+    data = args.data or (str(ROOT / "tests" / "fixtures" / "glue") if args.dry_run else default_data_dir())
+    rates = bl.LEARNING_RATES[d["lr_preset"]]
+    training: dict[str, Any] = {
+        # the baselines' learning rates, per family: the search and the baselines train alike
+        "learning_rate": rates["adapter"],
+        "family_learning_rates": {
+            f: rates[m] for f, m in (("prefix", "prefix"), ("bitfit", "bitfit"), ("fish", "fish"), ("full", "full"))
+        },
+        "batch_size": pick("batch_size"),
+        "max_length": pick("max_length"),
+        "seed": 0,
+    }
+    training.update({"max_steps": max_steps} if max_steps else {"epochs": epochs})
+    if pick("max_search_examples"):
+        training["max_search_examples"] = pick("max_search_examples")
+    return {
+        "dry_run": bool(args.dry_run),
+        "device": pick("device"),
+        "out": str(Path(out).resolve()),
+        "data": str(Path(data).resolve()),
+        "model": args.model,
+        "trials": pick("trials"),
+        "workers": pick("workers"),
+        "seeds": list(pick("seeds")),
+        "training": training,
+        "n_initial": pick("n_initial"),
+        "baseline_jobs": pick("baseline_jobs"),
+        "baseline_args": baseline_args(d, args, pick, data),
+        "throughput_steps": pick("throughput_steps"),
+        "fish_samples": d["fish_samples"],
+        "lr_preset": d["lr_preset"],
+        "poll": pick("poll"),
+    }
+
+
+def baseline_args(d: Mapping[str, Any], args: argparse.Namespace, pick: Callable[[str], Any], data: str) -> list[str]:
+    out = ["--device", pick("device")]
+    if args.max_steps is not None or (args.epochs is None and d["max_steps"]):
+        out += ["--max-steps", str(pick("max_steps"))]
+    else:
+        out += ["--epochs", f"{pick('epochs'):g}"]
+    out += ["--batch-size", str(pick("batch_size")), "--max-length", str(pick("max_length"))]
+    if pick("max_search_examples"):
+        out += ["--max-search-examples", str(pick("max_search_examples"))]
+    out += ["--fish-samples", str(d["fish_samples"]), "--lr-preset", d["lr_preset"]]
+    out += ["--data", str(Path(data).resolve())]
+    if args.model:
+        out += ["--model", args.model]
+    if args.dry_run:
+        out += ["--threads", "1"]
+    return out
+
+
+def default_data_dir() -> str:
+    for candidate in (
+        os.environ.get("AUTOPEFT_DATA_DIR"),
+        ROOT / "data" / "glue",
+        ROOT / "shared" / "data" / "glue",
+        ROOT.parent / "shared" / "data" / "glue",
+    ):
+        if candidate and (Path(candidate) / "RTE" / "train.tsv").is_file():
+            return str(candidate)
+    raise ExperimentError("no GLUE data found (RTE/train.tsv): pass --data DIR or set AUTOPEFT_DATA_DIR")
+
+
+def is_real(meta: Mapping[str, Any]) -> bool:
+    """Whether ``meta`` describes a run that may be reported as results: not a dry run, on CUDA."""
+    return (
+        not meta.get("dry_run", True)
+        and str(meta.get("device", "")).startswith("cuda")
+        and bool(meta.get("device_name"))
+        and "cpu" not in str(meta.get("device_name", "")).lower()
+    )
+
+
+# -- files -----------------------------------------------------------------------------------------
+
+
+def save_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    tmp.replace(path)
+
+
+def load_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def command_line() -> str:
+    return "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]])
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def start_meta(out: Path, plan: dict[str, Any]) -> dict[str, Any]:
+    """meta.json: device, versions, the plan and every command that worked on this folder."""
+    path = out / "meta.json"
+    device_name = device_description(plan["device"])
+    if path.exists():
+        meta = load_json(path)
+        if meta["dry_run"] != plan["dry_run"] or meta["device"] != plan["device"]:
+            raise ExperimentError(
+                f"{out} holds a run with dry_run={meta['dry_run']} on {meta['device']}; this one is "
+                f"dry_run={plan['dry_run']} on {plan['device']}: use another --out"
+            )
+        if meta["plan"] != plan:
+            say("note: the settings differ from the run that started this folder; phases already saved keep theirs")
+            meta.setdefault("plans", []).append(plan)
+    else:
+        meta = {
+            "dry_run": plan["dry_run"],
+            "device": plan["device"],
+            "device_name": device_name,
+            "versions": bl.versions() | {"botorch": _version("botorch"), "fastapi": _version("fastapi")},
+            "machine": bl.machine(plan["device"]),
+            "plan": plan,
+            "started": now(),
+            "commands": [],
+            "phases": {},
+        }
+    meta["commands"].append({"command": command_line(), "date": now(), "cwd": os.getcwd()})
+    save_json(path, meta)
+    return meta
+
+
+def _version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def device_description(device: str) -> str:
+    import torch
+
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ExperimentError(f"--device {device}: torch sees no CUDA device (torch {torch.__version__})")
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"CPU: {bl._cpu_name()}"
+
+
+# -- the server and its workers ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Service:
+    """``autopeft serve`` on ``OUT/autopeft.db`` as a subprocess, and an HTTP client to it."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = out / "logs" / "server.log"
+        self.proc: subprocess.Popen | None = None
+        self.http: Any = None
+
+    def __enter__(self) -> Self:
+        import httpx
+
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "autopeft", "serve", "--db", str(self.out / "autopeft.db")]
+        cmd += ["--port", str(self.port), "--log-level", "warning"]
+        with self.log_path.open("a") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_env(), cwd=self.out)
+        headers = {}
+        if os.environ.get("AUTOPEFT_API_KEY"):
+            headers["Authorization"] = f"Bearer {os.environ['AUTOPEFT_API_KEY']}"
+        self.http = httpx.Client(base_url=self.url, timeout=120, headers=headers)
+        end = time.monotonic() + 180
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise ExperimentError(f"autopeft serve exited ({self.proc.returncode}): {_tail(self.log_path)}")
+            try:
+                if self.http.get("/api/v1/health", timeout=2).status_code == 200:
+                    say(f"server {self.url} (database {self.out / 'autopeft.db'}, log {self.log_path})")
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise ExperimentError(f"autopeft serve did not answer in 180 s; see {self.log_path}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.http is not None:
+            self.http.close()
+        if self.proc is not None:
+            _terminate([self.proc], 20)
+
+    def get(self, path: str) -> Any:
+        r = self.http.get(path)
+        if r.status_code != 200:
+            raise ExperimentError(f"GET {path}: {r.status_code} {r.text[:500]}")
+        return r.json()
+
+    def study_or_none(self, study_id: int) -> dict[str, Any] | None:
+        r = self.http.get(f"/api/v1/studies/{study_id}")
+        return r.json() if r.status_code == 200 else None
+
+    def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        r = self.http.post("/api/v1/studies", json=body)
+        if r.status_code != 201:
+            raise ExperimentError(f"the server refused study {body['name']!r}: {r.status_code} {r.text[:1000]}")
+        return r.json()
+
+    def stop(self, study_id: int) -> None:
+        self.http.post(f"/api/v1/studies/{study_id}/stop")
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONUNBUFFERED": "1", **extra}
+
+
+def _tail(path: Path, n: int = 3000) -> str:
+    try:
+        return path.read_text(errors="replace")[-n:]
+    except OSError:
+        return "(no log)"
+
+
+def _terminate(procs: Iterable[subprocess.Popen], timeout: float) -> None:
+    procs = [p for p in procs if p.poll() is None]
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    end = time.monotonic() + timeout
+    for p in procs:
+        try:
+            p.wait(max(0.1, end - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+class GpuSampler:
+    """``nvidia-smi ... -l 1`` in the background, writing a CSV; a summary when stopped."""
+
+    def __init__(self, path: Path, device: str) -> None:
+        self.path = path
+        self.proc: subprocess.Popen | None = None
+        self.note: str | None = None
+        if not device.startswith("cuda"):
+            self.note = "not sampled: the trials ran on the CPU"
+        elif shutil.which("nvidia-smi") is None:
+            self.note = "not sampled: nvidia-smi is not on PATH"
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("w") as f:
+                self.proc = subprocess.Popen(NVIDIA_SMI, stdout=f, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> dict[str, Any]:
+        if self.proc is None:
+            return {"note": self.note}
+        _terminate([self.proc], 5)
+        return summarise_gpu_samples(self.path.read_text().splitlines()) | {"csv": self.path.name}
+
+
+def summarise_gpu_samples(lines: Iterable[str]) -> dict[str, Any]:
+    """Mean/median GPU utilisation (%) and memory (MiB) of ``utilization.gpu, memory.used`` lines."""
+    util, mem = [], []
+    for line in lines:
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) < 2:
+            continue
+        try:
+            u, m = float(parts[0]), float(parts[1])
+        except ValueError:
+            continue
+        util.append(u)
+        mem.append(m)
+    if not util:
+        return {"samples": 0, "note": "nvidia-smi wrote no samples"}
+    return {
+        "samples": len(util),
+        "utilization_mean": statistics.mean(util),
+        "utilization_median": statistics.median(util),
+        "utilization_share_above_50": sum(u > 50 for u in util) / len(util),
+        "memory_mean_mib": statistics.mean(mem),
+        "memory_max_mib": max(mem),
+    }
+
+
+def start_workers(svc: Service, plan: Mapping[str, Any], batch: str, study_id: int | None) -> list[subprocess.Popen]:
+    procs = []
+    env = (
+        _env(OMP_NUM_THREADS="1")
+        if not plan["device"].startswith("cuda") and "OMP_NUM_THREADS" not in os.environ
+        else _env()
+    )
+    for i in range(plan["workers"]):
+        cmd = [sys.executable, "-m", "autopeft", "worker", "--server", svc.url, "--device", plan["device"]]
+        cmd += ["--data", plan["data"], "--no-progress", "--worker-id", f"{batch}-w{i}", "--poll", "2"]
+        if study_id is not None:
+            cmd += ["--study", str(study_id)]
+        log = svc.out / "logs" / f"{batch}-worker{i}.log"
+        with log.open("a") as f:
+            procs.append(subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=svc.out))
+    say(f"{batch}: started {len(procs)} worker(s) on {plan['device']} (logs {svc.out / 'logs'}/{batch}-worker*.log)")
+    return procs
+
+
+def ensure_study(svc: Service, out: Path, key: str, body: dict[str, Any]) -> int:
+    """The study of ``key``: resumed from an earlier run of the same body if it is still there, else created."""
+    state = out / "studies" / f"{key}.id.json"
+    if state.exists():
+        saved = load_json(state)
+        study = svc.study_or_none(saved["id"])
+        if saved["body"] == body and study is not None and study["state"] in ("running", "done"):
+            c = study["counts"]
+            say(f"{key}: resuming study {saved['id']} ({c['completed']} completed, {c['failed']} failed)")
+            return int(saved["id"])
+    study = svc.create(body)
+    save_json(state, {"id": study["id"], "body": body, "created": now()})
+    say(f"{key}: created study {study['id']} ({body['name']})")
+    return int(study["id"])
+
+
+def run_batch(
+    svc: Service,
+    plan: Mapping[str, Any],
+    out: Path,
+    batch: str,
+    bodies: Mapping[str, dict[str, Any]],
+    force: bool,
+    deadline: float | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Run studies side by side with all the workers until every one is done; save and return their records.
+
+    A batch of one study runs ``autopeft worker --study ID`` (the workers leave when it is
+    done); a larger batch runs workers on any study and stops them (SIGTERM) at the end.
+    """
+    records: dict[str, dict[str, Any]] = {}
+    todo: dict[str, dict[str, Any]] = {}
+    for key, body in bodies.items():
+        path = out / "studies" / f"{key}.json"
+        if path.exists() and not force:
+            records[key] = load_json(path)
+        else:
+            if force:
+                (out / "studies" / f"{key}.id.json").unlink(missing_ok=True)
+            todo[key] = body
+    if not todo:
+        return records
+    ids = {key: ensure_study(svc, out, key, body) for key, body in todo.items()}
+    for study in svc.get("/api/v1/studies")["data"]:
+        if study["state"] == "running" and study["id"] not in ids.values():
+            say(f"stopping study {study['id']} ({study['name']}): left running by an interrupted run, not in {batch}")
+            svc.stop(study["id"])
+    started = time.monotonic()
+    sampler = GpuSampler(out / "gpu" / f"{batch}.csv", plan["device"])
+    workers = start_workers(svc, plan, batch, next(iter(ids.values())) if len(ids) == 1 else None)
+    seen: dict[str, tuple] = {}
+    try:
+        while True:
+            studies = {key: svc.get(f"/api/v1/studies/{sid}") for key, sid in ids.items()}
+            for key, s in studies.items():
+                c = s["counts"]
+                mark = (c["completed"], c["failed"], c["running"], s.get("proposal_error"))
+                if seen.get(key) != mark:
+                    seen[key] = mark
+                    best = f"{s['best_metric']:.4f}" if s["best_metric"] is not None else "-"
+                    say(
+                        f"{key}: {c['completed']}/{s['max_trials']} completed, {c['failed']} failed, "
+                        f"{c['running']} running, {c['queued']} queued; best {best}, hypervolume {s['hypervolume']:.3f}"
+                        f" [{time.monotonic() - started:.0f} s]"
+                    )
+                    if s.get("proposal_error"):
+                        say(f"{key}: proposer error: {s['proposal_error'][:300]}")
+            if all(s["state"] == "done" for s in studies.values()):
+                break
+            if _past(deadline):  # the workers give their trials back (SIGTERM); the studies stay on the server
+                raise Unfinished(f"{batch}: studies not done yet")
+            if any(s["state"] == "stopped" for s in studies.values()):
+                raise ExperimentError(f"{batch}: a study was stopped from outside")
+            if all(w.poll() is not None for w in workers):
+                logs = "\n".join(_tail(out / "logs" / f"{batch}-worker{i}.log", 800) for i in range(len(workers)))
+                raise ExperimentError(f"{batch}: every worker exited before the studies were done:\n{logs}")
+            time.sleep(plan["poll"])
+    finally:
+        _terminate(workers, 60)
+        gpu = sampler.stop()
+    wall = time.monotonic() - started
+    for key, sid in ids.items():
+        record = {
+            "key": key,
+            "batch": batch,
+            "id": sid,
+            "body": todo[key],
+            "study": svc.get(f"/api/v1/studies/{sid}"),
+            "trials": svc.get(f"/api/v1/studies/{sid}/trials")["data"],
+            "pareto": svc.get(f"/api/v1/studies/{sid}/pareto"),
+            "batch_wall_seconds": wall,
+            "batch_studies": list(ids),
+            "workers": plan["workers"],
+            "gpu": gpu,
+            "finished": now(),
+        }
+        save_json(out / "studies" / f"{key}.json", record)
+        records[key] = record
+    say(f"{batch}: done in {wall / 60:.1f} min")
+    return records
+
+
+# -- pure helpers (tested) -----------------------------------------------------------------------
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value)."""
+    values = [float(v) for v in values]
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def fmt_mean(values: Sequence[float], digits: int = 3) -> str:
+    if not values:
+        return "-"
+    m, s = mean_std(values)
+    return f"{m:.{digits}f}" if len(values) == 1 else f"{m:.{digits}f} ± {s:.{digits}f}"
+
+
+def nearest_front_points(front: Sequence[Mapping[str, Any]], targets: Sequence[float] = TRANSFER_TARGETS) -> list[int]:
+    """For each target fraction, the index of the front point closest in log10 ``param_fraction``
+    (ties: the better ``metric``). Fractions of 0 count as 1e-6."""
+    if not front:
+        raise ValueError("the front is empty")
+    picks = []
+    for target in targets:
+
+        def distance(i: int, target: float = target) -> tuple[float, float]:
+            f = max(float(front[i]["param_fraction"]), 1e-6)
+            return (abs(math.log10(f) - math.log10(target)), -float(front[i]["metric"]))
+
+        picks.append(min(range(len(front)), key=distance))
+    return picks
+
+
+def completed(trials: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return [t for t in trials if t.get("state") == "completed" and t.get("metric") is not None]
+
+
+def combined_front(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The non-dominated completed trials (search metric vs param_fraction) of several studies,
+    most parameters first is not implied: best metric first, as :func:`study_front` orders them."""
+    from autopeft.pareto import study_front
+
+    pool: list[dict[str, Any]] = []
+    for record in records:
+        for t in completed(record["trials"]):
+            pool.append({**t, "study_key": record["key"]})
+    idx, _ = study_front([t["metric"] for t in pool], [t["param_fraction"] for t in pool])
+    return [pool[i] for i in idx]
+
+
+def config_key(config: Mapping[str, Any], n_layers: int) -> str:
+    from autopeft.config import parse_config
+
+    return parse_config(config).key(n_layers)
+
+
+def config_summary(config: Mapping[str, Any]) -> str:
+    from autopeft.config import parse_config
+
+    return parse_config(config).summary()
+
+
+def trial_row(trial: Mapping[str, Any], seed: int | None = None) -> dict[str, Any]:
+    """One finished trial of the server as a flat row: search metric, dev metrics, timings."""
+    extra = trial.get("extra") or {}
+    metrics = extra.get("metrics") or {}
+    return {
+        "label": trial.get("label"),
+        "config": trial["config"],
+        "state": trial["state"],
+        "seed": seed,
+        "metric_name": extra.get("metric_name"),
+        "search": trial.get("metric"),
+        "dev": metrics.get("dev") or {},
+        "param_fraction": trial.get("param_fraction"),
+        "peft_params": trial.get("peft_params"),
+        "duration_s": trial.get("duration_s"),
+        "examples_per_second": extra.get("examples_per_second"),
+        "train_seconds": extra.get("train_seconds"),
+        "steps": extra.get("steps"),
+        "error": (trial.get("error") or "")[-500:] or None,
+    }
+
+
+def aggregate(rows: Sequence[Mapping[str, Any]], key: str = "label") -> list[dict[str, Any]]:
+    """Completed rows grouped by ``key``: param_fraction, and per dev metric its values over seeds."""
+    groups: dict[Any, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        if row["state"] == "completed":
+            groups.setdefault(row[key], []).append(row)
+    out = []
+    for name, mine in groups.items():
+        first = mine[0]
+        out.append(
+            {
+                key: name,
+                "config": first["config"],
+                "param_fraction": first["param_fraction"],
+                "metric_name": first["metric_name"],
+                "seeds": sorted(r["seed"] for r in mine if r["seed"] is not None),
+                "dev": {n: [r["dev"][n] for r in mine if n in r["dev"]] for n in first["dev"]},
+                "search": [r["search"] for r in mine],
+            }
+        )
+    return out
+
+
+def baseline_summary(payload: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """baselines.json -> per task, per method: label, param_fraction, dev/search values over seeds."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    order = list(bl.METHODS)
+    by: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for t in payload["trials"]:
+        by.setdefault((t["task"], t["method"]), []).append(t)
+    tasks = list(TASK_LABELS)
+    for (task, method), rows in sorted(by.items(), key=lambda kv: (tasks.index(kv[0][0]), order.index(kv[0][1]))):
+        name = rows[0]["metric_name"]
+        out.setdefault(task, []).append(
+            {
+                "method": method,
+                "label": bl.METHODS[method][0],
+                "param_fraction": rows[0]["param_fraction"],
+                "metric_name": name,
+                "dev": {n: [r["dev"][n] for r in rows] for n in rows[0]["dev"]},
+                "search": [r["search"][name] for r in rows],
+                "seeds": [r["seed"] for r in rows],
+                "examples_per_second": [r["examples_per_second"] for r in rows],
+                "wall_seconds": [r["wall_seconds"] for r in rows],
+            }
+        )
+    return out
+
+
+def dominance(configs: Sequence[Mapping[str, Any]], baselines: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """For each baseline: the configurations at least as good on dev (mean over seeds of the task's
+    metric) with fewer trained parameters. Entries: ``label``, ``param_fraction``, ``dev_mean``.
+
+    Returns per baseline ``{"label", "param_fraction", "dev_mean", "beaten_by": [labels]}``.
+    """
+    out = []
+    for b in baselines:
+        beaten_by = [
+            c["label"] for c in configs if c["dev_mean"] >= b["dev_mean"] and c["param_fraction"] < b["param_fraction"]
+        ]
+        out.append(
+            {
+                "label": b["label"],
+                "param_fraction": b["param_fraction"],
+                "dev_mean": b["dev_mean"],
+                "beaten_by": beaten_by,
+            }
+        )
+    return out
+
+
+def near_full(
+    configs: Sequence[Mapping[str, Any]], full_dev_mean: float, max_fraction: float = 0.01, points: float = 0.01
+) -> list[str]:
+    """Configurations under ``max_fraction`` of the parameters within ``points`` (1 point = 0.01 of a
+    metric in [0, 1]) of full fine-tuning's dev mean."""
+    return [
+        c["label"] for c in configs if c["param_fraction"] < max_fraction and c["dev_mean"] >= full_dev_mean - points
+    ]
+
+
+def check_targets(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets, evaluated (never asserted). ``met`` is None where data is missing."""
+    checks = []
+    dom = summary.get("dominance")
+    if dom:
+        n = sum(bool(d["beaten_by"]) for d in dom)
+        need = min(5, len(dom))
+        checks.append(
+            {
+                "target": "a front configuration at least as good on RTE dev as each baseline with fewer parameters, for >= 5 of 8 baselines",
+                "met": n >= need and len(dom) >= 8,
+                "detail": f"{n} of {len(dom)} baselines beaten",
+            }
+        )
+    else:
+        checks.append(
+            {
+                "target": "front beats >= 5 of 8 baselines on RTE dev with fewer parameters",
+                "met": None,
+                "detail": "no retrained front or no baselines",
+            }
+        )
+    if summary.get("full_dev_mean") is not None:
+        close = summary.get("near_full") or []
+        checks.append(
+            {
+                "target": "a front configuration below 1% parameters within 1 point of full fine-tuning on RTE dev",
+                "met": bool(close),
+                "detail": f"full fine-tuning {summary['full_dev_mean']:.4f}; {len(close)} configuration(s): {', '.join(close) or 'none'}",
+            }
+        )
+    else:
+        checks.append(
+            {
+                "target": "within 1 point of full fine-tuning below 1% parameters",
+                "met": None,
+                "detail": "no full fine-tuning baseline",
+            }
+        )
+    hv = summary.get("hypervolume")
+    if hv and hv.get("gp") is not None and hv.get("sobol") is not None:
+        checks.append(
+            {
+                "target": "gp hypervolume >= sobol hypervolume at equal budget",
+                "met": hv["gp"] >= hv["sobol"],
+                "detail": f"after {hv['trials']} trials: gp {hv['gp']:.4f}, sobol {hv['sobol']:.4f}",
+            }
+        )
+    else:
+        checks.append({"target": "gp hypervolume >= sobol hypervolume", "met": None, "detail": "a study is missing"})
+    tp = summary.get("throughput")
+    if tp and tp.get("full") and tp.get("peft_median"):
+        ratio = tp["peft_median"] / tp["full"]
+        checks.append(
+            {
+                "target": "PEFT training samples/s >= 1.5x full fine-tuning",
+                "met": ratio >= 1.5,
+                "detail": f"median PEFT method {tp['peft_median']:.1f}/s vs full {tp['full']:.1f}/s: {ratio:.2f}x",
+            }
+        )
+    else:
+        checks.append(
+            {"target": "PEFT samples/s >= 1.5x full fine-tuning", "met": None, "detail": "no throughput phase"}
+        )
+    return checks
+
+
+# -- phases ---------------------------------------------------------------------------------------
+
+
+def baseline_units(seeds: Sequence[int]) -> list[tuple[str, str, int]]:
+    """One baselines.py process per task, method and seed: a unit small enough to resume from."""
+    return [(task, method, seed) for task in TASK_LABELS for method in bl.METHODS for seed in seeds]
+
+
+def phase_baselines(plan: dict[str, Any], out: Path, force: bool, deadline: float | None = None) -> None:
+    """benchmarks/baselines.py for every task, method and seed, ``baseline_jobs`` processes side by
+    side; units already measured are kept (unless ``force``); merged into baselines.json."""
+    folder = out / "baselines"
+    units = baseline_units(plan["seeds"])
+    path = {u: folder / f"{u[0]}-{u[1]}-seed{u[2]}.json" for u in units}
+
+    def done(u: tuple[str, str, int]) -> bool:
+        return path[u].exists() and bool(load_json(path[u]).get("complete"))
+
+    pending = [u for u in units if force or not done(u)]
+    say(
+        f"baselines: {len(units)} trials ({len(units) - len(pending)} already measured), {plan['baseline_jobs']} at a time"
+    )
+    running: list[tuple[tuple[str, str, int], subprocess.Popen, Path, threading.Thread]] = []
+    try:
+        while pending or running:
+            while pending and len(running) < max(1, plan["baseline_jobs"]) and not _past(deadline):
+                u = pending.pop(0)
+                cmd = [sys.executable, str(BENCH / "baselines.py"), "--tasks", u[0], "--methods", u[1]]
+                cmd += ["--seeds", str(u[2]), "--out", str(path[u]), "--doc", str(path[u].with_suffix(".md"))]
+                cmd += plan["baseline_args"]
+                log = out / "logs" / f"baselines-{u[0]}-{u[1]}-seed{u[2]}.log"
+                log.parent.mkdir(parents=True, exist_ok=True)
+                proc = subprocess.Popen(
+                    cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(), cwd=ROOT
+                )
+                thread = threading.Thread(target=_pump, args=(proc, log, "baselines"), daemon=True)
+                thread.start()
+                running.append((u, proc, log, thread))
+            for item in list(running):
+                u, proc, log, thread = item
+                if proc.poll() is not None:
+                    thread.join()
+                    running.remove(item)
+                    if proc.returncode != 0:
+                        raise ExperimentError(f"baselines.py {u} failed ({proc.returncode}): {_tail(log)}")
+            if _past(deadline):
+                raise Unfinished(f"baselines: {len(pending) + len(running)} trial(s) left")
+            time.sleep(0.5)
+    finally:
+        _terminate([item[1] for item in running], 10)
+    parts = [load_json(path[u]) for u in units]
+    merged = merge_baselines(parts, plan["baseline_args"], plan["seeds"])
+    save_json(out / "baselines.json", merged)
+    bl.write_doc(merged, out / "baselines.md", plan["data"])
+    say(f"baselines: {len(merged['trials'])} trials, wrote {out / 'baselines.json'} and {out / 'baselines.md'}")
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() > deadline
+
+
+def _pump(proc: subprocess.Popen, log: Path, prefix: str) -> None:
+    with log.open("a") as f:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            f.write(line)
+            f.flush()
+            if line.strip() and not line.startswith("wrote ") and ("seed" in line or "Error" in line):
+                say(f"{prefix}: {line.rstrip()}")
+
+
+def merge_baselines(parts: Sequence[Mapping[str, Any]], args: Sequence[str], seeds: Sequence[int]) -> dict[str, Any]:
+    """One baselines.json (baselines.py's format) from the runs of single trials."""
+    tasks, methods = list(TASK_LABELS), list(bl.METHODS)
+    merged = dict(parts[0])
+    merged["trials"] = sorted(
+        (t for p in parts for t in p["trials"]),
+        key=lambda t: (tasks.index(t["task"]), methods.index(t["method"]), t["seed"]),
+    )
+    merged["command"] = (
+        "# one process per task, method and seed, several side by side:\n"
+        "python benchmarks/baselines.py --tasks TASK --methods METHOD --seeds SEED "
+        + " ".join(shlex.quote(a) for a in args)
+        + f"\n# seeds {list(seeds)}"
+    )
+    merged["complete"] = all(p.get("complete") for p in parts)
+    merged["learning_rates"] = {k: v for p in parts for k, v in p["learning_rates"].items()}
+    # the sum of the trials' wall times (they ran side by side, so the phase took less)
+    merged["total_seconds"] = sum(t["wall_seconds"] for t in merged["trials"])
+    merged["date"] = min(p["date"] for p in parts)
+    return merged
+
+
+def search_body(plan: Mapping[str, Any], key: str, space: str, method: str) -> dict[str, Any]:
+    optimizer: dict[str, Any] = {"method": method}
+    if plan["n_initial"] and method in ("gp", "saas"):
+        optimizer["n_initial"] = plan["n_initial"]
+    return {
+        "name": f"issue 9 {key}: RTE, space {space}, {method}",
+        "task": {"name": "rte", "data_dir": plan["data"]},
+        "model": plan["model"],
+        "space": space,
+        "optimizer": optimizer,
+        "max_trials": plan["trials"],
+        "training": dict(plan["training"]),
+        "seed": 0,
+    }
+
+
+def phase_studies(plan: dict[str, Any], out: Path, svc: Service, force: bool, deadline: float | None = None) -> None:
+    records = {}
+    for key, (space, method) in SEARCHES.items():
+        records |= run_batch(svc, plan, out, key, {key: search_body(plan, key, space, method)}, force, deadline)
+    save_json(out / "studies.json", {key: study_digest(r) for key, r in records.items()})
+
+
+def study_digest(record: Mapping[str, Any]) -> dict[str, Any]:
+    s = record["study"]
+    durations = [t["duration_s"] for t in record["trials"] if t.get("duration_s") is not None]
+    return {
+        "id": record["id"],
+        "completed": s["counts"]["completed"],
+        "failed": s["counts"]["failed"],
+        "hypervolume": s["hypervolume"],
+        "front": record["pareto"]["count"],
+        "elapsed_s": s["elapsed_s"],
+        "batch_wall_seconds": record["batch_wall_seconds"],
+        "trial_seconds_median": statistics.median(durations) if durations else None,
+        "gpu": record["gpu"],
+    }
+
+
+def load_studies(out: Path, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+    records = {}
+    for key in keys:
+        path = out / "studies" / f"{key}.json"
+        if not path.exists():
+            raise ExperimentError(f"{path} is missing: run the studies phase first")
+        records[key] = load_json(path)
+    return records
+
+
+def n_layers_of(record: Mapping[str, Any]) -> int:
+    shape = record["study"].get("model_shape") or {}
+    return int(shape.get("n_layers") or shape.get("num_hidden_layers") or 6)
+
+
+def front_configs(records: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The Pareto trials of the given studies, one entry per distinct configuration, labelled c0, c1 ..."""
+    configs: dict[str, dict[str, Any]] = {}
+    for key, record in records.items():
+        n = n_layers_of(record)
+        for t in record["pareto"]["data"]:
+            k = config_key(t["config"], n)
+            entry = configs.setdefault(
+                k,
+                {"config": t["config"], "param_fraction": t["param_fraction"], "search": t["metric"], "sources": []},
+            )
+            entry["sources"].append(f"{key}#{t['number']}")
+    out = sorted(configs.values(), key=lambda c: c["param_fraction"])
+    for i, c in enumerate(out):
+        c["label"] = f"c{i}"
+        c["summary"] = config_summary(c["config"])
+    return out
+
+
+def eval_body(
+    plan: Mapping[str, Any], name: str, task: str, seed: int, configs: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """A study whose trials are exactly ``configs`` (as baselines), trained with ``seed`` and scored on dev."""
+    return {
+        "name": name,
+        "task": {"name": task, "data_dir": plan["data"]},
+        "model": plan["model"],
+        "space": "full",
+        "optimizer": {"method": "sobol"},
+        "max_trials": len(configs),
+        "training": {**plan["training"], "evaluate_dev": True, "seed": seed},
+        "seed": seed,
+        "baselines": [{"label": f"{c['label']}: {c.get('summary', '')}"[:200], "config": c["config"]} for c in configs],
+    }
+
+
+def rows_of(records: Mapping[str, Mapping[str, Any]], **tags: Any) -> list[dict[str, Any]]:
+    rows = []
+    for record in records.values():
+        seed = record["body"]["training"]["seed"]
+        task = record["body"]["task"]["name"]
+        for t in record["trials"]:
+            row = trial_row(t, seed)
+            row["label"] = (row["label"] or "").split(":")[0]
+            rows.append(row | {"task": task, "study_key": record["key"]} | tags)
+    return rows
+
+
+def phase_retrain(plan: dict[str, Any], out: Path, svc: Service, force: bool, deadline: float | None = None) -> None:
+    records = load_studies(out, FRONT_STUDIES)
+    configs = front_configs(records)
+    say(f"retrain: {len(configs)} Pareto configuration(s) of {', '.join(FRONT_STUDIES)} x seeds {plan['seeds']}")
+    bodies = {
+        f"retrain-seed{s}": eval_body(plan, f"issue 9 retrain: RTE front, seed {s}", "rte", s, configs)
+        for s in plan["seeds"]
+    }
+    done = run_batch(svc, plan, out, "retrain", bodies, force, deadline)
+    rows = rows_of(done)
+    save_json(out / "retrain.json", {"configs": configs, "rows": rows, "aggregate": aggregate(rows)})
+
+
+def phase_transfer(plan: dict[str, Any], out: Path, svc: Service, force: bool, deadline: float | None = None) -> None:
+    records = load_studies(out, FRONT_STUDIES)
+    front = combined_front(records.values())
+    picks = nearest_front_points(front, TRANSFER_TARGETS)
+    configs: list[dict[str, Any]] = []
+    for target, i in zip(TRANSFER_TARGETS, picks):
+        t = front[i]
+        same = next((c for c in configs if c["source"] == f"{t['study_key']}#{t['number']}"), None)
+        if same:  # one front point is nearest to both targets: train it once
+            same["targets"].append(target)
+            same["label"] += f"/~{100 * target:g}%"
+            continue
+        configs.append(
+            {
+                "label": f"~{100 * target:g}%",
+                "targets": [target],
+                "config": t["config"],
+                "summary": config_summary(t["config"]),
+                "param_fraction": t["param_fraction"],
+                "rte_search": t["metric"],
+                "source": f"{t['study_key']}#{t['number']}",
+            }
+        )
+    for c in configs:
+        say(f"transfer: {c['label']} = {c['source']}: {c['summary']} ({100 * c['param_fraction']:.3f}%)")
+    bodies = {
+        f"transfer-{task}-seed{s}": eval_body(plan, f"issue 9 transfer: {task}, seed {s}", task, s, configs)
+        for task in TRANSFER_TASKS
+        for s in plan["seeds"]
+    }
+    done = run_batch(svc, plan, out, "transfer", bodies, force, deadline)
+    rows = rows_of(done)
+    summary = {task: aggregate([r for r in rows if r["task"] == task]) for task in TRANSFER_TASKS}
+    save_json(out / "transfer.json", {"configs": configs, "rows": rows, "aggregate": summary})
+
+
+def phase_throughput(plan: dict[str, Any], out: Path, deadline: float | None = None) -> None:
+    """Each baseline method (and the transferred configurations) alone on the device, a fixed number of steps."""
+    from autopeft.train import TrialCache, run_trial
+
+    rates = bl.LEARNING_RATES[plan["lr_preset"]]
+    items = []
+    for method, (label, config) in bl.METHODS.items():
+        config = json.loads(json.dumps(config))
+        if "fish" in config:
+            config["fish"]["samples"] = plan["fish_samples"]
+        items.append({"method": method, "label": label, "config": config, "lr": rates[method]})
+    transfer = out / "transfer.json"
+    if transfer.exists():
+        for c in load_json(transfer)["configs"]:
+            items.append(
+                {"method": "front", "label": f"front {c['label']}", "config": c["config"], "lr": rates["adapter"]}
+            )
+    base = {
+        "max_steps": plan["throughput_steps"],
+        "batch_size": plan["training"]["batch_size"],
+        "max_length": plan["training"]["max_length"],
+        "seed": 0,
+    }
+    cache = TrialCache()
+    say(f"throughput: warm-up on {plan['device']}")
+    run_trial(
+        "rte",
+        plan["model"],
+        {"lora": {"rank": 8}},
+        base | {"max_steps": 3, "learning_rate": 1e-3},
+        device=plan["device"],
+        cache=cache,
+        data_dir=plan["data"],
+    )
+    rows = []
+    for item in items:
+        if _past(deadline):
+            raise Unfinished("throughput: not measured yet")
+        settings = base | {"learning_rate": item["lr"]}
+        if item["method"] == "front":
+            settings["family_learning_rates"] = plan["training"]["family_learning_rates"]
+        r = run_trial(
+            "rte", plan["model"], item["config"], settings, device=plan["device"], cache=cache, data_dir=plan["data"]
+        )
+        rows.append(
+            {
+                "method": item["method"],
+                "label": item["label"],
+                "config": item["config"],
+                "param_fraction": r.param_fraction,
+                "examples_per_second": r.examples_per_second,
+                "train_seconds": r.train_seconds,
+                "steps": r.steps,
+                "device": r.device,
+            }
+        )
+        say(
+            f"throughput: {item['label']}: {r.examples_per_second:.1f} examples/s ({100 * r.param_fraction:.3f}% params)"
+        )
+    shared = {}
+    for key in SEARCHES:
+        path = out / "studies" / f"{key}.json"
+        if path.exists():
+            shared[key] = shared_throughput(load_json(path))
+    save_json(out / "throughput.json", {"steps": plan["throughput_steps"], "alone": rows, "shared": shared})
+
+
+def shared_throughput(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Examples/s of a study's trials while its workers shared the device, per trial and in all."""
+    trials = completed(record["trials"])
+    eps = [t["extra"]["examples_per_second"] for t in trials if (t.get("extra") or {}).get("examples_per_second")]
+    examples = sum(
+        t["extra"]["examples_per_second"] * t["extra"]["train_seconds"]
+        for t in trials
+        if (t.get("extra") or {}).get("examples_per_second")
+    )
+    wall = record["batch_wall_seconds"]
+    return {
+        "workers": record["workers"],
+        "trials": len(trials),
+        "per_trial_median": statistics.median(eps) if eps else None,
+        "aggregate": examples / wall if wall else None,
+        "gpu": record["gpu"],
+    }
+
+
+# -- report -----------------------------------------------------------------------------------------
+
+
+def load_results(out: Path) -> dict[str, Any]:
+    """Whatever the phases saved under ``out``."""
+    results: dict[str, Any] = {"meta": load_json(out / "meta.json"), "out": str(out), "studies": {}}
+    for name in ("baselines", "retrain", "transfer", "throughput"):
+        path = out / f"{name}.json"
+        results[name] = load_json(path) if path.exists() else None
+    for key in SEARCHES:
+        path = out / "studies" / f"{key}.json"
+        if path.exists():
+            results["studies"][key] = load_json(path)
+    return results
+
+
+def summarise(results: Mapping[str, Any]) -> dict[str, Any]:
+    """The numbers the report and the target checks need, from :func:`load_results`."""
+    from plots import hypervolume_curve
+
+    summary: dict[str, Any] = {}
+    base = baseline_summary(results["baselines"]) if results.get("baselines") else {}
+    summary["baselines"] = base
+    rte = base.get("rte", [])
+    bline = [
+        {
+            "label": b["label"],
+            "param_fraction": b["param_fraction"],
+            "dev_mean": mean_std(b["dev"][b["metric_name"]])[0],
+        }
+        for b in rte
+    ]
+    full = next((b for b in bline if b["label"] == bl.METHODS["full"][0]), None)
+    summary["full_dev_mean"] = full["dev_mean"] if full else None
+    retrain = results.get("retrain")
+    configs = []
+    if retrain:
+        for a in retrain["aggregate"]:
+            if a["dev"].get(a["metric_name"]):
+                configs.append(
+                    {
+                        "label": a["label"],
+                        "param_fraction": a["param_fraction"],
+                        "dev_mean": mean_std(a["dev"][a["metric_name"]])[0],
+                    }
+                )
+    summary["retrained"] = configs
+    summary["dominance"] = dominance(configs, bline) if configs and bline else None
+    summary["near_full"] = near_full(configs, full["dev_mean"]) if configs and full else None
+    curves = {key: hypervolume_curve(r["trials"]) for key, r in results["studies"].items()}
+    summary["curves"] = curves
+    gp, sobol = curves.get("rte-autopeft-gp"), curves.get("rte-autopeft-sobol")
+    if gp and sobol:
+        n = min(len(gp), len(sobol))
+        summary["hypervolume"] = {"trials": n, "gp": gp[n - 1], "sobol": sobol[n - 1]}
+    tp = results.get("throughput")
+    if tp:
+        alone = tp["alone"]
+        full_eps = next((r["examples_per_second"] for r in alone if r["method"] == "full"), None)
+        peft = [r["examples_per_second"] for r in alone if r["method"] not in ("full", "front")]
+        summary["throughput"] = {"full": full_eps, "peft_median": statistics.median(peft) if peft else None}
+    summary["targets"] = check_targets(summary)
+    return summary
+
+
+def make_plots(
+    results: Mapping[str, Any], summary: Mapping[str, Any], plot_dir: Path, label: str | None
+) -> dict[str, Path]:
+    """Every PNG of the report; ``label`` (e.g. "CPU DRY RUN") is printed on each figure."""
+    import plots
+
+    made: dict[str, Path] = {}
+    rte = summary["baselines"].get("rte", [])
+    search_b = [
+        {"label": b["label"], "param_fraction": b["param_fraction"], "metric": mean_std(b["search"])[0]} for b in rte
+    ]
+    for key, record in results["studies"].items():
+        pts = [(t["param_fraction"], t["metric"]) for t in completed(record["trials"])]
+        made[f"front-{key}"] = plots.plot_front(
+            plot_dir / f"front-{key}.png",
+            pts,
+            title=f"{key}: {len(pts)} completed trials, metric on the held-out slice of RTE train",
+            ylabel="RTE search accuracy (held-out slice of train)",
+            baselines=search_b,
+            note=label,
+        )
+    retrain = results.get("retrain")
+    if retrain and retrain["aggregate"]:
+        agg = [a for a in retrain["aggregate"] if a["dev"].get(a["metric_name"])]
+        pts = [(a["param_fraction"], mean_std(a["dev"][a["metric_name"]])[0]) for a in agg]
+        errs = [mean_std(a["dev"][a["metric_name"]])[1] for a in agg]
+        dev_b = [
+            {
+                "label": b["label"],
+                "param_fraction": b["param_fraction"],
+                "metric": mean_std(b["dev"][b["metric_name"]])[0],
+                "std": mean_std(b["dev"][b["metric_name"]])[1],
+            }
+            for b in rte
+        ]
+        made["front-dev"] = plots.plot_front(
+            plot_dir / "front-dev.png",
+            pts,
+            errors=errs,
+            title="RTE dev: Pareto configurations of the gp studies retrained (mean ± std over seeds)",
+            ylabel="RTE dev accuracy",
+            baselines=dev_b,
+            note=label,
+        )
+    curves = {k: v for k, v in summary["curves"].items() if k in ("rte-autopeft-gp", "rte-autopeft-sobol")}
+    if curves:
+        made["hypervolume"] = plots.plot_hypervolume(
+            plot_dir / "hypervolume.png",
+            curves,
+            title="RTE, autopeft space: hypervolume over trials, gp vs sobol",
+            note=label,
+        )
+    tp = results.get("throughput")
+    if tp:
+        made["throughput"] = plots.plot_throughput(
+            plot_dir / "throughput.png",
+            tp["alone"],
+            title=f"Training examples/s alone on the device ({tp['steps']} steps)",
+            note=label,
+        )
+    return made
+
+
+def _pct(f: float | None) -> str:
+    return "-" if f is None else f"{100 * f:.3f}%"
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _dev_cell(dev: Mapping[str, Sequence[float]]) -> str:
+    return " / ".join(fmt_mean(v) for v in dev.values()) if dev else "-"
+
+
+def body_text(results: Mapping[str, Any], summary: Mapping[str, Any], links: Mapping[str, str]) -> str:
+    """The report's sections: setup, every table, plots, the non-dominated baselines, target checks."""
+    meta = results["meta"]
+    plan = meta["plan"]
+    v = meta["versions"]
+    parts = ["## Setup\n"]
+    phases = meta.get("phases", {})
+    parts.append(
+        f"- Device: **{meta['device_name']}** (`{meta['device']}`), {meta['machine'].get('cpu_count')} CPU cores "
+        f"({meta['machine'].get('cpu')}).\n"
+        f"- Versions: torch {v['torch']}, transformers {v['transformers']}, datasets {v['datasets']}, botorch "
+        f"{v.get('botorch')}, autopeft {v['autopeft']}, Python {v['python']}.\n"
+        f"- Model: {plan['model'] or 'the bundled all-MiniLM-L6-v2 (6 layers, 22.7 M backbone parameters)'}; data: `{plan['data']}`.\n"
+        f"- Per trial: `{json.dumps(plan['training'])}` (AdamW, linear warm-up 6% and decay; the family rates are "
+        f"the `{plan['lr_preset']}` preset of `benchmarks/baselines.py`, so searches and baselines train alike).\n"
+        f"- Searches: {plan['trials']} trials each, {plan['workers']} `autopeft worker` processes sharing the device, "
+        f"study seed 0, objective: accuracy on the seeded held-out slice (10%) of RTE train. Seeds for dev: {plan['seeds']}.\n"
+        f"- Wall time per phase: "
+        + (", ".join(f"{p} {info['seconds'] / 60:.1f} min" for p, info in phases.items()) or "-")
+        + ".\n"
+    )
+    parts.append(
+        "Commands:\n\n```\n" + "\n".join(f"{c['command']}   # {c['date']}" for c in meta["commands"]) + "\n```\n"
+    )
+    # baselines
+    base = summary["baselines"]
+    if base:
+        tasks = list(base)
+        header = (
+            ["method", "trained params"]
+            + [f"{TASK_LABELS[t]} dev {' / '.join(base[t][0]['dev'])}" for t in tasks]
+            + ["RTE search"]
+        )
+        methods = list(dict.fromkeys(b["method"] for t in tasks for b in base[t]))
+        rows = []
+        for m in methods:
+            cells = [bl.METHODS[m][0]]
+            first = next(b for t in tasks for b in base[t] if b["method"] == m)
+            cells.append(_pct(first["param_fraction"]))
+            for t in tasks:
+                b = next((b for b in base[t] if b["method"] == m), None)
+                cells.append(_dev_cell(b["dev"]) if b else "-")
+            rte = next((b for b in base.get("rte", []) if b["method"] == m), None)
+            cells.append(fmt_mean(rte["search"]) if rte else "-")
+            rows.append(cells)
+        parts.append(
+            "## Baselines\n\nEach method trained per task and seed by `benchmarks/baselines.py` (mean ± std over "
+            f"seeds {sorted({s for t in tasks for b in base[t] for s in b['seeds']})}); full table and per-trial "
+            "times in `baselines.md` / `baselines.json` of the run.\n\n" + _table(header, rows) + "\n"
+        )
+    # studies
+    if results["studies"]:
+        rows = []
+        for key, r in results["studies"].items():
+            d = study_digest(r)
+            gpu = d["gpu"] or {}
+            util = (
+                f"{gpu['utilization_mean']:.0f}% (max mem {gpu['memory_max_mib']:.0f} MiB)"
+                if gpu.get("samples")
+                else gpu.get("note", "-")
+            )
+            med = f"{d['trial_seconds_median']:.0f}" if d["trial_seconds_median"] is not None else "-"
+            rows.append(
+                [
+                    key,
+                    d["completed"],
+                    d["failed"],
+                    f"{d['hypervolume']:.4f}",
+                    d["front"],
+                    f"{d['batch_wall_seconds'] / 60:.1f}",
+                    med,
+                    util,
+                ]
+            )
+        parts.append(
+            "## Searches on RTE\n\n"
+            + _table(
+                [
+                    "study",
+                    "completed",
+                    "failed",
+                    "hypervolume",
+                    "front size",
+                    "wall min",
+                    "median trial s",
+                    "GPU utilisation mean",
+                ],
+                rows,
+            )
+            + "\n"
+        )
+        for key, r in results["studies"].items():
+            front = r["pareto"]["data"]
+            parts.append(
+                f"\n**{key}** front ({len(front)} configurations, search accuracy):\n\n"
+                + _table(
+                    ["#", "configuration", "trained params", "search", "trial s"],
+                    [
+                        [
+                            t["number"],
+                            config_summary(t["config"]),
+                            _pct(t["param_fraction"]),
+                            f"{t['metric']:.4f}",
+                            f"{t['duration_s'] or 0:.0f}",
+                        ]
+                        for t in front
+                    ],
+                )
+                + "\n"
+            )
+            if f"front-{key}" in links:
+                parts.append(f"\n![{key}]({links[f'front-{key}']})\n")
+    # gp vs sobol
+    hv = summary.get("hypervolume")
+    if hv:
+        gp, sobol = summary["curves"]["rte-autopeft-gp"], summary["curves"]["rte-autopeft-sobol"]
+        marks = sorted({m for m in (5, 10, 20, 30, 40, 60, hv["trials"]) if m <= hv["trials"]})
+        parts.append(
+            "\n## gp vs sobol (RTE, autopeft space, same budget and seed)\n\n"
+            + _table(
+                ["trials", "gp hypervolume", "sobol hypervolume"],
+                [[m, f"{gp[m - 1]:.4f}", f"{sobol[m - 1]:.4f}"] for m in marks],
+            )
+            + "\n"
+        )
+        if "hypervolume" in links:
+            parts.append(f"\n![hypervolume]({links['hypervolume']})\n")
+    # retrain
+    retrain = results.get("retrain")
+    if retrain:
+        agg = {a["label"]: a for a in retrain["aggregate"]}
+        rows = []
+        for c in retrain["configs"]:
+            a = agg.get(c["label"])
+            rows.append(
+                [
+                    c["label"],
+                    c["summary"],
+                    ", ".join(c["sources"]),
+                    _pct(c["param_fraction"]),
+                    f"{c['search']:.4f}",
+                    _dev_cell(a["dev"]) if a else "failed",
+                    len(a["seeds"]) if a else 0,
+                ]
+            )
+        failed = [r for r in retrain["rows"] if r["state"] != "completed"]
+        parts.append(
+            "\n## The Pareto configurations on RTE dev\n\nEvery configuration on the front of a gp study, trained "
+            "again with each seed (the split is the study's) and scored on the dev file.\n\n"
+            + _table(
+                ["", "configuration", "from", "trained params", "search (study)", "dev (mean ± std)", "seeds"], rows
+            )
+            + ("\n\n" + f"{len(failed)} retraining trial(s) failed." if failed else "")
+            + "\n"
+        )
+        if "front-dev" in links:
+            parts.append(f"\n![RTE dev front]({links['front-dev']})\n")
+    dom = summary.get("dominance")
+    if dom:
+        free = [d["label"] for d in dom if not d["beaten_by"]]
+        parts.append(
+            "\n### Which baselines are not dominated\n\nA baseline counts as beaten when some retrained front "
+            "configuration has a dev mean at least as high with fewer trained parameters.\n\n"
+            + _table(
+                ["baseline", "trained params", "RTE dev mean", "beaten by"],
+                [
+                    [
+                        d["label"],
+                        _pct(d["param_fraction"]),
+                        f"{d['dev_mean']:.4f}",
+                        ", ".join(d["beaten_by"]) or "**not beaten**",
+                    ]
+                    for d in dom
+                ],
+            )
+            + f"\n\nNot dominated: {', '.join(free) if free else 'none'}.\n"
+        )
+    # transfer
+    tr = results.get("transfer")
+    if tr:
+        rows = []
+        for c in tr["configs"]:
+            cells = [c["label"], c["summary"], c["source"], _pct(c["param_fraction"])]
+            for task in TRANSFER_TASKS:
+                a = next((a for a in tr["aggregate"][task] if a["label"] == c["label"]), None)
+                cells.append(_dev_cell(a["dev"]) if a else "failed")
+            rows.append(cells)
+        names = {t: " / ".join(next(iter(tr["aggregate"][t]), {}).get("dev", {}) or ["dev"]) for t in TRANSFER_TASKS}
+        parts.append(
+            "\n## Transfer to MRPC and SST-2\n\nThe front points of the gp studies closest (in log10 of the "
+            "trained share) to 0.1% and 1%, chosen on RTE's search objective, trained unchanged on the other "
+            "tasks with each seed; compare with the baselines table.\n\n"
+            + _table(
+                ["target", "configuration", "from", "trained params"]
+                + [f"{TASK_LABELS[t]} dev {names[t]}" for t in TRANSFER_TASKS],
+                rows,
+            )
+            + "\n"
+        )
+    # throughput
+    tp = results.get("throughput")
+    if tp:
+        full_eps = summary["throughput"]["full"]
+        rows = [
+            [
+                r["label"],
+                _pct(r["param_fraction"]),
+                f"{r['examples_per_second']:.1f}",
+                f"{r['examples_per_second'] / full_eps:.2f}x" if full_eps else "-",
+            ]
+            for r in tp["alone"]
+        ]
+        parts.append(
+            f"\n## Worker throughput\n\nAlone on the device, {tp['steps']} steps of batch {plan['training']['batch_size']} each "
+            "(training only; evaluation excluded):\n\n"
+            + _table(["method", "trained params", "examples/s", "vs full"], rows)
+            + "\n"
+        )
+        if tp.get("shared"):
+            srows = []
+            for key, s in tp["shared"].items():
+                gpu = s["gpu"] or {}
+                util = (
+                    f"{gpu['utilization_mean']:.0f}% mean, {gpu['utilization_median']:.0f}% median"
+                    if gpu.get("samples")
+                    else gpu.get("note", "-")
+                )
+                srows.append(
+                    [
+                        key,
+                        s["workers"],
+                        s["trials"],
+                        f"{s['per_trial_median']:.1f}" if s["per_trial_median"] else "-",
+                        f"{s['aggregate']:.1f}" if s["aggregate"] else "-",
+                        util,
+                    ]
+                )
+            parts.append(
+                "\nWhile the workers shared the device during the searches (utilisation sampled each second by "
+                "`nvidia-smi`):\n\n"
+                + _table(
+                    [
+                        "study",
+                        "workers",
+                        "trials",
+                        "examples/s per trial (median)",
+                        "examples/s all workers",
+                        "GPU utilisation",
+                    ],
+                    srows,
+                )
+                + "\n"
+            )
+        if "throughput" in links:
+            parts.append(f"\n![throughput]({links['throughput']})\n")
+    # targets
+    parts.append(
+        "\n## Targets of the issue (evaluated, not asserted)\n\n"
+        + _table(
+            ["target", "met", "numbers"],
+            [
+                [c["target"], {True: "yes", False: "**no**", None: "not measured"}[c["met"]], c["detail"]]
+                for c in summary["targets"]
+            ],
+        )
+        + "\n"
+    )
+    return "\n".join(parts)
+
+
+def placeholder_text(
+    results: Mapping[str, Any] | None,
+    summary: Mapping[str, Any] | None,
+    body: str | None,
+    plots: Sequence[str] = (),
+    plot_dir: str = "",
+) -> str:
+    """The page while no GPU run exists: says so, gives the one command, lists the outputs; a dry run,
+    if given, only inside a section labelled as a CPU dry run with meaningless numbers."""
+    text = f"""# Results: a real search on a GPU (issue 9)
+
+**The experiment has not run on a GPU yet. There are no results on this page.** Everything
+needed to run it is in place; it needs a machine with a CUDA GPU.
+
+## The one command
+
+On a machine with a CUDA GPU and the GLUE files (`RTE/`, `MRPC/`, `SST-2/` under
+`../shared/data/glue`, `./data/glue`, `$AUTOPEFT_DATA_DIR`, or `--data DIR`), from the
+repository root with the package installed:
+
+```bash
+{ONE_COMMAND}
+```
+
+Its length on a GPU has not been measured; expect hours rather than minutes (SST-2's
+67k training examples for 3 epochs dominate the baselines and the transfer). Running the
+same command again resumes: finished phases and baseline trials are skipped and an
+interrupted study continues from the server's database in `runs/gpu/`; `--time-limit MIN`
+stops cleanly (exit code 3) so that the run can be done in slices. `--phases studies retrain`
+runs a subset; `--force` repeats a phase. A quick check of the pipeline without a GPU:
+`{DRY_COMMAND}` (CPU, the tiny test fixtures, 6 trials per study: meaningless numbers).
+
+## What it does
+
+1. **Baselines** on RTE, MRPC and SST-2: full fine-tuning, LoRA r=8, Pfeiffer adapter 64,
+   parallel adapter 64, prefix 16, BitFit, FISH 0.5%, AdaMix (adapter 64 x 4 experts);
+   3 seeds each, 3 epochs of batch 32, dev metric mean ± std and `param_fraction`
+   (`benchmarks/baselines.py`, one process per task, method and seed, three side by side).
+2. **Searches on RTE** through the real service: `autopeft serve` on a SQLite file, studies
+   created with `POST /api/v1/studies`, 4 `autopeft worker --device cuda` processes sharing
+   the GPU: the `autopeft` space with `gp`, the `full` space with `gp`, and the `autopeft`
+   space with `sobol`, 60 trials each, objective on the held-out slice of train.
+3. **Retraining** every Pareto configuration of the two gp studies with 3 seeds, scored on
+   RTE dev.
+4. **Transfer**: the front points nearest 0.1% and 1% trained parameters, unchanged, on
+   MRPC and SST-2, 3 seeds, dev metric.
+5. **Throughput**: training examples/s of each method alone on the GPU (PEFT vs full
+   fine-tuning), and GPU utilisation sampled each second by `nvidia-smi` while 4 workers
+   share it during the searches.
+6. **Report**: this page, rewritten with every number, plots, the baselines that no front
+   configuration dominates, and the issue's targets (evaluated, not asserted).
+
+## What it produces
+
+- `runs/gpu/`: `meta.json` (device, versions, commands, wall time per phase),
+  `baselines.json`/`baselines.md`, `studies/<study>.json` (the study, every trial with its
+  configuration, timings and results, and the Pareto front as the API returns them),
+  `studies.json`, `retrain.json`, `transfer.json`, `throughput.json`, `gpu/*.csv`
+  (`nvidia-smi` samples), `logs/`, `autopeft.db` (the server's database), `results.json`.
+- `benchmarks/results/gpu/`: the plots (`front-<study>.png` for each search,
+  `front-dev.png`, `hypervolume.png`, `throughput.png`) and copies of the JSON above, for
+  the repository.
+- `docs/results.md`: this page, with the results.
+"""
+    if results is None or summary is None:
+        return text
+    meta = results["meta"]
+    phases = meta.get("phases", {})
+    counts = []
+    for key, r in results["studies"].items():
+        c = r["study"]["counts"]
+        counts.append(f"{key}: {c['completed']} completed, {c['failed']} failed")
+    why = "a `--dry-run`" if meta.get("dry_run") else f"a run on `{meta['device']}` ({meta['device_name']}), not a GPU"
+    text += f"""
+## Pipeline check: {"CPU dry run" if meta.get("dry_run") else "not a GPU run"} (the numbers mean nothing)
+
+> **Not results.** The section below comes from {why}: the test fixtures
+> (48 training examples per task), {plan_length(meta["plan"])} per trial, {meta["plan"]["trials"]}
+> trials per study. It shows that every phase runs end to end and what the report will
+> contain; none of its numbers says anything about autopeft or the methods.
+
+- Command: `{meta["commands"][0]["command"]}` ({meta["commands"][0]["date"]}), device {meta["device_name"]}.
+- Wall time per phase: {", ".join(f"{p} {info['seconds']:.0f} s" for p, info in phases.items()) or "-"}.
+- Studies: {"; ".join(counts) or "none"}.
+- Plots drawn (not linked here, not in the repository): {", ".join(sorted(plots)) or "none"} in `{plot_dir}`.
+- The four target checks of the issue ran ({sum(c["met"] is not None for c in summary["targets"])} of 4 with data);
+  their outcomes on this data mean nothing.
+
+<details><summary>The full report as the dry run generated it (meaningless numbers)</summary>
+
+{body}
+
+</details>
+"""
+    return text
+
+
+def plan_length(plan: Mapping[str, Any]) -> str:
+    t = plan["training"]
+    return f"{t['max_steps']} steps" if t.get("max_steps") else f"{t.get('epochs')} epochs"
+
+
+def phase_report(plan: dict[str, Any], out: Path, doc: Path | None, publish: Path | None) -> Path:
+    results = load_results(out)
+    meta = results["meta"]
+    real = is_real(meta)
+    summary = summarise(results)
+    label = None if real else ("CPU DRY RUN: MEANINGLESS NUMBERS" if meta.get("dry_run") else "NOT A GPU RUN")
+    if doc is None:
+        doc = REAL_DOC if real else out / "results.md"
+    if publish is None:
+        publish = REAL_PUBLISH if real else out / "plots"
+    made = make_plots(results, summary, publish, label)
+    # a page that is not a GPU run links no figures (they live outside the repository, and mean nothing)
+    links = {k: os.path.relpath(p, doc.parent) for k, p in made.items()} if real else {}
+    body = body_text(results, summary, links)
+    if real:
+        text = (
+            f"# Results: a real search on a GPU (issue 9)\n\nMeasured on {meta['device_name']} by `{ONE_COMMAND}`"
+            f" (first started {meta['started']}).\n\n{body}"
+        )
+        publish.mkdir(parents=True, exist_ok=True)
+        for name in ("meta", "baselines", "studies", "retrain", "transfer", "throughput"):
+            src = out / f"{name}.json"
+            if src.exists():
+                shutil.copy(src, publish / src.name)
+        for key in SEARCHES:
+            src = out / "studies" / f"{key}.json"
+            if src.exists():
+                shutil.copy(src, publish / f"study-{key}.json")
+    else:
+        say(
+            f"report: {'a dry run' if meta.get('dry_run') else 'not a GPU run'}: writing the not-run-yet page, the run labelled as such"
+        )
+        names = [p.name for p in made.values()]
+        text = placeholder_text(results, summary, body.replace("\n## ", "\n### "), names, str(publish))
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(text)
+    save_json(
+        out / "results.json",
+        {
+            "real": real,
+            "summary": {k: v for k, v in summary.items() if k != "curves"},
+            "curves": summary["curves"],
+            "plots": {k: str(p) for k, p in made.items()},
+        },
+    )
+    tag = "" if real else "[dry run / not a GPU: meaningless] "
+    for c in summary["targets"]:
+        say(
+            f"{tag}target: {c['target']}: {({True: 'met', False: 'NOT met', None: 'not measured'})[c['met']]} ({c['detail']})"
+        )
+    say(f"report: wrote {doc} and {len(made)} plot(s) in {publish}")
+    return doc
+
+
+# -- main -------------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    deadline = time.monotonic() + 60 * args.time_limit if args.time_limit else None
+    try:
+        plan = make_plan(args)
+        out = Path(plan["out"])
+        out.mkdir(parents=True, exist_ok=True)
+        meta = start_meta(out, plan)
+        dry = "DRY RUN (meaningless numbers): " if plan["dry_run"] else ""
+        say(f"{dry}device {meta['device_name']}, out {out}, phases {' '.join(args.phases)}")
+        svc: Service | None = None
+        try:
+            for phase in args.phases:
+                marker = out / ("studies.json" if phase == "studies" else f"{phase}.json")
+                if phase != "report" and marker.exists() and not args.force:
+                    say(f"{phase}: already done ({marker}); --force runs it again")
+                    continue
+                say(f"== {phase} ==")
+                if phase in ("studies", "retrain", "transfer") and svc is None:
+                    svc = Service(out).__enter__()
+                if phase in ("throughput", "report") and svc is not None:
+                    svc.__exit__()  # the device to itself, and the database closed
+                    svc = None
+                started = time.monotonic()
+                finished = False
+                try:
+                    if phase == "baselines":
+                        phase_baselines(plan, out, args.force, deadline)
+                    elif phase == "studies":
+                        phase_studies(plan, out, svc, args.force, deadline)
+                    elif phase == "retrain":
+                        phase_retrain(plan, out, svc, args.force, deadline)
+                    elif phase == "transfer":
+                        phase_transfer(plan, out, svc, args.force, deadline)
+                    elif phase == "throughput":
+                        phase_throughput(plan, out, deadline)
+                    elif phase == "report":
+                        _record_phase(out, phase, time.monotonic() - started, True)
+                        phase_report(plan, out, args.doc, args.publish)
+                        continue
+                    finished = True
+                finally:
+                    _record_phase(out, phase, time.monotonic() - started, finished)
+        finally:
+            if svc is not None:
+                svc.__exit__()
+    except Unfinished as err:
+        say(f"time limit of {args.time_limit:g} min reached ({err}): run the same command again to continue")
+        return 3
+    except ExperimentError as err:
+        say(f"error: {err}")
+        return 1
+    return 0
+
+
+def _record_phase(out: Path, phase: str, seconds: float, finished: bool) -> None:
+    """Wall time of a phase in meta.json, summed over the commands that worked on it."""
+    meta = load_json(out / "meta.json")
+    entry = meta["phases"].setdefault(phase, {"seconds": 0.0})
+    if phase == "report":
+        entry["seconds"] = seconds
+    else:
+        entry["seconds"] += seconds
+    if finished:
+        entry["finished"] = now()
+    save_json(out / "meta.json", meta)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

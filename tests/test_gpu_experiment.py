@@ -1,0 +1,444 @@
+"""The pure parts of benchmarks/gpu_experiment.py (issue 9) and benchmarks/plots.py: front-point
+choice, target checks, the report text and its refusal to present a dry run as results, plots.
+
+Fast: no training, no server; synthetic results only.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import gpu_experiment as ge
+import plots
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+# -- choosing the front points to transfer -----------------------------------------------------------
+
+
+def test_nearest_front_points_picks_the_closest_in_log10_fraction() -> None:
+    front = [
+        {"param_fraction": 0.0003, "metric": 0.60},
+        {"param_fraction": 0.0008, "metric": 0.62},  # log10 distance to 0.1%: 0.097 -> chosen
+        {"param_fraction": 0.0014, "metric": 0.64},  # 0.146
+        {"param_fraction": 0.004, "metric": 0.66},
+        {"param_fraction": 0.02, "metric": 0.70},  # distance to 1%: 0.301
+        {"param_fraction": 0.006, "metric": 0.68},  # distance to 1%: 0.222 -> chosen
+    ]
+    assert ge.nearest_front_points(front, (0.001, 0.01)) == [1, 5]
+
+
+def test_nearest_front_points_is_log_not_linear() -> None:
+    # linear distance to 1%: 0.004 vs 0.006 (first is nearer); log10 distance: 0.398 vs 0.204 (second is nearer)
+    front = [{"param_fraction": 0.006, "metric": 0.5}, {"param_fraction": 0.016, "metric": 0.5}]
+    assert ge.nearest_front_points(front, (0.01,)) == [1]
+
+
+def test_nearest_front_points_breaks_ties_by_metric_and_handles_zero() -> None:
+    front = [
+        {"param_fraction": 0.0, "metric": 0.9},  # floored at 1e-6
+        {"param_fraction": 0.001 / 2, "metric": 0.6},
+        {"param_fraction": 0.001 * 2, "metric": 0.7},  # same log distance, better metric
+    ]
+    assert ge.nearest_front_points(front, (0.001, 1e-6)) == [2, 0]
+    with pytest.raises(ValueError):
+        ge.nearest_front_points([], (0.001,))
+
+
+def test_combined_front_of_two_studies_keeps_only_non_dominated_completed_trials() -> None:
+    a = {"key": "a", "trials": [_trial(0, 0.70, 0.001), _trial(1, 0.60, 0.01), _trial(2, None, 0.0001, "failed")]}
+    b = {"key": "b", "trials": [_trial(0, 0.75, 0.01), _trial(1, 0.50, 0.0005)]}
+    front = ge.combined_front([a, b])
+    got = [(t["study_key"], t["number"]) for t in front]
+    # a#1 (0.60 at 1%) is dominated by b#0 (0.75 at 1%); the failed trial is not a result
+    assert got == [("b", 0), ("a", 0), ("b", 1)]
+
+
+# -- the target checks ----------------------------------------------------------------------------------
+
+
+def _baselines8() -> list[dict]:
+    names = ["full", "lora", "adapter", "prefix", "bitfit", "fish", "parallel", "adamix"]
+    fractions = [1.0, 0.00325, 0.0131, 0.00325, 0.00112, 0.005, 0.0131, 0.0524]
+    devs = [0.70, 0.66, 0.67, 0.60, 0.62, 0.64, 0.66, 0.68]
+    return [{"label": n, "param_fraction": f, "dev_mean": d} for n, f, d in zip(names, fractions, devs)]
+
+
+def test_dominance_needs_at_least_as_good_and_strictly_fewer_parameters() -> None:
+    configs = [
+        {
+            "label": "c0",
+            "param_fraction": 0.001,
+            "dev_mean": 0.62,
+        },  # beats bitfit (0.62 at 0.112%): equal dev, fewer params
+        {"label": "c1", "param_fraction": 0.00325, "dev_mean": 0.99},  # same fraction as lora/prefix: not fewer
+        {"label": "c2", "param_fraction": 0.004, "dev_mean": 0.665},
+    ]
+    dom = {d["label"]: d["beaten_by"] for d in ge.dominance(configs, _baselines8())}
+    assert dom["bitfit"] == ["c0"]
+    assert dom["lora"] == []  # c1 ties on parameters, c0 scores lower, c2 is larger
+    assert dom["prefix"] == ["c0"]  # c1 ties on parameters: not fewer
+    assert dom["fish"] == ["c1", "c2"]  # 0.665 >= 0.64 with 0.4% < 0.5%
+    assert dom["adapter"] == ["c1"] and dom["parallel"] == ["c1", "c2"]  # 0.665 < 0.67 but >= 0.66
+    assert dom["full"] == ["c1"] and dom["adamix"] == ["c1"]
+
+
+def test_check_targets_counts_baselines_and_uses_seed_means() -> None:
+    # a retrained configuration's dev mean over three seeds decides, not its best seed
+    rows = [
+        {
+            "label": "c0",
+            "state": "completed",
+            "seed": s,
+            "config": {},
+            "param_fraction": 0.002,
+            "metric_name": "accuracy",
+            "search": 0.7,
+            "dev": {"accuracy": d},
+        }
+        for s, d in zip((0, 1, 2), (0.72, 0.60, 0.60))
+    ] + [
+        {
+            "label": "c0",
+            "state": "failed",
+            "seed": 3,
+            "config": {},
+            "param_fraction": None,
+            "metric_name": None,
+            "search": None,
+            "dev": {},
+        }
+    ]
+    (agg,) = ge.aggregate(rows)
+    assert agg["seeds"] == [0, 1, 2] and agg["dev"]["accuracy"] == [0.72, 0.60, 0.60]
+    mean = ge.mean_std(agg["dev"]["accuracy"])[0]
+    assert mean == pytest.approx(0.64)
+    configs = [{"label": "c0", "param_fraction": 0.002, "dev_mean": mean}]
+    dom = ge.dominance(configs, _baselines8())
+    # with its best seed (0.72) c0 would beat all but bitfit; with the mean (0.64) only prefix and fish
+    assert {d["label"] for d in dom if d["beaten_by"]} == {"prefix", "fish"}
+    summary = {"dominance": dom, "full_dev_mean": 0.70, "near_full": ge.near_full(configs, 0.70)}
+    checks = ge.check_targets(summary)
+    assert checks[0]["met"] is False and checks[0]["detail"] == "2 of 8 baselines beaten"
+    assert checks[1]["met"] is False  # 0.64 is 6 points below full fine-tuning
+    assert checks[2]["met"] is None and checks[3]["met"] is None  # no studies, no throughput phase
+
+
+def test_check_targets_met_when_five_baselines_beaten_and_close_to_full() -> None:
+    configs = [
+        {
+            "label": "tiny",
+            "param_fraction": 0.001,
+            "dev_mean": 0.63,
+        },  # beats bitfit? 0.63 >= 0.62 at 0.1% < 0.112%: yes
+        {
+            "label": "small",
+            "param_fraction": 0.003,
+            "dev_mean": 0.695,
+        },  # beats lora, prefix, fish, adapter, parallel, adamix
+    ]
+    dom = ge.dominance(configs, _baselines8())
+    assert sum(bool(d["beaten_by"]) for d in dom) == 7  # all but full fine-tuning (0.70)
+    close = ge.near_full(configs, 0.70)
+    assert close == ["small"]  # within 1 point below 1%; tiny is 7 points off
+    summary = {
+        "dominance": dom,
+        "full_dev_mean": 0.70,
+        "near_full": close,
+        "hypervolume": {"trials": 60, "gp": 1.5, "sobol": 1.4},
+        "throughput": {"full": 100.0, "peft_median": 149.0},
+    }
+    met = [c["met"] for c in ge.check_targets(summary)]
+    assert met == [True, True, True, False]  # 1.49x is short of 1.5x
+    summary["throughput"]["peft_median"] = 150.0
+    summary["hypervolume"]["sobol"] = 1.6
+    assert [c["met"] for c in ge.check_targets(summary)] == [True, True, False, True]
+
+
+def test_near_full_requires_under_one_percent() -> None:
+    configs = [
+        {"label": "big", "param_fraction": 0.01, "dev_mean": 0.80},
+        {"label": "ok", "param_fraction": 0.0099, "dev_mean": 0.691},
+    ]
+    assert ge.near_full(configs, 0.70) == ["ok"]
+    assert ge.near_full(configs, 0.702) == []
+
+
+def test_summarise_gpu_samples() -> None:
+    got = ge.summarise_gpu_samples(["80, 1000", "garbage", "", "40, 3000", "[N/A], 5"])
+    assert got["samples"] == 2 and got["utilization_mean"] == 60 and got["memory_max_mib"] == 3000
+    assert ge.summarise_gpu_samples([])["samples"] == 0
+
+
+# -- the report ------------------------------------------------------------------------------------------
+
+
+def _trial(number: int, metric: float | None, fraction: float, state: str = "completed", **extra) -> dict:
+    return {
+        "number": number,
+        "state": state,
+        "metric": metric,
+        "param_fraction": fraction,
+        "config": {"serial_adapter": {"size": 8 * (number + 1)}},
+        "duration_s": 10.0 + number,
+        "label": extra.pop("label", None),
+        "extra": {"metric_name": "accuracy", "examples_per_second": 200.0, "train_seconds": 5.0, **extra},
+    }
+
+
+def _study(key: str, metrics: list[float]) -> dict:
+    trials = [_trial(i, m, 10 ** -(1 + i % 3)) for i, m in enumerate(metrics)]
+    from autopeft.pareto import study_front
+
+    idx, hv = study_front([t["metric"] for t in trials], [t["param_fraction"] for t in trials])
+    return {
+        "key": key,
+        "id": 1,
+        "workers": 4,
+        "batch_wall_seconds": 120.0,
+        "gpu": {
+            "samples": 10,
+            "utilization_mean": 71.0,
+            "utilization_median": 75.0,
+            "memory_max_mib": 9000.0,
+            "memory_mean_mib": 8000.0,
+        },
+        "study": {
+            "counts": {"completed": len(trials), "failed": 0},
+            "hypervolume": hv,
+            "elapsed_s": 130.0,
+            "model_shape": {"n_layers": 6},
+        },
+        "trials": trials,
+        "pareto": {"count": len(idx), "data": [trials[i] for i in idx]},
+        "body": {"training": {"seed": 0}, "task": {"name": "rte"}},
+    }
+
+
+def _results(dry_run: bool, device: str = "cuda", device_name: str = "NVIDIA H100 80GB HBM3") -> dict:
+    methods = ["full", "lora", "adapter", "prefix", "bitfit", "fish", "parallel", "adamix"]
+    fractions = [1.0, 0.00325, 0.0131, 0.00325, 0.00112, 0.005, 0.0131, 0.0524]
+    base_trials = []
+    for task, name in (("rte", "accuracy"), ("mrpc", "f1")):
+        for m, f in zip(methods, fractions):
+            for seed in (0, 1, 2):
+                dev = {name: 0.6 + 0.01 * seed} | ({"accuracy": 0.7} if name == "f1" else {})
+                base_trials.append(
+                    {
+                        "task": task,
+                        "method": m,
+                        "seed": seed,
+                        "param_fraction": f,
+                        "metric_name": name,
+                        "dev": dev,
+                        "search": {name: 0.65},
+                        "examples_per_second": 100.0,
+                        "wall_seconds": 30.0,
+                    }
+                )
+    retrain_rows = [
+        {
+            "label": "c0",
+            "state": "completed",
+            "seed": s,
+            "config": {"prefix": {"length": 4}},
+            "param_fraction": 0.0008,
+            "metric_name": "accuracy",
+            "search": 0.66,
+            "dev": {"accuracy": 0.64 + 0.01 * s},
+        }
+        for s in (0, 1, 2)
+    ]
+    transfer_rows = [
+        {
+            "label": "~0.1%",
+            "state": "completed",
+            "seed": s,
+            "config": {"prefix": {"length": 4}},
+            "param_fraction": 0.0008,
+            "metric_name": "f1",
+            "search": 0.8,
+            "dev": {"f1": 0.81, "accuracy": 0.7},
+            "task": "mrpc",
+        }
+        for s in (0, 1, 2)
+    ]
+    return {
+        "meta": {
+            "dry_run": dry_run,
+            "device": device,
+            "device_name": device_name,
+            "versions": {
+                "torch": "2.13.0",
+                "transformers": "5",
+                "datasets": "5",
+                "botorch": "0.x",
+                "autopeft": "0.1.0",
+                "python": "3.11",
+            },
+            "machine": {"cpu_count": 16, "cpu": "x"},
+            "plan": {
+                "model": None,
+                "data": "/data/glue",
+                "training": {"epochs": 3, "batch_size": 32},
+                "lr_preset": "standard",
+                "trials": 4,
+                "workers": 4,
+                "seeds": [0, 1, 2],
+            },
+            "commands": [{"command": "python benchmarks/gpu_experiment.py --device cuda", "date": "2026-01-01"}],
+            "phases": {"studies": {"seconds": 600.0}},
+            "started": "2026-01-01",
+        },
+        "studies": {
+            "rte-autopeft-gp": _study("rte-autopeft-gp", [0.60, 0.70, 0.65, 0.72]),
+            "rte-autopeft-sobol": _study("rte-autopeft-sobol", [0.60, 0.61, 0.62, 0.63]),
+        },
+        "baselines": {"trials": base_trials},
+        "retrain": {
+            "configs": [
+                {
+                    "label": "c0",
+                    "summary": "prefix len 4 @all",
+                    "sources": ["rte-autopeft-gp#1"],
+                    "param_fraction": 0.0008,
+                    "search": 0.66,
+                }
+            ],
+            "rows": retrain_rows,
+            "aggregate": ge.aggregate(retrain_rows),
+        },
+        "transfer": {
+            "configs": [
+                {
+                    "label": "~0.1%",
+                    "summary": "prefix len 4 @all",
+                    "source": "rte-autopeft-gp#1",
+                    "param_fraction": 0.0008,
+                }
+            ],
+            "rows": transfer_rows,
+            "aggregate": {"mrpc": ge.aggregate(transfer_rows), "sst2": []},
+        },
+        "throughput": {
+            "steps": 100,
+            "alone": [
+                {"method": "full", "label": "full fine-tuning", "param_fraction": 1.0, "examples_per_second": 400.0},
+                {"method": "lora", "label": "LoRA r=8", "param_fraction": 0.00325, "examples_per_second": 700.0},
+                {"method": "bitfit", "label": "BitFit", "param_fraction": 0.00112, "examples_per_second": 500.0},
+            ],
+            "shared": {},
+        },
+    }
+
+
+def test_summarise_and_report_text_of_a_gpu_run(tmp_path: Path) -> None:
+    results = _results(dry_run=False)
+    assert ge.is_real(results["meta"])
+    summary = ge.summarise(results)
+    # c0 (0.08%, dev mean 0.65) vs baselines (dev means 0.61): beats every baseline with more than 0.08%
+    beaten = {d["label"] for d in summary["dominance"] if d["beaten_by"]}
+    assert len(beaten) == 8 and summary["full_dev_mean"] == pytest.approx(0.61)
+    assert summary["hypervolume"]["trials"] == 4 and summary["hypervolume"]["gp"] > summary["hypervolume"]["sobol"]
+    assert summary["throughput"] == {"full": 400.0, "peft_median": 600.0}
+    assert [c["met"] for c in summary["targets"]] == [True, True, True, True]
+    made = ge.make_plots(results, summary, tmp_path / "plots", None)
+    assert set(made) == {"front-rte-autopeft-gp", "front-rte-autopeft-sobol", "front-dev", "hypervolume", "throughput"}
+    links = {k: f"plots/{p.name}" for k, p in made.items()}
+    text = ge.body_text(results, summary, links)
+    assert "NVIDIA H100 80GB HBM3" in text
+    assert "| full fine-tuning | 100.000% | 0.610 ± 0.010 | 0.610 ± 0.010 / 0.700 ± 0.000 | 0.650 ± 0.000 |" in text
+    assert "| c0 | prefix len 4 @all | rte-autopeft-gp#1 | 0.080% | 0.6600 | 0.650 ± 0.010 | 3 |" in text
+    assert "Not dominated: none." in text
+    assert "![hypervolume](plots/hypervolume.png)" in text
+    assert "| LoRA r=8 | 0.325% | 700.0 | 1.75x |" in text
+    assert "has not run on a GPU" not in text
+
+
+@pytest.mark.parametrize(
+    ("dry_run", "device", "name"),
+    [(True, "cpu", "CPU: AMD EPYC"), (True, "cuda", "NVIDIA H100"), (False, "cpu", "CPU: AMD EPYC")],
+)
+def test_report_refuses_to_present_dry_runs_and_cpu_runs_as_results(
+    tmp_path: Path, dry_run: bool, device: str, name: str
+) -> None:
+    results = _results(dry_run=dry_run, device=device, device_name=name)
+    assert not ge.is_real(results["meta"])
+    out = tmp_path / "run"
+    out.mkdir()
+    for key in ("baselines", "retrain", "transfer", "throughput"):
+        ge.save_json(out / f"{key}.json", results[key])
+    ge.save_json(out / "meta.json", results["meta"])
+    for key, record in results["studies"].items():
+        ge.save_json(out / "studies" / f"{key}.json", record)
+    doc = ge.phase_report(results["meta"]["plan"], out, tmp_path / "results.md", tmp_path / "plots")
+    text = doc.read_text()
+    assert text.startswith("# Results: a real search on a GPU (issue 9)\n\n**The experiment has not run on a GPU yet.")
+    assert ge.ONE_COMMAND in text
+    head, _, labelled = text.partition("## Pipeline check")
+    assert labelled, "the run's numbers must sit under the labelled section"
+    assert "the numbers mean nothing" in labelled.splitlines()[0]
+    assert "0.650 ± 0.010" not in head and "0.650 ± 0.010" in labelled
+    assert "| full fine-tuning |" not in head
+    assert len(list((tmp_path / "plots").glob("*.png"))) == 5
+
+
+def test_real_report_is_not_the_placeholder(tmp_path: Path) -> None:
+    results = _results(dry_run=False)
+    out = tmp_path / "run"
+    ge.save_json(out / "meta.json", results["meta"])
+    for key, record in results["studies"].items():
+        ge.save_json(out / "studies" / f"{key}.json", record)
+    ge.save_json(out / "baselines.json", results["baselines"])
+    doc = ge.phase_report(results["meta"]["plan"], out, tmp_path / "docs" / "results.md", tmp_path / "pub")
+    text = doc.read_text()
+    assert "has not run on a GPU" not in text and "Measured on NVIDIA H100 80GB HBM3" in text
+    assert (tmp_path / "pub" / "study-rte-autopeft-gp.json").is_file()
+    assert "](../pub/front-rte-autopeft-gp.png)" in text
+
+
+# -- plots ---------------------------------------------------------------------------------------------
+
+
+def test_front_steps_are_the_front_sorted_by_fraction() -> None:
+    xs, ys = plots.front_steps([(0.01, 0.7), (0.001, 0.6), (0.01, 0.5), (0.1, 0.65), (0.0001, 0.55)])
+    assert xs == pytest.approx([0.01, 0.1, 1.0]) and ys == [0.55, 0.6, 0.7]
+
+
+def test_hypervolume_curve_counts_failed_trials_as_budget() -> None:
+    trials = [_trial(0, 0.5, 0.01), _trial(1, None, 0.01, "failed"), _trial(2, 0.6, 0.001), _trial(3, 0.4, 0.1)]
+    curve = plots.hypervolume_curve(list(reversed(trials)))
+    assert len(curve) == 4
+    assert curve[0] == pytest.approx(0.5 * 2) and curve[1] == curve[0]
+    assert curve[2] == pytest.approx(0.6 * 3) and curve[3] == curve[2]  # the last trial is dominated
+
+
+def test_plots_write_png_files(tmp_path: Path) -> None:
+    pts = [(10 ** -(1 + i % 4), 0.5 + 0.02 * i) for i in range(12)]
+    base = [
+        {"label": "LoRA r=8", "param_fraction": 0.00325, "metric": 0.6, "std": 0.02},
+        {"label": "full", "param_fraction": 1.0, "metric": 0.7},
+    ]
+    paths = [
+        plots.plot_front(
+            tmp_path / "a" / "front.png", pts, title="t", ylabel="acc", baselines=base, note="CPU DRY RUN"
+        ),
+        plots.plot_front(tmp_path / "dev.png", pts, title="t", ylabel="acc", errors=[0.01] * 12),
+        plots.plot_front(tmp_path / "empty.png", [], title="t", ylabel="acc"),
+        plots.plot_hypervolume(tmp_path / "hv.png", {"gp": [0, 1, 2], "sobol": [0, 0.5, 1]}, title="hv"),
+        plots.plot_throughput(
+            tmp_path / "tp.png",
+            [{"method": "full", "label": "full", "param_fraction": 1.0, "examples_per_second": 3.0}],
+            title="tp",
+        ),
+    ]
+    for p in paths:
+        data = p.read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5000, p
