@@ -217,9 +217,9 @@ class Proposer:
             failed=list(snap.failed),
             state=context.state,
         )
-        method = context.optimizer.method
         return [
-            NewTrial(p.config.to_json(), config_key(p.config, context.n_layers), tuple(p.x), method) for p in proposals
+            NewTrial(p.config.to_json(), config_key(p.config, context.n_layers), tuple(p.x), p.source)
+            for p in proposals
         ]
 
     def _record_error(self, study_id: int, message: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -20,14 +21,15 @@ from typing import Any
 from autopeft.cli._output import table
 from autopeft.errors import AutoPeftError
 
-#: Per-trial training on a CPU: ~45 s a trial on 2 cores (see docs/demo.md for the measurement).
+#: Per-trial training on a CPU, sized so that the 8 trials of the demo take about ten minutes
+#: on two cores (measured: docs/demo.md). Too short for RTE to be learned well: it shows the loop.
 CPU_TRAINING = {
-    "max_steps": 60,
+    "max_steps": 40,
     "batch_size": 16,
-    "max_length": 128,
+    "max_length": 96,
     "learning_rate": 1e-3,
-    "eval_every": 30,
-    "max_search_examples": 200,
+    "eval_every": 20,
+    "max_search_examples": 160,
     "seed": 0,
 }
 GPU_TRAINING = {"epochs": 3, "batch_size": 32, "max_length": 128, "learning_rate": 1e-3, "seed": 0}
@@ -78,29 +80,47 @@ def run(args: argparse.Namespace) -> int:
     print(f"server: {url} (database {args.db}, log {log_path})")
     print(f"dashboard: {url}/  (open it while the demo runs)")
     try:
-        _wait_healthy(url, server, log_path)
-        with httpx.Client(base_url=url, timeout=60) as http:
-            study = _create_study(http, str(data_dir), trials, training)
-            print(
-                f"study {study['id']}: RTE, bundled MiniLM, space 'autopeft' (d={study.get('d')}), "
-                f"{trials} trials on {device}"
-            )
-            if not on_gpu:
-                print(
-                    f"no GPU: each trial trains {training.get('max_steps')} steps of {training.get('batch_size')} "
-                    "examples (a reduced CPU budget; on a GPU the demo trains 3 epochs a trial)"
-                )
-            _work(url, study["id"], device, trials)
-            _print_front(http, study["id"])
-        print(f"\ndashboard: {url}/#/study/{study['id']}")
-        if args.serve:
-            print("serving the dashboard; press Ctrl-C to stop")
-            server.wait()
-        else:
-            print(f"to browse the results later: autopeft serve --db {args.db}  (then open http://127.0.0.1:8000/)")
+        _run_study(args, url, server, log_path, device, on_gpu, trials, data_dir, training)
+    except httpx.HTTPError as err:
+        raise DemoError(f"lost the demo server ({err}); see {log_path}") from None
     finally:
         _stop(server)
     return 0
+
+
+def _run_study(
+    args: argparse.Namespace,
+    url: str,
+    server: subprocess.Popen,
+    log_path: Path,
+    device: str,
+    on_gpu: bool,
+    trials: int,
+    data_dir: Path,
+    training: dict[str, Any],
+) -> None:
+    import httpx
+
+    _wait_healthy(url, server, log_path)
+    with httpx.Client(base_url=url, timeout=60) as http:
+        study = _create_study(http, str(data_dir), trials, training)
+        print(
+            f"study {study['id']}: RTE, bundled MiniLM, space 'autopeft' (d={study.get('d')}), "
+            f"{trials} trials on {device}"
+        )
+        if not on_gpu:
+            print(
+                f"no GPU: each trial trains {training.get('max_steps')} steps of {training.get('batch_size')} "
+                "examples (a reduced CPU budget; on a GPU the demo trains 3 epochs a trial)"
+            )
+        _work(url, study["id"], device, trials)
+        _print_front(http, study["id"])
+    print(f"\ndashboard: {url}/#/study/{study['id']}")
+    if args.serve:
+        print("serving the dashboard; press Ctrl-C to stop")
+        server.wait()
+    else:
+        print(f"to browse the results later: autopeft serve --db {args.db}  (then open http://127.0.0.1:8000/)")
 
 
 def _free_port(start: int) -> int:
@@ -115,7 +135,10 @@ def _start_server(db: str, port: int) -> tuple[subprocess.Popen, Path]:
     log_path = Path(db).with_suffix(".server.log")
     log = log_path.open("w")
     cmd = [sys.executable, "-m", "autopeft", "serve", "--db", db, "--port", str(port), "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    # A session of its own: Ctrl-C in the terminal reaches the demo, which stops the server itself.
+    proc = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True
+    )
     return proc, log_path
 
 
@@ -182,9 +205,19 @@ def _work(url: str, study_id: int, device: str, trials: int) -> None:
         progress=True,
         say=lambda line: print(f"[{time.monotonic() - started:6.0f} s] {line}", flush=True),
     )
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if worker.stopping.is_set():  # a second signal: leave now (the server is still stopped)
+            raise KeyboardInterrupt
+        print(f"received {signal.Signals(signum).name}: stopping after giving the running trial back", flush=True)
+        worker.stop()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         worker.run()
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         client.close()
 
 

@@ -56,10 +56,12 @@ class Observation:
 
 @dataclass(frozen=True)
 class Proposal:
-    """A configuration to train, and its canonical point in the space (bin centres)."""
+    """A configuration to train, its canonical point in the space (bin centres), and what
+    chose it: ``sobol``/``random`` (the space-filling design) or ``gp``/``saas`` (the model)."""
 
     config: PeftConfig
     x: tuple[float, ...]
+    source: str = "sobol"
 
 
 def propose(
@@ -90,7 +92,7 @@ def propose(
             space has fewer than ``n`` configurations left.
     """
     from autopeft.optimize.domain import SpaceDomain
-    from autopeft.optimize.engine import points_tensor, propose_points
+    from autopeft.optimize.engine import points_tensor, propose_sourced
     from autopeft.optimize.reference import override_objectives
     from autopeft.pareto import to_objectives
 
@@ -101,7 +103,7 @@ def propose(
     except ValueError as err:
         raise OptimizerError(f"completed trials: {err}") from None
     ref = settings.reference
-    points = propose_points(
+    points = propose_sourced(
         SpaceDomain(space, state.keys if state is not None else None),
         points_tensor([o.x for o in completed], d, "completed"),
         Y,
@@ -113,4 +115,4 @@ def propose(
         state,
         override_objectives(ref.metric, ref.param_fraction) if ref is not None else None,
     )
-    return [Proposal(space.decode(list(x)), tuple(x)) for x in points]
+    return [Proposal(space.decode(list(x)), tuple(x), source) for x, source in points]

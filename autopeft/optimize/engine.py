@@ -53,19 +53,39 @@ def propose_points(
         state: the study's optimiser memory (warm starts, caches), optional.
         reference: ``m`` user reference point in objective units, NaN where the data decides.
     """
+    return [point for point, _ in propose_sourced(domain, X, Y, pending, failed, n, seed, settings, state, reference)]
+
+
+def propose_sourced(
+    domain: Domain,
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    pending: torch.Tensor,
+    failed: torch.Tensor,
+    n: int,
+    seed: int,
+    settings: OptimizerSettings | None = None,
+    state: OptimizerState | None = None,
+    reference: torch.Tensor | None = None,
+) -> list[tuple[tuple[float, ...], str]]:
+    """:func:`propose_points`, each point with what chose it: ``sobol`` or ``random`` for the
+    space-filling design, else the model (``gp`` or ``saas``)."""
     settings = settings or OptimizerSettings()
     d = len(domain.cardinalities)
     _check_inputs(X, Y, pending, failed, n, d)
     taken = {domain.key(row) for part in (X, pending, failed) for row in part.tolist()}
     history = X.shape[0] + pending.shape[0] + failed.shape[0]
     n_fill = _space_filling_count(settings, d, history, X.shape[0], n)
-    out = space_filling(domain, n_fill, seed, history, taken, scramble=settings.method != "random")
+    filling = "random" if settings.method == "random" else "sobol"
+    out = space_filling(domain, n_fill, seed, history, taken, scramble=filling == "sobol")
+    sourced = [(point, filling) for point in out]
     if len(out) < n:
         extra = torch.tensor(out, dtype=torch.double).reshape(-1, d)
-        out += _model_based(
+        modelled = _model_based(
             domain, X, Y, torch.cat([pending, extra]), n - len(out), seed, settings, state, reference, taken, history
         )
-    return out
+        sourced += [(point, settings.method) for point in modelled]
+    return sourced
 
 
 def _check_inputs(

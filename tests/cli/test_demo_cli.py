@@ -54,3 +54,40 @@ def test_the_demo_refuses_a_budget_below_one_with_a_clear_error(tmp_path: Path) 
     assert "--trials must be at least 1" in done.stderr
     assert "Traceback" not in done.stderr
     assert not list(tmp_path.iterdir())  # nothing started, nothing written
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_demo_cleanly_and_takes_its_server_along(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    db = tmp_path / "demo.db"
+    slow = '{"max_steps": 400, "batch_size": 4, "max_length": 64, "max_search_examples": 16}'
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autopeft", "demo", "--trials", "50", "--data", str(FIXTURES), "--db", str(db)]
+        + ["--device", "cpu", "--training", slow],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines = []
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if "trial 1 (study 1" in line:
+            break
+    time.sleep(3)  # inside the first trial's training
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    out = "".join(lines) + out
+    assert proc.returncode == 0, out[-2000:] + err[-2000:]
+    assert "received SIGINT" in out and "Pareto front of study 1: 0 trials completed" in out
+    assert "Traceback" not in err
+    port = int(out.split("server: http://127.0.0.1:")[1].split()[0])
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0
+    with sqlite3.connect(db) as con:
+        states = {row[0] for row in con.execute("select state from trials")}
+    assert "running" not in states  # the trial was given back, not left leased

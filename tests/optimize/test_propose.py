@@ -137,3 +137,14 @@ def test_settings_refuse_unknown_fields_and_bad_values():
         OptimizerSettings(method="cmaes")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="saas_thinning"):
         OptimizerSettings(saas_samples=4, saas_thinning=8)
+
+
+@pytest.mark.parametrize("method", ["gp", "sobol", "random"])
+def test_each_proposal_says_what_chose_it(space, history, method):
+    completed, pending, failed = history
+    settings = OptimizerSettings(method=method, n_initial=4, **FAST)
+    start = propose(space, [], [], 3, seed=1, settings=settings)
+    later = propose(space, completed, pending, 3, seed=1, settings=settings, failed=failed)
+    design = "random" if method == "random" else "sobol"
+    assert [p.source for p in start] == [design] * 3  # nothing completed yet: the space-filling design
+    assert [p.source for p in later] == [method] * 3  # 12 completed > n_initial: the model (or the baseline)
