@@ -327,7 +327,7 @@ def latency(args: argparse.Namespace, problems: dict[str, Problem], log: list[st
         problem = problems.get(name) or PROBLEMS[name]()
         for n in args.latency_trials:
             for method in args.latency_methods:
-                if method == "saas" and n > args.saas_latency_max:
+                if method == "saas" and (n > args.saas_latency_max or name not in args.saas_latency_problems):
                     continue
                 reps = args.latency_repeats if method != "saas" else max(1, args.latency_repeats // 3)
                 m = time_proposals(problem, n, method, reps)
@@ -534,6 +534,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--latency-methods", nargs="+", default=["gp", "saas"])
     p.add_argument("--latency-repeats", type=int, default=8)
     p.add_argument("--saas-latency-max", type=int, default=50, help="largest n_trials timed for saas")
+    p.add_argument(
+        "--saas-latency-problems", nargs="*", default=["peft_autopeft"], help="problems saas latency is timed on"
+    )
     p.add_argument("--levers", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--lever-trials", nargs="+", type=int, default=[200, 500])
     p.add_argument("--lever-repeats", type=int, default=3)
@@ -559,6 +562,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     problems = {name: PROBLEMS[name]() for name in args.problems}
     results, runs = quality(args, problems, log)
     info = problems_info(problems, runs, results, log)
+    partial = args.out.with_suffix(".quality.json")  # kept in case the latency phase is interrupted
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.write_text(json.dumps({"results": results, "problems": info, "runs": runs}, indent=1, default=str))
     load_latency = _load()
     latency_rows, levers = latency(args, problems, log)
     out = {
@@ -591,6 +597,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1))
+    partial.unlink(missing_ok=True)
     print(f"wrote {args.out} in {out['metadata']['seconds']:.0f}s")
     if args.markdown:
         _write_markdown(args.markdown, out)

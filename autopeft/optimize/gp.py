@@ -19,6 +19,7 @@ Cost levers, each optional:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 
 #: L-BFGS iterations at most for a cold fit and for a warm-started one.
 COLD_MAXITER, WARM_MAXITER = 100, 20
+
+log = logging.getLogger(__name__)
 
 
 def fit_gp_list(
@@ -125,9 +128,18 @@ def _fit_one(
 
     model = _model(X, z, kernel, cards)
     warm = cached is not None and _load(model, cached)
-    mll = ExactMarginalLogLikelihood(model.likelihood, model)
-    options = {"maxiter": WARM_MAXITER if warm else COLD_MAXITER}
-    fit_gpytorch_mll(mll, optimizer_kwargs={"options": options})
+    try:
+        mll = ExactMarginalLogLikelihood(model.likelihood, model)
+        fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": WARM_MAXITER if warm else COLD_MAXITER}})
+    except (ValueError, RuntimeError) as err:  # a step left the priors' support, or a Cholesky failed
+        log.warning("GP fit failed (%s: %s); refitting from the default hyperparameters", type(err).__name__, err)
+        model, warm = _model(X, z, kernel, cards), False
+        try:
+            mll = ExactMarginalLogLikelihood(model.likelihood, model)
+            fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": COLD_MAXITER}})
+        except (ValueError, RuntimeError) as again:
+            log.warning("GP fit failed again (%s); using the default hyperparameters", again)
+            model = _model(X, z, kernel, cards)
     model.eval()
     return model, warm
 

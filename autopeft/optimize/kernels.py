@@ -90,15 +90,26 @@ class AdditiveGridKernel(Kernel):
         return (self._features(x1) @ self._tables()) @ self._features(x2).transpose(-1, -2)
 
 
+#: Smallest output scale of either kernel part (targets are standardised: scales near 1).
+OUTPUTSCALE_FLOOR = 1e-4
+
+
 def make_kernel(name: KernelName, cards: Sequence[int]) -> Kernel | None:
     """The covariance module for a grid with ``cards`` values per dimension (None: botorch's default RBF)."""
     if name == "rbf":
         return None
     from botorch.models.utils.gpytorch_modules import get_covar_module_with_dim_scaled_prior
 
+    # Output scales bounded away from 0: a softplus that underflows to exactly 0 puts the
+    # log-normal prior outside its support and the fit raises (seen at 500 DTLZ2 trials).
     product = ScaleKernel(
         get_covar_module_with_dim_scaled_prior(ard_num_dims=len(cards)),
         outputscale_prior=LogNormalPrior(math.log(0.5), 1.0),
+        outputscale_constraint=GreaterThan(OUTPUTSCALE_FLOOR),
     )
-    additive = ScaleKernel(AdditiveGridKernel(cards), outputscale_prior=LogNormalPrior(math.log(0.5), 1.0))
+    additive = ScaleKernel(
+        AdditiveGridKernel(cards),
+        outputscale_prior=LogNormalPrior(math.log(0.5), 1.0),
+        outputscale_constraint=GreaterThan(OUTPUTSCALE_FLOOR),
+    )
     return product + additive

@@ -134,3 +134,33 @@ def test_cached_nehvi_agrees_with_botorch_qlognehvi():
     assert torch.allclose(a[top], b[top], atol=0.2), torch.stack([a[top], b[top]])
     # points that improve under no sample rank below every point that improves under some
     assert b[a < -30].max() < b[top].min()
+
+
+def test_a_failing_gp_fit_falls_back_instead_of_failing_the_proposal(monkeypatch):
+    """A fit that leaves a prior's support (seen at 500 DTLZ2 trials) must not end the study's proposals."""
+    import botorch.fit
+
+    from autopeft.optimize import gp
+
+    calls = []
+
+    def flaky(mll, **kw):
+        calls.append(1)
+        raise ValueError("Expected value argument to be within the support of LogNormalPrior()")
+
+    monkeypatch.setattr(botorch.fit, "fit_gpytorch_mll", flaky)
+    X = torch.rand(12, 3, dtype=torch.double)
+    z = X.sum(-1, keepdim=True)
+    model, warm = gp._fit_one(X, z, None, "rbf+additive", [4, 4, 4])
+    assert len(calls) == 2 and not warm  # tried, refitted cold, then kept the default hyperparameters
+    mean = model.posterior(X).mean
+    assert torch.isfinite(mean).all()
+
+
+def test_output_scales_cannot_reach_zero():
+    from autopeft.optimize.kernels import OUTPUTSCALE_FLOOR, make_kernel
+
+    kernel = make_kernel("rbf+additive", [3, 5])
+    for part in kernel.kernels:
+        part.raw_outputscale.data.fill_(-1e4)  # what an L-BFGS step far into the negatives leaves
+        assert part.outputscale.item() >= 0.99 * OUTPUTSCALE_FLOOR  # float32 parameter: not exactly 1e-4
