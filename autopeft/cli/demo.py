@@ -21,15 +21,15 @@ from typing import Any
 from autopeft.cli._output import table
 from autopeft.errors import AutoPeftError
 
-#: Per-trial training on a CPU, sized so that the 8 trials of the demo take about ten minutes
+#: Per-trial training on a CPU, sized so that the 10 trials of the demo take about ten minutes
 #: on two cores (measured: docs/demo.md). Too short for RTE to be learned well: it shows the loop.
 CPU_TRAINING = {
-    "max_steps": 40,
+    "max_steps": 80,
     "batch_size": 16,
     "max_length": 96,
     "learning_rate": 1e-3,
-    "eval_every": 20,
-    "max_search_examples": 160,
+    "eval_every": 40,
+    "max_search_examples": 200,
     "seed": 0,
 }
 GPU_TRAINING = {"epochs": 3, "batch_size": 32, "max_length": 128, "learning_rate": 1e-3, "seed": 0}
@@ -46,7 +46,7 @@ class DemoError(AutoPeftError):
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="start a server, search PEFT configurations on RTE, show the Pareto front")
     p.add_argument("--data", default=None, metavar="DIR", help="GLUE folder holding RTE/ (default: found nearby)")
-    p.add_argument("--trials", type=int, default=None, help="study budget (default: 8 on CPU, 24 on a GPU)")
+    p.add_argument("--trials", type=int, default=None, help="study budget (default: 10 on CPU, 24 on a GPU)")
     p.add_argument("--device", default="auto", help="cuda, cpu or auto (default: auto)")
     p.add_argument("--port", type=int, default=None, help="server port (default: 8000, or the next free one)")
     p.add_argument("--db", default="autopeft-demo.db", help="SQLite file of the demo (default: autopeft-demo.db)")
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
     device = str(resolve_device(args.device))
     on_gpu = device.startswith("cuda")
-    trials = args.trials if args.trials is not None else (24 if on_gpu else 8)
+    trials = args.trials if args.trials is not None else (24 if on_gpu else 10)
     if trials < 1:
         raise DemoError(f"--trials must be at least 1, got {trials}")
     task = resolve_task("rte", args.data)
