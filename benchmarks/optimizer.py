@@ -82,7 +82,8 @@ class OursProposer:
         Y = torch.tensor(np.array(history.Y), dtype=torch.double).reshape(-1, 2)
         P = torch.tensor(list(pending), dtype=torch.double).reshape(-1, d)
         empty = torch.empty(0, d, dtype=torch.double)
-        return propose_points(GridDomain(self.problem.cards), X, Y, P, empty, n, self.seed, self.settings, self.state)
+        points = propose_points(GridDomain(self.problem.cards), X, Y, P, empty, n, self.seed, self.settings, self.state)
+        return [x for x, _ in points]
 
     def tell(self, x: tuple[float, ...], y: np.ndarray) -> None:
         """Nothing to do: ``propose`` reads the whole history each time."""

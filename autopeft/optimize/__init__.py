@@ -92,7 +92,7 @@ def propose(
             space has fewer than ``n`` configurations left.
     """
     from autopeft.optimize.domain import SpaceDomain
-    from autopeft.optimize.engine import points_tensor, propose_sourced
+    from autopeft.optimize.engine import points_tensor, propose_points
     from autopeft.optimize.reference import override_objectives
     from autopeft.pareto import to_objectives
 
@@ -103,7 +103,7 @@ def propose(
     except ValueError as err:
         raise OptimizerError(f"completed trials: {err}") from None
     ref = settings.reference
-    points = propose_sourced(
+    points = propose_points(
         SpaceDomain(space, state.keys if state is not None else None),
         points_tensor([o.x for o in completed], d, "completed"),
         Y,

@@ -40,8 +40,10 @@ def propose_points(
     settings: OptimizerSettings | None = None,
     state: OptimizerState | None = None,
     reference: torch.Tensor | None = None,
-) -> list[tuple[float, ...]]:
-    """``n`` new canonical points, distinct trials, none of them completed, pending or failed.
+) -> list[tuple[tuple[float, ...], str]]:
+    """``n`` new canonical points, distinct trials, none of them completed, pending or failed,
+    each with what chose it: ``sobol`` or ``random`` (the space-filling design) or the model
+    (``gp`` or ``saas``).
 
     Args:
         domain: the grid and its trial identity.
@@ -53,23 +55,6 @@ def propose_points(
         state: the study's optimiser memory (warm starts, caches), optional.
         reference: ``m`` user reference point in objective units, NaN where the data decides.
     """
-    return [point for point, _ in propose_sourced(domain, X, Y, pending, failed, n, seed, settings, state, reference)]
-
-
-def propose_sourced(
-    domain: Domain,
-    X: torch.Tensor,
-    Y: torch.Tensor,
-    pending: torch.Tensor,
-    failed: torch.Tensor,
-    n: int,
-    seed: int,
-    settings: OptimizerSettings | None = None,
-    state: OptimizerState | None = None,
-    reference: torch.Tensor | None = None,
-) -> list[tuple[tuple[float, ...], str]]:
-    """:func:`propose_points`, each point with what chose it: ``sobol`` or ``random`` for the
-    space-filling design, else the model (``gp`` or ``saas``)."""
     settings = settings or OptimizerSettings()
     d = len(domain.cardinalities)
     _check_inputs(X, Y, pending, failed, n, d)

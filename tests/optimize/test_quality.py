@@ -32,11 +32,15 @@ def run(settings: OptimizerSettings, seed: int, budget: int = 24) -> float:
     """Hypervolume after ``budget`` trials in batches of 4, the previous batch pending."""
     domain, empty = GridDomain(CARDS), torch.empty(0, 4, dtype=torch.double)
     X, state = empty, OptimizerState()
-    pending = torch.tensor(propose_points(domain, X, objectives(X), empty, empty, 4, seed, settings, state))
+    pending = torch.tensor(
+        [x for x, _ in propose_points(domain, X, objectives(X), empty, empty, 4, seed, settings, state)]
+    )
     while X.shape[0] < budget:
         n_next = min(4, budget - X.shape[0] - pending.shape[0])
         nxt = (
-            torch.tensor(propose_points(domain, X, objectives(X), pending, empty, n_next, seed, settings, state))
+            torch.tensor(
+                [x for x, _ in propose_points(domain, X, objectives(X), pending, empty, n_next, seed, settings, state)]
+            )
             if n_next > 0
             else empty
         )
