@@ -88,7 +88,7 @@ def _interp(v: torch.Tensor, xs: torch.Tensor, zs: torch.Tensor) -> torch.Tensor
         return zs[0] - _BELOW
     if v > xs[-1]:
         return zs[-1] + _BELOW
-    hi = int(torch.searchsorted(xs, v.reshape(1)).item())
+    hi = int(torch.searchsorted(xs.contiguous(), v.reshape(1)).item())
     if hi == 0 or xs[hi] == v:
         return zs[hi].clone()
     t = (v - xs[hi - 1]) / (xs[hi] - xs[hi - 1])
