@@ -3,6 +3,13 @@
 The model's own attention code runs unchanged: a forward pre-hook on the layer's
 self-attention passes a one-layer "cache" whose ``update`` prepends the prefix to the
 keys and values, and widens the attention mask so every query sees the prefix.
+
+transformers has renamed the self-attention's cache argument across releases
+(``past_key_value`` -> ``past_key_values`` -> ``cache``) and ignores one it does not
+know. The name is read from the attention module's signature, and a probe forward at
+injection checks that every prefixed layer really attended ``length + n`` keys, so an
+unsupported release fails at injection with a :class:`ConfigError`, never silently in
+training.
 Real tokens keep their positions 0..n-1 (HF peft shifts them by the prefix length
 on BERT; see tests for how the two are compared).
 
@@ -13,6 +20,8 @@ replaces it by the prefixes it produces.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 
@@ -22,6 +31,8 @@ from autopeft.errors import ConfigError
 from autopeft.modules.base import Family, InjectContext, Injected, register
 
 _SUPPORTED_ATTENTION = ("eager", "sdpa")
+#: Names transformers releases have given the self-attention's key/value cache argument, newest first.
+_CACHE_ARGUMENTS = ("cache", "past_key_values", "past_key_value")
 
 
 class PrefixBank(nn.Module):
@@ -69,6 +80,8 @@ class _PrefixCache:
 
     def __init__(self, key: torch.Tensor, value: torch.Tensor, heads: int) -> None:
         self.key, self.value, self.heads = key, value, heads
+        #: Keys the attention received on the last call (``batch x heads x (n + seq) x head_dim``).
+        self.seen_keys: int | None = None
 
     def _expand(self, prefix: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         n, hidden = prefix.shape
@@ -77,10 +90,10 @@ class _PrefixCache:
 
     def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int | None = None, *args, **kwargs):
         """``key``/``value`` are ``batch x heads x seq x head_dim``; returns them with the prefix in front."""
-        return (
-            torch.cat([self._expand(self.key, key), key], dim=2),
-            torch.cat([self._expand(self.value, value), value], dim=2),
-        )
+        key = torch.cat([self._expand(self.key, key), key], dim=2)
+        value = torch.cat([self._expand(self.value, value), value], dim=2)
+        self.seen_keys = key.shape[2]
+        return key, value
 
 
 def _widen_mask(mask: torch.Tensor | None, n: int) -> torch.Tensor | None:
@@ -94,19 +107,72 @@ def _widen_mask(mask: torch.Tensor | None, n: int) -> torch.Tensor | None:
     return torch.cat([fill(b, h, q, n, dtype=mask.dtype, device=mask.device), mask], dim=-1)
 
 
-def _make_hook(bank: PrefixBank, layer: int, heads: int):
-    def hook(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-        if kwargs.get("past_key_values") is not None:
+def cache_argument(attention: nn.Module) -> str:
+    """The name under which this transformers release's self-attention takes a key/value cache."""
+    params = inspect.signature(attention.forward).parameters
+    for name in _CACHE_ARGUMENTS:
+        if name in params:
+            return name
+    raise ConfigError(
+        f"prefix tuning is not supported with this transformers release: {type(attention).__name__}.forward "
+        f"takes none of {list(_CACHE_ARGUMENTS)} (it takes {list(params)})"
+    )
+
+
+class _PrefixHook:
+    """Forward pre-hook of one layer's self-attention: passes the prefix as its cache."""
+
+    def __init__(self, bank: PrefixBank, layer: int, heads: int, argument: str) -> None:
+        self.bank, self.layer, self.heads, self.argument = bank, layer, heads, argument
+        self.last: _PrefixCache | None = None
+
+    def __call__(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        if any(kwargs.get(name) is not None for name in _CACHE_ARGUMENTS):
             raise ConfigError("prefix tuning cannot be combined with a key/value cache")
-        key, value = bank.key_value(layer)
-        kwargs["past_key_values"] = _PrefixCache(key, value, heads)
+        key, value = self.bank.key_value(self.layer)
+        self.last = _PrefixCache(key, value, self.heads)
+        kwargs[self.argument] = self.last
         if len(args) > 1:  # attention_mask passed positionally
             args = (args[0], _widen_mask(args[1], key.shape[0]), *args[2:])
         else:
             kwargs["attention_mask"] = _widen_mask(kwargs.get("attention_mask"), key.shape[0])
         return args, kwargs
 
-    return hook
+
+@torch.no_grad()
+def _probe(layout: EncoderLayout, hooks: dict[int, _PrefixHook], lengths: dict[int, int]) -> None:
+    """One tiny forward (one padded row): every prefixed layer must attend ``n + seq`` keys."""
+    model = layout.model
+    device = layout.layer(0).attention.self.query.weight.device
+    if device.type == "meta":
+        return
+    ids = torch.tensor([[0, 1, 2]], device=device) % max(1, int(getattr(model.config, "vocab_size", 3)))
+    mask = torch.tensor([[1, 1, 0]], device=device)
+    import transformers
+
+    unsupported = f"prefix tuning is not supported with transformers {transformers.__version__}"
+    was_training = model.training
+    model.eval()
+    failure = None
+    try:
+        model(input_ids=ids, attention_mask=mask)
+    except ConfigError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any failure here is this release's attention API
+        failure = f"{type(err).__name__}: {err}"
+    finally:
+        model.train(was_training)
+    for i, hook in hooks.items():
+        if hook.last is not None and hook.last.seen_keys is None:
+            raise ConfigError(f"{unsupported}: layer {i}'s self-attention ignored the prefix passed as {hook.argument!r}")
+        seen = hook.last.seen_keys if hook.last is not None else None
+        if failure is None and seen != lengths[i] + ids.shape[1]:
+            raise ConfigError(
+                f"{unsupported}: layer {i}'s self-attention attended {seen} keys, expected {lengths[i] + ids.shape[1]}"
+            )
+        hook.last = None
+    if failure is not None:
+        raise ConfigError(f"{unsupported}: a test forward failed: {failure}")
 
 
 @torch.no_grad()
@@ -139,11 +205,17 @@ class PrefixFamily(Family):
         bank.to(layout.layer(0).attention.self.query.weight.device)
         if not bank.reparameterized:
             _init_from_tokens(bank, layout)
+        argument = cache_argument(layout.layer(0).attention.self)
         layout.backbone.autopeft_prefix = bank
-        for i in lengths:
-            layout.layer(i).attention.self.register_forward_pre_hook(
-                _make_hook(bank, i, config.num_attention_heads), with_kwargs=True
-            )
+        hooks = {i: _PrefixHook(bank, i, config.num_attention_heads, argument) for i in lengths}
+        handles = [layout.layer(i).attention.self.register_forward_pre_hook(h, with_kwargs=True) for i, h in hooks.items()]
+        try:
+            _probe(layout, hooks, lengths)
+        except Exception:
+            for handle in handles:
+                handle.remove()
+            del layout.backbone.autopeft_prefix
+            raise
         return Injected(modules=[bank], merge=bank.fold)
 
     def count(self, settings: Prefix, shape: ModelShape) -> int:

@@ -95,7 +95,14 @@ def test_prefix_matches_peft(base_model, encoder_kind, length, projection):
             for i in range(3):
                 bank.kv[str(i)].copy_(weight[:, i].transpose(0, 1))
     ids, mask = batch(pad_id=base_model.config.pad_token_id)
-    expected = oracle(input_ids=ids, attention_mask=mask).logits
+    try:
+        expected = oracle(input_ids=ids, attention_mask=mask).logits
+    except ValueError as err:  # the oracle itself, not autopeft: requirements.lock pins a pair that works
+        if "does not support past key values" not in str(err):
+            raise
+        import transformers
+
+        pytest.skip(f"peft {peft.__version__} cannot do prefix tuning with transformers {transformers.__version__}")
     # peft shifts the real tokens' positions by the prefix length; autopeft does not, so give
     # our model the shifted positions explicitly to compare the attention itself.
     positions = _position_ids(encoder_kind, mask, length)
