@@ -15,8 +15,8 @@ COPY . /app
 # The README's install commands, verbatim (tests check they stay the same).
 RUN python3 -m venv /app/.venv
 ENV PATH=/app/.venv/bin:$PATH VIRTUAL_ENV=/app/.venv
-RUN pip install torch==2.13.0
-RUN pip install -e .
+RUN pip install -c requirements.lock torch==2.13.0
+RUN pip install -c requirements.lock -e .
 
 EXPOSE 8000
 VOLUME ["/data"]

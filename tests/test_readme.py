@@ -56,19 +56,46 @@ def autopeft_commands() -> list[list[str]]:
 
 def test_the_readme_names_both_commands_and_ci_runs_the_test_command() -> None:
     demo, tests = blocks("bash", section("Two commands"))
-    install = "python3 -m venv .venv && . .venv/bin/activate && pip install torch==2.13.0 && pip install -e "
+    install = (
+        "python3 -m venv .venv && . .venv/bin/activate && pip install -c requirements.lock torch==2.13.0 "
+        "&& pip install -c requirements.lock -e "
+    )
     assert demo.strip() == install + ". && autopeft demo"
     assert tests.strip() == install + "'.[test]' && python -m pytest -q"
-    ci = (ROOT / ".ci" / "run").read_text()
-    for step in ("python3 -m venv", "pip install -q torch==2.13.0", "pip install -q -e '.[test]'", "pytest -q"):
+    ci = (ROOT / ".ci" / "run").read_text() + (ROOT / ".ci" / "suite.sh").read_text()
+    for step in (
+        "python3 -m venv",
+        "pip install -q -c requirements.lock torch==2.13.0",
+        "pip install -q -c requirements.lock -e '.[test]'",
+        "pytest -q",
+    ):
         assert step in ci
     assert 'if [ "$rc" -eq 5 ]' in ci  # pytest collecting nothing fails the run
+
+
+def test_the_lock_pins_every_package_once_and_the_torch_the_readme_installs() -> None:
+    lines = [line for line in (ROOT / "requirements.lock").read_text().splitlines() if line and not line.startswith("#")]
+    names = [line.split("==")[0].lower() for line in lines]
+    assert all("==" in line for line in lines) and len(names) == len(set(names))
+    assert "torch==2.13.0" in lines and "autopeft" not in names
+    # every dependency pyproject names (test and bench extras included) is pinned
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + [d for extra in project["optional-dependencies"].values() for d in extra]
+    for requirement in wanted:
+        name = re.split(r"[<>=!\[ ;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+        assert name in {n.replace("_", "-") for n in names}, f"{name} is not in requirements.lock"
 
 
 def test_the_image_installs_with_the_readmes_commands() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     runs = [line.removeprefix("RUN ").strip() for line in dockerfile.splitlines() if line.startswith("RUN ")]
-    assert runs[-3:] == ["python3 -m venv /app/.venv", "pip install torch==2.13.0", "pip install -e ."]
+    assert runs[-3:] == [
+        "python3 -m venv /app/.venv",
+        "pip install -c requirements.lock torch==2.13.0",
+        "pip install -c requirements.lock -e .",
+    ]
 
 
 def test_the_compose_file_runs_db_api_and_gpu_workers() -> None:
