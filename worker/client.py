@@ -76,6 +76,17 @@ class ServerClient:
         self._http.close()
 
     # -- the calls a worker makes ------------------------------------------------------
+    def study(self, study_id: int) -> dict[str, Any]:
+        """One study as the server returns it (retried while the server is away, for up to a minute)."""
+        end = time.monotonic() + 60
+        return self._send("GET", f"{API}/studies/{study_id}", None, lambda: time.monotonic() > end).json()
+
+    def trials(self, study_id: int, *, limit: int = 1000) -> list[dict[str, Any]]:
+        """A study's first ``limit`` trials (retried like :meth:`study`)."""
+        end = time.monotonic() + 60
+        path = f"{API}/studies/{study_id}/trials?limit={limit}"
+        return self._send("GET", path, None, lambda: time.monotonic() > end).json()["data"]
+
     def claim(self, worker_id: str, study_id: int | None, give_up: Callable[[], bool]) -> Claim | NoWork:
         body: dict[str, Any] = {"worker_id": worker_id}
         if study_id is not None:
@@ -105,7 +116,7 @@ class ServerClient:
         self,
         method: str,
         path: str,
-        body: dict[str, Any],
+        body: dict[str, Any] | None,
         give_up: Callable[[], bool],
         trial_id: int | None = None,
     ) -> httpx.Response:

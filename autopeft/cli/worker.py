@@ -11,7 +11,7 @@ import sys
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("worker", help="train trials from a study server until stopped")
-    p.add_argument("--server", required=True, metavar="URL", help="the server, e.g. http://10.0.0.5:8000")
+    p.add_argument("--server", default=None, metavar="URL", help="the server, e.g. http://10.0.0.5:8000")
     p.add_argument("--api-key", default=None, help="the server's API key (default: $AUTOPEFT_API_KEY)")
     p.add_argument("--study", type=int, default=None, metavar="ID", help="only work on this study, and stop when it is finished")
     p.add_argument("--device", default="auto", help="cuda:0, cuda:1, cpu, or auto (default: auto)")
@@ -23,7 +23,45 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--exit-when-idle", type=float, default=None, metavar="S", help="stop after S seconds without work"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="only check that every PEFT family trains a step on this machine (exit 0) or not (exit 2)",
+    )
+    p.add_argument("--skip-check", action="store_true", help="start without checking the families first")
     p.set_defaults(run=run)
+
+
+def self_check(model: str | None, families: list[str] | None, device: str) -> None:
+    """Train one step of each family on ``device``; raise, naming every family that fails."""
+    from autopeft.errors import TrainingError
+    from autopeft.train import resolve_device
+    from autopeft.train.selfcheck import check_families
+
+    device = str(resolve_device(device))
+    where = f"{model or 'the bundled MiniLM'} on {device}"
+    checks = check_families(model, families, device=device)
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        lines = "; ".join(f"family {c.family!r} fails: {c.error}" for c in failed)
+        raise TrainingError(f"self-check with {where}: {lines}")
+    seconds = sum(c.seconds for c in checks)
+    print(f"self-check: {len(checks)} families train a step with {where} ({seconds:.1f} s)", flush=True)
+
+
+def _study_scope(client, study_id: int) -> tuple[str | None, list[str]]:
+    """The model and the families a study's trials may use: its space's and its baselines'."""
+    from autopeft.config import parse_config
+    from autopeft.errors import AutoPeftError
+
+    study = client.study(study_id)
+    families = set(study["space"]["families"])
+    for trial in client.trials(study_id, limit=1000):
+        try:
+            families.update(parse_config(trial["config"]).families())
+        except AutoPeftError:  # a malformed baseline fails as a trial, not the worker
+            continue
+    return study.get("model"), sorted(families)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,9 +72,21 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--max-trials must be at least 1, got {args.max_trials}")
     if args.poll <= 0:
         raise ConfigError(f"--poll must be positive, got {args.poll}")
+    if args.check:
+        self_check(None, None, args.device)
+        return 0
+    if args.server is None:
+        raise ConfigError("--server URL is required (or --check to only check this machine)")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     api_key = args.api_key if args.api_key is not None else os.environ.get("AUTOPEFT_API_KEY")
     client = ServerClient(args.server, api_key)
+    if not args.skip_check:
+        try:
+            model, families = _study_scope(client, args.study) if args.study is not None else (None, None)
+            self_check(model, families, args.device)
+        except BaseException:
+            client.close()
+            raise
     worker = Worker(
         client,
         worker_id=args.worker_id,
