@@ -93,6 +93,11 @@ class Study(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     proposal_error: Mapped[str | None] = mapped_column(Text)
+    #: Set when repeated identical failures paused the study (no proposals, no claims) until resumed.
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    pause_reason: Mapped[str | None] = mapped_column(Text)
+    #: The last resume: failures before it no longer count towards a pause.
+    resumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (
         CheckConstraint("max_trials >= 1", name="max_trials_positive"),

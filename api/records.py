@@ -61,6 +61,9 @@ class StudyRecord:
     created_at: datetime
     stopped_at: datetime | None
     proposal_error: str | None
+    paused_at: datetime | None = None
+    pause_reason: str | None = None
+    resumed_at: datetime | None = None
 
 
 @dataclass(frozen=True)

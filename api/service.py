@@ -6,15 +6,24 @@ storage records; hypervolumes are cached per study until its completed set chang
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from api.failures import PAUSE_WINDOW, group_failures, pause_reason
 from api.proposer import Proposer
 from api.records import Claim, Report, StudyRecord, TrialRecord
-from api.schemas.studies import ParetoPublic, StudiesPublic, StudyCreate, StudyPublic, TrialCounts
+from api.schemas.studies import (
+    FailureGroupPublic,
+    ParetoPublic,
+    StudiesPublic,
+    StudyCreate,
+    StudyPublic,
+    TrialCounts,
+)
 from api.schemas.trials import (
     ClaimRequest,
     CompleteRequest,
@@ -29,6 +38,8 @@ from api.storage import Storage, utcnow
 from api.study_spec import StudyContexts, prepare_study
 from autopeft.accounting import estimate
 from autopeft.encoder import ModelShape
+
+log = logging.getLogger("autopeft.api")
 
 #: A worker's last-seen time is written at most this often (it only sets the queue depth).
 TOUCH_EVERY_S = 5.0
@@ -91,6 +102,11 @@ class Service:
         self.storage.stop_study(study_id)
         return self.study_view(study_id)
 
+    def resume_study(self, study_id: int) -> StudyPublic:
+        self.storage.resume_study(study_id)
+        self._woke()
+        return self.study_view(study_id)
+
     def delete_study(self, study_id: int) -> None:
         self.storage.delete_study(study_id)
         self.contexts.forget(study_id)
@@ -103,7 +119,12 @@ class Service:
         extra: dict[str, Any] = {}
         if detail:
             space = self.contexts.get(s).space
-            extra = {"d": space.d, "model_shape": space.shape.to_json()}
+            failures = group_failures(self.storage.failed_trials(s.id)) if counts.get("failed") else []
+            extra = {
+                "d": space.d,
+                "model_shape": space.shape.to_json(),
+                "failures": [FailureGroupPublic(**asdict(g)) for g in failures],
+            }
         return StudyPublic(
             **{k: getattr(s, k) for k in _STUDY_FIELDS},
             state=_state(s, counts),
@@ -210,6 +231,9 @@ class Service:
 
     def fail(self, trial_id: int, req: FailRequest) -> TrialPublic:
         trial = self.storage.fail(trial_id, req.lease_token, req.error)
+        reason = pause_reason(self.storage.recent_finished(trial.study_id, PAUSE_WINDOW))
+        if reason is not None and self.storage.pause_study(trial.study_id, reason):
+            log.warning("study %d paused: %s", trial.study_id, reason)
         self._woke()
         return trial_public(trial)
 
@@ -242,6 +266,8 @@ _STUDY_FIELDS = (
     "created_at",
     "stopped_at",
     "proposal_error",
+    "paused_at",
+    "pause_reason",
 )
 
 
@@ -262,6 +288,8 @@ def compute_front(objectives: list[tuple[int, float, float]]) -> Front:
 def _state(study: StudyRecord, counts: dict[str, int]) -> str:
     if study.stopped_at is not None:
         return "stopped"
+    if study.paused_at is not None:
+        return "paused"
     open_trials = counts.get("queued", 0) + counts.get("running", 0)
     return "done" if study.n_trials >= study.max_trials and open_trials == 0 else "running"
 

@@ -36,7 +36,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from api import storage_sql as sql
 from api.db import is_sqlite, transaction
-from api.errors import NotFoundError, StaleLeaseError, StorageError
+from api.errors import ConflictError, NotFoundError, StaleLeaseError, StorageError
+from api.failures import FailedTrial
 from api.models import proposal_locks, studies, trials, workers
 from api.records import (
     Claim,
@@ -51,6 +52,8 @@ from api.records import (
 )
 
 OPEN_STATES = ("queued", "running")
+#: Studies that propose and hand out trials: neither stopped nor paused.
+ACTIVE = (studies.c.stopped_at.is_(None), studies.c.paused_at.is_(None))
 #: A claim that finds the queue empty sweeps expired leases at most this often (per process).
 LAZY_SWEEP_S = 1.0
 
@@ -144,6 +147,55 @@ class Storage:
                 )
             return sql.study_record(conn.execute(select(studies).where(studies.c.id == study_id)).one())
 
+    def pause_study(self, study_id: int, reason: str, now: datetime | None = None) -> bool:
+        """Pause a running study (no proposals, no claims; queued trials wait). False if it was not running."""
+        with transaction(self.engine, write=True) as conn:
+            return bool(
+                conn.execute(
+                    update(studies)
+                    .where(studies.c.id == study_id, *ACTIVE)
+                    .values(paused_at=now or utcnow(), pause_reason=reason)
+                ).rowcount
+            )
+
+    def resume_study(self, study_id: int, now: datetime | None = None) -> StudyRecord:
+        """Undo a pause; failures before now no longer count towards the next one. A stopped study stays stopped."""
+        with transaction(self.engine, write=True) as conn:
+            row = sql.one_study(conn, study_id, lock=True)
+            if row.stopped_at is not None:
+                raise ConflictError(f"study {study_id} is stopped; a stopped study cannot be resumed")
+            if row.paused_at is not None:
+                conn.execute(
+                    update(studies)
+                    .where(studies.c.id == study_id)
+                    .values(paused_at=None, pause_reason=None, resumed_at=now or utcnow())
+                )
+            return sql.study_record(conn.execute(select(studies).where(studies.c.id == study_id)).one())
+
+    def recent_finished(self, study_id: int, limit: int) -> list[tuple[str, str | None]]:
+        """``(state, error)`` of the study's last ``limit`` finished trials since its last resume, newest first."""
+        with transaction(self.engine) as conn:
+            resumed = sql.one_study(conn, study_id).resumed_at
+            query = select(trials.c.state, trials.c.error).where(
+                trials.c.study_id == study_id, trials.c.state.in_(("completed", "failed"))
+            )
+            if resumed is not None:
+                query = query.where(trials.c.finished_at > resumed)
+            rows = conn.execute(query.order_by(trials.c.finished_at.desc(), trials.c.id.desc()).limit(limit))
+            return [(str(state), error) for state, error in rows]
+
+    def failed_trials(self, study_id: int) -> list[FailedTrial]:
+        """The study's failed trials, by id, with what grouping them by cause needs."""
+        query = (
+            select(trials.c.id, trials.c.number, trials.c.error, trials.c.worker_id, trials.c.finished_at)
+            .where(trials.c.study_id == study_id, trials.c.state == "failed")
+            .order_by(trials.c.id)
+        )
+        with transaction(self.engine) as conn:
+            return [
+                FailedTrial(int(i), int(n), error, worker, sql.aware(at)) for i, n, error, worker, at in conn.execute(query)
+            ]
+
     def delete_study(self, study_id: int) -> None:
         with transaction(self.engine, write=True) as conn:
             sql.one_study(conn, study_id, lock=True)
@@ -234,19 +286,21 @@ class Storage:
     def idle_reason(self, study_id: int | None) -> str:
         """Why a claim (for ``study_id``, or any study) found nothing: ``proposing`` when trials can
         still come (budget left, or some were queued meanwhile), ``budget used`` when a study's last
-        trials are running, else ``study done``, ``study stopped`` or ``no work``."""
+        trials are running, else ``study done``, ``study stopped``, ``study paused`` or ``no work``."""
         queued = select(func.count()).where(trials.c.state == "queued")
         with transaction(self.engine) as conn:
             if study_id is None:
                 growing = conn.execute(
-                    select(func.count()).where(
-                        studies.c.stopped_at.is_(None), studies.c.n_trials < studies.c.max_trials
-                    )
+                    select(func.count()).where(*ACTIVE, studies.c.n_trials < studies.c.max_trials)
                 ).scalar_one()
-                return "proposing" if growing or conn.execute(queued).scalar_one() else "no work"
+                of_active = trials.join(studies, studies.c.id == trials.c.study_id)
+                waiting = conn.execute(queued.select_from(of_active).where(*ACTIVE)).scalar_one()
+                return "proposing" if growing or waiting else "no work"
             study = sql.one_study(conn, study_id)
             if study.stopped_at is not None:
                 return "study stopped"
+            if study.paused_at is not None:
+                return "study paused"
             if (
                 study.n_trials < study.max_trials
                 or conn.execute(queued.where(trials.c.study_id == study_id)).scalar_one()
@@ -347,12 +401,12 @@ class Storage:
 
     # -- proposals ------------------------------------------------------------------------------
     def demands(self, since: datetime) -> tuple[list[Demand], int]:
-        """Studies that may need proposals (running, budget left) with their queues and workers seen
+        """Studies that may need proposals (running and not paused, budget left) with their queues and workers seen
         since ``since``; and the number of workers seen that claim from any study."""
         with transaction(self.engine) as conn:
             active = conn.execute(
                 select(studies.c.id, studies.c.max_trials, studies.c.n_trials, studies.c.optimizer).where(
-                    studies.c.stopped_at.is_(None), studies.c.n_trials < studies.c.max_trials
+                    *ACTIVE, studies.c.n_trials < studies.c.max_trials
                 )
             ).all()
             if not active:
@@ -476,7 +530,7 @@ class Storage:
                 return []
             study = sql.one_study(conn, study_id, lock=True)
             room = study.max_trials - study.n_trials
-            if study.stopped_at is not None or room <= 0 or not new:
+            if study.stopped_at is not None or study.paused_at is not None or room <= 0 or not new:
                 return []
             last = conn.execute(select(func.max(trials.c.number)).where(trials.c.study_id == study_id)).scalar()
             start = -1 if last is None else int(last)

@@ -20,11 +20,11 @@ from api.records import NewTrial, StudyRecord, TrialRecord
 
 # -- statements ------------------------------------------------------------------------------------------
 def pick_queued(*where: Any) -> Any:
-    """The oldest queued trial, locked; concurrent claimers skip locked rows (PostgreSQL)."""
+    """The oldest queued trial of a study that is not paused, locked; concurrent claimers skip locked rows (PostgreSQL)."""
     return (
         select(trials.c.id, studies.c.lease_seconds)
         .join(studies, studies.c.id == trials.c.study_id)
-        .where(trials.c.state == "queued", *where)
+        .where(trials.c.state == "queued", studies.c.paused_at.is_(None), *where)
         .order_by(trials.c.id)
         .limit(1)
         .with_for_update(skip_locked=True, of=trials)

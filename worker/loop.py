@@ -48,6 +48,7 @@ class Worker:
         poll: float = 5.0,
         data_dir: str | None = None,
         exit_when_idle: float | None = None,
+        exit_when_paused: bool = False,
         progress: bool = True,
         say: Callable[[str], None] = print,
         spool: Spool | None = None,
@@ -62,6 +63,7 @@ class Worker:
         self.poll = poll
         self.data_dir = data_dir
         self.exit_when_idle = exit_when_idle
+        self.exit_when_paused = exit_when_paused
         self.progress = progress
         self.say = say
         self.spool = spool or Spool(client.url)
@@ -79,6 +81,7 @@ class Worker:
         self.say(f"worker {self.worker_id} on {self.device}, server {self.client.url}")
         self.flush_spool()
         idle_since = time.monotonic()
+        paused_said = False
         while not self.stopping.is_set() and (self.max_trials is None or self.done < self.max_trials):
             try:
                 claim = self.client.claim(self.worker_id, self.study_id, self.stopping.is_set)
@@ -88,6 +91,12 @@ class Worker:
                 if self.study_id is not None and claim.reason in FINISHED:
                     self.say(f"study {self.study_id}: {claim.reason}")
                     break
+                if claim.reason == "study paused" and self.exit_when_paused:
+                    self.say(f"study {self.study_id} paused: its trials kept failing the same way")
+                    break
+                if claim.reason == "study paused" and not paused_said:
+                    self.say(f"study {self.study_id} is paused (its trials kept failing the same way); waiting")
+                paused_said = claim.reason == "study paused"
                 if self._idle_too_long(idle_since, claim):
                     break
                 self._wait(claim)

@@ -40,6 +40,15 @@ async def stop_study(study_id: StudyId, service: ServiceDep) -> StudyPublic:
     return await blocking(service.stop_study, study_id)
 
 
+@router.post(
+    "/{study_id}/resume",
+    summary="Resume a paused study (after fixing what failed its trials)",
+    responses=error_responses(409),
+)
+async def resume_study(study_id: StudyId, service: ServiceDep) -> StudyPublic:
+    return await blocking(service.resume_study, study_id)
+
+
 @router.delete("/{study_id}", status_code=204, summary="Delete a study and its trials")
 async def delete_study(study_id: StudyId, service: ServiceDep) -> Response:
     await blocking(service.delete_study, study_id)

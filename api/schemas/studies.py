@@ -12,7 +12,7 @@ from api.schemas.trials import TrialPublic
 from autopeft.optimize import OptimizerSettings
 from autopeft.train.settings import TrainingSettings
 
-StudyState = Literal["running", "stopped", "done"]
+StudyState = Literal["running", "paused", "stopped", "done"]
 
 
 class BaselineIn(Strict):
@@ -69,10 +69,24 @@ class TrialCounts(BaseModel):
     failed: int = 0
 
 
+class FailureGroupPublic(BaseModel):
+    """Failed trials with one cause (their error's last line, numbers aside)."""
+
+    error: str = Field(description="The first such trial's error, its last line.")
+    count: int
+    first_trial_id: int
+    first_trial_number: int
+    worker_id: str | None = Field(description="The worker that ran the first such trial.")
+    last_at: datetime | None = Field(description="When the latest such trial failed.")
+
+
 class StudyPublic(BaseModel):
     id: int
     name: str
-    state: StudyState = Field(description="running; stopped (by a user); done (budget used, nothing open).")
+    state: StudyState = Field(
+        description="running; paused (the same error kept failing trials: fix the workers, then resume); "
+        "stopped (by a user); done (budget used, nothing open)."
+    )
     task: dict[str, Any]
     model: str | None
     space_name: str
@@ -94,6 +108,11 @@ class StudyPublic(BaseModel):
     stopped_at: datetime | None
     elapsed_s: float = Field(description="From creation to the last finished trial (or now, while running).")
     proposal_error: str | None = Field(None, description="The last error of the proposer, if proposing fails.")
+    paused_at: datetime | None = Field(None, description="When the study paused itself (state paused).")
+    pause_reason: str | None = Field(None, description="Why it paused: how many trials failed, and with what.")
+    failures: list[FailureGroupPublic] | None = Field(
+        None, description="Failed trials grouped by cause, most frequent first (in GET /studies/{id})."
+    )
 
 
 class StudiesPublic(Page):

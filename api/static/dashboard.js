@@ -16,10 +16,10 @@ class HttpError extends Error {
   constructor(status, detail) { super(detail); this.status = status; }
 }
 
-async function api(path) {
+async function api(path, method = "GET") {
   const key = sessionStorage.getItem(KEY);
   const headers = key ? { Authorization: `Bearer ${key}` } : {};
-  const response = await fetch(`${API}${path}`, { headers });
+  const response = await fetch(`${API}${path}`, { headers, method });
   if (!response.ok) {
     let detail = response.statusText;
     try { detail = (await response.json()).detail || detail; } catch (e) { /* not JSON */ }
@@ -171,6 +171,7 @@ async function renderStudy(id, first) {
       ` · ${study.counts.completed} completed, ${study.counts.running} running, ${study.counts.queued} queued, ` +
       `${study.counts.failed} failed of ${study.max_trials} · best ${metricName} ${fmt.metric(study.best_metric)} · ` +
       `hypervolume ${fmt.hv(study.hypervolume)} · ${fmt.secs(study.elapsed_s)}`),
+    pausedBanner(study),
     el("div", { class: "grid" },
       el("div", { class: "card" },
         el("h2", {}, `${metricName} vs trained parameters`),
@@ -183,7 +184,35 @@ async function renderStudy(id, first) {
       el("div", { class: "card", id: "details" }, details(trials, study))),
     el("div", { class: "card" }, el("h2", {}, "Hypervolume over trials"), hvChart(trials)),
     el("h2", {}, `Pareto front (${front.length})`),
-    frontTable(front, study, metricName));
+    frontTable(front, study, metricName),
+    failuresTable(study));
+}
+
+function pausedBanner(study) {
+  if (study.state !== "paused") return null;
+  const button = el("button", { id: "resume", type: "button", onclick: async () => {
+    button.disabled = true;
+    try { await api(`/studies/${study.id}/resume`, "POST"); } catch (e) { statusEl.textContent = e.message; }
+    route();
+  } }, "Resume");
+  return el("div", { class: "card paused", id: "paused" },
+    el("strong", {}, "Paused: "), study.pause_reason || "repeated failures",
+    el("p", { class: "muted" }, "No trials are proposed or handed out. Fix the workers (autopeft worker --check " +
+      "names a family this environment breaks), then resume."), button);
+}
+
+function failuresTable(study) {
+  const groups = study.failures || [];
+  if (!groups.length) return null;
+  const total = groups.reduce((n, g) => n + g.count, 0);
+  return el("div", { id: "failures" },
+    el("h2", {}, `Failures (${total} trial${total === 1 ? "" : "s"}, ${groups.length} cause${groups.length === 1 ? "" : "s"})`),
+    el("table", {},
+      el("thead", {}, el("tr", {}, el("th", { class: "num" }, "count"), el("th", { class: "num" }, "first #"),
+        el("th", {}, "worker"), el("th", {}, "error"))),
+      el("tbody", {}, groups.map((g) => el("tr", {},
+        el("td", { class: "num" }, g.count), el("td", { class: "num" }, g.first_trial_number),
+        el("td", {}, g.worker_id || ""), el("td", {}, el("code", {}, g.error)))))));
 }
 
 // ---------------------------------------------------------------------------------- charts

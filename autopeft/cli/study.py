@@ -1,4 +1,4 @@
-"""``autopeft study create | list | show | trials | pareto | stop``: talk to a study server over HTTP.
+"""``autopeft study create | list | show | trials | pareto | stop | resume``: talk to a study server over HTTP.
 
 ``create`` reads the model's ``config.json`` here (when the model path is readable on this
 machine) and sends it along as ``model_config``, so the server knows the model's shape
@@ -34,6 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ("trials", "a study's trials", run_trials),
         ("pareto", "a study's Pareto front", run_pareto),
         ("stop", "stop a study (queued trials are dropped)", run_stop),
+        ("resume", "resume a study that paused itself after repeated failures", run_resume),
     ):
         v = _verb(verbs, name, help_text, fn)
         v.add_argument("id", type=int, metavar="ID", help="study id")
@@ -161,6 +162,28 @@ def run_show(args: argparse.Namespace) -> int:
     )
     if s.get("proposal_error"):
         print(f"proposer error: {s['proposal_error']}")
+    if s["state"] == "paused":
+        print(f"paused: {s['pause_reason']}")
+        print(f"fix the workers (see the failures below), then: autopeft study resume {s['id']}")
+    if s.get("failures"):
+        print(failure_table(s["failures"]))
+    return 0
+
+
+def failure_table(groups: list[dict[str, Any]]) -> str:
+    """Failed trials grouped by cause: count, first trial, its worker, the error's last line."""
+    rows = [[g["count"], g["first_trial_number"], g["worker_id"] or "", g["error"]] for g in groups]
+    total = sum(g["count"] for g in groups)
+    head = f"failures ({total} trial{'s' if total != 1 else ''}, {len(groups)} cause{'s' if len(groups) != 1 else ''}):"
+    return head + "\n" + table(rows, ["count", "first #", "worker", "error"], align="rrll")
+
+
+def run_resume(args: argparse.Namespace) -> int:
+    s = request(args, "POST", f"/studies/{args.id}/resume")
+    if args.json:
+        print_json(s)
+    else:
+        print(f"study {s['id']} is {s['state']}")
     return 0
 
 

@@ -138,3 +138,32 @@ def test_with_an_api_key_the_page_asks_for_it_and_then_shows_the_studies(browser
         assert "keyed study" in page.inner_text("#studies")
         assert page.evaluate("sessionStorage.getItem('autopeft.apiKey')") == KEY
         page.close()
+
+
+def test_a_paused_study_shows_why_its_failures_and_resumes_from_the_page(browser, db_url, study_body, tmp_path):
+    error = "Traceback (most recent call last):\n  ...\nConfigError: prefix tuning is not supported with transformers 9.0"
+    with live_server(db_url, api_key=KEY) as server:
+        api = httpx.Client(base_url=f"{server.url}/api/v1", timeout=30, headers={"Authorization": f"Bearer {KEY}"})
+        study = api.post("/studies", json=study_body(name="broken workers", max_trials=12)).json()
+        _complete(api, _claim(api), 0.6)
+        for _ in range(5):
+            trial = _claim(api)
+            api.post(f"/trials/{trial['id']}/fail", json={"lease_token": trial["lease"]["token"], "error": error})
+        assert api.get(f"/studies/{study['id']}").json()["state"] == "paused"
+
+        page = browser.new_page(viewport={"width": 1300, "height": 1400})
+        page.goto(f"{server.url}/")
+        page.fill("#api-key", KEY)
+        page.click("#key-form button")
+        page.goto(f"{server.url}/#/study/{study['id']}")
+        page.wait_for_selector("#paused")
+        assert "the last 5 trials failed with: ConfigError: prefix tuning is not supported" in page.inner_text("#paused")
+        assert page.inner_text("#study-summary").count("paused") == 1
+        failures = page.inner_text("#failures")
+        assert "Failures (5 trials, 1 cause)" in failures and "ConfigError: prefix tuning" in failures
+        page.screenshot(path=str(tmp_path / "dashboard-paused.png"), full_page=True)
+
+        page.click("#resume")
+        page.wait_for_selector("#paused", state="detached")
+        assert api.get(f"/studies/{study['id']}").json()["state"] == "running"
+        page.close()

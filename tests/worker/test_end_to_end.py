@@ -254,3 +254,33 @@ def test_a_worker_without_the_api_key_exits_with_a_clear_error(env, tmp_path, ca
         monkeypatch.delenv("AUTOPEFT_API_KEY", raising=False)
         code = main(["worker", "--server", srv.url, "--device", "cpu", "--api-key", "wrong", "--no-progress"])
         assert code == 2 and "refused the API key" in capsys.readouterr().err
+
+
+def test_a_study_whose_workers_all_fail_the_same_way_pauses_and_resumes(tiny_dir, env, tmp_path):
+    """Every worker lacks the study's data: the study pauses after 5 failures instead of burning its budget."""
+    with server(str(tmp_path / "pause.db"), env, tmp_path) as srv:
+        api = httpx.Client(base_url=f"{srv.url}/api/v1", timeout=30)
+        missing = str(tmp_path / "not-on-the-workers")
+        body = study_body(tiny_dir, max_trials=20, task={"name": "rte", "data_dir": missing})
+        study = api.post("/studies", json=body).json()
+        workers = [worker(srv.url, f"p{i}", env, tmp_path, "--study", str(study["id"])) for i in (1, 2)]
+        try:
+            view = wait_until(
+                lambda: (s := api.get(f"/studies/{study['id']}").json())["state"] == "paused" and s, 180, "a pause"
+            )
+            time.sleep(2)  # the workers keep asking, and get nothing
+            after = api.get(f"/studies/{study['id']}").json()
+        finally:
+            for w in workers:
+                w.send_signal(signal.SIGTERM)
+            finish(workers, timeout=60)
+        assert view["pause_reason"].startswith("the last 5 trials failed with: TaskError:")
+        assert missing in view["pause_reason"]
+        [group] = after["failures"]
+        assert group["count"] == after["counts"]["failed"] <= 6  # a trial already running may still fail
+        assert group["first_trial_number"] == 0 and group["worker_id"] in ("p1", "p2")
+        assert after["counts"]["completed"] == 0 and after["n_trials"] < 20  # the budget was not burned
+        logs = "".join((tmp_path / f"p{i}.log").read_text() for i in (1, 2))
+        assert f"study {study['id']} is paused" in logs
+
+        assert api.post(f"/studies/{study['id']}/resume").json()["state"] == "running"
