@@ -51,12 +51,16 @@ INFO_FILE, WEIGHTS_FILE, MASK_FILE = "trained.json", "peft.safetensors", "fish_m
 
 
 def check_save_path(out: str | os.PathLike[str]) -> Path:
-    """The path to save to; refuses an existing non-empty path before any training is spent."""
+    """The path to save to; refuses an existing non-empty path, or one under a file, before any training is spent.
+    Missing parent folders are made when saving."""
     path = Path(out).expanduser()
     if path.exists() and not (path.is_dir() and not any(path.iterdir())):
         raise TrainingError(f"save path {str(path)!r} already exists; choose a new one")
-    if not path.parent.is_dir():
-        raise TrainingError(f"cannot save to {str(path)!r}: folder {str(path.parent)!r} does not exist")
+    existing = next(p for p in path.absolute().parents if p.exists())
+    if not existing.is_dir():
+        raise TrainingError(f"cannot save to {str(path)!r}: {str(existing)!r} is a file, not a folder")
+    if not os.access(existing, os.W_OK):
+        raise TrainingError(f"cannot save to {str(path)!r}: folder {str(existing)!r} is not writable")
     return path
 
 
@@ -65,6 +69,7 @@ def save_trained(trained: TrainedTrial, out: str | os.PathLike[str]) -> Path:
     from safetensors.torch import save_file
 
     path = check_save_path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)  # ``--save runs/lora8`` in a fresh clone
     handle = trained.handle
     handle.merge()
     weights = {name: t.detach().cpu().contiguous() for name, t in handle.peft_state_dict().items()}

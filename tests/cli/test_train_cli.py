@@ -139,6 +139,17 @@ def test_bad_input_is_one_line_exit_2_and_nothing_saved(case: str, tiny_dir: Pat
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.tmp")]
 
 
+def test_save_makes_missing_parent_folders_and_refuses_a_path_under_a_file(tiny_dir: Path, tmp_path: Path, capsys) -> None:
+    out_dir = tmp_path / "runs" / "deeper" / "lora8"  # as ``--save runs/lora8`` in a fresh clone
+    assert main(_train(tiny_dir, "--save", str(out_dir))) == 0
+    assert (out_dir / "peft.safetensors").is_file()
+    _write(tmp_path / "afile", "x")
+    capsys.readouterr()
+    assert main(_train(tiny_dir, "--save", str(tmp_path / "afile" / "out"))) == 2
+    err = capsys.readouterr().err
+    assert "is a file, not a folder" in err and err.count("\n") == 1
+
+
 def test_save_to_existing_folder_refused_before_training(tiny_dir: Path, tmp_path: Path, capsys) -> None:
     _write(tmp_path / "taken" / "keep.txt", "mine")
     assert main(_train(tiny_dir, "--save", str(tmp_path / "taken"))) == 2
@@ -150,3 +161,31 @@ def test_predict_errors_are_one_line(tmp_path: Path, capsys) -> None:
     assert main(["predict", "--trained", str(tmp_path), "--input", "x.tsv"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("autopeft predict: error: ") and "not a saved autopeft trial" in err and err.count("\n") == 1
+
+
+def test_training_every_family_warns_nothing_on_the_installed_transformers(tiny_dir: Path, tmp_path: Path) -> None:
+    """Deprecation warnings of transformers break up the progress bars (and announce the next break): none."""
+    import subprocess
+    import sys
+
+    config = json.dumps(
+        {
+            "serial_adapter": {"size": 4, "experts": 2},
+            "parallel_adapter": {"size": 4},
+            "prefix": {"length": 3},
+            "lora": {"rank": 2, "targets": ["key", "output"]},
+            "bitfit": {},
+            "fish": {"fraction": 0.01, "samples": 8},
+        }
+    )
+    cmd = [sys.executable, "-W", "error::FutureWarning", "-W", "error::DeprecationWarning:transformers"]
+    done = subprocess.run(
+        [*cmd, "-m", "autopeft", *_train(tiny_dir, "--dev", config=config)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**__import__("os").environ, "AUTOPEFT_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Warning" not in done.stderr, done.stderr[-2000:]
