@@ -49,6 +49,7 @@ class Worker:
         data_dir: str | None = None,
         exit_when_idle: float | None = None,
         exit_when_paused: bool = False,
+        claim_until: float | None = None,
         progress: bool = True,
         say: Callable[[str], None] = print,
         spool: Spool | None = None,
@@ -64,6 +65,8 @@ class Worker:
         self.data_dir = data_dir
         self.exit_when_idle = exit_when_idle
         self.exit_when_paused = exit_when_paused
+        #: ``time.monotonic()`` after which no new trial is claimed (the running one finishes).
+        self.claim_until = claim_until
         self.progress = progress
         self.say = say
         self.spool = spool or Spool(client.url)
@@ -83,6 +86,9 @@ class Worker:
         idle_since = time.monotonic()
         paused_said = False
         while not self.stopping.is_set() and (self.max_trials is None or self.done < self.max_trials):
+            if self.claim_until is not None and time.monotonic() >= self.claim_until:
+                self.say("time budget used: no new trials")
+                break
             try:
                 claim = self.client.claim(self.worker_id, self.study_id, self.stopping.is_set)
             except GaveUp:

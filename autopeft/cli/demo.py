@@ -2,7 +2,8 @@
 
 Starts a study server on a SQLite file, creates a study on RTE with the bundled MiniLM
 and the ``autopeft`` space, runs one local worker (the GPU if there is one, otherwise
-the CPU with a budget that fits in about ten minutes on two cores), prints progress and
+the CPU with a small budget and a time limit that end it within ten minutes on two busy
+cores), prints progress and
 the Pareto front, and says where the dashboard is.
 """
 
@@ -21,22 +22,28 @@ from typing import Any
 from autopeft.cli._output import table
 from autopeft.errors import AutoPeftError
 
-#: Per-trial training on a CPU, sized so that the 10 trials of the demo take about ten minutes
-#: on two cores (measured: docs/demo.md). Too short for RTE to be learned well: it shows the loop.
+#: Per-trial training on a CPU, sized so that the 8 trials of the demo take a few minutes on two
+#: cores (measured: docs/demo.md). Too short for RTE to be learned well: it shows the loop.
 CPU_TRAINING = {
-    "max_steps": 80,
+    "max_steps": 30,
     "batch_size": 16,
-    "max_length": 96,
+    "max_length": 64,
     "learning_rate": 1e-3,
-    "eval_every": 40,
-    "max_search_examples": 200,
+    "eval_every": 15,
+    "max_search_examples": 128,
     "seed": 0,
 }
+#: On a CPU, no trial starts after this many minutes, so a loaded machine still ends in about ten.
+CPU_MINUTES = 7.0
 GPU_TRAINING = {"epochs": 3, "batch_size": 32, "max_length": 128, "learning_rate": 1e-3, "seed": 0}
 BASELINES = [
     {"label": "Pfeiffer adapter 64", "config": {"serial_adapter": {"size": 64}}},
     {"label": "LoRA r=8", "config": {"lora": {"rank": 8, "alpha": 16, "targets": ["query", "value"]}}},
 ]
+
+
+#: What the demo's trials can use: the ``autopeft`` space's families and the baselines'.
+DEMO_FAMILIES = ["serial_adapter", "parallel_adapter", "prefix", "lora"]
 
 
 class DemoError(AutoPeftError):
@@ -46,11 +53,17 @@ class DemoError(AutoPeftError):
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="start a server, search PEFT configurations on RTE, show the Pareto front")
     p.add_argument("--data", default=None, metavar="DIR", help="GLUE folder holding RTE/ (default: found nearby)")
-    p.add_argument("--trials", type=int, default=None, help="study budget (default: 10 on CPU, 24 on a GPU)")
+    p.add_argument("--trials", type=int, default=None, help="study budget (default: 8 on CPU, 24 on a GPU)")
     p.add_argument("--device", default="auto", help="cuda, cpu or auto (default: auto)")
     p.add_argument("--port", type=int, default=None, help="server port (default: 8000, or the next free one)")
     p.add_argument("--db", default="autopeft-demo.db", help="SQLite file of the demo (default: autopeft-demo.db)")
     p.add_argument("--training", default=None, metavar="JSON", help="override the per-trial training settings")
+    p.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        help=f"start no trial after this many minutes, then show the front (default: {CPU_MINUTES:g} on CPU, none on a GPU)",
+    )
     p.add_argument("--serve", action="store_true", help="keep the server (and dashboard) running at the end")
     p.set_defaults(run=run)
 
@@ -66,21 +79,27 @@ def run(args: argparse.Namespace) -> int:
 
     device = str(resolve_device(args.device))
     on_gpu = device.startswith("cuda")
-    trials = args.trials if args.trials is not None else (24 if on_gpu else 10)
+    trials = args.trials if args.trials is not None else (24 if on_gpu else 8)
     if trials < 1:
         raise DemoError(f"--trials must be at least 1, got {trials}")
+    minutes = args.minutes if args.minutes is not None else (None if on_gpu else CPU_MINUTES)
+    if minutes is not None and not minutes > 0:
+        raise DemoError(f"--minutes must be positive, got {args.minutes}")
     task = resolve_task("rte", args.data)
     data_dir = resolve_data_dir(task)  # fails here, with where it looked, if RTE is not found
     training = dict(GPU_TRAINING if on_gpu else CPU_TRAINING)
     if args.training:
         training.update(json.loads(args.training))
+    from autopeft.cli.worker import self_check
+
+    self_check(None, DEMO_FAMILIES, device)  # a family this environment breaks stops the demo here, by name
     port = args.port or _free_port(8000)
     url = f"http://127.0.0.1:{port}"
     server, log_path = _start_server(args.db, port)
     print(f"server: {url} (database {args.db}, log {log_path})")
     print(f"dashboard: {url}/  (open it while the demo runs)")
     try:
-        _run_study(args, url, server, log_path, device, on_gpu, trials, data_dir, training)
+        _run_study(args, url, server, log_path, device, on_gpu, trials, data_dir, training, minutes)
     except httpx.HTTPError as err:
         raise DemoError(f"lost the demo server ({err}); see {log_path}") from None
     finally:
@@ -98,6 +117,7 @@ def _run_study(
     trials: int,
     data_dir: Path,
     training: dict[str, Any],
+    minutes: float | None,
 ) -> None:
     import httpx
 
@@ -113,7 +133,11 @@ def _run_study(
                 f"no GPU: each trial trains {training.get('max_steps')} steps of {training.get('batch_size')} "
                 "examples (a reduced CPU budget; on a GPU the demo trains 3 epochs a trial)"
             )
-        _work(url, study["id"], device, trials)
+        if minutes is not None:
+            print(f"no trial starts after {minutes:g} min (--minutes); the front is shown then")
+        _work(url, study["id"], device, trials, minutes)
+        if http.get(f"/api/v1/studies/{study['id']}").json()["state"] == "running":
+            http.post(f"/api/v1/studies/{study['id']}/stop")  # the time budget ended it: drop what is queued
         _print_front(http, study["id"])
     print(f"\ndashboard: {url}/#/study/{study['id']}")
     if args.serve:
@@ -189,7 +213,7 @@ def _create_study(http: Any, data_dir: str, trials: int, training: dict[str, Any
     return http.get(f"/api/v1/studies/{response.json()['id']}").json()
 
 
-def _work(url: str, study_id: int, device: str, trials: int) -> None:
+def _work(url: str, study_id: int, device: str, trials: int, minutes: float | None) -> None:
     from worker import ServerClient, Worker
 
     client = ServerClient(url)
@@ -202,6 +226,8 @@ def _work(url: str, study_id: int, device: str, trials: int) -> None:
         max_trials=trials,
         poll=1.0,
         exit_when_idle=120.0,
+        exit_when_paused=True,
+        claim_until=None if minutes is None else started + 60 * minutes,
         progress=True,
         say=lambda line: print(f"[{time.monotonic() - started:6.0f} s] {line}", flush=True),
     )
@@ -242,4 +268,25 @@ def _print_front(http: Any, study_id: int) -> None:
         f"\nPareto front of study {study_id}: {counts['completed']} trials completed, {counts['failed']} failed, "
         f"hypervolume {front['hypervolume']:.3f}"
     )
-    print(table(rows, ["#", "source", "accuracy", "% params", "params", "configuration"], align="rlrrrl"))
+    if study["state"] == "stopped":
+        ran = counts["completed"] + counts["failed"]
+        print(f"(the time limit ended the study after {ran} of its {study['max_trials']} trials; --minutes to change it)")
+    if rows:
+        print(table(rows, ["#", "source", "accuracy", "% params", "params", "configuration"], align="rlrrrl"))
+    if study.get("failures"):
+        _print_failures(study)
+
+
+def _print_failures(study: dict[str, Any]) -> None:
+    """Failures grouped by cause, and what to do about them."""
+    from autopeft.cli.study import failure_table
+
+    print()
+    if study["state"] == "paused":
+        print(f"the study paused itself: {study['pause_reason']}")
+    print(failure_table(study["failures"]))
+    print(
+        "what to do: `autopeft worker --check` tells which PEFT family this environment breaks; reinstall from "
+        "requirements.lock (README) if it names one. Full errors: `autopeft serve --db <the demo's db>`, then "
+        f"`autopeft study trials {study['id']} --state failed --json`."
+    )

@@ -91,3 +91,23 @@ def test_ctrl_c_stops_the_demo_cleanly_and_takes_its_server_along(tmp_path: Path
     with sqlite3.connect(db) as con:
         states = {row[0] for row in con.execute("select state from trials")}
     assert "running" not in states  # the trial was given back, not left leased
+
+
+@pytest.mark.slow
+def test_the_time_limit_ends_the_demo_with_the_front_so_far(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "autopeft", "demo", "--trials", "6", "--data", str(FIXTURES), "--db", str(tmp_path / "d.db")]
+        + ["--device", "cpu", "--training", TINY, "--minutes", "0.01"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "no trial starts after 0.01 min" in done.stdout
+    assert "time budget used: no new trials" in done.stdout
+    ran = int(done.stdout.split("the time limit ended the study after ")[1].split()[0])
+    assert ran <= 1 and f"after {ran} of its 6 trials" in done.stdout  # at most the trial running at the limit
+    with sqlite3.connect(tmp_path / "d.db") as con:
+        states = sorted(row[0] for row in con.execute("select state from trials"))
+    assert states == ["completed"] * ran  # the queued ones were dropped with the study
