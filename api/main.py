@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from api import handlers
 from api.db import make_engine
 from api.deps import Authorized
-from api.middleware import AccessLogMiddleware, BodyLimitMiddleware
+from api.middleware import AccessLogMiddleware, ApiKeyMiddleware, BodyLimitMiddleware
 from api.routes import api_router, dashboard
 from api.settings import Settings, get_settings
 from autopeft import __version__
@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", dashboard.static_files(), name="static")
     _add_docs(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ApiKeyMiddleware, key=settings.key)  # outside the body limit: the key comes first
     if settings.access_log:
         app.add_middleware(AccessLogMiddleware)
     return app

@@ -389,3 +389,41 @@ def test_oversized_body_is_413(world):
     streamed = world["client"].post("/api/v1/studies", content=chunks(), headers={"content-type": "application/json"})
     assert streamed.status_code == 413
     assert snapshot(world["engine"]) == before
+
+
+@pytest.mark.parametrize(
+    "raw, words",
+    [
+        (b'{"name": "\xff\xfe", "task": "rte", "max_trials": 1}', ("not valid JSON", "UTF-8")),
+        (b"[" * 100_000 + b"]" * 100_000, ("not valid JSON", "nested too deeply")),
+    ],
+)
+def test_a_body_that_cannot_be_parsed_is_a_documented_422(world, raw, words):
+    """Not an undocumented 400 (issue 13, item 6)."""
+    before = snapshot(world["engine"])
+    r = world["client"].post("/api/v1/studies", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and all(w in r.json()["detail"] for w in words), r.text[:300]
+    assert snapshot(world["engine"]) == before
+
+
+@pytest.mark.parametrize(
+    "method, path, allow",
+    [
+        ("GET", "/api/v1/trials/claim", "POST"),
+        ("PUT", "/api/v1/studies", "GET, POST"),
+        ("PATCH", "/api/v1/studies/{study}", "GET, DELETE"),
+        ("GET", "/api/v1/trials/{trial}/complete", "POST"),
+    ],
+)
+def test_a_wrong_method_is_405_and_allow_lists_every_method_of_the_path(world, method, path, allow):
+    r = world["client"].request(method, path.format(study=world["study"]["id"], trial=world["trial"]["id"]))
+    assert r.status_code == 405 and r.headers["allow"] == allow, (r.status_code, r.headers.get("allow"), r.text)
+    assert method in r.json()["detail"]
+
+
+def test_the_schema_says_names_carry_no_nul(world):
+    schema = world["client"].get("/openapi.json").json()
+    name = schema["components"]["schemas"]["StudyCreate"]["properties"]["name"]
+    assert name["pattern"] == "^[^\\u0000]*$"
+    worker = schema["components"]["schemas"]["ClaimRequest"]["properties"]["worker_id"]
+    assert worker["pattern"] == "^[^\\u0000]*$"
