@@ -18,6 +18,15 @@ from autopeft.errors import TaskError
 
 Metric = Literal["accuracy", "f1", "matthews", "pearson", "spearman"]
 METRICS: tuple[str, ...] = ("accuracy", "f1", "matthews", "pearson", "spearman")
+#: The values each metric can take (a loss, if one is added, is ``(0, inf)``): the server refuses a
+#: result outside its metric's range, and a study's hypervolume is measured from the lower end.
+METRIC_RANGES: dict[str, tuple[float, float]] = {
+    "accuracy": (0.0, 1.0),
+    "f1": (0.0, 1.0),
+    "matthews": (-1.0, 1.0),
+    "pearson": (-1.0, 1.0),
+    "spearman": (-1.0, 1.0),
+}
 #: Longest path, column name and label, most labels and largest column index a description may give.
 MAX_PATH, MAX_NAME, MAX_LABELS, MAX_COLUMN = 4096, 1000, 10_000, 100_000
 Column = Annotated[str, Field(min_length=1, max_length=MAX_NAME)] | Annotated[int, Field(le=MAX_COLUMN)]

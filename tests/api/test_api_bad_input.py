@@ -10,7 +10,7 @@ import pytest
 from tests.api.conftest import claim, snapshot
 
 BIG = 2**40
-GOOD_REPORT = {"metric": 0.5, "peft_params": 10, "param_fraction": 0.01}
+GOOD_REPORT = {"metric": 0.5, "peft_params": 301, "param_fraction": 0.01}  # 1% of the tiny BERT's 30,096
 
 
 @pytest.fixture
@@ -29,6 +29,12 @@ def _study(world, **fields: Any) -> dict[str, Any]:
 
 def _without(body: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k not in keys}
+
+
+def _report(**raw: bytes) -> bytes:
+    """A complete body as raw JSON with some fields replaced (so that booleans and 1e308 go through as sent)."""
+    fields = {"metric": b"0.5", "peft_params": b"301", "param_fraction": b"0.01", **raw}
+    return b'{"lease_token": "{token}", ' + b", ".join(b'"%s": %s' % (k.encode(), v) for k, v in fields.items()) + b"}"
 
 
 # (id, method, path template, body maker or raw bytes, expected status, words the message must contain)
@@ -302,6 +308,64 @@ CASES: list[tuple[str, str, str, Any, int, tuple[str, ...]]] = [
         lambda w: {"lease_token": w["trial"]["lease"]["token"], **GOOD_REPORT, "metric": "high"},
         422,
         ("metric",),
+    ),
+    # results no trial can have (issue 13, item 4): the study's metric is accuracy, the model's backbone 30,096
+    *[
+        (f"complete metric {raw}", "POST", "/api/v1/trials/{trial}/complete", _report(metric=raw), 422, words)
+        for raw, words in [
+            (b"1.5", ("1.5", "[0, 1]", "accuracy")),
+            (b"-0.5", ("-0.5", "accuracy")),
+            (b"1e308", ("1e+308", "accuracy")),
+            (b"true", ("metric",)),
+        ]
+    ],
+    (
+        "complete fraction 5",
+        "POST",
+        "/api/v1/trials/{trial}/complete",
+        _report(param_fraction=b"5.0"),
+        422,
+        ("param_fraction",),
+    ),
+    (
+        "complete fraction 0",
+        "POST",
+        "/api/v1/trials/{trial}/complete",
+        _report(param_fraction=b"0"),
+        422,
+        ("peft_params",),
+    ),
+    (
+        "complete fraction true",
+        "POST",
+        "/api/v1/trials/{trial}/complete",
+        _report(param_fraction=b"true"),
+        422,
+        ("param_fraction",),
+    ),
+    (
+        "complete params true",
+        "POST",
+        "/api/v1/trials/{trial}/complete",
+        _report(peft_params=b"true"),
+        422,
+        ("peft_params",),
+    ),
+    (
+        "complete params off the fraction",
+        "POST",
+        "/api/v1/trials/{trial}/complete",
+        _report(peft_params=b"5000"),
+        422,
+        ("peft_params 5000", "30096"),
+    ),
+    (
+        "complete other metric out of range",
+        "POST",
+        "/api/v1/trials/{trial}/complete",
+        _report(metrics=b'{"search_accuracy": 1.2}'),
+        422,
+        ("metrics.search_accuracy", "1.2"),
     ),
     (
         "fail without error",
