@@ -254,3 +254,46 @@ def test_a_worker_without_the_api_key_exits_with_a_clear_error(env, tmp_path, ca
         monkeypatch.delenv("AUTOPEFT_API_KEY", raising=False)
         code = main(["worker", "--server", srv.url, "--device", "cpu", "--api-key", "wrong", "--no-progress"])
         assert code == 2 and "refused the API key" in capsys.readouterr().err
+
+
+def test_a_result_retried_after_an_outage_longer_than_the_lease_is_kept(tiny_dir, env, tmp_path):
+    """Issue 13, item 3: the server dies mid-trial; the worker finishes and retries its report with
+    backoff; the restarted server requeues the expired lease (after a grace period of one lease)
+    before the retry arrives, and still keeps the result: a report under the expired lease lands
+    while nobody else has claimed the trial. Before the fix it was refused and the trial trained again."""
+    import re
+
+    db = str(tmp_path / "outage.db")
+    srv = Server(db, env, tmp_path / "server.log").start()
+    log = tmp_path / "cut-off.log"
+    w = None
+    try:
+        api = httpx.Client(base_url=f"{srv.url}/api/v1", timeout=30)
+        training = {"max_steps": 300, "batch_size": 8, "max_length": 64, "eval_every": 300}
+        body = study_body(tiny_dir, max_trials=1, lease_seconds=2, max_retries=1, training=training)
+        study = api.post("/studies", json=body).json()
+        w = worker(srv.url, "cut-off", env, tmp_path, "--study", str(study["id"]))
+        started = wait_until(lambda: re.search(r"trial (\d+) \(study", log.read_text()), 120, "training to start")
+        trial_id = int(started.group(1))
+        srv.stop(signal.SIGKILL)
+        retrying = f"retrying POST /api/v1/trials/{trial_id}/complete"
+        wait_until(lambda: retrying in log.read_text(), 240, "the finished trial's report to be retried")
+        w.send_signal(signal.SIGSTOP)  # its next retry comes only once the restarted server has swept
+        try:
+            srv.start()
+            requeued = lambda: api.get(f"/trials/{trial_id}").json()["state"] == "queued"
+            wait_until(requeued, 60, "the restarted server to requeue the expired lease")
+        finally:
+            w.send_signal(signal.SIGCONT)
+        finish([w], timeout=240)
+        text = log.read_text()
+        assert w.returncode == 0, text
+        (trial,) = trials(api, study["id"])
+        assert trial["state"] == "completed" and trial["attempts"] == 1, (trial, text)
+        assert trial["extra"]["worker_id"] == "cut-off"
+        assert "report refused" not in text and text.count(f"trial {trial_id} (study") == 2, text
+    finally:
+        if w is not None and w.poll() is None:
+            w.kill()
+            w.wait(10)
+        srv.stop()
