@@ -113,7 +113,7 @@ def _run_study(
                 f"no GPU: each trial trains {training.get('max_steps')} steps of {training.get('batch_size')} "
                 "examples (a reduced CPU budget; on a GPU the demo trains 3 epochs a trial)"
             )
-        _work(url, study["id"], device, trials)
+        _work(url, study["id"], device, trials, data_dir)
         _print_front(http, study["id"])
     print(f"\ndashboard: {url}/#/study/{study['id']}")
     if args.serve:
@@ -189,7 +189,7 @@ def _create_study(http: Any, data_dir: str, trials: int, training: dict[str, Any
     return http.get(f"/api/v1/studies/{response.json()['id']}").json()
 
 
-def _work(url: str, study_id: int, device: str, trials: int) -> None:
+def _work(url: str, study_id: int, device: str, trials: int, data_dir: Path) -> None:
     from worker import ServerClient, Worker
 
     client = ServerClient(url)
@@ -198,6 +198,7 @@ def _work(url: str, study_id: int, device: str, trials: int) -> None:
         client,
         worker_id="demo-worker",
         study_id=study_id,
+        data_roots=[str(data_dir)],  # the one folder the demo's study names
         device=device,
         max_trials=trials,
         poll=1.0,

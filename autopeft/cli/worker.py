@@ -17,7 +17,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="cuda:0, cuda:1, cpu, or auto (default: auto)")
     p.add_argument("--max-trials", type=int, default=None, metavar="N", help="stop after N trials")
     p.add_argument("--poll", type=float, default=5.0, metavar="S", help="longest wait between claims when idle")
-    p.add_argument("--data", default=None, metavar="DIR", help="where built-in tasks' files are on this machine")
+    p.add_argument(
+        "--data",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="a folder task data may be read from (repeatable; also $AUTOPEFT_DATA_DIR; default: ./data/glue and "
+        "../shared/data/glue). Studies' tasks are looked for there; nothing outside is read",
+    )
+    p.add_argument(
+        "--models",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="a folder models may be read from (repeatable; default: the bundled model and the --data folders)",
+    )
     p.add_argument("--worker-id", default=None, help="name shown on the server (default: host-pid)")
     p.add_argument(
         "--exit-when-idle", type=float, default=None, metavar="S", help="stop after S seconds without work"
@@ -44,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         max_trials=args.max_trials,
         poll=args.poll,
-        data_dir=args.data,
+        data_roots=args.data,
+        model_roots=args.models,
         exit_when_idle=args.exit_when_idle,
         progress=not args.no_progress,
         say=lambda line: print(line, flush=True),
