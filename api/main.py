@@ -68,6 +68,7 @@ def _add_docs(app: FastAPI) -> None:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     from anyio import to_thread
 
+    from api.lifeline import die_with_server
     from api.logs import configure_logging
     from api.proposer import Proposer
     from api.service import Service
@@ -76,6 +77,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     from migrations import upgrade
 
     settings: Settings = app.state.settings
+    die_with_server()  # a uvicorn worker process of `autopeft serve --workers N` ends with the server
     configure_logging(settings.log_level, settings.log_format)
     limit_torch_threads(settings.torch_threads)
     sys.setswitchinterval(settings.gil_switch_interval_s)
