@@ -18,6 +18,8 @@ from autopeft.errors import AutoPeftError
 log = logging.getLogger("autopeft.api")
 
 
+#: What FastAPI answers (400) when the body cannot even be decoded as JSON text.
+_BODY_PARSE_ERROR = "There was an error parsing the body"
 #: Order of methods in an ``Allow`` header.
 _METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
@@ -33,7 +35,7 @@ async def _http(request: Request, err: StarletteHTTPException) -> Response:
     """Starlette's and FastAPI's own errors, with two repairs: a body that cannot be parsed at all
     (not UTF-8, nested deeper than the parser goes) is a 422 like any other invalid JSON, not an
     undocumented 400; a 405 lists every method the path has in ``Allow``, not one route's."""
-    if err.status_code == 400 and err.__cause__ is not None:
+    if err.status_code == 400 and err.__cause__ is not None and err.detail == _BODY_PARSE_ERROR:
         return JSONResponse({"detail": _unparsable(err.__cause__)}, status_code=422)
     if err.status_code == 405:
         allowed = allowed_methods(request)

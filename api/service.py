@@ -64,8 +64,6 @@ class Service:
     def __init__(self, settings: Settings, storage: Storage, contexts: StudyContexts, proposer: Proposer | None):
         self.settings, self.storage, self.contexts, self.proposer = settings, storage, contexts, proposer
         self._static: dict[int, StudyRecord] = {}  # immutable fields of studies, for assignments
-        self._study_of: dict[int, int] = {}  # trial id -> study id (never changes)
-        self._backbones: dict[int, int] = {}  # study id -> backbone parameters of its model
         self._fronts: dict[int, tuple[tuple[int, Any], Front]] = {}
         self._touched: dict[tuple[str, int | None], float] = {}
         self._lock = threading.Lock()
@@ -99,7 +97,6 @@ class Service:
         with self._lock:
             self._static.pop(study_id, None)
             self._fronts.pop(study_id, None)
-            self._backbones.pop(study_id, None)
 
     def _public(self, s: StudyRecord, counts: dict[str, int], last: datetime | None, detail: bool) -> StudyPublic:
         front = self._front(s, counts.get("completed", 0), last)
@@ -202,34 +199,14 @@ class Service:
                 self._static[study_id] = hit
         return hit
 
-    def _trial_study(self, trial_id: int) -> int:
-        with self._lock:
-            hit = self._study_of.get(trial_id)
-        if hit is None:
-            hit = self.storage.get_trial(trial_id).study_id
-            with self._lock:
-                if len(self._study_of) > 1_000_000:
-                    self._study_of.clear()
-                self._study_of[trial_id] = hit
-        return hit
-
-    def _backbone(self, study: StudyRecord) -> int:
-        with self._lock:
-            hit = self._backbones.get(study.id)
-        if hit is None:
-            hit = shape_from_hf_config(study.hf_config, study.num_labels).backbone_params
-            with self._lock:
-                self._backbones[study.id] = hit
-        return hit
-
     def heartbeat(self, trial_id: int, token: str) -> LeasePublic:
         lease = self.storage.heartbeat(trial_id, token)
         return LeasePublic(token=lease.token, expires_at=lease.expires_at, seconds=lease.seconds)
 
     def complete(self, trial_id: int, req: CompleteRequest) -> TrialPublic:
         report = Report(req.metric, req.peft_params, req.param_fraction, req.metrics, req.extra)
-        study = self._static_study(self._trial_study(trial_id))
-        check_report(report, study, self._backbone(study))
+        study = self.storage.study_of_trial(trial_id)  # read now: an id may name another study later (SQLite)
+        check_report(report, study, shape_from_hf_config(study.hf_config, study.num_labels).backbone_params)
         trial = self.storage.complete(trial_id, req.lease_token, report)
         self._woke()
         return trial_public(trial)

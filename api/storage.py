@@ -162,6 +162,16 @@ class Storage:
         with transaction(self.engine) as conn:
             return sql.trial_record(sql.one_trial(conn, trial_id))
 
+    def study_of_trial(self, trial_id: int) -> StudyRecord:
+        """The study a trial belongs to (404 if the trial does not exist), in one query."""
+        with transaction(self.engine) as conn:
+            row = conn.execute(
+                select(studies).join(trials, trials.c.study_id == studies.c.id).where(trials.c.id == trial_id)
+            ).first()
+            if row is None:
+                raise NotFoundError(f"trial {trial_id} does not exist")
+            return sql.study_record(row)
+
     def get_trials(self, trial_ids: Sequence[int]) -> list[TrialRecord]:
         """The trials with these ids (missing ones are left out), by id."""
         if not trial_ids:
