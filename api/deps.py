@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -10,6 +9,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from api.middleware import bearer_problem
 from api.service import Service
 from api.settings import Settings
 
@@ -33,19 +33,15 @@ ServiceDep = Annotated[Service, Depends(get_service)]
 async def require_api_key(
     settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
-    """401 unless the request carries ``Authorization: Bearer <AUTOPEFT_API_KEY>`` (when a key is set)."""
-    key = settings.key
-    if key is None:
-        return
-    given = credentials.credentials if credentials is not None and credentials.scheme.lower() == "bearer" else ""
-    if not hmac.compare_digest(given.encode(), key.encode()):
-        raise HTTPException(
-            401,
-            "missing or wrong API key: send 'Authorization: Bearer <key>'"
-            if given
-            else "this server needs an API key: send 'Authorization: Bearer <key>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    """401 unless the request carries ``Authorization: Bearer <AUTOPEFT_API_KEY>`` (when a key is set).
+
+    :class:`api.middleware.ApiKeyMiddleware` checks the same before routing (so that no body is
+    parsed for a request without the key); this dependency puts the scheme in the OpenAPI schema.
+    """
+    header = f"{credentials.scheme} {credentials.credentials}" if credentials is not None else None
+    problem = bearer_problem(settings.key, header)
+    if problem is not None:
+        raise HTTPException(401, problem, headers={"WWW-Authenticate": "Bearer"})
 
 
 Authorized = [Depends(require_api_key)]

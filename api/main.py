@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from api import handlers
 from api.db import make_engine
 from api.deps import Authorized
-from api.middleware import AccessLogMiddleware, BodyLimitMiddleware
+from api.middleware import AccessLogMiddleware, ApiKeyMiddleware, BodyLimitMiddleware
 from api.routes import api_router, dashboard
 from api.settings import Settings, get_settings
 from autopeft import __version__
@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", dashboard.static_files(), name="static")
     _add_docs(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ApiKeyMiddleware, key=settings.key)  # outside the body limit: the key comes first
     if settings.access_log:
         app.add_middleware(AccessLogMiddleware)
     return app
@@ -67,6 +68,7 @@ def _add_docs(app: FastAPI) -> None:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     from anyio import to_thread
 
+    from api.lifeline import die_with_server
     from api.logs import configure_logging
     from api.proposer import Proposer
     from api.service import Service
@@ -75,6 +77,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     from migrations import upgrade
 
     settings: Settings = app.state.settings
+    die_with_server()  # a uvicorn worker process of `autopeft serve --workers N` ends with the server
     configure_logging(settings.log_level, settings.log_format)
     limit_torch_threads(settings.torch_threads)
     sys.setswitchinterval(settings.gil_switch_interval_s)

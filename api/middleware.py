@@ -1,7 +1,9 @@
-"""Pure ASGI middleware: a request body limit (413) and a structured access log."""
+"""Pure ASGI middleware: the API key check (401), a request body limit (413) and a structured access log."""
 
 from __future__ import annotations
 
+import hmac
+import json
 import logging
 import time
 from typing import Any
@@ -10,6 +12,59 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 access = logging.getLogger("autopeft.api.access")
+
+
+#: Paths that need the API key when the server has one: the REST API (but its health check) and its schema.
+OPEN_PATHS = frozenset({"/api/v1/health"})
+KEYED_PREFIXES = ("/api/", "/openapi.json", "/docs")
+
+
+def bearer_problem(key: str | None, authorization: str | None) -> str | None:
+    """Why ``authorization`` (the header's value) does not carry ``key``; None when it does or no key is set.
+
+    Constant time in the key: the comparison is :func:`hmac.compare_digest`.
+    """
+    if key is None:
+        return None
+    scheme, _, given = (authorization or "").strip().partition(" ")
+    given = given.strip() if scheme.lower() == "bearer" else ""
+    if hmac.compare_digest(given.encode(), key.encode()):
+        return None
+    if given:
+        return "missing or wrong API key: send 'Authorization: Bearer <key>'"
+    return "this server needs an API key: send 'Authorization: Bearer <key>'"
+
+
+class ApiKeyMiddleware:
+    """401 before anything else (routing, body parsing, validation) for every keyed path without the key.
+
+    A request that cannot authenticate learns nothing about the body it sent or the route it named.
+    """
+
+    def __init__(self, app: ASGIApp, key: str | None) -> None:
+        self.app, self.key = app, key
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.key is None or scope["type"] != "http" or not _keyed(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        header = next((v for k, v in scope.get("headers", ()) if k == b"authorization"), b"")
+        problem = bearer_problem(self.key, header.decode("latin-1"))
+        if problem is None:
+            await self.app(scope, receive, send)
+            return
+        body = json.dumps({"detail": problem}).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"www-authenticate", b"Bearer"),
+        ]
+        await send({"type": "http.response.start", "status": 401, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _keyed(path: str) -> bool:
+    return path not in OPEN_PATHS and path.startswith(KEYED_PREFIXES)
 
 
 class BodyLimitMiddleware:

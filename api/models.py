@@ -121,6 +121,9 @@ class Trial(Base):
     expiries: Mapped[int] = mapped_column(Integer, default=0)
     worker_id: Mapped[str | None] = mapped_column(String(200))
     lease_token: Mapped[str | None] = mapped_column(String(64))
+    #: The token of the lease that expired last while the trial waits in the queue again: its worker's
+    #: late report still lands until another worker claims the trial (migration 0003).
+    expired_token: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import signal
 import threading
 import time
@@ -232,9 +231,18 @@ class Proposer:
             log.exception("proposer: cannot record the error of study %s", study_id)
 
 
-def run_process(settings: Settings | None = None) -> None:
+def run_process(parent_pid: int, settings: Settings | None = None) -> None:
     """The proposer and sweeper as a process of their own (``autopeft serve``), until SIGTERM, SIGINT,
-    or the death of the process that started it."""
+    or the death of the process that started it (``parent_pid``: see :mod:`api.lifeline`)."""
+    from api.lifeline import HARD_EXIT_S, die_with_parent, hard_exit_after
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    die_with_parent(parent_pid)  # first: the server may die while the imports below take seconds
+    if stop.is_set():  # it had died already
+        return
+
     from api.db import make_engine
     from api.logs import configure_logging
     from api.main import limit_torch_threads, warm_up
@@ -250,17 +258,16 @@ def run_process(settings: Settings | None = None) -> None:
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
     )
     warm_up()  # transformers' import and the bundled model's shape, before the first study needs them
+    if stop.is_set():  # told to stop while starting
+        engine.dispose()
+        return
     proposer = Proposer(Storage(engine), StudyContexts(), settings)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    parent = os.getppid()
     proposer.start()
     log.info("proposer process ready", extra={"owner": proposer.owner})
     try:
-        while not stop.wait(1.0):
-            if os.getppid() != parent:  # the server died without stopping us
-                break
+        while not stop.wait(1.0):  # a timeout, so that the signal handler runs promptly
+            pass
     finally:
+        hard_exit_after(HARD_EXIT_S)  # a proposal round that does not end must not keep the process
         proposer.stop()
         engine.dispose()

@@ -35,7 +35,7 @@ from api.schemas.trials import (
 )
 from api.settings import Settings
 from api.storage import Storage, utcnow
-from api.study_spec import StudyContexts, prepare_study
+from api.study_spec import StudyContexts, check_report, metric_range, prepare_study, shape_from_hf_config
 from autopeft.accounting import estimate
 from autopeft.encoder import ModelShape
 
@@ -115,7 +115,7 @@ class Service:
             self._fronts.pop(study_id, None)
 
     def _public(self, s: StudyRecord, counts: dict[str, int], last: datetime | None, detail: bool) -> StudyPublic:
-        front = self._front(s.id, counts.get("completed", 0), last)
+        front = self._front(s, counts.get("completed", 0), last)
         extra: dict[str, Any] = {}
         if detail:
             space = self.contexts.get(s).space
@@ -132,20 +132,21 @@ class Service:
             best_metric=front.best_metric,
             best_trial_id=front.best_trial_id,
             hypervolume=front.hypervolume,
+            reference=reference_json(s),
             elapsed_s=_elapsed(s, counts, last),
             **extra,
         )
 
-    def _front(self, study_id: int, n_completed: int, last: datetime | None) -> Front:
+    def _front(self, study: StudyRecord, n_completed: int, last: datetime | None) -> Front:
         """The study's front, recomputed only when its completed trials changed."""
         stamp = (n_completed, last)
         with self._lock:
-            hit = self._fronts.get(study_id)
+            hit = self._fronts.get(study.id)
         if hit is not None and hit[0] == stamp:
             return hit[1]
-        front = compute_front(self.storage.completed_objectives(study_id))
+        front = compute_front(self.storage.completed_objectives(study.id), metric_range(study)[1])
         with self._lock:
-            self._fronts[study_id] = (stamp, front)
+            self._fronts[study.id] = (stamp, front)
         return front
 
     def trials(self, study_id: int, state: str | None, offset: int, limit: int) -> TrialsPublic:
@@ -154,18 +155,18 @@ class Service:
         return TrialsPublic(data=[trial_public(t, shape) for t in records], count=total)
 
     def pareto(self, study_id: int) -> ParetoPublic:
-        from autopeft.pareto import STUDY_REFERENCE
-
         study = self.storage.get_study(study_id)
         counts, last = self.storage.trial_counts([study_id]).get(study_id, ({}, None))
-        front = self._front(study.id, counts.get("completed", 0), last)
+        front = self._front(study, counts.get("completed", 0), last)
         by_id = {t.id: t for t in self.storage.get_trials(front.front_ids)}
         data = [trial_public(by_id[i]) for i in front.front_ids if i in by_id]
+        name = metric_range(study)[0]
         return ParetoPublic(
             study_id=study_id,
+            metric_name=name,
             hypervolume=front.hypervolume,
-            reference={"metric": STUDY_REFERENCE[0], "param_fraction": 10 ** -STUDY_REFERENCE[1]},
-            objectives={"metric": "maximise", "param_fraction": "minimise (log10 scale)"},
+            reference=reference_json(study),
+            objectives={"metric": f"maximise ({name})", "param_fraction": "minimise (log10 scale)"},
             data=data,
             count=len(data),
         )
@@ -225,6 +226,8 @@ class Service:
 
     def complete(self, trial_id: int, req: CompleteRequest) -> TrialPublic:
         report = Report(req.metric, req.peft_params, req.param_fraction, req.metrics, req.extra)
+        study = self.storage.study_of_trial(trial_id)  # read now: an id may name another study later (SQLite)
+        check_report(report, study, shape_from_hf_config(study.hf_config, study.num_labels).backbone_params)
         trial = self.storage.complete(trial_id, req.lease_token, report)
         self._woke()
         return trial_public(trial)
@@ -271,18 +274,30 @@ _STUDY_FIELDS = (
 )
 
 
-def compute_front(objectives: list[tuple[int, float, float]]) -> Front:
-    """Best trial and Pareto front of ``(trial id, metric, param_fraction)`` (autopeft.pareto.study_front)."""
-    if not objectives:
-        return Front(0, None, None, (), 0.0)
-    from autopeft.pareto import study_front
+def compute_front(objectives: list[tuple[int, float, float]], metric_range: tuple[float, float] = (0.0, 1.0)) -> Front:
+    """Best trial and Pareto front of ``(trial id, metric, param_fraction)`` (autopeft.pareto.study_front),
+    the hypervolume measured from the metric's lowest value. Results outside the metric's range (stored
+    before reports were checked) are left out, so every number stays finite."""
+    from autopeft.pareto import study_front, study_reference
 
-    ids = [o[0] for o in objectives]
-    metrics = [o[1] for o in objectives]
-    fractions = [o[2] for o in objectives]
-    front, volume = study_front(metrics, fractions)
+    lo, hi = metric_range
+    kept = [o for o in objectives if lo <= o[1] <= hi and 0 <= o[2] <= 1]
+    if not kept:
+        return Front(0, None, None, (), 0.0)
+    ids = [o[0] for o in kept]
+    metrics = [o[1] for o in kept]
+    fractions = [o[2] for o in kept]
+    front, volume = study_front(metrics, fractions, study_reference(lo))
     best = front[0]  # best metric first, fewer parameters on ties
     return Front(len(ids), metrics[best], ids[best], tuple(ids[i] for i in front), float(volume))
+
+
+def reference_json(study: StudyRecord) -> dict[str, float]:
+    """The point a study's hypervolume is measured from, in natural units."""
+    from autopeft.pareto import study_reference
+
+    metric, cost = study_reference(metric_range(study)[1][0])
+    return {"metric": metric, "param_fraction": 10**-cost}
 
 
 def _state(study: StudyRecord, counts: dict[str, int]) -> str:

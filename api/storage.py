@@ -65,8 +65,10 @@ def utcnow() -> datetime:
 class Storage:
     """Studies and trials in one SQL database (SQLite or PostgreSQL)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, started_at: datetime | None = None) -> None:
         self.engine = engine
+        #: Leases expire only once this process has been up for one lease length (see requeue_expired).
+        self.started_at = started_at or utcnow()
         self._insert = sqlite_insert if is_sqlite(engine) else pg_insert
         self._swept_at = -LAZY_SWEEP_S
         self._insert_proposals = (
@@ -212,6 +214,16 @@ class Storage:
         with transaction(self.engine) as conn:
             return sql.trial_record(sql.one_trial(conn, trial_id))
 
+    def study_of_trial(self, trial_id: int) -> StudyRecord:
+        """The study a trial belongs to (404 if the trial does not exist), in one query."""
+        with transaction(self.engine) as conn:
+            row = conn.execute(
+                select(studies).join(trials, trials.c.study_id == studies.c.id).where(trials.c.id == trial_id)
+            ).first()
+            if row is None:
+                raise NotFoundError(f"trial {trial_id} does not exist")
+            return sql.study_record(row)
+
     def get_trials(self, trial_ids: Sequence[int]) -> list[TrialRecord]:
         """The trials with these ids (missing ones are left out), by id."""
         if not trial_ids:
@@ -342,18 +354,21 @@ class Storage:
             "metrics": report.metrics,
             "extra": report.extra,
         }
-        return self._finish(sql.COMPLETE, trial_id, token, "completed", values, now or utcnow())
+        return self._finish(sql.COMPLETE, sql.LATE_COMPLETE, trial_id, token, "completed", values, now or utcnow())
 
     def fail(self, trial_id: int, token: str, error: str, now: datetime | None = None) -> TrialRecord:
         """Record that the trial could not be trained; it is not retried."""
-        return self._finish(sql.FAIL, trial_id, token, "failed", {"error": error}, now or utcnow())
+        return self._finish(sql.FAIL, sql.LATE_FAIL, trial_id, token, "failed", {"error": error}, now or utcnow())
 
     def _finish(
-        self, stmt: Any, trial_id: int, token: str, state: str, values: dict[str, Any], now: datetime
+        self, stmt: Any, late: Any, trial_id: int, token: str, state: str, values: dict[str, Any], now: datetime
     ) -> TrialRecord:
+        """The report under the current lease; else under the lease that expired last, if the trial waits
+        in the queue and nobody claimed it since (a worker cut off by an outage); else the same report
+        repeated; else 409."""
         params = {"b_id": trial_id, "b_token": token, "b_now": now, **{f"b_{k}": v for k, v in values.items()}}
         with transaction(self.engine, write=True) as conn:
-            row = conn.execute(stmt, params).first()
+            row = conn.execute(stmt, params).first() or conn.execute(late, params).first()
             if row is not None:
                 return sql.trial_record(row)
             row = sql.one_trial(conn, trial_id)
@@ -367,7 +382,14 @@ class Storage:
             row = conn.execute(
                 update(trials)
                 .where(trials.c.id == trial_id, trials.c.state == "running", trials.c.lease_token == token)
-                .values(state="queued", worker_id=None, lease_token=None, lease_expires_at=None, heartbeat_at=None)
+                .values(
+                    state="queued",
+                    worker_id=None,
+                    lease_token=None,
+                    expired_token=None,
+                    lease_expires_at=None,
+                    heartbeat_at=None,
+                )
                 .returning(*trials.c)
             ).first()
             if row is None:
@@ -377,10 +399,15 @@ class Storage:
     def requeue_expired(self, now: datetime | None = None) -> tuple[int, int]:
         """Running trials whose lease expired: back to the queue, or failed once their retries are used.
 
-        Returns ``(requeued, failed)``.
+        Not before this process has been up for one lease length of the trial's study: after an
+        outage the workers' heartbeats and backed-off reports need that long to arrive. A requeued
+        trial keeps the expired token (``expired_token``) until it is claimed again, so that a report
+        under it still lands. Returns ``(requeued, failed)``.
         """
         now = now or utcnow()
-        expired = and_(trials.c.state == "running", trials.c.lease_expires_at < now)
+        up_s = (now - self.started_at).total_seconds()
+        lease_s = select(studies.c.lease_seconds).where(studies.c.id == trials.c.study_id).scalar_subquery()
+        expired = and_(trials.c.state == "running", trials.c.lease_expires_at < now, lease_s <= up_s)
         retries = select(studies.c.max_retries).where(studies.c.id == trials.c.study_id).scalar_subquery()
         cleared = {"lease_token": None, "lease_expires_at": None, "expiries": trials.c.expiries + 1}
         with transaction(self.engine, write=True) as conn:
@@ -395,7 +422,11 @@ class Storage:
                 )
             ).rowcount
             requeued = conn.execute(
-                update(trials).where(expired).values(state="queued", worker_id=None, heartbeat_at=None, **cleared)
+                update(trials)
+                .where(expired)
+                .values(
+                    state="queued", worker_id=None, heartbeat_at=None, expired_token=trials.c.lease_token, **cleared
+                )
             ).rowcount
         return int(requeued), int(failed)
 

@@ -44,6 +44,7 @@ TAKE = (
         attempts=trials.c.attempts + 1,
         started_at=bindparam("b_now", type_=trials.c.started_at.type),
         heartbeat_at=bindparam("b_now", type_=trials.c.heartbeat_at.type),
+        expired_token=None,  # claimed again: a late report of the expired lease no longer lands
     )
     .returning(*trials.c)
 )
@@ -66,8 +67,34 @@ def finish_statement(state: str, *fields: str) -> Any:
     )
 
 
-COMPLETE = finish_statement("completed", "metric", "peft_params", "param_fraction", "metrics", "extra")
+def late_finish_statement(state: str, *fields: str) -> Any:
+    """A report under the lease that expired last, while the trial waits in the queue and nobody has
+    claimed it since: the first valid result wins and the queued trial is withdrawn; the token becomes
+    the trial's again, so the same report repeated is harmless."""
+    return (
+        update(trials)
+        .where(
+            trials.c.id == bindparam("b_id"),
+            trials.c.state == "queued",
+            trials.c.expired_token == bindparam("b_token"),
+        )
+        .values(
+            state=state,
+            finished_at=bindparam("b_now", type_=trials.c.finished_at.type),
+            lease_token=trials.c.expired_token,
+            expired_token=None,
+            lease_expires_at=None,
+            **{f: bindparam(f"b_{f}", type_=trials.c[f].type) for f in fields},
+        )
+        .returning(*trials.c)
+    )
+
+
+_RESULT = ("metric", "peft_params", "param_fraction", "metrics", "extra")
+COMPLETE = finish_statement("completed", *_RESULT)
 FAIL = finish_statement("failed", "error")
+LATE_COMPLETE = late_finish_statement("completed", *_RESULT)
+LATE_FAIL = late_finish_statement("failed", "error")
 
 
 # -- row helpers --------------------------------------------------------------------------------

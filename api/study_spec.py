@@ -18,12 +18,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from api.records import NewStudy, NewTrial, StudyRecord
+from api.errors import InvalidRequestError
+from api.records import NewStudy, NewTrial, Report, StudyRecord
 from autopeft.config import PeftConfig, parse_config
 from autopeft.errors import ConfigError, ModelError, SpaceError
 from autopeft.optimize import OptimizerSettings, OptimizerState
 from autopeft.space import Space, build_space
-from autopeft.tasks.spec import resolve_task
+from autopeft.tasks.spec import METRIC_RANGES, resolve_task
 
 if TYPE_CHECKING:
     from api.schemas.studies import StudyCreate
@@ -126,6 +127,37 @@ def read_model_config(model: str | None, sent: Mapping[str, Any] | None) -> dict
         f"model path {model!r} is not readable on the server, so its shape is unknown: send the contents of "
         "its config.json as model_config (`autopeft study create` does this for you)"
     )
+
+
+#: How far ``peft_params`` may be from ``param_fraction`` times the backbone (a rounded fraction).
+REPORT_TOLERANCE = 0.01
+
+
+def metric_range(study: StudyRecord) -> tuple[str, tuple[float, float]]:
+    """The name of the metric a study maximises and the values it can take."""
+    name = str(study.task.get("metric", "accuracy"))
+    return name, METRIC_RANGES.get(name, (float("-inf"), float("inf")))
+
+
+def check_report(report: Report, study: StudyRecord, backbone_params: int) -> None:
+    """Refuse a result no trial of ``study`` can have (:class:`InvalidRequestError`, naming the value):
+    a metric outside its range, or ``peft_params`` that is not ``param_fraction`` of the backbone."""
+    name, (lo, hi) = metric_range(study)
+    if not lo <= report.metric <= hi:
+        raise InvalidRequestError(f"metric: {report.metric!r} is outside the range [{lo:g}, {hi:g}] of {name}")
+    for key, value in (report.metrics or {}).items():
+        other = next((m for m in METRIC_RANGES if key == m or key.endswith("_" + m)), None)
+        if other is not None and not METRIC_RANGES[other][0] <= value <= METRIC_RANGES[other][1]:
+            low, high = METRIC_RANGES[other]
+            raise InvalidRequestError(f"metrics.{key}: {value!r} is outside the range [{low:g}, {high:g}] of {other}")
+    expected = report.param_fraction * backbone_params  # within 1%: a fraction may be rounded when sent
+    if (report.peft_params == 0) != (report.param_fraction == 0) or abs(report.peft_params - expected) > max(
+        1.0, REPORT_TOLERANCE * report.peft_params
+    ):
+        raise InvalidRequestError(
+            f"peft_params {report.peft_params} is not param_fraction {report.param_fraction!r} of the model's "
+            f"{backbone_params} backbone parameters (that would be {expected:.0f})"
+        )
 
 
 def build_study_space(space: str | Mapping[str, Any], shape: ModelShape) -> MemoSpace:

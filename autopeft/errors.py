@@ -8,7 +8,20 @@ from __future__ import annotations
 
 
 class AutoPeftError(Exception):
-    """Base class of every error autopeft raises on purpose."""
+    """Base class of every error autopeft raises on purpose.
+
+    ``public``: the message without anything read from the input files (a label value, a target),
+    for errors that leave the machine: a worker reports only this. ``str(err)`` is the whole
+    message, for the person at this machine. Without ``public`` the two are the same.
+    """
+
+    def __init__(self, *args: object, public: str | None = None) -> None:
+        super().__init__(*args)
+        self.public = public
+
+    def public_message(self) -> str:
+        """The message to send elsewhere: no content of any file beyond column names."""
+        return self.public if self.public is not None else str(self)
 
 
 class ConfigError(AutoPeftError, ValueError):

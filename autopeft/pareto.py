@@ -16,7 +16,8 @@ import torch
 #: Fractions are floored here before the log (a configuration that trains nothing has fraction 0).
 FRACTION_FLOOR = 1e-6
 #: Reference of a study's reported hypervolume: metric 0 and 100% of the parameters. Fixed, so
-#: the hypervolume of a study only grows as trials complete.
+#: the hypervolume of a study only grows as trials complete. For a metric that goes below 0
+#: (correlations go to -1) the reference is that metric's lowest value: :func:`study_reference`.
 STUDY_REFERENCE = (0.0, 0.0)
 #: A data-driven reference point sits this share of the front's range below its worst point.
 REFERENCE_MARGIN = 0.1
@@ -127,9 +128,17 @@ def data_reference_point(y: torch.Tensor, margin: float = REFERENCE_MARGIN) -> t
     return nadir - margin * span
 
 
-def study_front(metrics: Sequence[float], fractions: Sequence[float]) -> tuple[list[int], float]:
-    """Indices of the non-dominated results (best metric first) and their hypervolume
-    against :data:`STUDY_REFERENCE`."""
+def study_reference(metric_low: float = 0.0) -> tuple[float, float]:
+    """The fixed reference of a study whose metric cannot go below ``metric_low``: that value and
+    100% of the parameters (``-log10(1) = 0``)."""
+    return (min(STUDY_REFERENCE[0], float(metric_low)), STUDY_REFERENCE[1])
+
+
+def study_front(
+    metrics: Sequence[float], fractions: Sequence[float], reference: Sequence[float] = STUDY_REFERENCE
+) -> tuple[list[int], float]:
+    """Indices of the non-dominated results (best metric first) and their hypervolume against
+    ``reference`` (:data:`STUDY_REFERENCE` unless the metric goes below 0: :func:`study_reference`)."""
     if not metrics:
         return [], 0.0
     y = to_objectives(metrics, fractions)
@@ -137,4 +146,4 @@ def study_front(metrics: Sequence[float], fractions: Sequence[float]) -> tuple[l
     candidates = torch.nonzero(nondominated_2d(y.unsqueeze(0))[0]).flatten()
     front = candidates[pareto_mask(y[candidates])]
     idx = sorted((int(i) for i in front), key=lambda i: (-metrics[i], fractions[i]))
-    return idx, hypervolume(y[front], STUDY_REFERENCE)
+    return idx, hypervolume(y[front], reference)

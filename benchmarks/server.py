@@ -75,7 +75,9 @@ class Connection:
             self.writer.close()
 
 
-async def _worker(name: str, port: int, study_id: int, t_end: float, t_measure: float, out: dict[str, Any]) -> None:
+async def _worker(
+    name: str, port: int, study_id: int, backbone: int, t_end: float, t_measure: float, out: dict[str, Any]
+) -> None:
     conn = Connection(port)
     await conn.open()
     try:
@@ -95,11 +97,12 @@ async def _worker(name: str, port: int, study_id: int, t_end: float, t_measure: 
                 await asyncio.sleep(0.1)
                 continue
             trial = json.loads(payload)
-            report = {
+            fraction = 1e-4 * (1 + trial["number"] % 89)
+            report = {  # the server checks that peft_params is param_fraction of the backbone
                 "lease_token": trial["lease"]["token"],
                 "metric": (trial["number"] % 97) / 97,
-                "peft_params": 1000 + trial["number"],
-                "param_fraction": 1e-4 * (1 + trial["number"] % 89),
+                "peft_params": round(fraction * backbone),
+                "param_fraction": fraction,
             }
             status, _, payload = await conn.post(f"/api/v1/trials/{trial['id']}/complete", report)
             t_done = time.perf_counter()
@@ -117,7 +120,9 @@ async def _worker(name: str, port: int, study_id: int, t_end: float, t_measure: 
         conn.close()
 
 
-def _client(port: int, study_id: int, names: list[str], t_start: float, seconds: float, warmup: float, q: Any) -> None:
+def _client(
+    port: int, study_id: int, backbone: int, names: list[str], t_start: float, seconds: float, warmup: float, q: Any
+) -> None:
     out: dict[str, Any] = {"claim_ms": [], "complete_ms": [], "cycle_ms": [], "done": [], "errors": [], "empty": 0}
 
     async def run() -> None:
@@ -125,7 +130,7 @@ def _client(port: int, study_id: int, names: list[str], t_start: float, seconds:
         if delay > 0:
             await asyncio.sleep(delay)
         t_measure, t_end = t_start + warmup, t_start + warmup + seconds
-        await asyncio.gather(*(_worker(n, port, study_id, t_end, t_measure, out) for n in names))
+        await asyncio.gather(*(_worker(n, port, study_id, backbone, t_end, t_measure, out) for n in names))
 
     asyncio.run(run())
     q.put(out)
@@ -133,12 +138,16 @@ def _client(port: int, study_id: int, names: list[str], t_start: float, seconds:
 
 def drive(port: int, study_id: int, workers: int, seconds: float, warmup: float, procs: int) -> dict[str, Any]:
     """Run ``workers`` simulated workers for ``warmup + seconds``; merged per-request records."""
+    import httpx
+
+    study = httpx.get(f"http://127.0.0.1:{port}/api/v1/studies/{study_id}", timeout=60).json()
+    backbone = int(study["model_shape"]["backbone_params"])
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     names = [f"bench-{secrets.token_hex(3)}-{i}" for i in range(workers)]
     groups = [names[i::procs] for i in range(min(procs, workers))]
     t_start = time.perf_counter() + 1.5  # let the client processes start
-    ps = [ctx.Process(target=_client, args=(port, study_id, g, t_start, seconds, warmup, q)) for g in groups]
+    ps = [ctx.Process(target=_client, args=(port, study_id, backbone, g, t_start, seconds, warmup, q)) for g in groups]
     for p in ps:
         p.start()
     parts = [q.get(timeout=warmup + seconds + 120) for _ in ps]

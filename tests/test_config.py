@@ -108,3 +108,24 @@ def test_load_config_reads_inline_json_and_files(tmp_path):
         load_config("[1, 2]")
     with pytest.raises(ConfigError, match="NaN is not allowed"):
         load_config('{"parallel_adapter": {"size": 2, "scaling": NaN}}')
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"serial_adapter": {"size": 8, "layers": [0] * 200_000}}, "at most 1024"),
+        ({"serial_adapter": {"size": 8, "layers": [0, 1, 0, 1]}}, r"\[0, 1\] more than once"),
+        ({"serial_adapter": {"size": 8, "layers": [10**30]}}, "below 1024"),
+        ({"serial_adapter": {"size": {str(i): 8 for i in range(5000)}}}, "at most 1024"),
+        ({"serial_adapter": {"size": {"99999": 8}}}, "not in 0..1023"),
+        ({"lora": {"rank": 10**12}}, "at most 1048576"),
+        ({"prefix": {"length": {"0": 10**40}}}, "at most 1048576"),
+    ],
+)
+def test_configuration_sizes_and_layer_lists_are_bounded(body, message):
+    import time
+
+    start = time.monotonic()
+    with pytest.raises(ConfigError, match=message):
+        parse_config(body)
+    assert time.monotonic() - start < 2.0  # a duplicate check over a long list was quadratic

@@ -98,3 +98,14 @@ def test_nondominated_2d_matches_the_pairwise_test_on_continuous_values():
     assert torch.equal(nondominated_2d(y), is_non_dominated(y, deduplicate=False))
     ties = t([[[1, 1], [1, 1], [0, 2], [0, 1]]])
     assert nondominated_2d(ties).tolist() == [[True, True, True, False]]
+
+
+def test_a_correlation_front_is_measured_from_its_metric_floor():
+    """Correlations go to -1: against (0, 0) a front of negative correlations has no volume."""
+    from autopeft.pareto import study_reference
+
+    assert study_reference() == STUDY_REFERENCE and study_reference(-1.0) == (-1.0, 0.0)
+    metrics, fractions = [-0.2, -0.5], [0.01, 0.001]
+    assert study_front(metrics, fractions)[1] == 0.0
+    front, hv = study_front(metrics, fractions, study_reference(-1.0))
+    assert front == [0, 1] and hv == pytest.approx(0.8 * 2 + 0.5 * 1)

@@ -143,8 +143,8 @@ class ServerClient:
         detail = _detail(response)
         if code == 401:
             raise Unauthorized(f"the server at {self.url} refused the API key: {detail}")
-        if trial_id is not None and code in (404, 409):
-            raise LeaseLost(f"trial {trial_id}: {detail}")
+        if trial_id is not None and code in (404, 409):  # the server's message names the trial
+            raise LeaseLost(detail if detail.startswith(f"trial {trial_id}") else f"trial {trial_id}: {detail}")
         raise RequestRefused(f"the server refused the request (HTTP {code}): {detail}")
 
 

@@ -4,6 +4,10 @@ A trial that raises is reported as failed with its error and the worker goes on.
 stop request (SIGTERM, Ctrl-C) ends the running trial at its next step and gives it
 back to the queue, so another worker can take it at once. A lease lost mid-trial
 (the server handed the trial on) stops that trial and drops its result.
+
+Task files and models are read only under the worker's roots (:class:`autopeft.roots.Roots`),
+and a failure sent to the server carries no content of any file
+(:meth:`autopeft.errors.AutoPeftError.public_message`); the full message is printed here.
 """
 
 from __future__ import annotations
@@ -14,8 +18,8 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 from autopeft.errors import AutoPeftError
 from worker.client import Claim, GaveUp, LeaseLost, NoWork, RequestRefused, ServerClient
@@ -27,6 +31,9 @@ log = logging.getLogger("autopeft.worker")
 
 #: Reasons the server gives (X-Autopeft-Idle) when a study will have no more work.
 FINISHED = ("study done", "study stopped")
+#: What became of a report: the server has it; refused (the trial is no longer ours); invalid (the
+#: server will never take it as sent); spooled (the server is away: kept on disk for the next start).
+Outcome = Literal["delivered", "refused", "invalid", "spooled"]
 
 
 def default_worker_id() -> str:
@@ -46,7 +53,8 @@ class Worker:
         device: str = "auto",
         max_trials: int | None = None,
         poll: float = 5.0,
-        data_dir: str | None = None,
+        data_roots: Sequence[str] | None = None,
+        model_roots: Sequence[str] | None = None,
         exit_when_idle: float | None = None,
         exit_when_paused: bool = False,
         claim_until: float | None = None,
@@ -54,6 +62,7 @@ class Worker:
         say: Callable[[str], None] = print,
         spool: Spool | None = None,
     ) -> None:
+        from autopeft.roots import Roots
         from autopeft.train import TrialCache, resolve_device
 
         self.client = client
@@ -62,7 +71,7 @@ class Worker:
         self.device = str(resolve_device(device))
         self.max_trials = max_trials
         self.poll = poll
-        self.data_dir = data_dir
+        self.roots = Roots.of(data_roots, model_roots)
         self.exit_when_idle = exit_when_idle
         self.exit_when_paused = exit_when_paused
         #: ``time.monotonic()`` after which no new trial is claimed (the running one finishes).
@@ -82,6 +91,10 @@ class Worker:
     def run(self) -> int:
         """Work until stopped; returns the number of trials reported (completed or failed)."""
         self.say(f"worker {self.worker_id} on {self.device}, server {self.client.url}")
+        self.say(
+            f"reads task data under {', '.join(map(str, self.roots.data))}; "
+            f"models under {', '.join(map(str, self.roots.models))}"
+        )
         self.flush_spool()
         idle_since = time.monotonic()
         paused_said = False
@@ -136,7 +149,9 @@ class Worker:
             return
         except AutoPeftError as err:  # bad input, out of memory, non-finite loss: the trial failed
             beat.stop()
-            self._report_failure(trial, claim, f"{type(err).__name__}: {err}", label)
+            if err.public is not None:  # the whole message quotes a file: shown here, never sent
+                self.say(f"{label}: {type(err).__name__}: {err}")
+            self._report_failure(trial, claim, f"{type(err).__name__}: {err.public_message()}", label)
             return
         except Exception:  # a bug: keep the traceback for the person who reads the failure
             beat.stop()
@@ -161,7 +176,7 @@ class Worker:
                 cache=self.cache,
                 progress=self.progress,
                 should_stop=lambda: self.stopping.is_set() or beat.lost.is_set(),
-                data_dir=self.data_dir,
+                roots=self.roots,
             )
         except TrialStopped:
             raise _Stopped from None
@@ -176,15 +191,23 @@ class Worker:
             "metrics": _flat_metrics(result.metrics),
             "extra": {**result.to_json(), "worker_id": self.worker_id},
         }
-        self._deliver(trial["id"], "complete", body)
+        outcome, why = self._deliver(trial["id"], "complete", body)
+        if outcome == "invalid":  # the server will never take this result: the trial failed, and says why
+            self._report_failure(trial, claim, f"the server refused the result: {why}", label)
+            return
+        if outcome == "refused":
+            return
         self.done += 1
         self.say(
             f"{label}: {result.metric_name} {result.metric:.4f} with {100 * result.param_fraction:.3f}% "
             f"of the parameters, {result.steps} steps, {result.train_seconds + result.eval_seconds:.0f} s"
+            + (" (report kept to send later)" if outcome == "spooled" else "")
         )
 
     def _report_failure(self, trial: dict[str, Any], claim: Claim, error: str, label: str) -> None:
-        self._deliver(trial["id"], "fail", {"lease_token": claim.token, "error": error})
+        outcome, _ = self._deliver(trial["id"], "fail", {"lease_token": claim.token, "error": error})
+        if outcome in ("refused", "invalid"):
+            return
         self.done += 1
         self.say(f"{label}: failed: {error.strip().splitlines()[-1]}")
 
@@ -198,13 +221,16 @@ class Worker:
         except (LeaseLost, GaveUp, RequestRefused) as err:
             self.say(f"trial {trial['id']}: could not give it back ({err}); its lease will expire")
 
-    def _deliver(self, trial_id: int, kind: str, body: dict[str, Any]) -> None:
+    def _deliver(self, trial_id: int, kind: str, body: dict[str, Any]) -> tuple[Outcome, str]:
         """Spool the report, send it (retrying while the server is away), then forget it."""
         path = self.spool.put(trial_id, kind, body)
         start = time.monotonic()  # while stopping, keep trying for 30 s; the spool keeps it after that
-        self._send(path, trial_id, kind, body, lambda: self.stopping.is_set() and time.monotonic() - start > 30)
+        return self._send(path, trial_id, kind, body, lambda: self.stopping.is_set() and time.monotonic() - start > 30)
 
-    def _send(self, path: Any, trial_id: int, kind: str, body: dict[str, Any], give_up: Callable[[], bool]) -> bool:
+    def _send(
+        self, path: Any, trial_id: int, kind: str, body: dict[str, Any], give_up: Callable[[], bool]
+    ) -> tuple[Outcome, str]:
+        """What became of the report (see :data:`Outcome`) and the server's reason when it refused."""
         try:
             if kind == "complete":
                 self.client.complete(trial_id, body, give_up)
@@ -212,11 +238,17 @@ class Worker:
                 self.client.fail(trial_id, body["lease_token"], body["error"], give_up)
         except GaveUp:
             self.say(f"trial {trial_id}: server unreachable; the report waits in {path} for the next start")
-            return False
-        except (LeaseLost, RequestRefused) as err:
-            self.say(f"trial {trial_id}: report refused ({err})")
+            return "spooled", ""
+        except LeaseLost as err:  # its message names the trial
+            self.say(f"{kind} report refused: {err}")
+            Spool.done(path)
+            return "refused", str(err)
+        except RequestRefused as err:
+            self.say(f"trial {trial_id}: {kind} report refused: {err}")
+            Spool.done(path)
+            return "invalid", str(err)
         Spool.done(path)
-        return True
+        return "delivered", ""
 
     def flush_spool(self) -> None:
         """Send reports a previous run could not deliver."""

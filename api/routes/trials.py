@@ -7,6 +7,7 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from api.deps import Authorized, ServiceDep, SettingsDep, blocking
 from api.schemas.common import MAX_ID, error_responses
@@ -27,6 +28,16 @@ router = APIRouter(
 )
 
 TrialId = Annotated[int, Path(ge=1, le=MAX_ID, description="The trial's id.")]
+
+
+class _NotClaim(StringConvertor):
+    """A trial id segment that is not ``claim``: ``GET /trials/claim`` is then 405 (claim is POST),
+    not a 422 about a trial id "claim". Its value is still validated as an id."""
+
+    regex = "(?!claim$)[^/]+"
+
+
+register_url_convertor("not_claim", _NotClaim())
 
 
 @router.post(
@@ -50,7 +61,7 @@ async def claim(body: ClaimRequest, service: ServiceDep, settings: SettingsDep) 
     return outcome
 
 
-@router.get("/{trial_id}", summary="One trial")
+@router.get("/{trial_id:not_claim}", summary="One trial")
 async def get_trial(trial_id: TrialId, service: ServiceDep) -> TrialPublic:
     return await blocking(service.trial, trial_id)
 

@@ -43,9 +43,12 @@ def _json_ok(value: Any) -> Any:
     return value
 
 
-Text = Annotated[str, AfterValidator(_no_nul)]
+#: The schema says what ``_no_nul`` enforces (with its own message), so clients and generators know it.
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+Text = Annotated[str, AfterValidator(_no_nul), Field(json_schema_extra={"pattern": NO_NUL_PATTERN})]
 JsonObject = Annotated[dict[str, Any], AfterValidator(_json_ok)]
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+#: A number that is a number: finite, and not ``true``/``false`` (JSON booleans are not 1 and 0 here).
+FiniteFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 

@@ -103,7 +103,11 @@ class StudyPublic(BaseModel):
     counts: TrialCounts
     best_metric: float | None
     best_trial_id: int | None
-    hypervolume: float = Field(description="Of (metric, -log10 param_fraction) above (0, 0): metric 0, 100% params.")
+    hypervolume: float = Field(
+        description="Of (metric, -log10 param_fraction) above `reference`: the metric's lowest value (0, or -1 for "
+        "correlations) and 100% of the parameters."
+    )
+    reference: dict[str, float] = Field(description="The point the hypervolume is measured from.")
     created_at: datetime
     stopped_at: datetime | None
     elapsed_s: float = Field(description="From creation to the last finished trial (or now, while running).")
@@ -121,6 +125,7 @@ class StudiesPublic(Page):
 
 class ParetoPublic(Page):
     study_id: Id
+    metric_name: str = Field(description="The metric of the study's task (accuracy, f1, matthews, ...).")
     hypervolume: float
     reference: dict[str, float] = Field(description="The reference point the hypervolume is measured from.")
     objectives: dict[str, str] = Field(description="What each objective is and its direction.")

@@ -28,10 +28,21 @@ class ReleaseRequest(Strict):
 
 
 class CompleteRequest(Strict):
+    """A result. Besides these bounds the server checks ``metric`` (and ``metrics`` named after a metric)
+    against the range of the study's metric, and ``peft_params`` against ``param_fraction`` times the
+    model's backbone parameters; a result that fails is a 422 and changes nothing."""
+
     lease_token: Token
-    metric: FiniteFloat = Field(description="The task metric the study maximises.")
-    peft_params: int = Field(ge=0, le=2**63 - 1, description="Parameters the configuration trained (head excluded).")
-    param_fraction: FiniteFloat = Field(ge=0, le=1e6, description="peft_params / backbone parameters.")
+    metric: FiniteFloat = Field(
+        description="The task metric the study maximises, within its range: accuracy and f1 in [0, 1], "
+        "matthews, pearson and spearman in [-1, 1]."
+    )
+    peft_params: int = Field(
+        ge=0, le=2**62, strict=True, description="Parameters the configuration trained (head excluded)."
+    )
+    param_fraction: FiniteFloat = Field(
+        ge=0, le=1, description="peft_params / backbone parameters (0 only for a configuration that trains nothing)."
+    )
     metrics: dict[Annotated[Text, Field(max_length=100)], FiniteFloat] | None = Field(
         None, max_length=200, description="Other scores (not optimised)."
     )

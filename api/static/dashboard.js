@@ -90,10 +90,10 @@ function paretoFront(trials) {
   });
 }
 
-/** 2-D hypervolume above the reference (0, 0), the server's study reference. */
-function hypervolume(trials) {
-  const pts = trials.map(objectives).filter(([m, c]) => m > 0 && c > 0).sort((a, b) => b[1] - a[1]);
-  let best = 0, area = 0;
+/** 2-D hypervolume above the study's reference (its metric's lowest value, 100% of the parameters). */
+function hypervolume(trials, floor = 0) {
+  const pts = trials.map(objectives).filter(([m, c]) => m > floor && c > 0).sort((a, b) => b[1] - a[1]);
+  let best = floor, area = 0;
   for (const [m, c] of pts) if (m > best) { area += (m - best) * c; best = m; }
   return area;
 }
@@ -182,7 +182,7 @@ async function renderStudy(id, first) {
           el("span", {}, el("i", { style: "border:1.5px solid #7a56c4" }), "running"),
           el("span", {}, el("i", { style: "background:#222" }), "baseline"))),
       el("div", { class: "card", id: "details" }, details(trials, study))),
-    el("div", { class: "card" }, el("h2", {}, "Hypervolume over trials"), hvChart(trials)),
+    el("div", { class: "card" }, el("h2", {}, "Hypervolume over trials"), hvChart(trials, study.reference ? study.reference.metric : 0)),
     el("h2", {}, `Pareto front (${front.length})`),
     frontTable(front, study, metricName),
     failuresTable(study));
@@ -303,10 +303,10 @@ function scatter(trials, front, metricName) {
   return svg;
 }
 
-function hvChart(trials) {
+function hvChart(trials, floor) {
   const done = trials.filter((t) => t.state === "completed" && t.finished_at)
     .sort((a, b) => new Date(a.finished_at) - new Date(b.finished_at));
-  const series = done.map((_, i) => hypervolume(done.slice(0, i + 1)));
+  const series = done.map((_, i) => hypervolume(done.slice(0, i + 1), floor));
   const HW = 1200, h = 220; // wide and short: the chart spans the page at about the scatter's text size
   const svg = el("svg", { id: "hv-chart", viewBox: `0 0 ${HW} ${h}`, width: "100%" });
   if (!series.length) return svg;

@@ -135,7 +135,7 @@ def _run_study(
             )
         if minutes is not None:
             print(f"no trial starts after {minutes:g} min (--minutes); the front is shown then")
-        _work(url, study["id"], device, trials, minutes)
+        _work(url, study["id"], device, trials, data_dir, minutes)
         if http.get(f"/api/v1/studies/{study['id']}").json()["state"] == "running":
             http.post(f"/api/v1/studies/{study['id']}/stop")  # the time budget ended it: drop what is queued
         _print_front(http, study["id"])
@@ -213,7 +213,7 @@ def _create_study(http: Any, data_dir: str, trials: int, training: dict[str, Any
     return http.get(f"/api/v1/studies/{response.json()['id']}").json()
 
 
-def _work(url: str, study_id: int, device: str, trials: int, minutes: float | None) -> None:
+def _work(url: str, study_id: int, device: str, trials: int, data_dir: Path, minutes: float | None) -> None:
     from worker import ServerClient, Worker
 
     client = ServerClient(url)
@@ -222,6 +222,7 @@ def _work(url: str, study_id: int, device: str, trials: int, minutes: float | No
         client,
         worker_id="demo-worker",
         study_id=study_id,
+        data_roots=[str(data_dir)],  # the one folder the demo's study names
         device=device,
         max_trials=trials,
         poll=1.0,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.db import make_engine, normalize_url
+    from api.lifeline import SERVE_PID_ENV
     from api.logs import configure_logging
     from api.settings import Settings
     from autopeft.errors import AutoPeftError
@@ -54,9 +56,12 @@ def run(args: argparse.Namespace) -> int:
         engine.dispose()
     url = engine.url.render_as_string(hide_password=True)
     print(f"autopeft server on http://{args.host}:{args.port} (database {url} at revision {revision})", flush=True)
-    proposer = _start_proposer_process() if args.proposer == "process" else None
     os.environ["AUTOPEFT_PROPOSER_ENABLED"] = "1" if args.proposer == "thread" else "0"
+    os.environ[SERVE_PID_ENV] = str(os.getpid())  # uvicorn's worker processes die with this one (api.lifeline)
+    _exit_on_signals()
+    proposer = None
     try:
+        proposer = _start_proposer_process() if args.proposer == "process" else None
         uvicorn.run(
             "api.main:create_app",
             factory=True,
@@ -69,17 +74,43 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         if proposer is not None:
-            proposer.terminate()
-            proposer.join(15)
+            _stop(proposer)
     return 0
 
 
+def _exit_on_signals() -> None:
+    """SIGTERM ends the server through its ``finally`` (which stops the proposer process), as SIGINT
+    does (KeyboardInterrupt).
+
+    uvicorn handles both while it serves, shuts down, restores the previous handlers and raises
+    the signal again: with Python's default SIGTERM action the process would end right there,
+    before any ``finally`` ran, and leave its proposer process behind.
+    """
+
+    def leave(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, leave)
+
+
 def _start_proposer_process():  # type: ignore[no-untyped-def]
-    """The proposer and lease sweeper in a process of their own (it reads the same AUTOPEFT_* settings)."""
+    """The proposer and lease sweeper in a process of their own (it reads the same AUTOPEFT_* settings).
+
+    It ends with this process however this one ends (:func:`api.lifeline.die_with_parent`)."""
     import multiprocessing
 
     from api.proposer import run_process
 
-    process = multiprocessing.get_context("spawn").Process(target=run_process, name="autopeft-proposer", daemon=True)
+    context = multiprocessing.get_context("spawn")
+    process = context.Process(target=run_process, args=(os.getpid(),), name="autopeft-proposer", daemon=True)
     process.start()
     return process
+
+
+def _stop(process, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+    """SIGTERM, then SIGKILL if it is still there after ``timeout`` seconds."""
+    process.terminate()
+    process.join(timeout)
+    if process.is_alive():
+        process.kill()
+        process.join(5)

@@ -202,9 +202,14 @@ def run_pareto(args: argparse.Namespace) -> int:
     if args.json:
         print_json(front)
         return 0
-    print(f"hypervolume {front['hypervolume']:.4f}; {front['count']} non-dominated trials")
+    metric = front.get("metric_name") or "metric"
+    ref = front.get("reference", {})
+    print(
+        f"{front['count']} non-dominated trials by {metric} and parameters; hypervolume {front['hypervolume']:.4f} "
+        f"(from {metric} {ref.get('metric', 0):g} and {100 * ref.get('param_fraction', 1):g}% of the parameters)"
+    )
     if front["data"]:
-        print(_trial_table(front["data"]))
+        print(_trial_table(front["data"], metric))
     return 0
 
 
@@ -217,7 +222,7 @@ def run_stop(args: argparse.Namespace) -> int:
     return 0
 
 
-def _trial_table(trials: list[dict[str, Any]]) -> str:
+def _trial_table(trials: list[dict[str, Any]], metric: str = "metric") -> str:
     rows = [
         [
             t["id"],
@@ -231,7 +236,7 @@ def _trial_table(trials: list[dict[str, Any]]) -> str:
         ]
         for t in trials
     ]
-    return table(rows, ["id", "#", "state", "metric", "params %", "worker", "source", "config"], align="rrlrrlll")
+    return table(rows, ["id", "#", "state", metric, "params %", "worker", "source", "config"], align="rrlrrlll")
 
 
 def _num(v: float | None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,8 @@ def parse_task_arg(text: str) -> str | dict[str, Any]:
         if not isinstance(data, dict):
             raise TaskError(f"a task description is a JSON object, got {type(data).__name__} in {source}")
         return data
+    if text.strip().lower().endswith(".json") or "/" in text or os.sep in text:
+        raise TaskError(f"task file {text!r} does not exist (a task is a built-in name, inline JSON, or a JSON file)")
     return text
 
 

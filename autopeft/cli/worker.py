@@ -7,6 +7,8 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +19,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="cuda:0, cuda:1, cpu, or auto (default: auto)")
     p.add_argument("--max-trials", type=int, default=None, metavar="N", help="stop after N trials")
     p.add_argument("--poll", type=float, default=5.0, metavar="S", help="longest wait between claims when idle")
-    p.add_argument("--data", default=None, metavar="DIR", help="where built-in tasks' files are on this machine")
+    p.add_argument(
+        "--data",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="a folder task data may be read from (repeatable; also $AUTOPEFT_DATA_DIR; default: ./data/glue and "
+        "../shared/data/glue). Studies' tasks are looked for there; nothing outside is read",
+    )
+    p.add_argument(
+        "--models",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="a folder models may be read from (repeatable; default: the bundled model and the --data folders)",
+    )
     p.add_argument("--worker-id", default=None, help="name shown on the server (default: host-pid)")
     p.add_argument(
         "--exit-when-idle", type=float, default=None, metavar="S", help="stop after S seconds without work"
@@ -32,15 +48,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def self_check(model: str | None, families: list[str] | None, device: str) -> None:
-    """Train one step of each family on ``device``; raise, naming every family that fails."""
+def self_check(
+    model: str | None, families: list[str] | None, device: str, model_roots: Sequence[Path] | None = None
+) -> None:
+    """Train one step of each family on ``device``; raise, naming every family that fails.
+    With ``model_roots`` (a worker's), a model outside them is refused before it is read."""
+    from autopeft.encoder import resolve_model_dir
     from autopeft.errors import TrainingError
     from autopeft.train import resolve_device
     from autopeft.train.selfcheck import check_families
 
+    model_dir = resolve_model_dir(model, model_roots)
     device = str(resolve_device(device))
     where = f"{model or 'the bundled MiniLM'} on {device}"
-    checks = check_families(model, families, device=device)
+    checks = check_families(model_dir, families, device=device)
     failed = [c for c in checks if not c.ok]
     if failed:
         lines = "; ".join(f"family {c.family!r} fails: {c.error}" for c in failed)
@@ -66,6 +87,7 @@ def _study_scope(client, study_id: int) -> tuple[str | None, list[str]]:
 
 def run(args: argparse.Namespace) -> int:
     from autopeft.errors import ConfigError
+    from autopeft.roots import Roots
     from worker import ServerClient, Worker
 
     if args.max_trials is not None and args.max_trials < 1:
@@ -83,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.skip_check:
         try:
             model, families = _study_scope(client, args.study) if args.study is not None else (None, None)
-            self_check(model, families, args.device)
+            self_check(model, families, args.device, Roots.of(args.data, args.models).models)
         except BaseException:
             client.close()
             raise
@@ -94,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         max_trials=args.max_trials,
         poll=args.poll,
-        data_dir=args.data,
+        data_roots=args.data,
+        model_roots=args.models,
         exit_when_idle=args.exit_when_idle,
         progress=not args.no_progress,
         say=lambda line: print(line, flush=True),

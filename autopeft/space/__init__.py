@@ -29,6 +29,11 @@ from autopeft.space.spec import PRIMARY, SpaceSpec, field_values, parse_space_sp
 
 __all__ = ["BUILTIN", "Dimension", "Space", "SpaceSpec", "build_space", "load_space_arg"]
 
+#: Most dimensions of a space, and most values of all its dimensions together: building a
+#: space decodes every value once, and the optimiser's cost grows with both.
+MAX_DIMS = 1024
+MAX_TOTAL_VALUES = 8192
+
 
 @dataclass(frozen=True)
 class _Slot:
@@ -45,6 +50,7 @@ class Space:
         self.spec, self.shape = spec, shape
         self.groups = split_layers(shape.n_layers, spec.groups, spec.grouping)
         self.dims: list[Dimension] = []
+        self._total_values = 0
         self._primary: dict[str, list[_Slot]] = {}  # family -> one slot per group (or one for all)
         self._fields: dict[str, dict[str, _Slot]] = {}
         for family, fields in spec.families.items():
@@ -54,6 +60,14 @@ class Space:
 
     # -- construction -------------------------------------------------------------------
     def _add(self, name: str, values: tuple[Any, ...]) -> int:
+        if len(self.dims) >= MAX_DIMS:
+            raise SpaceError(f"space {self.spec.name!r} has more than {MAX_DIMS} dimensions")
+        self._total_values += len(values)
+        if self._total_values > MAX_TOTAL_VALUES:
+            raise SpaceError(
+                f"space {self.spec.name!r} has more than {MAX_TOTAL_VALUES} values in all its dimensions "
+                f"(at {name}); use fewer layer groups or fewer values per field"
+            )
         self.dims.append(Dimension(name, values))
         return len(self.dims) - 1
 

@@ -22,7 +22,7 @@ once per layer group unless ``"per_group": false``.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -41,13 +41,21 @@ PRIMARY: dict[str, tuple[str, Any]] = {
 }
 _LIST_FIELDS = {"targets"}
 _INT_FIELDS = {"size", "length", "rank", "experts", "samples", "hidden"}
+#: Most values one field may take (choices, or a range's ladder); checked before any value is made.
+MAX_VALUES = 256
+#: Largest magnitude of a range's ends (no model has a size near it; keeps ladders arithmetic exact).
+MAX_RANGE = 10**9
+#: Most layer groups an explicit ``groups`` list may name, and most layers in one group.
+MAX_GROUPS = 1024
 
 
 class SpaceSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field("custom", min_length=1, max_length=100)
-    groups: int | list[list[int]] = Field(1, description="Number of layer groups, or the groups themselves.")
+    groups: int | Annotated[list[Annotated[list[int], Field(max_length=MAX_GROUPS)]], Field(max_length=MAX_GROUPS)] = (
+        Field(1, description="Number of layer groups, or the groups themselves.")
+    )
     grouping: Literal["spindle", "uniform", "increasing", "decreasing"] = "spindle"
     layer_bits: bool = Field(False, description="Add one on/off dimension per layer (AutoPEFT).")
     families: dict[str, dict[str, Any]] = Field(min_length=1)
@@ -79,8 +87,10 @@ def parse_space_spec(data: Any) -> SpaceSpec:
         return SpaceSpec.model_validate(data)
     except ValidationError as err:
         errors = err.errors()
+        # A union reports each branch; the one about the kind of value that was given says more.
+        errors = [e for e in errors if not e["type"].endswith("_type")] or errors
         first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-        loc = ".".join(str(p) for p in first["loc"])
+        loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith(("list[", "int")))
         msg = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             msg = f"unknown field {first['loc'][-1]!r} in the space (known: {', '.join(SpaceSpec.model_fields)})"
@@ -95,12 +105,14 @@ def field_values(family: str, field: str, raw: Any) -> tuple[Any, ...]:
         if "choices" in raw:
             if set(raw) != {"choices"} or not isinstance(raw["choices"], list) or not raw["choices"]:
                 raise SpaceError(f"{where}: 'choices' must be the only key and a non-empty list")
+            _check_count(where, len(raw["choices"]))
             values = tuple(_freeze(v) for v in raw["choices"])
         else:
             values = _range_values(where, field, raw)
     elif isinstance(raw, list) and field not in _LIST_FIELDS:
         if not raw:
             raise SpaceError(f"{where}: a list of choices cannot be empty")
+        _check_count(where, len(raw))
         values = tuple(raw)
     else:
         values = (_freeze(raw),)
@@ -113,31 +125,55 @@ def _freeze(v: Any) -> Any:
     return tuple(v) if isinstance(v, list) else v
 
 
+def _check_count(where: str, n: int) -> None:
+    if n > MAX_VALUES:
+        raise SpaceError(f"{where}: {n} values; a field takes at most {MAX_VALUES}")
+
+
 def _range_values(where: str, field: str, raw: dict[str, Any]) -> tuple[Any, ...]:
+    """The ladder of a range, counted before it is made (at most ``MAX_VALUES`` values)."""
     unknown = set(raw) - {"min", "max", "log", "steps", "off"}
     if unknown or "min" not in raw or "max" not in raw:
         raise SpaceError(f"{where}: a range is {{'min', 'max', 'log', 'steps', 'off'}}, got {sorted(raw)}")
-    lo, hi, log, steps = raw["min"], raw["max"], bool(raw.get("log", False)), raw.get("steps")
+    lo, hi, log, steps = raw["min"], raw["max"], raw.get("log", False), raw.get("steps")
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (lo, hi)):
         raise SpaceError(f"{where}: min and max must be finite numbers")
+    if not isinstance(log, bool) or not isinstance(raw.get("off", False), bool):
+        raise SpaceError(f"{where}: log and off are true or false")
+    if not (abs(lo) <= MAX_RANGE and abs(hi) <= MAX_RANGE):
+        raise SpaceError(f"{where}: min and max must lie within +-{MAX_RANGE:g} (got {lo}, {hi})")
     if not lo < hi or (log and lo <= 0):
         raise SpaceError(f"{where}: need 0 < min < max for a log range and min < max otherwise (got {lo}, {hi})")
-    if steps is not None and (not isinstance(steps, int) or steps < 2 or steps > 256):
-        raise SpaceError(f"{where}: steps must be an integer in 2..256")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or not 2 <= steps <= MAX_VALUES):
+        raise SpaceError(f"{where}: steps must be an integer in 2..{MAX_VALUES}")
     if field in _INT_FIELDS:
-        if log and steps is None:
-            values, s = [], int(lo)
-            while s <= hi:
-                values.append(s)
-                s *= 2
-        elif steps is None and hi - lo <= 64:
-            values = list(range(int(lo), int(hi) + 1))
-        else:
-            values = sorted({round(v) for v in _spaced(lo, hi, steps or 16, log)})
+        values = _int_ladder(where, lo, hi, log, steps)
     else:
         values = [float(v) for v in _spaced(lo, hi, steps or 8, log)]
     off = PRIMARY.get(where.split(".")[0], (None, 0))[1]
     return ((off,) if raw.get("off") else ()) + tuple(values)
+
+
+def _int_ladder(where: str, lo: float, hi: float, log: bool, steps: int | None) -> list[int]:
+    """Integer values of a range: doubling from ``min`` (log), every integer (short linear
+    ranges), or ``steps`` rounded points."""
+    if lo < 0 or (log and lo < 1):
+        need = "1 <= min for a log range" if log else "0 <= min"
+        raise SpaceError(f"{where}: an integer range needs {need} (got min {lo})")
+    if log and steps is None:
+        start = math.ceil(lo)
+        count = int(math.log2(hi / start)) + 1 if start <= hi else 0
+        while start * 2 ** (count - 1) > hi:  # float log2 may round up at an exact power
+            count -= 1
+        _check_count(where, count)
+        values = [start * 2**k for k in range(count)]
+    elif steps is None and hi - lo <= 64:
+        values = list(range(math.ceil(lo), math.floor(hi) + 1))
+    else:
+        values = sorted({round(v) for v in _spaced(lo, hi, steps or 16, log)})
+    if not values:
+        raise SpaceError(f"{where}: no integer lies in [{lo}, {hi}]")
+    return values
 
 
 def _spaced(lo: float, hi: float, steps: int, log: bool) -> list[float]:

@@ -13,8 +13,10 @@ study is scored on the same examples and dev stays clean for the final report.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -98,11 +100,16 @@ class TaskData:
         return Split(train=np.sort(train), search=np.sort(search))
 
 
-def load_task_data(spec: TaskSpec, model_dir: str | Path, max_length: int) -> TaskData:
-    """The task's training data tokenised for the model at ``model_dir`` (cached per process)."""
+def load_task_data(
+    spec: TaskSpec, model_dir: str | Path, max_length: int, roots: Sequence[str | os.PathLike[str]] | None = None
+) -> TaskData:
+    """The task's training data tokenised for the model at ``model_dir`` (cached per process).
+
+    ``roots``: the only folders the task's files may be in (a worker's data roots); None: anywhere.
+    """
     if max_length < MIN_MAX_LENGTH:
         raise TaskError(f"max_length {max_length} is below {MIN_MAX_LENGTH} tokens")
-    data_dir = resolve_data_dir(spec)
+    data_dir = resolve_data_dir(spec, roots)
     key = (str(model_dir), spec.model_dump_json(), str(data_dir), _stamp(data_dir / spec.train_file), max_length)
     with _cache_lock:
         if key in _cache:
@@ -128,7 +135,8 @@ def _build(spec: TaskSpec, data_dir: Path, model_dir: Path, max_length: int) -> 
         raw = read_rows(spec, data_dir / spec.train_file, need_label=True).data.column("labels").to_pylist()
         labels = class_names(raw)
         if len(labels) < 2:
-            raise TaskError(f"the training file of task {spec.name!r} has a single label {labels}; need two or more")
+            single = f"the training file of task {spec.name!r} has a single label"
+            raise TaskError(f"{single} {labels}; need two or more", public=f"{single}; need two or more")
     rows = read_labeled(spec, data_dir / spec.train_file, labels)
     tokenizer = tokenizer_for(str(model_dir))
     train = tokenize(rows, tokenizer, max_length)
@@ -165,9 +173,10 @@ def tokenize(rows: Dataset, tokenizer: Any, max_length: int) -> Dataset:
     )
 
 
-def task_key(spec: TaskSpec) -> str:
-    """A stable string naming the task's description and data (for cache keys)."""
-    data_dir = resolve_data_dir(spec)
+def task_key(spec: TaskSpec, data_dir: Path | None = None) -> str:
+    """A stable string naming the task's description and data (for cache keys); ``data_dir``: where
+    the task was found (default: where :func:`resolve_data_dir` finds it)."""
+    data_dir = data_dir if data_dir is not None else resolve_data_dir(spec)
     body = {"spec": spec.model_dump(mode="json"), "dir": str(data_dir), "stamp": _stamp(data_dir / spec.train_file)}
     return json.dumps(body, sort_keys=True)
 

@@ -1,11 +1,17 @@
-"""Reading a task's delimited files through ``datasets``, checked against the task description.
+"""Reading a task's delimited files, checked against the task description, under the data roots.
 
 Every column is read as a string (labels too: "0" and "entailment" alike), with
 quoting as the task says (GLUE TSV files contain bare ``"`` characters, so quoting is
 off by default) and the task's encoding (``utf-8-sig`` strips MRPC's byte-order
 mark). Columns are addressed by position internally, so headerless files and files
-with odd header names read the same way. The result has the columns ``text_a``
-(and ``text_b`` for sentence pairs) and ``labels`` (class index or float target).
+with odd header names read the same way; every row must have as many fields as the
+header (or, without one, the first row). The result has the columns ``text_a`` (and
+``text_b`` for sentence pairs) and ``labels`` (class index or float target).
+
+A worker reads only under the data roots it was started with (``roots``): a task's
+folder and files must resolve (symlinks and ``..`` followed) to a place inside one.
+Errors name files, rows and columns; what a row holds (a label, a target) is only in
+the local message, never in :meth:`~autopeft.errors.AutoPeftError.public_message`.
 """
 
 from __future__ import annotations
@@ -13,10 +19,12 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from autopeft.errors import TaskError
+from autopeft.roots import inside, outside, real_roots
 from autopeft.tasks.spec import TaskSpec
 
 if TYPE_CHECKING:
@@ -26,6 +34,8 @@ if TYPE_CHECKING:
 DEFAULT_DATA_DIRS: tuple[str, ...] = ("data/glue", "../shared/data/glue")
 DATA_DIR_ENV = "AUTOPEFT_DATA_DIR"
 CACHE_DIR_ENV = "AUTOPEFT_CACHE_DIR"
+#: Longest field a row may have (csv's default of 128 KiB is short for documents).
+MAX_FIELD_CHARS = 1 << 24
 
 
 def cache_dir() -> Path:
@@ -34,20 +44,29 @@ def cache_dir() -> Path:
     return Path(root).expanduser() if root else Path.home() / ".cache" / "autopeft"
 
 
-def resolve_data_dir(spec: TaskSpec) -> Path:
+def default_data_dirs() -> list[Path]:
+    """``$AUTOPEFT_DATA_DIR`` (several joined by ``os.pathsep``), else ``./data/glue`` and ``../shared/data/glue``."""
+    env = os.environ.get(DATA_DIR_ENV)
+    if env:
+        return [Path(p).expanduser() for p in env.split(os.pathsep) if p]
+    return [Path.cwd() / d for d in DEFAULT_DATA_DIRS]
+
+
+def resolve_data_dir(spec: TaskSpec, roots: Sequence[str | os.PathLike[str]] | None = None) -> Path:
     """The folder holding ``spec``'s training file.
 
-    Bases, in order: the task's ``data_dir`` (``--data`` ends up there), else
-    ``$AUTOPEFT_DATA_DIR``, else ``./data/glue`` and ``../shared/data/glue`` relative to
-    the working directory. A base may be a GLUE root (its ``subdir`` is tried first)
-    or the task's folder itself.
+    Without ``roots`` (``autopeft train``, a person's own files): the task's ``data_dir``
+    (``--data`` ends up there), else ``$AUTOPEFT_DATA_DIR``, else ``./data/glue`` and
+    ``../shared/data/glue`` relative to the working directory. A base may be a GLUE root
+    (its ``subdir`` is tried first) or the task's folder itself.
+
+    With ``roots`` (a worker): the bases are the roots, or the task's ``data_dir`` (relative:
+    below each root; absolute: it must be inside one), and the training and evaluation files
+    must resolve to places inside a root, or :class:`TaskError` names the path and the roots.
     """
-    if spec.data_dir is not None:
-        bases = [Path(spec.data_dir).expanduser()]
-    elif os.environ.get(DATA_DIR_ENV):
-        bases = [Path(os.environ[DATA_DIR_ENV]).expanduser()]
-    else:
-        bases = [Path.cwd() / d for d in DEFAULT_DATA_DIRS]
+    if roots is not None:
+        return _confined_data_dir(spec, real_roots(roots))
+    bases = [Path(spec.data_dir).expanduser()] if spec.data_dir is not None else default_data_dirs()
     looked: list[str] = []
     for base in bases:
         for folder in ([base / spec.subdir] if spec.subdir else []) + [base]:
@@ -57,6 +76,31 @@ def resolve_data_dir(spec: TaskSpec) -> Path:
     raise TaskError(
         f"no data for task {spec.name!r}: missing file {' and '.join(looked)}; give the data directory "
         f"(--data DIR, the task's data_dir, or ${DATA_DIR_ENV})"
+    )
+
+
+def _confined_data_dir(spec: TaskSpec, roots: Sequence[Path]) -> Path:
+    flag = f"start it with --data DIR (or ${DATA_DIR_ENV}) naming a folder that holds it"
+    if spec.data_dir is None:
+        bases = roots
+    else:
+        given = Path(spec.data_dir).expanduser()
+        bases = [given] if given.is_absolute() else [root / given for root in roots]
+    looked: list[str] = []
+    for base in bases:
+        for folder in ([base / spec.subdir] if spec.subdir else []) + [base]:
+            train = folder / spec.train_file
+            if not inside(train, roots):  # before looking at it: nothing outside the roots is even probed
+                raise TaskError(outside(f"task {spec.name!r}: file", train, roots, flag))
+            if train.is_file():
+                evaluation = folder / spec.eval_file
+                if not inside(evaluation, roots):
+                    raise TaskError(outside(f"task {spec.name!r}: file", evaluation, roots, flag))
+                return Path(os.path.realpath(folder))
+            looked.append(str(train))
+    raise TaskError(
+        f"no data for task {spec.name!r}: missing file {' and '.join(looked)} (this worker reads under "
+        f"{', '.join(str(r) for r in roots) or 'no folder'}; add one with --data DIR or ${DATA_DIR_ENV})"
     )
 
 
@@ -94,9 +138,11 @@ def read_rows(spec: TaskSpec, path: Path, *, need_label: bool) -> Dataset:
         wanted["labels"] = label_idx
     if len(set(wanted.values())) < len(wanted):
         raise TaskError(f"task {spec.name!r} reads one column of {str(path)!r} for two roles: {wanted}")
-    table = _load_strings(spec, path, len(header))
-    table = table.select_columns([f"c{i}" for i in wanted.values()])
-    return table.rename_columns({f"c{i}": name for name, i in wanted.items()})
+    columns = _read_columns(spec, path, len(header), list(wanted.values()))
+    import datasets
+
+    features = datasets.Features({name: datasets.Value("string") for name in wanted})
+    return datasets.Dataset.from_dict(dict(zip(wanted, columns, strict=True)), features=features)
 
 
 def class_names(raw_labels: list[str]) -> list[str]:
@@ -109,22 +155,25 @@ def class_names(raw_labels: list[str]) -> list[str]:
 
 
 def encode_labels(raw: list[str], labels: list[str] | None, path: Path, spec: TaskSpec) -> list[int]:
-    """Class index of each label; a label outside the set is an error naming it, its row and file."""
+    """Class index of each label; a label outside the set is an error naming its row and file
+    (and, in the local message only, the label and the set)."""
     names = labels if labels is not None else class_names(raw)
     index = {name: i for i, name in enumerate(names)}
     out = []
     for row, value in enumerate(raw):
         if value not in index:
+            where = f"in data row {row + 1} of {str(path)!r}"
             raise TaskError(
-                f"label {value!r} in data row {row + 1} of {str(path)!r} is not in the label set {names} "
-                f"of task {spec.name!r}"
+                f"label {value!r} {where} is not in the label set {names} of task {spec.name!r}",
+                public=f"a label {where} is not in the label set of task {spec.name!r}",
             )
         out.append(index[value])
     return out
 
 
 def encode_regression(raw: list[str], path: Path, spec: TaskSpec) -> list[float]:
-    """Float targets; a value that is not a finite number is an error naming it, its row and file."""
+    """Float targets; a value that is not a finite number is an error naming its row and file
+    (and, in the local message only, the value)."""
     out = []
     for row, value in enumerate(raw):
         try:
@@ -132,9 +181,11 @@ def encode_regression(raw: list[str], path: Path, spec: TaskSpec) -> list[float]
         except ValueError:
             target = math.nan
         if not math.isfinite(target):
+            where = f"in data row {row + 1} of {str(path)!r}"
+            kind = f"(task {spec.name!r} is a regression task)"
             raise TaskError(
-                f"target {value!r} in data row {row + 1} of {str(path)!r} is not a finite number "
-                f"(task {spec.name!r} is a regression task)"
+                f"target {value!r} {where} is not a finite number {kind}",
+                public=f"the target {where} is not a finite number {kind}",
             )
         out.append(target)
     return out
@@ -148,15 +199,59 @@ def _first_rows(spec: TaskSpec, path: Path) -> tuple[list[str], bool]:
     """The header (or, without one, the first row, to count the columns), and whether more rows follow."""
     try:
         with path.open(encoding=spec.encoding, newline="") as f:
-            lines = (line for line in f if line.strip())
-            first, second = next(lines, None), next(lines, None)
+            rows = (r for r in _reader(spec, f) if not _blank(r))
+            first, second = next(rows, None), next(rows, None)
     except UnicodeDecodeError as err:
         raise TaskError(f"cannot read {str(path)!r} as {spec.encoding}: {err.reason} at byte {err.start}") from None
+    except csv.Error as err:
+        raise TaskError(f"cannot read {str(path)!r} as task {spec.name!r} describes it: {err}") from None
     except OSError as err:
         raise TaskError(f"cannot read {str(path)!r}: {err.strerror}") from None
     if first is None:
         raise TaskError(f"{str(path)!r} is empty (task {spec.name!r})")
-    return next(csv.reader([first], delimiter=spec.delimiter, quoting=_csv_quoting(spec))), second is not None
+    return first, second is not None
+
+
+def _reader(spec: TaskSpec, f: object) -> csv._reader:  # type: ignore[name-defined]
+    if csv.field_size_limit() < MAX_FIELD_CHARS:
+        csv.field_size_limit(MAX_FIELD_CHARS)
+    return csv.reader(f, delimiter=spec.delimiter, quoting=_csv_quoting(spec))  # type: ignore[arg-type]
+
+
+def _blank(row: list[str]) -> bool:
+    return not row or (len(row) == 1 and not row[0].strip())
+
+
+def _read_columns(spec: TaskSpec, path: Path, n_fields: int, wanted: list[int]) -> list[list[str]]:
+    """The ``wanted`` columns of every data row (blank lines skipped); a row with another number of
+    fields than the header (or the first row) is an error naming the file, the row and the counts."""
+    columns: list[list[str]] = [[] for _ in wanted]
+    first = "its header" if spec.header else "its first row"
+    line = 0
+    try:
+        with path.open(encoding=spec.encoding, newline="") as f:
+            reader = _reader(spec, f)
+            rows = (r for r in reader if not _blank(r))
+            if spec.header:
+                next(rows, None)
+            for n, row in enumerate(rows, start=1):
+                line = reader.line_num
+                if len(row) != n_fields:
+                    raise TaskError(
+                        f"{str(path)!r}, line {line} (data row {n}): {len(row)} fields where {first} has "
+                        f"{n_fields} (task {spec.name!r}; delimiter {spec.delimiter!r}, quoting {spec.quoting!r})"
+                    )
+                for column, i in zip(columns, wanted, strict=True):
+                    column.append(row[i])
+    except UnicodeDecodeError as err:
+        raise TaskError(f"cannot read {str(path)!r} as {spec.encoding}: {err.reason} after line {line}") from None
+    except csv.Error as err:
+        raise TaskError(
+            f"cannot read {str(path)!r} as task {spec.name!r} describes it: {err} (after line {line})"
+        ) from None
+    except OSError as err:
+        raise TaskError(f"cannot read {str(path)!r}: {err.strerror}") from None
+    return columns
 
 
 def _column_index(spec: TaskSpec, column: str | int, header: list[str], path: Path) -> int:
@@ -177,38 +272,3 @@ def _label_index(spec: TaskSpec, header: list[str], path: Path, need_label: bool
     if not present and not need_label:
         return None
     return _column_index(spec, col, header, path)
-
-
-def _load_strings(spec: TaskSpec, path: Path, n_columns: int) -> Dataset:
-    """Every column as a string, named ``c0, c1, ...``; parse errors become :class:`TaskError`."""
-    import datasets
-
-    datasets.disable_progress_bars()
-    datasets.logging.set_verbosity_error()
-    names = [f"c{i}" for i in range(n_columns)]
-    try:
-        return datasets.load_dataset(
-            "csv",
-            data_files={"rows": str(path)},
-            split="rows",
-            delimiter=spec.delimiter,
-            header=0 if spec.header else None,
-            column_names=names,
-            quoting=_csv_quoting(spec),
-            encoding=spec.encoding,
-            keep_default_na=False,
-            na_filter=False,
-            features=datasets.Features({n: datasets.Value("string") for n in names}),
-            cache_dir=str(cache_dir() / "datasets"),
-        )
-    except Exception as err:  # datasets wraps pandas' parser errors; the root cause is the useful part
-        raise TaskError(f"cannot read {str(path)!r} as task {spec.name!r} describes it: {_root_cause(err)}") from None
-
-
-def _root_cause(err: BaseException) -> str:
-    seen = {id(err)}
-    while (nxt := err.__cause__ or err.__context__) is not None and id(nxt) not in seen:
-        seen.add(id(nxt))
-        err = nxt
-    text = str(err).strip().splitlines()
-    return text[-1] if text else type(err).__name__

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -18,7 +18,18 @@ from autopeft.errors import TaskError
 
 Metric = Literal["accuracy", "f1", "matthews", "pearson", "spearman"]
 METRICS: tuple[str, ...] = ("accuracy", "f1", "matthews", "pearson", "spearman")
-Column = str | int
+#: The values each metric can take (a loss, if one is added, is ``(0, inf)``): the server refuses a
+#: result outside its metric's range, and a study's hypervolume is measured from the lower end.
+METRIC_RANGES: dict[str, tuple[float, float]] = {
+    "accuracy": (0.0, 1.0),
+    "f1": (0.0, 1.0),
+    "matthews": (-1.0, 1.0),
+    "pearson": (-1.0, 1.0),
+    "spearman": (-1.0, 1.0),
+}
+#: Longest path, column name and label, most labels and largest column index a description may give.
+MAX_PATH, MAX_NAME, MAX_LABELS, MAX_COLUMN = 4096, 1000, 10_000, 100_000
+Column = Annotated[str, Field(min_length=1, max_length=MAX_NAME)] | Annotated[int, Field(le=MAX_COLUMN)]
 
 
 class TaskSpec(BaseModel):
@@ -28,11 +39,20 @@ class TaskSpec(BaseModel):
 
     name: str = Field(min_length=1, max_length=100, description="Task name (a built-in name, or your own).")
     data_dir: str | None = Field(
-        None, description="Directory of the files (for built-ins: the task folder or the GLUE root holding it)."
+        None,
+        min_length=1,
+        max_length=MAX_PATH,
+        description="Directory of the files (for built-ins: the task folder or the GLUE root holding it).",
     )
-    subdir: str | None = Field(None, description="Folder of this task below a GLUE root (built-ins set it).")
-    train_file: str = Field("train.tsv", description="Training file, relative to data_dir.")
-    eval_file: str = Field("dev.tsv", description="Evaluation (dev) file, relative to data_dir.")
+    subdir: str | None = Field(
+        None, min_length=1, max_length=MAX_NAME, description="Folder of this task below a GLUE root (built-ins set it)."
+    )
+    train_file: str = Field(
+        "train.tsv", min_length=1, max_length=MAX_PATH, description="Training file, relative to data_dir."
+    )
+    eval_file: str = Field(
+        "dev.tsv", min_length=1, max_length=MAX_PATH, description="Evaluation (dev) file, relative to data_dir."
+    )
     delimiter: str = Field("\t", min_length=1, max_length=1, description="Column separator.")
     quoting: Literal["none", "csv"] = Field(
         "none", description='none: quotes are ordinary characters (GLUE TSV); csv: standard CSV quoting with ".'
@@ -46,11 +66,15 @@ class TaskSpec(BaseModel):
     )
     label_column: Column = Field(description="Column of the label (name or index).")
     kind: Literal["classification", "regression"] = "classification"
-    labels: list[str] | None = Field(
-        None, description="Label set for classification, in class-index order; omitted: sorted labels of train."
+    labels: list[Annotated[str, Field(max_length=MAX_NAME)]] | None = Field(
+        None,
+        max_length=MAX_LABELS,
+        description="Label set for classification, in class-index order; omitted: sorted labels of train.",
     )
     metric: Metric = Field("accuracy", description="The metric a study optimises.")
-    extra_metrics: list[Metric] = Field(default_factory=list, description="Also reported, not optimised.")
+    extra_metrics: list[Metric] = Field(
+        default_factory=list, max_length=len(METRICS), description="Also reported, not optimised."
+    )
 
     @model_validator(mode="after")
     def _columns_and_encoding(self) -> TaskSpec:

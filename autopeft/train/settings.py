@@ -29,20 +29,31 @@ class TrainingSettings(BaseModel):
     learning_rate: float = Field(5e-4, gt=0, le=1.0, allow_inf_nan=False, description="Peak AdamW learning rate.")
     batch_size: int = Field(32, ge=1, le=4096)
     max_length: int = Field(128, ge=8, le=4096, description="Tokens per example after truncation.")
-    warmup_ratio: float = Field(0.06, ge=0.0, lt=1.0, description="Share of steps with linear warm-up.")
-    weight_decay: float = Field(0.01, ge=0.0, le=1.0)
-    grad_clip: float | None = Field(1.0, gt=0, description="Max gradient norm; null turns clipping off.")
-    patience: int | None = Field(None, ge=1, description="Evaluations without improvement before stopping early.")
-    eval_every: int | None = Field(None, ge=1, description="Steps between evaluations (default: once per epoch).")
+    warmup_ratio: float = Field(
+        0.06, ge=0.0, lt=1.0, allow_inf_nan=False, description="Share of steps with linear warm-up."
+    )
+    weight_decay: float = Field(0.01, ge=0.0, le=1.0, allow_inf_nan=False)
+    grad_clip: float | None = Field(
+        1.0, gt=0, le=1e6, allow_inf_nan=False, description="Max gradient norm; null turns clipping off."
+    )
+    patience: int | None = Field(
+        None, ge=1, le=1_000_000, description="Evaluations without improvement before stopping early."
+    )
+    eval_every: int | None = Field(
+        None, ge=1, le=10_000_000, description="Steps between evaluations (default: once per epoch)."
+    )
     search_split: float = Field(
         0.1, gt=0.0, lt=1.0, description="Share of the training file held out to score the search objective."
     )
     split_seed: int = Field(
         0, ge=0, le=2**31 - 1, description="Seed of the search split; fixed within a study so trials score alike."
     )
-    max_train_examples: int | None = Field(None, ge=1, description="Use at most this many training examples.")
+    max_train_examples: int | None = Field(None, ge=1, le=10**9, description="Use at most this many training examples.")
     max_search_examples: int | None = Field(
-        None, ge=1, description="Score the objective on at most this many held-out examples (a seeded subset)."
+        None,
+        ge=1,
+        le=10**9,
+        description="Score the objective on at most this many held-out examples (a seeded subset).",
     )
     head_learning_rate: float | None = Field(
         None,
@@ -55,7 +66,9 @@ class TrainingSettings(BaseModel):
         default_factory=dict,
         description='Peak learning rate per family, overriding learning_rate for its parameters (e.g. {"full": 2e-5}).',
     )
-    adamix_consistency: float = Field(1.0, ge=0.0, description="Weight of AdaMix's consistency loss.")
+    adamix_consistency: float = Field(
+        1.0, ge=0.0, le=1e3, allow_inf_nan=False, description="Weight of AdaMix's consistency loss."
+    )
     evaluate_dev: bool = Field(False, description="Also score the dev file (reported, never optimised).")
     seed: int = Field(0, ge=0, le=2**31 - 1)
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast on CUDA.")

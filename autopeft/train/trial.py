@@ -32,6 +32,7 @@ from autopeft.config import PeftConfig, parse_config
 from autopeft.encoder import EncoderLayout, bundled_model_dir, load_model, resolve_model_dir
 from autopeft.errors import ModelError, TaskError, TrainingError
 from autopeft.modules import PeftHandle, fish_candidates, inject
+from autopeft.roots import Roots
 from autopeft.tasks.data import Split, TaskData, load_task_data, task_key
 from autopeft.tasks.spec import TaskSpec, resolve_task
 from autopeft.train import fisher
@@ -151,6 +152,7 @@ def run_trial(
     progress: Progress = False,
     should_stop: ShouldStop = None,
     data_dir: str | os.PathLike[str] | None = None,
+    roots: Roots | None = None,
 ) -> TrialResult:
     """Train and score one configuration; see :func:`train_trial` (this keeps only the numbers)."""
     return train_trial(
@@ -163,6 +165,7 @@ def run_trial(
         progress=progress,
         should_stop=should_stop,
         data_dir=data_dir,
+        roots=roots,
     ).result
 
 
@@ -177,19 +180,24 @@ def train_trial(
     progress: Progress = False,
     should_stop: ShouldStop = None,
     data_dir: str | os.PathLike[str] | None = None,
+    roots: Roots | None = None,
 ) -> TrainedTrial:
     """Load ``task`` and ``model`` (None: the bundled MiniLM), inject ``config``, train, score.
 
     ``progress``: True for tqdm bars on stderr, or ``callback(step, total)``.
     ``should_stop``: polled every step; when it returns True, :class:`TrialStopped` is raised.
+    ``data_dir``: where the task's files are when the task names no folder (``autopeft train --data``).
+    ``roots``: a worker's roots; task files and the model are read only inside them (``data_dir``
+    is then ignored: the data roots are where the task is looked for).
     Raises TaskError, ConfigError, ModelError or TrainingError for bad input.
     """
-    spec = resolve_task(task, None if data_dir is None else str(data_dir))
+    confined = roots is not None
+    spec = resolve_task(task, None if data_dir is None or confined else str(data_dir))
     config, settings = parse_config(config), parse_training(training)
     dev = resolve_device(device)
-    model_dir = resolve_model_dir(model)
+    model_dir = resolve_model_dir(model, roots.models if roots is not None else None)
     cache = cache if cache is not None else TrialCache()
-    data = load_task_data(spec, model_dir, settings.max_length)
+    data = load_task_data(spec, model_dir, settings.max_length, roots.data if roots is not None else None)
     if settings.evaluate_dev and not (data.data_dir / spec.eval_file).is_file():  # fail before training
         raise TaskError(f"missing file {str(data.data_dir / spec.eval_file)!r} (task {spec.name!r}, evaluate_dev)")
     split = data.split(
@@ -302,7 +310,7 @@ def _fish_mask(
     key = fisher.mask_cache_key(
         model=str(model_dir),
         model_stamp=_dir_stamp(model_dir),
-        task=task_key(spec),
+        task=task_key(spec, data.data_dir),
         max_length=settings.max_length,
         samples=config.fish.samples,
         fraction=config.fish.fraction,

@@ -8,6 +8,7 @@ when that server cannot be reached.
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import socket
@@ -151,8 +152,23 @@ def study_body(tiny_hf_config) -> Callable[..., dict[str, Any]]:
     return make
 
 
+@functools.lru_cache(maxsize=1)
+def tiny_backbone() -> int:
+    """Backbone parameters of the ``study_body`` model: a result must be consistent with them."""
+    from api.study_spec import shape_from_hf_config
+    from tests.conftest import tiny_config
+
+    return shape_from_hf_config(tiny_config("bert").to_dict(), 2).backbone_params
+
+
+def params_for(fraction: float, backbone: int | None = None) -> int:
+    """The ``peft_params`` that ``fraction`` of the backbone is (what the server checks a report against)."""
+    return 0 if fraction == 0 else max(1, round(fraction * (backbone or tiny_backbone())))
+
+
 def report(token: str, metric: float = 0.6, fraction: float = 0.01, **extra: Any) -> dict[str, Any]:
-    return {"lease_token": token, "metric": metric, "peft_params": 1000, "param_fraction": fraction, **extra}
+    body = {"lease_token": token, "metric": metric, "peft_params": params_for(fraction), "param_fraction": fraction}
+    return {**body, **extra}
 
 
 def claim(client: Any, worker: str = "w1", study_id: int | None = None, patience: float = 30.0, **kw: Any):

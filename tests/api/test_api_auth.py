@@ -69,3 +69,26 @@ def test_without_a_key_nothing_asks_for_one(make_client):
     assert open_client.get("/api/v1/studies").status_code == 200
     assert open_client.get("/api/v1/studies", headers={"Authorization": "Bearer anything"}).status_code == 200
     assert open_client.get("/openapi.json").status_code == 200
+
+
+#: Requests that fail before their route runs: the key must still be checked first (issue 13, item 5).
+BROKEN = [
+    ("POST", "/api/v1/studies", b"{name: not json", "application/json"),
+    ("POST", "/api/v1/studies", b'{"name": "\xff\xfe"}', "application/json"),
+    ("POST", "/api/v1/trials/claim", b"[" * 5000 + b"]" * 5000, "application/json"),
+    ("POST", "/api/v1/trials/abc/complete", b"{}", "application/json"),
+    ("GET", "/api/v1/trials/claim", None, None),
+    ("PUT", "/api/v1/studies", None, None),
+    ("GET", "/api/v1/no/such/route", None, None),
+    ("POST", "/api/v1/studies", b"x" * (2 << 20), "application/json"),
+]
+
+
+@pytest.mark.parametrize("method, path, body, content_type", BROKEN)
+def test_the_key_is_checked_before_the_body_or_the_route(keyed, method, path, body, content_type):
+    headers = {"content-type": content_type} if content_type else {}
+    r = keyed.request(method, path, content=body, headers=headers)
+    assert r.status_code == 401, (method, path, r.status_code, r.text[:300])
+    assert r.headers["www-authenticate"] == "Bearer" and "API key" in r.json()["detail"]
+    authorized = keyed.request(method, path, content=body, headers={**headers, "Authorization": f"Bearer {KEY}"})
+    assert authorized.status_code in (404, 405, 413, 422), authorized.text[:300]

@@ -10,7 +10,7 @@ import pytest
 from tests.api.conftest import claim, snapshot
 
 BIG = 2**40
-GOOD_REPORT = {"metric": 0.5, "peft_params": 10, "param_fraction": 0.01}
+GOOD_REPORT = {"metric": 0.5, "peft_params": 301, "param_fraction": 0.01}  # 1% of the tiny BERT's 30,096
 
 
 @pytest.fixture
@@ -29,6 +29,12 @@ def _study(world, **fields: Any) -> dict[str, Any]:
 
 def _without(body: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k not in keys}
+
+
+def _report(**raw: bytes) -> bytes:
+    """A complete body as raw JSON with some fields replaced (so that booleans and 1e308 go through as sent)."""
+    fields = {"metric": b"0.5", "peft_params": b"301", "param_fraction": b"0.01", **raw}
+    return b'{"lease_token": "{token}", ' + b", ".join(b'"%s": %s' % (k.encode(), v) for k, v in fields.items()) + b"}"
 
 
 # (id, method, path template, body maker or raw bytes, expected status, words the message must contain)
@@ -303,6 +309,64 @@ CASES: list[tuple[str, str, str, Any, int, tuple[str, ...]]] = [
         422,
         ("metric",),
     ),
+    # results no trial can have (issue 13, item 4): the study's metric is accuracy, the model's backbone 30,096
+    *[
+        (f"complete metric {raw}", "POST", "/api/v1/trials/{trial}/complete", _report(metric=raw), 422, words)
+        for raw, words in [
+            (b"1.5", ("1.5", "[0, 1]", "accuracy")),
+            (b"-0.5", ("-0.5", "accuracy")),
+            (b"1e308", ("1e+308", "accuracy")),
+            (b"true", ("metric",)),
+        ]
+    ],
+    (
+        "complete fraction 5",
+        "POST",
+        "/api/v1/trials/{trial}/complete",
+        _report(param_fraction=b"5.0"),
+        422,
+        ("param_fraction",),
+    ),
+    (
+        "complete fraction 0",
+        "POST",
+        "/api/v1/trials/{trial}/complete",
+        _report(param_fraction=b"0"),
+        422,
+        ("peft_params",),
+    ),
+    (
+        "complete fraction true",
+        "POST",
+        "/api/v1/trials/{trial}/complete",
+        _report(param_fraction=b"true"),
+        422,
+        ("param_fraction",),
+    ),
+    (
+        "complete params true",
+        "POST",
+        "/api/v1/trials/{trial}/complete",
+        _report(peft_params=b"true"),
+        422,
+        ("peft_params",),
+    ),
+    (
+        "complete params off the fraction",
+        "POST",
+        "/api/v1/trials/{trial}/complete",
+        _report(peft_params=b"5000"),
+        422,
+        ("peft_params 5000", "30096"),
+    ),
+    (
+        "complete other metric out of range",
+        "POST",
+        "/api/v1/trials/{trial}/complete",
+        _report(metrics=b'{"search_accuracy": 1.2}'),
+        422,
+        ("metrics.search_accuracy", "1.2"),
+    ),
     (
         "fail without error",
         "POST",
@@ -389,3 +453,41 @@ def test_oversized_body_is_413(world):
     streamed = world["client"].post("/api/v1/studies", content=chunks(), headers={"content-type": "application/json"})
     assert streamed.status_code == 413
     assert snapshot(world["engine"]) == before
+
+
+@pytest.mark.parametrize(
+    "raw, words",
+    [
+        (b'{"name": "\xff\xfe", "task": "rte", "max_trials": 1}', ("not valid JSON", "UTF-8")),
+        (b"[" * 100_000 + b"]" * 100_000, ("not valid JSON", "nested too deeply")),
+    ],
+)
+def test_a_body_that_cannot_be_parsed_is_a_documented_422(world, raw, words):
+    """Not an undocumented 400 (issue 13, item 6)."""
+    before = snapshot(world["engine"])
+    r = world["client"].post("/api/v1/studies", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and all(w in r.json()["detail"] for w in words), r.text[:300]
+    assert snapshot(world["engine"]) == before
+
+
+@pytest.mark.parametrize(
+    "method, path, allow",
+    [
+        ("GET", "/api/v1/trials/claim", "POST"),
+        ("PUT", "/api/v1/studies", "GET, POST"),
+        ("PATCH", "/api/v1/studies/{study}", "GET, DELETE"),
+        ("GET", "/api/v1/trials/{trial}/complete", "POST"),
+    ],
+)
+def test_a_wrong_method_is_405_and_allow_lists_every_method_of_the_path(world, method, path, allow):
+    r = world["client"].request(method, path.format(study=world["study"]["id"], trial=world["trial"]["id"]))
+    assert r.status_code == 405 and r.headers["allow"] == allow, (r.status_code, r.headers.get("allow"), r.text)
+    assert method in r.json()["detail"]
+
+
+def test_the_schema_says_names_carry_no_nul(world):
+    schema = world["client"].get("/openapi.json").json()
+    name = schema["components"]["schemas"]["StudyCreate"]["properties"]["name"]
+    assert name["pattern"] == "^[^\\u0000]*$"
+    worker = schema["components"]["schemas"]["ClaimRequest"]["properties"]["worker_id"]
+    assert worker["pattern"] == "^[^\\u0000]*$"

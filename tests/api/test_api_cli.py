@@ -43,7 +43,7 @@ def test_study_commands_against_a_live_server(db_url, tmp_path, capsys, tiny_mod
         assert "mrpc" in capsys.readouterr().out
 
         trial = httpx.post(f"{server.url}/api/v1/trials/claim", json={"worker_id": "w"}, timeout=30).json()
-        body = {"lease_token": trial["lease"]["token"], "metric": 0.8, "peft_params": 50, "param_fraction": 0.002}
+        body = {"lease_token": trial["lease"]["token"], "metric": 0.8, "peft_params": 60, "param_fraction": 0.002}
         assert httpx.post(f"{server.url}/api/v1/trials/{trial['id']}/complete", json=body).status_code == 200
 
         assert main(["study", "show", "1", *args]) == 0
@@ -52,6 +52,9 @@ def test_study_commands_against_a_live_server(db_url, tmp_path, capsys, tiny_mod
         assert "completed" in capsys.readouterr().out
         assert main(["study", "pareto", "1", "--json", *args]) == 0
         assert json.loads(capsys.readouterr().out)["count"] == 1
+        assert main(["study", "pareto", "1", *args]) == 0
+        printed = capsys.readouterr().out  # the metric is named, not just "metric" (issue 13, item 8)
+        assert "by f1 and parameters" in printed and "f1" in printed.splitlines()[1].split()
         assert main(["study", "stop", "1", *args]) == 0
         assert "stopped" in capsys.readouterr().out
         assert main(["study", "show", "9", *args]) == 2

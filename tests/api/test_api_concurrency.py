@@ -14,7 +14,7 @@ from collections import Counter
 import httpx
 from sqlalchemy import text
 
-from tests.api.conftest import live_server
+from tests.api.conftest import live_server, params_for
 
 WORKERS = 32
 BUDGET = 160
@@ -37,7 +37,7 @@ def _work(url: str, name: str, study_id: int, completed: list[int], errors: list
             body = {
                 "lease_token": trial["lease"]["token"],
                 "metric": 0.5 + trial["number"] / 1000,
-                "peft_params": 100,
+                "peft_params": params_for(0.001 * (1 + trial["number"] % 7)),
                 "param_fraction": 0.001 * (1 + trial["number"] % 7),
             }
             done = http.post(f"/api/v1/trials/{trial['id']}/complete", json=body)

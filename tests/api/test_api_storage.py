@@ -201,3 +201,56 @@ def test_concurrent_claimers_get_each_trial_once(storage, claimers):
     assert len(taken) == 200 and len(set(taken)) == 200
     counts, _ = storage.trial_counts([study.id])[study.id]
     assert counts == {"completed": 200}
+
+
+def test_leases_get_a_grace_period_of_one_lease_after_a_start(engine):
+    """A restarted server must not expire leases before the workers' retries can arrive (issue 13, item 3)."""
+    migrations.upgrade(engine)
+    before = Storage(engine)
+    before.create_study(_study(baselines=1, lease=10))
+    claimed_at = utcnow() - timedelta(seconds=60)  # claimed long ago; the server was down since
+    c = before.claim("w", now=claimed_at)
+    restarted = Storage(engine, started_at=utcnow())
+    assert restarted.requeue_expired(restarted.started_at + timedelta(seconds=9)) == (0, 0)
+    assert restarted.claim("other", now=restarted.started_at + timedelta(seconds=9)) is None  # no lazy sweep either
+    lease = restarted.heartbeat(c.trial.id, c.lease.token, now=restarted.started_at + timedelta(seconds=9))
+    assert lease.expires_at == restarted.started_at + timedelta(seconds=19)
+    assert restarted.requeue_expired(restarted.started_at + timedelta(seconds=20)) == (1, 0)
+
+
+def test_a_late_report_lands_while_nobody_has_claimed_the_trial_again(storage):
+    storage.create_study(_study(baselines=2, max_retries=3, lease=10))
+    now = utcnow()
+    a, b = storage.claim("w1", now=now), storage.claim("w2", now=now)
+    later = now + timedelta(seconds=11)
+    assert storage.requeue_expired(later) == (2, 0)
+
+    done = storage.complete(a.trial.id, a.lease.token, Report(0.7, 10, 0.01), now=later)
+    assert done.state == "completed" and done.metric == 0.7 and done.attempts == 1 and done.expiries == 1
+    again = storage.complete(a.trial.id, a.lease.token, Report(0.7, 10, 0.01), now=later)  # repeated: harmless
+    assert again == done
+    with pytest.raises(StaleLeaseError, match="already completed"):  # the first valid result wins
+        storage.complete(a.trial.id, a.lease.token, Report(0.9, 10, 0.01), now=later)
+
+    taken = storage.claim("w3", now=later)  # the queued copy of a was withdrawn: w3 gets b
+    assert taken.trial.id == b.trial.id and taken.trial.attempts == 2
+    with pytest.raises(StaleLeaseError, match="handed on"):  # b went to w3: w2's late report is refused
+        storage.complete(b.trial.id, b.lease.token, Report(0.5, 10, 0.01), now=later)
+    assert storage.claim("w4", now=later) is None
+
+
+def test_a_trial_its_expiries_failed_takes_no_late_report(storage):
+    storage.create_study(_study(baselines=1, max_retries=0, lease=10))
+    now = utcnow()
+    a = storage.claim("w1", now=now)
+    assert storage.requeue_expired(now + timedelta(seconds=11)) == (0, 1)
+    with pytest.raises(StaleLeaseError, match="already failed"):
+        storage.complete(a.trial.id, a.lease.token, Report(0.6, 10, 0.01))
+
+
+def test_a_released_trial_takes_no_late_report(storage):
+    storage.create_study(_study(baselines=1, lease=10))
+    c = storage.claim("w")
+    storage.release(c.trial.id, c.lease.token)
+    with pytest.raises(StaleLeaseError, match="back to the queue"):
+        storage.complete(c.trial.id, c.lease.token, Report(0.6, 10, 0.01))

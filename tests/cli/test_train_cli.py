@@ -86,6 +86,9 @@ def _write(path: Path, text: str) -> Path:
 
 BAD_INPUTS = {
     "unknown task": (["--task", "cola"], "unknown task 'cola'"),
+    "missing task file": (["--task", "tasks/cola.json"], "task file 'tasks/cola.json' does not exist"),
+    "missing task file by path": (["--task", "/nonexistent/cola"], "task file '/nonexistent/cola' does not exist"),
+    "ragged row": (["--task", "@ragged"], "line 3 (data row 2): 1 fields where its header has 2"),
     "missing data dir": (["--data", "/nonexistent/glue"], "missing file /nonexistent/glue/RTE/train.tsv"),
     "missing column": (
         [
@@ -112,7 +115,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_saved(case: str, tiny_dir: Pat
     args = _train(tiny_dir, "--save", str(tmp_path / "out"))
     if override[1].startswith("@"):  # a task description over a file written here
         kind = override[1][1:]
-        body = "text\tlabel\na\tpos\nb\tmaybe\n" if kind == "labels" else ""
+        body = {"labels": "text\tlabel\na\tpos\nb\tmaybe\n", "ragged": "text\tlabel\na\tpos\nb\n"}.get(kind, "")
         _write(tmp_path / "data" / "train.tsv", body)
         override = [
             "--task",

@@ -157,3 +157,49 @@ def test_user_defined_space_with_choices_ranges_and_fixed_values(shape):
 def test_malformed_spaces_are_refused_with_the_reason(shape, spec, message):
     with pytest.raises(SpaceError, match=message):
         build_space(spec, shape)
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"families": {"serial_adapter": {"size": {"min": 0.5, "max": 64, "log": True, "steps": 4}}}}, "1 <= min"),
+        ({"families": {"serial_adapter": {"size": {"min": -4, "max": 8}}}}, "0 <= min"),
+        ({"families": {"serial_adapter": {"size": {"min": 1, "max": 1e300}}}}, "within"),
+        ({"families": {"serial_adapter": {"size": {"min": 1, "max": 8, "steps": 10_000}}}}, "steps"),
+        ({"families": {"serial_adapter": {"size": {"min": 1, "max": 8, "log": "yes"}}}}, "true or false"),
+        ({"families": {"lora": {"rank": list(range(1000))}}}, "at most 256"),
+        ({"families": {"lora": {"rank": {"choices": list(range(1000))}}}}, "at most 256"),
+        ({"families": {"fish": {"fraction": [0.01], "samples": {"min": 1, "max": 1e9, "log": True}}}}, "samples"),
+        ({"families": {"lora": {"rank": {"min": 1.2, "max": 1.8}}}}, "no integer"),
+        ({"groups": [[0]] * 2000, "families": {"bitfit": {}}}, "at most 1024"),
+    ],
+)
+def test_space_inputs_are_bounded_before_anything_is_enumerated(shape, spec, message):
+    with pytest.raises(SpaceError, match=message):
+        build_space(spec, shape)
+
+
+def test_a_space_with_too_many_values_in_all_is_refused(shape):
+    huge = ModelShape(**{**shape.__dict__, "n_layers": 200, "layer_bias_params": (0,) * 200})
+    spec = {"groups": 200, "families": {"serial_adapter": {"size": list(range(60))}}}
+    with pytest.raises(SpaceError, match="more than 8192 values"):
+        build_space(spec, huge)
+
+
+def test_an_integer_log_range_below_one_is_refused_at_once():
+    """The attack of issue 13: min 0.5 doubled int(0.5) = 0 forever, eating memory. Run apart,
+    with a memory cap and a time limit, so that a regression fails instead of hanging."""
+    import subprocess
+    import sys
+
+    code = (
+        "import resource; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+        "from autopeft.errors import SpaceError\n"
+        "from autopeft.space.spec import field_values\n"
+        "try:\n"
+        "    field_values('serial_adapter', 'size', {'min': 0.5, 'max': 64, 'log': True})\n"
+        "except SpaceError as err:\n"
+        "    print(err)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 0 and "1 <= min" in out.stdout, out.stderr[-2000:]

@@ -94,9 +94,10 @@ def server(db: str, env: dict[str, str], tmp_path: Path) -> Iterator[Server]:
         s.stop()
 
 
-def worker(url: str, name: str, env: dict[str, str], tmp_path: Path, *extra: str) -> subprocess.Popen:
+def worker(url: str, name: str, env: dict[str, str], tmp_path: Path, *extra: str, models: Path) -> subprocess.Popen:
+    """A worker process that reads the fixture GLUE files and the models under ``models``."""
     cmd = [*AUTOPEFT, "worker", "--server", url, "--device", "cpu", "--worker-id", name, "--no-progress", "--poll", "0.5"]
-    cmd += ["--data", str(tiny_encoder.FIXTURE_GLUE), *extra]
+    cmd += ["--data", str(tiny_encoder.FIXTURE_GLUE), "--models", str(models), *extra]
     return subprocess.Popen(cmd, env=env, stdout=(tmp_path / f"{name}.log").open("w"), stderr=subprocess.STDOUT)
 
 
@@ -168,7 +169,7 @@ def test_two_workers_run_every_trial_of_a_study_exactly_once(backend, tiny_dir, 
         api = httpx.Client(base_url=f"{srv.url}/api/v1", timeout=30)
         body = study_body(tiny_dir, optimizer={"method": "gp", "n_initial": 4})
         study = api.post("/studies", json=body).json()
-        workers = [worker(srv.url, f"w{i}", env, tmp_path, "--study", str(study["id"])) for i in (1, 2)]
+        workers = [worker(srv.url, f"w{i}", env, tmp_path, "--study", str(study["id"]), models=tiny_dir) for i in (1, 2)]
         finish(workers, timeout=240)
         assert [w.returncode for w in workers] == [0, 0], [(tmp_path / f"w{i}.log").read_text() for i in (1, 2)]
 
@@ -192,7 +193,7 @@ def test_a_killed_workers_trial_is_taken_over_and_its_late_report_refused(tiny_d
         api = httpx.Client(base_url=f"{srv.url}/api/v1", timeout=30)
         slow = {"max_steps": 150, "batch_size": 8, "max_length": 64, "eval_every": 150}
         study = api.post("/studies", json=study_body(tiny_dir, max_trials=1, lease_seconds=3, training=slow)).json()
-        victim = worker(srv.url, "victim", env, tmp_path)
+        victim = worker(srv.url, "victim", env, tmp_path, models=tiny_dir)
         running = wait_until(
             lambda: next((t for t in trials(api, study["id"]) if t["state"] == "running"), None), 90, "a running trial"
         )
@@ -202,13 +203,14 @@ def test_a_killed_workers_trial_is_taken_over_and_its_late_report_refused(tiny_d
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)
 
-        fast = worker(srv.url, "rescuer", env, tmp_path, "--study", str(study["id"]))
+        fast = worker(srv.url, "rescuer", env, tmp_path, "--study", str(study["id"]), models=tiny_dir)
         finish([fast], timeout=300)
         (trial,) = trials(api, study["id"])
         assert trial["state"] == "completed" and trial["worker_id"] == "rescuer", trial
         assert trial["attempts"] == 2 and trial["expiries"] == 1
 
-        late = {"lease_token": stale_token, "metric": 0.99, "peft_params": 1, "param_fraction": 0.001}
+        backbone = api.get(f"/studies/{study['id']}").json()["model_shape"]["backbone_params"]
+        late = {"lease_token": stale_token, "metric": 0.99, "peft_params": round(0.001 * backbone), "param_fraction": 0.001}
         refused = api.post(f"/trials/{trial['id']}/complete", json=late)
         assert refused.status_code == 409
         assert api.get(f"/trials/{trial['id']}").json()["metric"] == trial["metric"]
@@ -221,7 +223,7 @@ def test_a_server_restart_mid_study_loses_and_repeats_nothing(tiny_dir, env, tmp
         api = httpx.Client(base_url=f"{srv.url}/api/v1", timeout=30)
         training = {"max_steps": 8, "batch_size": 8, "max_length": 64}
         study = api.post("/studies", json=study_body(tiny_dir, max_trials=6, training=training)).json()
-        workers = [worker(srv.url, f"r{i}", env, tmp_path, "--study", str(study["id"])) for i in (1, 2)]
+        workers = [worker(srv.url, f"r{i}", env, tmp_path, "--study", str(study["id"]), models=tiny_dir) for i in (1, 2)]
         wait_until(lambda: sum(t["state"] == "completed" for t in trials(api, study["id"])) >= 1, 180, "a first result")
         srv.stop(signal.SIGKILL)  # the server dies; the workers keep training and retry their reports
         time.sleep(3)
@@ -260,10 +262,19 @@ def test_a_study_whose_workers_all_fail_the_same_way_pauses_and_resumes(tiny_dir
     """Every worker lacks the study's data: the study pauses after 5 failures instead of burning its budget."""
     with server(str(tmp_path / "pause.db"), env, tmp_path) as srv:
         api = httpx.Client(base_url=f"{srv.url}/api/v1", timeout=30)
-        missing = str(tmp_path / "not-on-the-workers")
-        body = study_body(tiny_dir, max_trials=20, task={"name": "rte", "data_dir": missing})
-        study = api.post("/studies", json=body).json()
-        workers = [worker(srv.url, f"p{i}", env, tmp_path, "--study", str(study["id"])) for i in (1, 2)]
+        missing = tmp_path / "glue-without-rte"  # the workers' data folder lacks the task
+        missing.mkdir()
+        study = api.post("/studies", json=study_body(tiny_dir, max_trials=20)).json()
+        workers = [
+            subprocess.Popen(
+                [*AUTOPEFT, "worker", "--server", srv.url, "--device", "cpu", "--worker-id", f"p{i}", "--no-progress"]
+                + ["--poll", "0.5", "--data", str(missing), "--models", str(tiny_dir), "--study", str(study["id"])],
+                env={k: v for k, v in env.items() if k != "AUTOPEFT_DATA_DIR"},
+                stdout=(tmp_path / f"p{i}.log").open("w"),
+                stderr=subprocess.STDOUT,
+            )
+            for i in (1, 2)
+        ]
         try:
             view = wait_until(
                 lambda: (s := api.get(f"/studies/{study['id']}").json())["state"] == "paused" and s, 180, "a pause"
@@ -275,7 +286,7 @@ def test_a_study_whose_workers_all_fail_the_same_way_pauses_and_resumes(tiny_dir
                 w.send_signal(signal.SIGTERM)
             finish(workers, timeout=60)
         assert view["pause_reason"].startswith("the last 5 trials failed with: TaskError:")
-        assert missing in view["pause_reason"]
+        assert str(missing) in view["pause_reason"]
         [group] = after["failures"]
         assert group["count"] == after["counts"]["failed"] <= 6  # a trial already running may still fail
         assert group["first_trial_number"] == 0 and group["worker_id"] in ("p1", "p2")
@@ -284,3 +295,46 @@ def test_a_study_whose_workers_all_fail_the_same_way_pauses_and_resumes(tiny_dir
         assert f"study {study['id']} is paused" in logs
 
         assert api.post(f"/studies/{study['id']}/resume").json()["state"] == "running"
+
+
+def test_a_result_retried_after_an_outage_longer_than_the_lease_is_kept(tiny_dir, env, tmp_path):
+    """Issue 13, item 3: the server dies mid-trial; the worker finishes and retries its report with
+    backoff; the restarted server requeues the expired lease (after a grace period of one lease)
+    before the retry arrives, and still keeps the result: a report under the expired lease lands
+    while nobody else has claimed the trial. Before the fix it was refused and the trial trained again."""
+    import re
+
+    db = str(tmp_path / "outage.db")
+    srv = Server(db, env, tmp_path / "server.log").start()
+    log = tmp_path / "cut-off.log"
+    w = None
+    try:
+        api = httpx.Client(base_url=f"{srv.url}/api/v1", timeout=30)
+        training = {"max_steps": 300, "batch_size": 8, "max_length": 64, "eval_every": 300}
+        body = study_body(tiny_dir, max_trials=1, lease_seconds=2, max_retries=1, training=training)
+        study = api.post("/studies", json=body).json()
+        w = worker(srv.url, "cut-off", env, tmp_path, "--study", str(study["id"]), models=tiny_dir)
+        started = wait_until(lambda: re.search(r"trial (\d+) \(study", log.read_text()), 120, "training to start")
+        trial_id = int(started.group(1))
+        srv.stop(signal.SIGKILL)
+        retrying = f"retrying POST /api/v1/trials/{trial_id}/complete"
+        wait_until(lambda: retrying in log.read_text(), 240, "the finished trial's report to be retried")
+        w.send_signal(signal.SIGSTOP)  # its next retry comes only once the restarted server has swept
+        try:
+            srv.start()
+            requeued = lambda: api.get(f"/trials/{trial_id}").json()["state"] == "queued"
+            wait_until(requeued, 60, "the restarted server to requeue the expired lease")
+        finally:
+            w.send_signal(signal.SIGCONT)
+        finish([w], timeout=240)
+        text = log.read_text()
+        assert w.returncode == 0, text
+        (trial,) = trials(api, study["id"])
+        assert trial["state"] == "completed" and trial["attempts"] == 1, (trial, text)
+        assert trial["extra"]["worker_id"] == "cut-off"
+        assert "report refused" not in text and text.count(f"trial {trial_id} (study") == 2, text
+    finally:
+        if w is not None and w.poll() is None:
+            w.kill()
+            w.wait(10)
+        srv.stop()
