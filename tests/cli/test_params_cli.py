@@ -29,6 +29,14 @@ def test_params_json_on_the_bundled_minilm(capsys):
     assert data["param_fraction"] == pytest.approx(73_728 / data["backbone_params"])
 
 
+def test_params_counts_dora_on_the_bundled_minilm(capsys):
+    """DoRA: LoRA + a magnitude per output row."""
+    code, out, _ = run_cli(capsys, "params", "--config", '{"lora": {"rank": 8, "dora": true}}', "--json")
+    data = json.loads(out)
+    assert code == 0
+    assert data["by_family"] == {"lora": 73_728 + 6 * 2 * 384}
+
+
 def test_params_table_on_a_saved_random_model(capsys, tiny_model_dir, tmp_path):
     config = tmp_path / "c.json"
     config.write_text(json.dumps({"serial_adapter": {"size": 8}, "bitfit": {"layers": [0]}}))
