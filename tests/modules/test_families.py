@@ -19,9 +19,11 @@ ZERO_INIT = [
     {"bitfit": {}},
     {"full": {}},
     {"fish": {"fraction": 0.05}},
+    {"ia3": {}},
+    {"ia3": {"targets": ["query", "attention_output", "intermediate", "output"], "layers": [1]}},
     {"lora": {"rank": 2, "dora": True, "targets": ["query", "output"]}},
     {"serial_adapter": {"size": 4}, "parallel_adapter": {"size": 4}, "lora": {"rank": 2}, "bitfit": {"layers": [1]}},
-    {"lora": {"rank": 2, "dora": True}, "bitfit": {}},
+    {"lora": {"rank": 2, "dora": True}, "ia3": {"targets": ["value", "output"]}, "bitfit": {}},
 ]
 
 TRAINED = [

@@ -69,11 +69,12 @@ def test_full_space_covers_every_family_and_the_extra_dimensions():
     space = build_space("full", model_shape(None))
     names = {d.name for d in space.dims}
     assert {"serial_adapter.experts", "lora.targets", "lora.dora", "fish.fraction"} <= names
+    assert any(name.startswith("ia3.enabled") for name in names)
     assert space.d >= 30
     seen = set()
     for config in space.sample(300, seed=0):
         seen |= set(config.families())
-    assert seen == {"serial_adapter", "parallel_adapter", "prefix", "lora", "bitfit", "fish"}
+    assert seen == {"serial_adapter", "parallel_adapter", "prefix", "lora", "ia3", "bitfit", "fish"}
 
 
 def test_decoding_is_deterministic_and_sampling_is_seeded(shape):

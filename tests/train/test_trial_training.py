@@ -39,6 +39,7 @@ FAMILIES = {
     "prefix_mlp": {"prefix": {"length": 4, "reparameterize": True, "hidden": 16}},
     "lora": {"lora": {"rank": 4}},
     "dora": {"lora": {"rank": 4, "dora": True}},
+    "ia3": {"ia3": {}},
     "bitfit": {"bitfit": {}},
     "fish": {"fish": {"fraction": 0.05, "samples": 16}},
     "full": {"full": {}},
