@@ -5,7 +5,8 @@ the selected entries); ``head_params`` is the head; ``param_fraction`` is
 ``peft_params / backbone_params``; ``merged_params`` is what is kept after merging
 for inference (AdaMix experts averaged, prefix MLP folded). :func:`estimate` needs
 only the model's shape; :meth:`autopeft.modules.PeftHandle.accounting` reads the
-same numbers off an injected model, and tests check they agree.
+same numbers off an injected model, and tests check they agree. Each family counts itself
+(:meth:`autopeft.modules.base.Family.count`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from autopeft.config import PeftConfig, parse_config
 from autopeft.encoder import ModelShape
+from autopeft.modules.registry import FAMILIES
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,6 @@ class ParamCount:
 
 def estimate(config: PeftConfig | Mapping[str, Any], shape: ModelShape) -> ParamCount:
     """Exact counts for ``config`` on a model of ``shape``, without building anything."""
-    from autopeft.modules import FAMILIES
-
     config = parse_config(config)
     config.check_fits(shape)
     fams = config.families()

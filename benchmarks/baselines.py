@@ -225,7 +225,7 @@ def run_one(task: str, method: str, seed: int, args: argparse.Namespace, rates, 
         "examples_per_second": result.examples_per_second,
         "train_seconds": result.train_seconds,
         "eval_seconds": result.eval_seconds,
-        "fish_seconds": result.fish_seconds,
+        "prepare_seconds": result.prepare_seconds,
         "wall_seconds": wall,
         "device": result.device,
     }

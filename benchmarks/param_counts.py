@@ -2,7 +2,7 @@
 
     python benchmarks/param_counts.py        # prints a table, writes benchmarks/results/param_counts.json
 
-For LoRA and prefix tuning HF peft builds the same configuration and its trainable
+For LoRA, DoRA, (IA)³ and prefix tuning HF peft builds the same configuration and its trainable
 count (minus the task head, which both train) is printed beside ours.
 """
 
@@ -16,6 +16,8 @@ from pathlib import Path
 
 REFERENCE = [
     ("LoRA r=8 (query, value)", {"lora": {"rank": 8, "alpha": 16, "targets": ["query", "value"]}}),
+    ("DoRA r=8 (query, value)", {"lora": {"rank": 8, "alpha": 16, "targets": ["query", "value"], "dora": True}}),
+    ("(IA)3 (key, value, feed-forward)", {"ia3": {}}),
     ("prefix 16", {"prefix": {"length": 16}}),
     ("prefix 16, MLP 512 while training", {"prefix": {"length": 16, "reparameterize": True, "hidden": 512}}),
     ("Pfeiffer adapter 64", {"serial_adapter": {"size": 64}}),
@@ -32,7 +34,18 @@ def peft_config(config: dict):
 
     if "lora" in config:
         c = config["lora"]
-        return peft.LoraConfig(task_type="SEQ_CLS", r=c["rank"], lora_alpha=c["alpha"], target_modules=c["targets"])
+        return peft.LoraConfig(
+            task_type="SEQ_CLS",
+            r=c["rank"],
+            lora_alpha=c["alpha"],
+            target_modules=c["targets"],
+            use_dora=c.get("dora", False),
+        )
+    if "ia3" in config:  # keys, values, and the feed-forward output layer scaled on its input
+        ffn = r".*\.layer\.\d+\.output\.dense$"
+        return peft.IA3Config(
+            task_type="SEQ_CLS", target_modules=rf"(.*\.(key|value)$)|({ffn})", feedforward_modules=ffn
+        )
     if "prefix" in config:
         c = config["prefix"]
         return peft.PrefixTuningConfig(

@@ -24,7 +24,7 @@ def test_estimate_equals_the_count_of_the_injected_model(kind, space):
     for config in configs:
         model = copy.deepcopy(base)
         mask = random_fish_mask(model, config, config.fish.fraction) if config.fish else None
-        handle = inject(model, config, fish_mask=mask)
+        handle = inject(model, config, prepared={"fish": mask} if mask is not None else None)
         live, est = handle.accounting(), estimate(config, shape)
         assert live == est, config.to_json()
         handle.merge()

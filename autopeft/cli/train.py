@@ -147,8 +147,8 @@ def _print(trained, saved: Path | None, as_json: bool) -> None:
         ["train seconds", round(r.train_seconds, 2)],
         ["eval seconds", round(r.eval_seconds, 2)],
     ]
-    if r.fish_seconds:
-        rows.append(["fish mask seconds", round(r.fish_seconds, 2)])
+    if r.prepare_seconds:
+        rows.append(["prepare seconds", round(r.prepare_seconds, 2)])
     rows.append(["examples/s", round(r.examples_per_second, 1)])
     from autopeft.train.trial import is_bundled
 

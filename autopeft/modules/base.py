@@ -1,24 +1,172 @@
-"""What every PEFT family implements, and the registry that maps names to families.
+"""What a PEFT family is: its settings, how it is injected and counted, and how spaces search it.
 
-A family turns its settings (a model from :mod:`autopeft.config`) into trainable
-modules inside an encoder (:meth:`Family.inject`) and knows, from the model's shape
-alone, how many parameters that will train (:meth:`Family.count`). Tests check that
-the two agree for every family.
+A family is one file in this package: a :class:`FamilySettings` model (its JSON settings,
+defaults and validation) and a :class:`Family` subclass registered with :func:`register`
+(injection, parameter counts, its one-line summary, size limits, its role in search
+spaces, and an optional :meth:`Family.prepare` step that runs on training data before
+injection). :class:`autopeft.config.PeftConfig`, the spaces, the summaries and the
+accounting are built from the registry, so adding a family touches no other file.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from autopeft.errors import ConfigError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import torch
     from torch import nn
 
     from autopeft.encoder import EncoderLayout, ModelShape
 
+#: Most layers a ``layers`` list or a per-layer size map may name (no encoder has more), and the
+#: largest size at all: checked before anything loops over them.
+MAX_LAYERS = 1024
+MAX_SIZE = 1 << 20
+SizeSpec = int | dict[int, int]
+#: Names of the linear layers of an encoder layer, as every family and layout uses them.
+LinearTarget = Literal["query", "key", "value", "attention_output", "intermediate", "output"]
+LINEAR_TARGETS: tuple[str, ...] = ("query", "key", "value", "attention_output", "intermediate", "output")
 
+
+# -- settings ---------------------------------------------------------------------------------------
+class FamilySettings(BaseModel):
+    """A family's settings: frozen, unknown fields refused. Families without layers subclass this."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: The field holding the per-layer size (None: the family has none).
+    size_field: ClassVar[str | None] = None
+    #: Fields added after stored configuration keys were made: left out of :meth:`canonical` while at
+    #: their default, so that the keys of stored trials (and duplicate detection) do not change.
+    added_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def sizes(self, n_layers: int) -> dict[int, int]:
+        """Layer index -> size for every layer the family is placed in (empty: not placed per layer)."""
+        return {}
+
+    def layer_set(self, n_layers: int) -> list[int]:
+        return list(self.sizes(n_layers))
+
+    def canonical(self, n_layers: int) -> dict[str, Any]:
+        """JSON with explicit layers: equal settings give equal dicts."""
+        return self._dump_for_key()
+
+    def _dump_for_key(self) -> dict[str, Any]:
+        body = self.model_dump(exclude_none=True)
+        for name in self.added_fields:
+            if body.get(name) == type(self).model_fields[name].default:
+                body.pop(name)
+        return body
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON as a person writes it: defaults left out."""
+        return self.model_dump(exclude_defaults=True)
+
+
+def check_layers(layers: list[int] | None) -> list[int] | None:
+    """A ``layers`` list: bounded, no repeats, sorted."""
+    if layers is None:
+        return None
+    if len(layers) > MAX_LAYERS:
+        raise ValueError(f"layers lists {len(layers)} entries; at most {MAX_LAYERS}")
+    if any(not 0 <= i < MAX_LAYERS for i in layers):
+        raise ValueError(f"layer indices must be >= 0 and below {MAX_LAYERS} (got {sorted(layers)[:20]})")
+    if len(set(layers)) != len(layers):
+        dup = sorted(i for i, n in Counter(layers).items() if n > 1)
+        raise ValueError(f"layers lists {dup} more than once")
+    return sorted(layers)
+
+
+def check_size(value: SizeSpec, field: str) -> SizeSpec:
+    """A size given once or per layer: bounded, at least 1."""
+    if isinstance(value, dict) and len(value) > MAX_LAYERS:
+        raise ValueError(f"a per-layer {field} map names {len(value)} layers; at most {MAX_LAYERS}")
+    items = value.values() if isinstance(value, dict) else [value]
+    for v in items:
+        if v < 1:
+            raise ValueError(f"{field} must be at least 1 (got {v}); leave the family out to turn it off")
+        if v > MAX_SIZE:
+            raise ValueError(f"{field} must be at most {MAX_SIZE} (got {v})")
+    if isinstance(value, dict):
+        if not value:
+            raise ValueError(f"a per-layer {field} map needs at least one layer")
+        for i in value:
+            if not 0 <= i < MAX_LAYERS:
+                raise ValueError(f"layer index {i} is not in 0..{MAX_LAYERS - 1}")
+    return value
+
+
+def check_targets(targets: list[str]) -> list[str]:
+    """Linear targets: no repeats, in the encoder's order."""
+    if len(set(targets)) != len(targets):
+        raise ValueError(f"targets lists a layer more than once: {targets}")
+    return sorted(targets, key=LINEAR_TARGETS.index)
+
+
+class LayerSettings(FamilySettings):
+    """Settings of a family placed on some layers (all by default), without a size."""
+
+    layers: list[int] | None = Field(None, description="Layer indices; omitted means every layer.")
+
+    @field_validator("layers")
+    @classmethod
+    def _layers(cls, v: list[int] | None) -> list[int] | None:
+        return check_layers(v)
+
+    def sizes(self, n_layers: int) -> dict[int, int]:
+        chosen = range(n_layers) if self.layers is None else self.layers
+        return {int(i): 1 for i in sorted(chosen)}
+
+    def canonical(self, n_layers: int) -> dict[str, Any]:
+        return {**self._dump_for_key(), "layers": self.layer_set(n_layers)}
+
+
+class SizedSettings(LayerSettings):
+    """Settings of a family with a size per layer (``size_field``), given once or as a map per layer."""
+
+    @model_validator(mode="after")
+    def _size_map_or_layers(self) -> SizedSettings:
+        raw = getattr(self, self.size_field)
+        if isinstance(raw, dict) and self.layers is not None and sorted(raw) != self.layers:
+            raise ValueError(
+                f"{self.size_field} is given per layer for layers {sorted(raw)} but layers is {self.layers}; "
+                "give one of the two"
+            )
+        return self
+
+    def sizes(self, n_layers: int) -> dict[int, int]:
+        raw = getattr(self, self.size_field)
+        if isinstance(raw, dict):
+            return dict(sorted(raw.items()))
+        chosen = range(n_layers) if self.layers is None else self.layers
+        return {int(i): int(raw) for i in sorted(chosen)}
+
+    def canonical(self, n_layers: int) -> dict[str, Any]:
+        body = self._dump_for_key()
+        body.pop(self.size_field)
+        body.pop("layers", None)
+        sizes = self.sizes(n_layers)
+        if len(set(sizes.values())) == 1:
+            return {self.size_field: next(iter(sizes.values())), "layers": list(sizes), **body}
+        return {self.size_field: {str(k): v for k, v in sizes.items()}, **body}
+
+    def to_json(self) -> dict[str, Any]:
+        body = self.model_dump(exclude_defaults=True)
+        raw = body.pop(self.size_field)  # the size first, as people write it
+        return {self.size_field: {str(k): v for k, v in raw.items()} if isinstance(raw, dict) else raw, **body}
+
+
+# -- injection ----------------------------------------------------------------------------------------
 @dataclass
 class Injected:
     """What one family added to a model: new modules and/or existing parameters it unfroze."""
@@ -26,7 +174,9 @@ class Injected:
     modules: list[nn.Module] = field(default_factory=list)
     params: list[nn.Parameter] = field(default_factory=list)
     #: Called by :meth:`PeftHandle.merge` (AdaMix averaging, prefix folding); None: nothing to merge.
-    merge: Any = None
+    merge: Callable[[], None] | None = None
+    #: Training passes are stochastic (AdaMix routing): the trainer adds a consistency term.
+    stochastic: bool = False
 
     def trained(self) -> list[nn.Parameter]:
         out = {id(p): p for p in self.params}
@@ -43,32 +193,169 @@ class InjectContext:
 
     #: id of each backbone parameter -> its name in the model before injection.
     backbone_names: dict[int, str] = field(default_factory=dict)
-    #: FISH: parameter name (before injection) -> boolean mask of the entries to train.
-    fish_mask: dict[str, torch.Tensor] | None = None
+    #: Backbone parameter names that some family of the configuration trains whole.
+    trained_whole: set[str] = field(default_factory=set)
+    #: What each family's :meth:`Family.prepare` produced (e.g. FISH's mask), by family name.
+    prepared: dict[str, Any] = field(default_factory=dict)
 
 
-class Family(ABC):
+@dataclass(frozen=True)
+class PrepareInput:
+    """What :meth:`Family.prepare` may use: the model before injection, the task and the trial's settings."""
+
+    model: nn.Module
+    model_dir: Path
+    data: Any  # autopeft.tasks.data.TaskData
+    #: Rows of ``data.train`` the trial trains on (never the search split).
+    train_rows: list[int]
+    settings: Any  # autopeft.train.settings.TrainingSettings
+    device: torch.device
+    #: Backbone parameter names (before injection) the configuration's families train whole.
+    trained_whole: frozenset[str]
+    #: ``memo(key, compute)``: values kept by the worker between trials.
+    memo: Callable[[str, Callable[[], Any]], Any]
+    progress: Any = False
+    should_stop: Callable[[], bool] | None = None
+    #: Strings that identify the model's weights and the task's data, for cache keys.
+    model_key: str = ""
+    task_key: str = ""
+
+
+# -- families -----------------------------------------------------------------------------------------
+S = TypeVar("S", bound=FamilySettings)
+
+#: How the search spaces place a family: a size per layer (``sized``), on/off per layer (``switch``),
+#: one value for the whole model (``global``), or not searchable (None).
+Placement = Literal["sized", "switch", "global"] | None
+
+
+class Family(ABC, Generic[S]):
     """One PEFT family. Subclasses are stateless; state lives in the modules they inject."""
 
     name: ClassVar[str]
+    settings_type: ClassVar[type[FamilySettings]]
+    #: Position in configurations, summaries and spaces (canonical order).
+    order: ClassVar[int]
+    #: The space dimension of the family: its field, its "off" value, and how it is placed.
+    placement: ClassVar[Placement] = None
+    space_field: ClassVar[str | None] = None
+    off: ClassVar[Any] = 0
+    #: The smallest settings that still run every code path (the worker's self-check).
+    check_settings: ClassVar[dict[str, Any]] = {}
+    #: A prepared value saved beside trained weights under this file stem (None: nothing to save).
+    artifact: ClassVar[str | None] = None
+    #: Why the family cannot be combined with others (None: it can).
+    exclusive: ClassVar[str | None] = None
 
     @abstractmethod
-    def inject(self, layout: EncoderLayout, settings: Any, ctx: InjectContext) -> Injected:
+    def inject(self, layout: EncoderLayout, settings: S, ctx: InjectContext) -> Injected:
         """Add the family's modules to the model and return what it trains."""
 
     @abstractmethod
-    def count(self, settings: Any, shape: ModelShape) -> int:
+    def count(self, settings: S, shape: ModelShape) -> int:
         """Parameters the family trains, from the model's shape alone."""
 
-    def merged_count(self, settings: Any, shape: ModelShape) -> int:
+    def merged_count(self, settings: S, shape: ModelShape) -> int:
         """Parameters the family keeps after merging for inference (default: all it trains)."""
         return self.count(settings, shape)
 
+    def size_limit(self, settings: S, shape: ModelShape) -> int:
+        """The largest per-layer size this model allows (sized families)."""
+        return MAX_SIZE
 
-FAMILIES: dict[str, Family] = {}
+    def check_fits(self, settings: S, shape: ModelShape) -> None:
+        """Raise :class:`ConfigError` unless the settings fit a model of ``shape``."""
+        missing = [t for t in getattr(settings, "targets", ()) if t not in shape.linear_shapes]
+        if missing:
+            raise ConfigError(
+                f"{self.name}: target {missing[0]!r} does not exist in this model (it has {sorted(shape.linear_shapes)})"
+            )
+        n = shape.n_layers
+        bad = [i for i in settings.layer_set(n) if i >= n]
+        if bad:
+            raise ConfigError(f"{self.name}: layer {bad[0]} does not exist; the model has layers 0..{n - 1}")
+        if settings.size_field is None:
+            return
+        limit = self.size_limit(settings, shape)
+        for layer, size in settings.sizes(n).items():
+            if size > limit:
+                raise ConfigError(
+                    f"{self.name}.{settings.size_field}={size} at layer {layer} is out of range (at most {limit} "
+                    "for this model)"
+                )
+
+    def summary(self, settings: S, n_layers: int | None) -> str:
+        """One line for people, e.g. ``lora r8 @0,5 q,v``; :meth:`summary_size` and :meth:`summary_extra` shape it."""
+        text = self.name
+        raw = getattr(settings, settings.size_field) if settings.size_field else None
+        if raw is not None:
+            sizes = sorted(set(raw.values())) if isinstance(raw, dict) else [raw]
+            text += " " + self.summary_size("/".join(map(str, sizes)))
+        if isinstance(settings, LayerSettings):
+            layers = sorted(raw) if isinstance(raw, dict) else settings.layers
+            if layers is None and n_layers:
+                layers = list(range(n_layers))
+            text += " @" + (layer_ranges(layers) if layers is not None else "all")
+        extra = self.summary_extra(settings)
+        return f"{text} {extra}" if extra else text
+
+    def summary_size(self, sizes: str) -> str:
+        return sizes
+
+    def summary_extra(self, settings: S) -> str:
+        return ""
+
+    def trains_whole(self, settings: S, layout: EncoderLayout) -> set[str]:
+        """Backbone parameter names (as in the model before injection) this family trains whole."""
+        return set()
+
+    def prepare(self, settings: S, inp: PrepareInput) -> Any:
+        """Work on training data before injection (FISH's mask); the result reaches :meth:`inject`
+        as ``ctx.prepared[name]``. Default: nothing to prepare."""
+        return None
+
+    def prepare_for_check(self, settings: S, model: nn.Module, trained_whole: set[str]) -> Any:
+        """A stand-in for :meth:`prepare` without data, for the worker's self-check."""
+        return None
+
+    # -- spaces -------------------------------------------------------------------------------------
+    def settings_from_layers(self, values: Mapping[int, Any], fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Settings JSON from the space's per-layer values (``placement`` sized or switch)."""
+        if self.placement == "switch":
+            return {"layers": sorted(values), **fields}
+        return {self.space_field: {str(k): v for k, v in values.items()}, **fields}
+
+    def layer_values(self, settings: S, n_layers: int) -> dict[int, Any]:
+        """The space's per-layer values of ``settings`` (inverse of :meth:`settings_from_layers`)."""
+        if self.placement == "switch":
+            return dict.fromkeys(settings.layer_set(n_layers), True)
+        return settings.sizes(n_layers)
 
 
-def register(cls: type[Family]) -> type[Family]:
+FAMILIES: dict[str, Family[Any]] = {}
+
+
+def register(cls: type[Family[Any]]) -> type[Family[Any]]:
     """Class decorator: make a family available by its name."""
     FAMILIES[cls.name] = cls()
     return cls
+
+
+def targets_summary(targets: list[str]) -> str:
+    """``["query", "value", "output"]`` -> ``q,v,output``."""
+    return ",".join(t[0] if t in ("query", "key", "value") else t for t in targets)
+
+
+def layer_ranges(layers: list[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``0-2,5``."""
+    out, run = [], []
+    for i in sorted(layers):
+        if run and i == run[-1] + 1:
+            run.append(i)
+            continue
+        if run:
+            out.append(f"{run[0]}-{run[-1]}" if len(run) > 2 else ",".join(map(str, run)))
+        run = [i]
+    if run:
+        out.append(f"{run[0]}-{run[-1]}" if len(run) > 2 else ",".join(map(str, run)))
+    return ",".join(out)

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from autopeft.config import BitFit
+from typing import ClassVar
+
 from autopeft.encoder import EncoderLayout, ModelShape
-from autopeft.modules.base import Family, InjectContext, Injected, register
+from autopeft.modules.base import Family, InjectContext, Injected, LayerSettings, register
+
+
+class BitFit(LayerSettings):
+    """The bias terms of the chosen layers are trained."""
 
 
 @register
-class BitFitFamily(Family):
+class BitFitFamily(Family[BitFit]):
     name = "bitfit"
+    settings_type = BitFit
+    order = 60
+    placement = "switch"
+    space_field = "enabled"
+    off = False
+    check_settings: ClassVar[dict] = {}
 
     def inject(self, layout: EncoderLayout, settings: BitFit, ctx: InjectContext) -> Injected:
         params = []
@@ -22,3 +33,12 @@ class BitFitFamily(Family):
 
     def count(self, settings: BitFit, shape: ModelShape) -> int:
         return sum(shape.layer_bias_params[i] for i in settings.layer_set(shape.n_layers))
+
+    def trains_whole(self, settings: BitFit, layout: EncoderLayout) -> set[str]:
+        names = {id(p): n for n, p in layout.backbone_named_parameters()}
+        return {
+            names[id(p)]
+            for i in settings.layer_set(layout.n_layers)
+            for n, p in layout.layer(i).named_parameters()
+            if n.endswith("bias") and id(p) in names
+        }

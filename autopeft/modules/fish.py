@@ -1,22 +1,46 @@
 """FISH: train only the backbone entries a sparse mask selects (Sung et al.; IRD, seed 004).
 
-The mask itself is estimated from data by :mod:`autopeft.train` (empirical Fisher);
-here it is applied. Each masked tensor gets a parametrisation ``W0 + scatter(delta)``
-whose only trainable part is ``delta``, one value per selected entry: frozen entries
-cannot move, whatever the optimiser or weight decay does, and the optimiser holds
-state for the selected entries alone.
+:meth:`FishFamily.prepare` estimates the mask from training data before injection (empirical
+Fisher, :mod:`autopeft.train.fisher`), cached in the trial cache and on disk under
+``$AUTOPEFT_CACHE_DIR/fish`` so that a restarted worker does not estimate it again. Injection
+gives each masked tensor a parametrisation ``W0 + scatter(delta)`` whose only trainable part
+is ``delta``, one value per selected entry: frozen entries cannot move, whatever the optimiser
+or weight decay does, and the optimiser holds state for the selected entries alone.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import ClassVar
+
 import torch
+from pydantic import Field
 from torch import nn
 from torch.nn.utils import parametrize
 
-from autopeft.config import Fish, PeftConfig
 from autopeft.encoder import EncoderLayout, ModelShape
 from autopeft.errors import ConfigError
-from autopeft.modules.base import Family, InjectContext, Injected, register
+from autopeft.modules.base import Family, FamilySettings, InjectContext, Injected, PrepareInput, register
+
+#: Backbone parameter name (before injection) -> boolean mask of the entries to train.
+FishMask = dict[str, torch.Tensor]
+
+
+class Fish(FamilySettings):
+    """A sparse mask over backbone weights chosen by empirical Fisher information."""
+
+    fraction: float = Field(gt=0.0, le=1.0, allow_inf_nan=False, description="Share of backbone weights trained.")
+    samples: int = Field(1024, ge=1, le=10_000_000, description="Training examples used to estimate Fisher.")
+    ird: bool = Field(False, description="Choose samples and parameters by Iterative Range Decreasing.")
+
+    def mask_size(self, backbone_params: int) -> int:
+        """Number of backbone entries the mask unfreezes."""
+        return max(1, min(backbone_params, round(self.fraction * backbone_params)))
 
 
 class SparseDelta(nn.Module):
@@ -34,37 +58,106 @@ class SparseDelta(nn.Module):
 
 
 @register
-class FishFamily(Family):
+class FishFamily(Family[Fish]):
     name = "fish"
+    settings_type = Fish
+    order = 70
+    placement = "global"
+    space_field = "fraction"
+    check_settings: ClassVar[dict] = {"fraction": 0.001, "samples": 2}
+    artifact = "fish_mask"
 
     def inject(self, layout: EncoderLayout, settings: Fish, ctx: InjectContext) -> Injected:
-        if ctx.fish_mask is None:
+        mask = ctx.prepared.get(self.name)
+        if mask is None:
             raise ConfigError(
                 "fish needs a mask estimated from training data (autopeft.train estimates it); none was given"
             )
         owners = _owners(layout.model)
         by_name = {name: pid for pid, name in ctx.backbone_names.items()}
         deltas = []
-        for name, mask in ctx.fish_mask.items():
+        for name, entries in mask.items():
             pid = by_name.get(name)
             if pid is None:
                 raise ConfigError(f"fish mask names {name!r}, which is not a backbone parameter of this model")
             module, attr = owners[pid]
             param = getattr(module, attr)
-            if mask.shape != param.shape or mask.dtype != torch.bool:
+            if entries.shape != param.shape or entries.dtype != torch.bool:
                 raise ConfigError(
                     f"fish mask for {name!r} must be a bool tensor of shape {tuple(param.shape)}, "
-                    f"got {mask.dtype} {tuple(mask.shape)}"
+                    f"got {entries.dtype} {tuple(entries.shape)}"
                 )
-            if param.requires_grad or not mask.any():  # trained whole by another family, or empty
+            if param.requires_grad or not entries.any():  # trained whole by another family, or empty
                 continue
-            delta = SparseDelta(mask.to(param.device))
+            delta = SparseDelta(entries.to(param.device))
             parametrize.register_parametrization(module, attr, delta, unsafe=True)
             deltas.append(delta)
         return Injected(modules=deltas)
 
     def count(self, settings: Fish, shape: ModelShape) -> int:
         return settings.mask_size(shape.backbone_params)
+
+    def summary_extra(self, settings: Fish) -> str:
+        return f"{100 * settings.fraction:g}%" + (" ird" if settings.ird else "")
+
+    def prepare(self, settings: Fish, inp: PrepareInput) -> FishMask:
+        """The mask, from memory, else disk, else estimated on ``inp.train_rows`` (then stored in both)."""
+        from autopeft.train import fisher
+
+        names = list(candidates(inp.model, inp.trained_whole))
+        key = json.dumps(
+            {
+                "model": inp.model_key,
+                "task": inp.task_key,
+                "max_length": inp.settings.max_length,
+                "samples": settings.samples,
+                "fraction": settings.fraction,
+                "ird": settings.ird,
+                "seed": inp.settings.seed,
+                "split": [inp.settings.search_split, inp.settings.split_seed, inp.settings.max_train_examples],
+                "candidates": hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest(),
+                "num_labels": inp.data.num_labels,
+            },
+            sort_keys=True,
+            default=str,
+        )
+
+        def from_disk_or_estimate() -> FishMask:
+            mask = load_cached_mask(key)
+            if mask is None:
+                mask = fisher.estimate_fish_mask(
+                    inp.model,
+                    settings,
+                    candidates(inp.model, inp.trained_whole),
+                    inp.data,
+                    inp.train_rows,
+                    seed=inp.settings.seed,
+                    device=inp.device,
+                    progress=inp.progress,
+                    should_stop=inp.should_stop,
+                )
+                save_cached_mask(key, mask)
+            return mask
+
+        mask = inp.memo(f"fish:{key}", from_disk_or_estimate)
+        # Model order, whatever order the cache stored: the optimiser's parameter order (and so the
+        # floating-point sums of gradient clipping) must not depend on where the mask came from.
+        return {name: mask[name] for name in names if name in mask}
+
+    def prepare_for_check(self, settings: Fish, model: nn.Module, trained_whole: set[str]) -> FishMask:
+        g = torch.Generator().manual_seed(0)
+        return {
+            name: torch.rand(p.shape, generator=g) < max(settings.fraction, 1e-3)
+            for name, p in candidates(model, trained_whole).items()
+        }
+
+
+def candidates(model: nn.Module, trained_whole: set[str] | frozenset[str]) -> dict[str, nn.Parameter]:
+    """Backbone parameters a FISH mask may select: all but those other families train whole.
+
+    Names are those of the model before injection; ``model`` must not be injected yet.
+    """
+    return {n: p for n, p in EncoderLayout(model).backbone_named_parameters() if n not in trained_whole}
 
 
 def _owners(model: nn.Module) -> dict[int, tuple[nn.Module, str]]:
@@ -76,24 +169,45 @@ def _owners(model: nn.Module) -> dict[int, tuple[nn.Module, str]]:
     return out
 
 
-def fish_candidates(model: nn.Module, config: PeftConfig) -> dict[str, nn.Parameter]:
-    """Backbone parameters a FISH mask may select: all but those other families train whole.
+# -- the mask's disk cache ---------------------------------------------------------------------------
+def _mask_path(key: str) -> Path:
+    from autopeft.tasks.files import cache_dir
 
-    Names are those of the model before injection; ``model`` must not be injected yet.
-    """
-    layout = EncoderLayout(model)
-    excluded: set[str] = set()
-    if config.bitfit is not None:
-        prefix = _layer_prefix(layout)
-        for i in config.bitfit.layer_set(layout.n_layers):
-            excluded.update(
-                f"{prefix}{i}.{n}" for n, _ in layout.layer(i).named_parameters() if n.endswith("bias")
-            )
-    return {n: p for n, p in layout.backbone_named_parameters() if n not in excluded}
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    return cache_dir() / "fish" / f"{digest}.safetensors"
 
 
-def _layer_prefix(layout: EncoderLayout) -> str:
-    for name, module in layout.model.named_modules():
-        if module is layout.layers:
-            return name + "."
-    raise ConfigError("cannot locate the encoder layers")
+def load_cached_mask(key: str) -> FishMask | None:
+    """The mask saved under ``key``, or None (absent, unreadable, or saved for another key)."""
+    from safetensors import safe_open
+
+    path = _mask_path(key)
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            if (f.metadata() or {}).get("key") != key:
+                return None
+            return {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
+    except (OSError, ValueError, RuntimeError):
+        return None
+
+
+def save_cached_mask(key: str, mask: FishMask) -> None:
+    """Write the mask atomically; a cache that cannot be written is skipped, not an error."""
+    from safetensors.torch import save_file
+
+    path, tmp = _mask_path(key), None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        os.close(fd)
+        save_file({n: m.contiguous() for n, m in mask.items()}, tmp, metadata={"key": key})
+        os.replace(tmp, path)
+    except OSError:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+__all__ = ["Fish", "FishFamily", "FishMask", "candidates", "load_cached_mask", "save_cached_mask"]

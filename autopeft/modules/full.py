@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from autopeft.config import Full
+from typing import ClassVar
+
 from autopeft.encoder import EncoderLayout, ModelShape
-from autopeft.modules.base import Family, InjectContext, Injected, register
+from autopeft.modules.base import Family, FamilySettings, InjectContext, Injected, register
+
+
+class Full(FamilySettings):
+    """Full fine-tuning: every backbone weight is trained (a baseline, not a search choice)."""
 
 
 @register
-class FullFamily(Family):
+class FullFamily(Family[Full]):
     name = "full"
+    settings_type = Full
+    order = 90
+    exclusive = "full fine-tuning already trains everything"
+    check_settings: ClassVar[dict] = {}
 
     def inject(self, layout: EncoderLayout, settings: Full, ctx: InjectContext) -> Injected:
         params = [p for _, p in layout.backbone_named_parameters()]
@@ -19,3 +28,6 @@ class FullFamily(Family):
 
     def count(self, settings: Full, shape: ModelShape) -> int:
         return shape.backbone_params
+
+    def trains_whole(self, settings: Full, layout: EncoderLayout) -> set[str]:
+        return {n for n, _ in layout.backbone_named_parameters()}

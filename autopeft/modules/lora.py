@@ -1,18 +1,63 @@
 """LoRA: a low-rank update ``B @ A`` scaled by ``alpha / rank`` on named linear layers.
 
 Initialised as in HF peft (A: Kaiming-uniform, B: zero), so a new LoRA is the identity.
+With ``dora`` it is DoRA (weight-decomposed LoRA, as HF peft's ``use_dora``): the adapted
+weight ``W + s BA`` is split into a trained magnitude per output row and its direction,
+``m * (W + s BA) / ||W + s BA||``, the norm treated as a constant in the backward pass.
 """
 
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
+from pydantic import Field, field_validator
 from torch import nn
 
-from autopeft.config import LoRA
 from autopeft.encoder import EncoderLayout, ModelShape
-from autopeft.modules.base import Family, InjectContext, Injected, register
+from autopeft.modules.base import (
+    LINEAR_TARGETS,
+    Family,
+    InjectContext,
+    Injected,
+    LinearTarget,
+    SizedSettings,
+    SizeSpec,
+    check_size,
+    check_targets,
+    register,
+    targets_summary,
+)
+
+
+class LoRA(SizedSettings):
+    """Low-rank update ``B @ A * alpha / rank`` on the named linear layers."""
+
+    size_field: ClassVar[str | None] = "rank"
+    added_fields: ClassVar[frozenset[str]] = frozenset({"dora"})
+    rank: SizeSpec = Field(description="Rank r of the update.")
+    alpha: float | None = Field(
+        None, gt=0, le=1e4, allow_inf_nan=False, description="Scale numerator; omitted means 2 * rank."
+    )
+    targets: list[LinearTarget] = Field(["query", "value"], min_length=1, description="Linear layers to adapt.")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
+    dora: bool = Field(False, description="DoRA: also train a magnitude per output row (HF peft's use_dora).")
+
+    @field_validator("rank")
+    @classmethod
+    def _rank(cls, v: SizeSpec) -> SizeSpec:
+        return check_size(v, "rank")
+
+    @field_validator("targets")
+    @classmethod
+    def _targets(cls, v: list[str]) -> list[str]:
+        return check_targets(v)
+
+    def scaling(self, rank: int) -> float:
+        alpha = 2.0 * rank if self.alpha is None else self.alpha
+        return alpha / rank
 
 
 class LoRALinear(nn.Module):
@@ -26,6 +71,8 @@ class LoRALinear(nn.Module):
         self.lora_B = nn.Linear(rank, base_layer.out_features, bias=False, device=device)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.scaling = scaling
+        #: DoRA's magnitude per output row (None: plain LoRA).
+        self.magnitude: nn.Parameter | None = None
         nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))
         nn.init.zeros_(self.lora_B.weight)
 
@@ -37,26 +84,68 @@ class LoRALinear(nn.Module):
     def out_features(self) -> int:
         return self.base_layer.out_features
 
+    def delta_weight(self) -> torch.Tensor:
+        """``s B A``, ``out x in``."""
+        return self.scaling * (self.lora_B.weight @ self.lora_A.weight)
+
+    def weight_norm(self) -> torch.Tensor:
+        """Row norms of ``W + s B A`` (``out``), without gradient (DoRA, section 4.3)."""
+        with torch.no_grad():
+            return torch.linalg.norm(self.base_layer.weight + self.delta_weight().to(self.base_layer.weight), dim=1)
+
+    def use_dora(self) -> None:
+        self.magnitude = nn.Parameter(self.weight_norm().clone())
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        update = self.lora_B(self.lora_A(self.dropout(x).to(self.lora_A.weight.dtype)))
-        return self.base_layer(x) + (update * self.scaling).to(x.dtype)
+        result = self.base_layer(x)
+        dropped = self.dropout(x).to(self.lora_A.weight.dtype)
+        update = self.lora_B(self.lora_A(dropped))
+        if self.magnitude is None:
+            return result + (update * self.scaling).to(x.dtype)
+        scale = (self.magnitude / self.weight_norm()).view(1, -1)
+        if isinstance(self.dropout, nn.Identity) or not self.training:
+            base = result if self.base_layer.bias is None else result - self.base_layer.bias
+        else:
+            base = F.linear(dropped.to(x.dtype), self.base_layer.weight)
+        return result + ((scale - 1) * base + scale * update * self.scaling).to(x.dtype)
 
 
 @register
-class LoRAFamily(Family):
+class LoRAFamily(Family[LoRA]):
     name = "lora"
+    settings_type = LoRA
+    order = 40
+    placement = "sized"
+    space_field = "rank"
+    check_settings: ClassVar[dict] = {"rank": 2, "targets": list(LINEAR_TARGETS), "dora": True}
 
     def inject(self, layout: EncoderLayout, settings: LoRA, ctx: InjectContext) -> Injected:
         wrapped = []
         for i, rank in settings.sizes(layout.n_layers).items():
             for target in settings.targets:
                 parent, attr = layout.linear(i, target)
-                base = getattr(parent, attr)
-                lora = LoRALinear(base, rank, settings.scaling(rank), settings.dropout)
+                lora = LoRALinear(getattr(parent, attr), rank, settings.scaling(rank), settings.dropout)
+                if settings.dora:
+                    lora.use_dora()
                 setattr(parent, attr, lora)
                 wrapped.append(lora)
-        return Injected(modules=[m for w in wrapped for m in (w.lora_A, w.lora_B)])
+        # the LoRA layers and magnitudes only: the wrapped base layer's bias may belong to bitfit
+        return Injected(
+            modules=[m for w in wrapped for m in (w.lora_A, w.lora_B)],
+            params=[w.magnitude for w in wrapped if w.magnitude is not None],
+        )
 
     def count(self, settings: LoRA, shape: ModelShape) -> int:
         per_rank = sum(sum(shape.linear_shapes[t]) for t in settings.targets)
-        return sum(rank * per_rank for rank in settings.sizes(shape.n_layers).values())
+        magnitudes = sum(shape.linear_shapes[t][1] for t in settings.targets) if settings.dora else 0
+        return sum(rank * per_rank + magnitudes for rank in settings.sizes(shape.n_layers).values())
+
+    def size_limit(self, settings: LoRA, shape: ModelShape) -> int:
+        return min(min(shape.linear_shapes[t]) for t in settings.targets if t in shape.linear_shapes)
+
+    def summary_size(self, sizes: str) -> str:
+        return f"r{sizes}"
+
+    def summary_extra(self, settings: LoRA) -> str:
+        targets = targets_summary(settings.targets)
+        return f"{targets} dora" if settings.dora else targets

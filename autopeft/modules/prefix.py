@@ -21,16 +21,32 @@ replaces it by the prefixes it produces.
 from __future__ import annotations
 
 import inspect
+from typing import ClassVar
 
 import torch
+from pydantic import Field, field_validator
 from torch import nn
 
-from autopeft.config import Prefix
 from autopeft.encoder import EncoderLayout, ModelShape
 from autopeft.errors import ConfigError
-from autopeft.modules.base import Family, InjectContext, Injected, register
+from autopeft.modules.base import Family, InjectContext, Injected, SizedSettings, SizeSpec, check_size, register
 
 _SUPPORTED_ATTENTION = ("eager", "sdpa")
+
+
+class Prefix(SizedSettings):
+    """Trainable key/value prefixes in the self-attention of the chosen layers."""
+
+    size_field: ClassVar[str | None] = "length"
+    length: SizeSpec = Field(description="Number of virtual key/value positions.")
+    reparameterize: bool = Field(False, description="Train through an MLP that is folded away afterwards.")
+    hidden: int = Field(512, ge=1, le=65536, description="Width of the reparameterisation MLP.")
+
+    @field_validator("length")
+    @classmethod
+    def _length(cls, v: SizeSpec) -> SizeSpec:
+        return check_size(v, "length")
+
 #: Names transformers releases have given the self-attention's key/value cache argument, newest first.
 _CACHE_ARGUMENTS = ("cache", "past_key_values", "past_key_value")
 
@@ -192,8 +208,13 @@ def _init_from_tokens(bank: PrefixBank, layout: EncoderLayout) -> None:
 
 
 @register
-class PrefixFamily(Family):
+class PrefixFamily(Family[Prefix]):
     name = "prefix"
+    settings_type = Prefix
+    order = 30
+    placement = "sized"
+    space_field = "length"
+    check_settings: ClassVar[dict] = {"length": 2}
 
     def inject(self, layout: EncoderLayout, settings: Prefix, ctx: InjectContext) -> Injected:
         config = layout.model.config
@@ -227,3 +248,9 @@ class PrefixFamily(Family):
 
     def merged_count(self, settings: Prefix, shape: ModelShape) -> int:
         return sum(2 * n * shape.hidden for n in settings.sizes(shape.n_layers).values())
+
+    def size_limit(self, settings: Prefix, shape: ModelShape) -> int:
+        return shape.max_positions
+
+    def summary_size(self, sizes: str) -> str:
+        return f"len {sizes}"

@@ -25,7 +25,7 @@ from autopeft.encoder import ModelShape
 from autopeft.errors import ConfigError, SpaceError
 from autopeft.space.builtin import BUILTIN
 from autopeft.space.dims import Dimension, split_layers
-from autopeft.space.spec import PRIMARY, SpaceSpec, field_values, parse_space_spec
+from autopeft.space.spec import SEARCHABLE, SpaceSpec, field_values, parse_space_spec
 
 __all__ = ["BUILTIN", "Dimension", "Space", "SpaceSpec", "build_space", "load_space_arg"]
 
@@ -75,13 +75,14 @@ class Space:
         return _Slot(self._add(name, values)) if len(values) > 1 else _Slot(None, values[0])
 
     def _plan_family(self, family: str, fields: dict[str, Any]) -> None:
-        primary, off = PRIMARY[family]
+        role = SEARCHABLE[family]
+        primary, off = role.space_field, role.off
         fields = dict(fields)
         per_group = bool(fields.pop("per_group", len(self.groups) > 1))
-        if family == "fish" and per_group and "per_group" in self.spec.families[family]:
-            raise SpaceError("fish.per_group: a FISH mask is global, it cannot be searched per layer group")
+        if role.placement == "global" and per_group and "per_group" in self.spec.families[family]:
+            raise SpaceError(f"{family}.per_group: {family} is placed on the whole model, not per layer group")
         values = field_values(family, primary, fields.pop(primary, True))
-        if family == "fish":
+        if role.placement == "global":
             per_group = False
         if per_group and len(self.groups) > 1:
             self._primary[family] = [
@@ -134,26 +135,22 @@ class Space:
         on = [i for i in range(n) if not self._bits or values[self._bits[i]]]
         body: dict[str, Any] = {}
         for family, slots in self._primary.items():
-            primary, off = PRIMARY[family]
+            role = SEARCHABLE[family]
             fields = {f: _thaw(self._get(s, values)) for f, s in self._fields[family].items()}
-            if family == "fish":
-                fraction = self._get(slots[0], values)
-                if not _is_off(fraction, off):
-                    body[family] = {"fraction": fraction, **fields}
+            if role.placement == "global":
+                value = self._get(slots[0], values)
+                if not _is_off(value, role.off):
+                    body[family] = {role.space_field: value, **fields}
                 continue
             groups = self.groups if len(slots) > 1 else [list(range(n))]
             sizes = {
                 layer: self._get(slot, values)
                 for slot, layers in zip(slots, groups)
                 for layer in layers
-                if layer in on and not _is_off(self._get(slot, values), off)
+                if layer in on and not _is_off(self._get(slot, values), role.off)
             }
-            if not sizes:
-                continue
-            if family == "bitfit":
-                body[family] = {"layers": sorted(sizes), **fields}
-            else:
-                body[family] = {primary: {str(k): v for k, v in sizes.items()}, **fields}
+            if sizes:
+                body[family] = role.settings_from_layers(sizes, fields)
         return parse_config(body)
 
     def decode(self, x: Sequence[float]) -> PeftConfig:
@@ -170,7 +167,7 @@ class Space:
         if extra:
             raise SpaceError(f"space {self.name!r} has no {extra[0]}")
         values: dict[int, Any] = {}
-        placed = set().union(*(f.layer_set(n) for name, f in present.items() if name != "fish"))
+        placed = set().union(*(f.layer_set(n) for f in present.values()))
         for i, dim in enumerate(self._bits):
             values[dim] = int(i in placed) if present else 0
         on = [i for i in range(n) if not self._bits or i in placed]
@@ -184,12 +181,12 @@ class Space:
     def _encode_family(
         self, family: str, slots: list[_Slot], settings: Any, on: list[int], values: dict[int, Any]
     ) -> None:
-        _, off = PRIMARY[family]
+        role = SEARCHABLE[family]
         n = self.shape.n_layers
-        if family == "fish":
-            sizes_by_group = [[settings.fraction] if settings else []]
+        if role.placement == "global":
+            sizes_by_group = [[getattr(settings, role.space_field)] if settings else []]
         else:
-            sizes = settings.sizes(n) if settings is not None else {}
+            sizes = role.layer_values(settings, n) if settings is not None else {}
             groups = self.groups if len(slots) > 1 else [list(range(n))]
             sizes_by_group = [[sizes[i] for i in g if i in on and i in sizes] for g in groups]
         for g, (slot, found) in enumerate(zip(slots, sizes_by_group)):
@@ -200,7 +197,7 @@ class Space:
                     f"configuration is not in space {self.name!r}: {family} has different sizes "
                     f"{sorted(set(found))} within layer group {g}"
                 )
-            value = (True if family == "bitfit" else found[0]) if found else off
+            value = found[0] if found else role.off
             values[slot.dim] = self.dims[slot.dim].values[self.dims[slot.dim].index(value)]
         for field, slot in self._fields[family].items():
             if slot.dim is not None and settings is not None:

@@ -57,7 +57,7 @@ def grouped_space(shape: ModelShape) -> SpaceSpec:
 
 
 def full_space(shape: ModelShape) -> SpaceSpec:
-    """Every family per layer group, with AdaMix experts, LoRA targets and FISH fraction."""
+    """Every family per layer group, with AdaMix experts, LoRA targets and DoRA, (IA)³ and FISH fraction."""
     lad = _ladders(shape)
     return SpaceSpec(
         name="full",
@@ -67,7 +67,8 @@ def full_space(shape: ModelShape) -> SpaceSpec:
             "serial_adapter": {"size": lad["adapter"], "experts": [1, 2, 4]},
             "parallel_adapter": {"size": lad["adapter"]},
             "prefix": {"length": lad["prefix"]},
-            "lora": {"rank": lad["lora"], "targets": {"choices": LORA_TARGET_SETS}},
+            "lora": {"rank": lad["lora"], "targets": {"choices": LORA_TARGET_SETS}, "dora": [False, True]},
+            "ia3": {"enabled": [False, True]},
             "bitfit": {"enabled": [False, True]},
             "fish": {"fraction": FISH_FRACTIONS, "samples": 256},
         },

@@ -22,25 +22,31 @@ once per layer group unless ``"per_group": false``.
 from __future__ import annotations
 
 import math
+import typing
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from autopeft.config import FAMILY_FIELDS
 from autopeft.errors import SpaceError
+from autopeft.modules.registry import FAMILIES
 from autopeft.space.dims import GROUPINGS
 
-#: The field whose value places a family, and the value that turns it off.
-PRIMARY: dict[str, tuple[str, Any]] = {
-    "serial_adapter": ("size", 0),
-    "parallel_adapter": ("size", 0),
-    "prefix": ("length", 0),
-    "lora": ("rank", 0),
-    "bitfit": ("enabled", False),
-    "fish": ("fraction", 0),
-}
-_LIST_FIELDS = {"targets"}
-_INT_FIELDS = {"size", "length", "rank", "experts", "samples", "hidden"}
+#: The families a space can search (a family's ``placement`` says how), in canonical order.
+SEARCHABLE = {name: family for name, family in FAMILIES.items() if family.placement is not None}
+
+
+def _field_kinds(name: str) -> tuple[set[str], set[str]]:
+    """The integer fields and the list-valued fields of a family's settings."""
+    ints, lists = set(), set()
+    for field, info in FAMILIES[name].settings_type.model_fields.items():
+        kinds = {info.annotation, *typing.get_args(info.annotation)}
+        if int in kinds:
+            ints.add(field)
+        if typing.get_origin(info.annotation) is list:
+            lists.add(field)
+    return ints, lists
+
+
 #: Most values one field may take (choices, or a range's ladder); checked before any value is made.
 MAX_VALUES = 256
 #: Largest magnitude of a range's ends (no model has a size near it; keeps ladders arithmetic exact).
@@ -64,17 +70,19 @@ class SpaceSpec(BaseModel):
     @classmethod
     def _families(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         for name, fields in v.items():
-            if name not in PRIMARY:
-                raise ValueError(f"unknown family {name!r} (a space can search {', '.join(PRIMARY)})")
-            known = {f for f in FAMILY_FIELDS[name].model_fields if f != "layers"} | {"per_group", PRIMARY[name][0]}
+            family = SEARCHABLE.get(name)
+            if family is None:
+                raise ValueError(f"unknown family {name!r} (a space can search {', '.join(SEARCHABLE)})")
+            settings = family.settings_type.model_fields
+            known = {f for f in settings if f != "layers"} | {"per_group", family.space_field}
             for field in fields:
                 if field == "layers":
                     raise ValueError(f"{name}.layers: a space places families by groups and layer_bits")
                 if field not in known:
                     raise ValueError(f"unknown field {field!r} in {name} (known: {', '.join(sorted(known))})")
-            if name != "bitfit" and PRIMARY[name][0] not in fields:
-                raise ValueError(f"{name} needs its {PRIMARY[name][0]!r}")
-        return {k: v[k] for k in PRIMARY if k in v}
+            if family.placement != "switch" and family.space_field not in fields:
+                raise ValueError(f"{name} needs its {family.space_field!r}")
+        return {k: v[k] for k in SEARCHABLE if k in v}
 
 
 def parse_space_spec(data: Any) -> SpaceSpec:
@@ -109,7 +117,7 @@ def field_values(family: str, field: str, raw: Any) -> tuple[Any, ...]:
             values = tuple(_freeze(v) for v in raw["choices"])
         else:
             values = _range_values(where, field, raw)
-    elif isinstance(raw, list) and field not in _LIST_FIELDS:
+    elif isinstance(raw, list) and field not in _field_kinds(family)[1]:
         if not raw:
             raise SpaceError(f"{where}: a list of choices cannot be empty")
         _check_count(where, len(raw))
@@ -146,12 +154,12 @@ def _range_values(where: str, field: str, raw: dict[str, Any]) -> tuple[Any, ...
         raise SpaceError(f"{where}: need 0 < min < max for a log range and min < max otherwise (got {lo}, {hi})")
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or not 2 <= steps <= MAX_VALUES):
         raise SpaceError(f"{where}: steps must be an integer in 2..{MAX_VALUES}")
-    if field in _INT_FIELDS:
+    family = where.split(".")[0]
+    if field in _field_kinds(family)[0]:
         values = _int_ladder(where, lo, hi, log, steps)
     else:
         values = [float(v) for v in _spaced(lo, hi, steps or 8, log)]
-    off = PRIMARY.get(where.split(".")[0], (None, 0))[1]
-    return ((off,) if raw.get("off") else ()) + tuple(values)
+    return ((FAMILIES[family].off,) if raw.get("off") else ()) + tuple(values)
 
 
 def _int_ladder(where: str, lo: float, hi: float, log: bool, steps: int | None) -> list[int]:
@@ -182,4 +190,4 @@ def _spaced(lo: float, hi: float, steps: int, log: bool) -> list[float]:
     return [lo + (hi - lo) * k / (steps - 1) for k in range(steps)]
 
 
-__all__ = ["GROUPINGS", "PRIMARY", "SpaceSpec", "field_values", "parse_space_spec"]
+__all__ = ["GROUPINGS", "SEARCHABLE", "SpaceSpec", "field_values", "parse_space_spec"]

@@ -7,7 +7,7 @@ squared gradient of that example's loss at its true label,
 with batch size 1 (each example at its own length, no padding), in eval mode so that
 dropout does not add noise to the estimate. The mask keeps the global top-k entries,
 ``k = fish.mask_size(backbone_params)``, over the candidates of
-:func:`autopeft.modules.fish_candidates` (backbone weights not trained whole by
+:func:`autopeft.modules.fish.candidates` (backbone weights not trained whole by
 another family); the task head is never in the mask because it is always trained.
 
 IRD (Iterative Range Decreasing, seed 004) refines which samples and which
@@ -32,28 +32,22 @@ once. It costs ``1 + 1/2 + 1/4 + 1/8`` times the gradients of plain FISH.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import math
-import os
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from autopeft.config import PeftConfig
 from autopeft.errors import ConfigError
-from autopeft.modules import fish_candidates
-from autopeft.tasks.files import cache_dir
 from autopeft.train.batching import collate, model_inputs, to_device
 from autopeft.train.evaluate import pad_id_of, task_loss
 from autopeft.train.loop import Progress, ShouldStop, TrialStopped
 
 if TYPE_CHECKING:
     from torch import nn
+
+    from autopeft.modules.fish import Fish
 
     from autopeft.tasks.data import TaskData
 
@@ -64,7 +58,8 @@ FishMask = dict[str, torch.Tensor]
 
 def estimate_fish_mask(
     model: nn.Module,
-    config: PeftConfig,
+    fish: Fish,
+    candidates: Mapping[str, torch.nn.Parameter],
     task: TaskData,
     indices: Sequence[int],
     *,
@@ -73,16 +68,13 @@ def estimate_fish_mask(
     progress: Progress = False,
     should_stop: ShouldStop = None,
 ) -> FishMask:
-    """The FISH (or IRD) mask of ``config.fish`` for ``model`` before injection, on the CPU.
+    """The FISH (or IRD) mask of ``fish`` over ``candidates`` of ``model`` before injection, on the CPU.
 
+    ``candidates`` are the backbone parameters the mask may select (:func:`autopeft.modules.fish.candidates`).
     ``indices`` are the rows of ``task.train`` the samples are drawn from (the training
     part of the split, never the search split); ``seed`` draws them. Tensors with no
     selected entry are left out; the selected entries add up to exactly k.
     """
-    fish = config.fish
-    if fish is None:
-        raise ConfigError("the configuration has no fish family; there is no mask to estimate")
-    candidates = fish_candidates(model, config)
     k = fish.mask_size(_backbone_size(model))
     available = sum(p.numel() for p in candidates.values())
     if k > available:
@@ -212,49 +204,3 @@ def _ticker(progress: Progress, total: int, desc: str, should_stop: ShouldStop) 
     finally:
         if bar is not None:
             bar.close()
-
-
-# -- on-disk cache -----------------------------------------------------------------------------
-
-
-def mask_cache_key(**parts: object) -> str:
-    """A canonical JSON string of everything a mask depends on."""
-    return json.dumps(parts, sort_keys=True, default=str)
-
-
-def _mask_path(key: str) -> Path:
-    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
-    return cache_dir() / "fish" / f"{digest}.safetensors"
-
-
-def load_cached_mask(key: str) -> FishMask | None:
-    """The mask saved under ``key``, or None (absent, unreadable, or saved for another key)."""
-    from safetensors import safe_open
-
-    path = _mask_path(key)
-    if not path.is_file():
-        return None
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            if (f.metadata() or {}).get("key") != key:
-                return None
-            return {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
-    except (OSError, ValueError, RuntimeError):
-        return None
-
-
-def save_cached_mask(key: str, mask: FishMask) -> None:
-    """Write the mask atomically; a cache that cannot be written is skipped, not an error."""
-    from safetensors.torch import save_file
-
-    path, tmp = _mask_path(key), None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        save_file({n: m.contiguous() for n, m in mask.items()}, tmp, metadata={"key": key})
-        os.replace(tmp, path)
-    except OSError:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)

@@ -158,7 +158,7 @@ def _step(
     with autocast_for(device, settings.precision):
         logits = handle.model(**inputs).logits
         loss = task_loss(logits, labels, regression)
-        if handle.uses_adamix:
+        if handle.stochastic:
             logits_b = handle.model(**inputs).logits  # a second, independently routed pass
             loss = 0.5 * (loss + task_loss(logits_b, labels, regression))
             loss = loss + settings.adamix_consistency * consistency_loss(logits, logits_b)

@@ -7,7 +7,8 @@ A saved trial is a directory:
   training settings and the trial's result;
 * ``peft.safetensors``: the tensors the configuration trained, task head included, in
   their inference form (AdaMix experts averaged, prefix MLP folded);
-* ``fish_mask.safetensors``: the FISH mask, when the configuration has ``fish``.
+* ``<artifact>.safetensors``: what a family prepared from data and needs again to be
+  injected (``fish_mask.safetensors``: the FISH mask, when the configuration has ``fish``).
 
 Only what was trained is stored; the frozen backbone comes from the base model, so a
 LoRA save of MiniLM is a few hundred kilobytes. Writing goes to a temporary sibling
@@ -33,7 +34,7 @@ from autopeft import __version__
 from autopeft.config import parse_config
 from autopeft.encoder import ModelShape, load_model, load_tokenizer, resolve_model_dir
 from autopeft.errors import ModelError, TrainingError
-from autopeft.modules import PeftHandle, inject
+from autopeft.modules import FAMILIES, PeftHandle, inject
 from autopeft.tasks.data import tokenize
 from autopeft.tasks.files import encode_labels, encode_regression, read_rows
 from autopeft.tasks.metrics import compute_metrics
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 
 FORMAT = "autopeft-trained"
 FORMAT_VERSION = 1
-INFO_FILE, WEIGHTS_FILE, MASK_FILE = "trained.json", "peft.safetensors", "fish_mask.safetensors"
+INFO_FILE, WEIGHTS_FILE = "trained.json", "peft.safetensors"
 
 
 def check_save_path(out: str | os.PathLike[str]) -> Path:
@@ -77,9 +78,11 @@ def save_trained(trained: TrainedTrial, out: str | os.PathLike[str]) -> Path:
     try:
         tmp.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary output folder
         save_file(weights, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
-        if handle.fish_mask is not None:
-            mask = {n: m.detach().cpu().contiguous() for n, m in handle.fish_mask.items()}
-            save_file(mask, str(tmp / MASK_FILE), metadata={"format": FORMAT})
+        for name, value in handle.prepared.items():
+            artifact = FAMILIES[name].artifact
+            if artifact is not None:
+                tensors = {n: t.detach().cpu().contiguous() for n, t in value.items()}
+                save_file(tensors, str(tmp / f"{artifact}.safetensors"), metadata={"format": FORMAT})
         (tmp / INFO_FILE).write_text(json.dumps(_info(trained), indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, path)
     except BaseException:
@@ -184,8 +187,13 @@ def load_trained(
     problem = "regression" if task.kind == "regression" else "single_label_classification"
     base = load_model(model_dir, num_labels, problem_type=problem)
     _check_shape(ModelShape.from_model(base), info["model_shape"], model_dir)
-    mask = load_file(str(folder / MASK_FILE)) if (folder / MASK_FILE).is_file() else None
-    handle = inject(base, parse_config(info["config"]), fish_mask=mask)
+    config = parse_config(info["config"])
+    prepared = {
+        name: load_file(str(folder / f"{FAMILIES[name].artifact}.safetensors"))
+        for name in config.families()
+        if FAMILIES[name].artifact is not None and (folder / f"{FAMILIES[name].artifact}.safetensors").is_file()
+    }
+    handle = inject(base, config, prepared=prepared)
     handle.merge()
     handle.load_peft_state_dict(load_file(str(folder / WEIGHTS_FILE)))
     dev = resolve_device(device)

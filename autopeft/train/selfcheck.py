@@ -18,20 +18,10 @@ from pathlib import Path
 
 import torch
 
-from autopeft.encoder import LINEAR_PATHS, load_model, resolve_model_dir
+from autopeft.config import parse_config
+from autopeft.encoder import load_model, resolve_model_dir
 from autopeft.errors import AutoPeftError
-from autopeft.modules import FAMILIES, fish_candidates, inject
-
-#: The smallest configuration of each family that still exercises its code paths.
-CHECK_SETTINGS: dict[str, dict] = {
-    "serial_adapter": {"size": 2, "experts": 2},
-    "parallel_adapter": {"size": 2},
-    "prefix": {"length": 2},
-    "lora": {"rank": 2, "targets": list(LINEAR_PATHS)},
-    "bitfit": {},
-    "fish": {"fraction": 0.001, "samples": 2},
-    "full": {},
-}
+from autopeft.modules import FAMILIES, inject, trained_whole
 
 
 @dataclass(frozen=True)
@@ -73,13 +63,12 @@ def check_families(
 
 
 def _train_one_step(base: torch.nn.Module, family: str, device: torch.device) -> None:
-    if family not in CHECK_SETTINGS:
-        raise AutoPeftError(f"no self-check configuration for family {family!r}")
-    config = {family: CHECK_SETTINGS[family]}
+    settings = FAMILIES[family].check_settings
+    config = parse_config({family: settings})
     model = copy.deepcopy(base)
-    mask = _fish_mask(model, config) if family == "fish" else None
+    stand_in = FAMILIES[family].prepare_for_check(config.families()[family], model, trained_whole(model, config))
     model.to(device)
-    handle = inject(model, config, fish_mask=mask)
+    handle = inject(model, config, prepared={family: stand_in} if stand_in is not None else None)
     model.train()
     g = torch.Generator().manual_seed(0)
     vocab = int(model.config.vocab_size)
@@ -97,14 +86,3 @@ def _train_one_step(base: torch.nn.Module, family: str, device: torch.device) ->
         raise AutoPeftError("some of its parameters get no gradient")
     if not all(torch.isfinite(p.grad).all() for p in trained):
         raise AutoPeftError("its gradients are not finite")
-
-
-def _fish_mask(model: torch.nn.Module, config: dict) -> dict[str, torch.Tensor]:
-    """A small random mask over the FISH candidates (the real one is estimated from data)."""
-    from autopeft.config import parse_config
-
-    g = torch.Generator().manual_seed(0)
-    return {
-        name: torch.rand(p.shape, generator=g) < 0.001
-        for name, p in fish_candidates(model, parse_config(config)).items()
-    }

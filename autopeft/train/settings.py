@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from autopeft.config import FAMILY_FIELDS
+from autopeft.modules.registry import FAMILIES
 from autopeft.errors import ConfigError
 
 
@@ -77,8 +77,8 @@ class TrainingSettings(BaseModel):
     @classmethod
     def _family_rates(cls, rates: dict[str, float]) -> dict[str, float]:
         for name, rate in rates.items():
-            if name not in FAMILY_FIELDS:
-                raise ValueError(f"unknown family {name!r} (known: {', '.join(FAMILY_FIELDS)})")
+            if name not in FAMILIES:
+                raise ValueError(f"unknown family {name!r} (known: {', '.join(FAMILIES)})")
             if not 0.0 < rate <= 1.0:
                 raise ValueError(f"learning rate {rate!r} of {name} must be in (0, 1]")
         return rates

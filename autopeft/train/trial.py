@@ -5,8 +5,8 @@
 
 :func:`train_trial` returns the trained model too (for ``--save``); :func:`run_trial`
 keeps only the numbers. A :class:`TrialCache` carries what does not change between a
-worker's trials: the base model (loaded once, copied per trial) and FISH masks
-(also cached on disk); tokenised tasks are cached per process by
+worker's trials: the base model (loaded once, copied per trial) and what families
+prepared from data (FISH masks, also cached on disk by their family); tokenised tasks are cached per process by
 :func:`autopeft.tasks.load_task_data`. Same seed, same configuration, same settings
 give the same metric on CPU.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
+import json
 import os
 import threading
 import time
@@ -31,11 +31,11 @@ import torch
 from autopeft.config import PeftConfig, parse_config
 from autopeft.encoder import EncoderLayout, bundled_model_dir, load_model, resolve_model_dir
 from autopeft.errors import ModelError, TaskError, TrainingError
-from autopeft.modules import PeftHandle, fish_candidates, inject
+from autopeft.modules import FAMILIES, PeftHandle, inject, trained_whole
+from autopeft.modules.base import PrepareInput
 from autopeft.roots import Roots
 from autopeft.tasks.data import Split, TaskData, load_task_data, task_key
 from autopeft.tasks.spec import TaskSpec, resolve_task
-from autopeft.train import fisher
 from autopeft.train.evaluate import score
 from autopeft.train.loop import LoopResult, Progress, ShouldStop, train
 from autopeft.train.settings import TrainingSettings, parse_training
@@ -68,7 +68,8 @@ class TrialResult:
     examples_per_second: float
     train_seconds: float
     eval_seconds: float
-    fish_seconds: float
+    #: Spent in the families' prepare steps before training (FISH's mask estimation).
+    prepare_seconds: float
     device: str
     final_loss: float
     #: Training loss of every step (left out of :meth:`to_json`).
@@ -94,19 +95,17 @@ class TrainedTrial:
 
 
 class TrialCache:
-    """Kept between a worker's trials: base models (per model dir and head shape) and FISH masks.
+    """Kept between a worker's trials: base models (per model dir and head shape) and what families
+    prepared from data (FISH masks; the ``max_prepared`` most recent, families keep their own disk caches).
 
-    Base models stay on the CPU, untouched; each trial trains a deep copy. FISH masks
-    are kept in memory (the ``max_masks`` most recent) and, unless ``fish_on_disk`` is false, under
-    ``$AUTOPEFT_CACHE_DIR/fish`` so that a restarted worker does not estimate them again.
+    Base models stay on the CPU, untouched; each trial trains a deep copy.
     """
 
-    def __init__(self, max_models: int = 2, max_masks: int = 8, fish_on_disk: bool = True) -> None:
+    def __init__(self, max_models: int = 2, max_prepared: int = 8) -> None:
         self.max_models = max_models
-        self.max_masks = max_masks
-        self.fish_on_disk = fish_on_disk
+        self.max_prepared = max_prepared
         self._models: OrderedDict[tuple, nn.Module] = OrderedDict()
-        self._masks: OrderedDict[str, fisher.FishMask] = OrderedDict()
+        self._prepared: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
 
     def fresh_model(self, model_dir: Path, num_labels: int, regression: bool) -> nn.Module:
@@ -123,22 +122,18 @@ class TrialCache:
             self._models.move_to_end(key)
             return copy.deepcopy(base)
 
-    def fish_mask(self, key: str, estimate: Callable[[], fisher.FishMask]) -> fisher.FishMask:
-        """The mask for ``key`` from memory, else disk, else ``estimate()`` (then stored in both)."""
+    def memo(self, key: str, compute: Callable[[], Any]) -> Any:
+        """The prepared value stored under ``key``, else ``compute()`` (then stored)."""
         with self._lock:
-            if key in self._masks:
-                self._masks.move_to_end(key)
-                return self._masks[key]
-        mask = fisher.load_cached_mask(key) if self.fish_on_disk else None
-        if mask is None:
-            mask = estimate()
-            if self.fish_on_disk:
-                fisher.save_cached_mask(key, mask)
+            if key in self._prepared:
+                self._prepared.move_to_end(key)
+                return self._prepared[key]
+        value = compute()
         with self._lock:
-            self._masks[key] = mask
-            while len(self._masks) > self.max_masks:
-                self._masks.popitem(last=False)
-        return mask
+            self._prepared[key] = value
+            while len(self._prepared) > self.max_prepared:
+                self._prepared.popitem(last=False)
+        return value
 
 
 def run_trial(
@@ -229,13 +224,11 @@ def _train(
     model = cache.fresh_model(model_dir, data.num_labels, data.is_regression)
     reset_head(model, settings.seed)
     model.to(dev)
-    mask, fish_seconds = None, 0.0
-    if config.fish is not None:
-        started = time.perf_counter()
-        mask = _fish_mask(model, model_dir, spec, data, split, config, settings, dev, cache, progress, should_stop)
-        fish_seconds = time.perf_counter() - started
-    torch.manual_seed(settings.seed)  # PEFT initialisation does not depend on whether the mask was cached
-    handle = inject(model, config, fish_mask=mask)
+    started = time.perf_counter()
+    prepared = _prepare(model, model_dir, spec, data, split, config, settings, dev, cache, progress, should_stop)
+    prepare_seconds = time.perf_counter() - started
+    torch.manual_seed(settings.seed)  # PEFT initialisation does not depend on whether a prepared value was cached
+    handle = inject(model, config, prepared=prepared)
     loop = train(handle, data, split, settings, device=dev, progress=progress, should_stop=should_stop)
     metrics = {"search": loop.best_metrics}
     eval_seconds = loop.eval_seconds
@@ -252,7 +245,7 @@ def _train(
             precision=settings.precision,
         )
         eval_seconds += time.perf_counter() - started
-    result = _result(handle, data, split, loop, metrics, eval_seconds, fish_seconds, dev)
+    result = _result(handle, data, split, loop, metrics, eval_seconds, prepare_seconds, dev)
     return TrainedTrial(result, handle, data, split, model_dir, config, settings)
 
 
@@ -263,7 +256,7 @@ def _result(
     loop: LoopResult,
     metrics: dict[str, dict[str, float]],
     eval_seconds: float,
-    fish_seconds: float,
+    prepare_seconds: float,
     dev: torch.device,
 ) -> TrialResult:
     count = handle.accounting()
@@ -286,14 +279,14 @@ def _result(
         examples_per_second=loop.examples / loop.train_seconds if loop.train_seconds > 0 else 0.0,
         train_seconds=loop.train_seconds,
         eval_seconds=eval_seconds,
-        fish_seconds=fish_seconds,
+        prepare_seconds=prepare_seconds,
         device=str(dev),
         final_loss=float(np.mean(tail)) if tail else float("nan"),
         losses=loop.losses,
     )
 
 
-def _fish_mask(
+def _prepare(
     model: nn.Module,
     model_dir: Path,
     spec: TaskSpec,
@@ -305,38 +298,28 @@ def _fish_mask(
     cache: TrialCache,
     progress: Progress,
     should_stop: ShouldStop,
-) -> fisher.FishMask:
-    candidates = list(fish_candidates(model, config))
-    key = fisher.mask_cache_key(
-        model=str(model_dir),
-        model_stamp=_dir_stamp(model_dir),
-        task=task_key(spec, data.data_dir),
-        max_length=settings.max_length,
-        samples=config.fish.samples,
-        fraction=config.fish.fraction,
-        ird=config.fish.ird,
-        seed=settings.seed,
-        split=[settings.search_split, settings.split_seed, settings.max_train_examples],
-        candidates=hashlib.sha256("\n".join(sorted(candidates)).encode()).hexdigest(),
-        num_labels=data.num_labels,
+) -> dict[str, Any]:
+    """Run the prepare step of each family of ``config`` (before injection) on the training split."""
+    inp = PrepareInput(
+        model=model,
+        model_dir=model_dir,
+        data=data,
+        train_rows=list(split.train),
+        settings=settings,
+        device=dev,
+        trained_whole=frozenset(trained_whole(model, config)),
+        memo=cache.memo,
+        progress=progress,
+        should_stop=should_stop,
+        model_key=json.dumps([str(model_dir), _dir_stamp(model_dir)]),
+        task_key=task_key(spec, data.data_dir),
     )
-
-    def estimate() -> fisher.FishMask:
-        return fisher.estimate_fish_mask(
-            model,
-            config,
-            data,
-            split.train,
-            seed=settings.seed,
-            device=dev,
-            progress=progress,
-            should_stop=should_stop,
-        )
-
-    mask = cache.fish_mask(key, estimate)
-    # Model order, whatever order the cache stored: the optimiser's parameter order (and so the
-    # floating-point sums of gradient clipping) must not depend on where the mask came from.
-    return {name: mask[name] for name in candidates if name in mask}
+    out = {}
+    for name, family_settings in config.families().items():
+        value = FAMILIES[name].prepare(family_settings, inp)
+        if value is not None:
+            out[name] = value
+    return out
 
 
 @torch.no_grad()

@@ -29,6 +29,14 @@ def test_params_json_on_the_bundled_minilm(capsys):
     assert data["param_fraction"] == pytest.approx(73_728 / data["backbone_params"])
 
 
+def test_params_counts_ia3_and_dora_on_the_bundled_minilm(capsys):
+    """(IA)3: 384 for keys and values and 1,536 feed-forward activations per layer; DoRA: LoRA + a magnitude per row."""
+    code, out, _ = run_cli(capsys, "params", "--config", '{"ia3": {}, "lora": {"rank": 8, "dora": true}}', "--json")
+    data = json.loads(out)
+    assert code == 0
+    assert data["by_family"] == {"lora": 73_728 + 6 * 2 * 384, "ia3": 6 * (384 + 384 + 1536)}
+
+
 def test_params_table_on_a_saved_random_model(capsys, tiny_model_dir, tmp_path):
     config = tmp_path / "c.json"
     config.write_text(json.dumps({"serial_adapter": {"size": 8}, "bitfit": {"layers": [0]}}))

@@ -55,7 +55,7 @@ def test_merge_averages_experts_into_one_adapter_with_the_same_outputs():
 def test_model_with_adamix_merges_to_single_expert_counts_and_same_logits():
     model = tiny_model("bert")
     handle = inject(model, {"serial_adapter": {"size": 4, "experts": 4}})
-    assert handle.uses_adamix
+    assert handle.stochastic
     with torch.no_grad():
         for p in handle.peft_parameters()["serial_adapter"]:
             p.add_(torch.randn_like(p) * 0.1)
@@ -64,7 +64,7 @@ def test_model_with_adamix_merges_to_single_expert_counts_and_same_logits():
     before = model(input_ids=ids, attention_mask=mask).logits
     estimated_merged = handle.accounting().merged_params
     handle.merge()
-    assert not handle.uses_adamix
+    assert not handle.stochastic
     assert handle.accounting().peft_params == estimated_merged == 3 * (2 * 32 * 4 + 4 + 32)
     assert torch.allclose(model(input_ids=ids, attention_mask=mask).logits, before, atol=1e-6)
 

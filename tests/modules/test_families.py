@@ -7,7 +7,8 @@ import copy
 import pytest
 import torch
 
-from autopeft.modules import fish_candidates, inject
+from autopeft.modules import inject, trained_whole
+from autopeft.modules.fish import candidates
 from tests.conftest import batch
 
 ZERO_INIT = [
@@ -18,7 +19,11 @@ ZERO_INIT = [
     {"bitfit": {}},
     {"full": {}},
     {"fish": {"fraction": 0.05}},
+    {"ia3": {}},
+    {"ia3": {"targets": ["query", "attention_output", "intermediate", "output"], "layers": [1]}},
+    {"lora": {"rank": 2, "dora": True, "targets": ["query", "output"]}},
     {"serial_adapter": {"size": 4}, "parallel_adapter": {"size": 4}, "lora": {"rank": 2}, "bitfit": {"layers": [1]}},
+    {"lora": {"rank": 2, "dora": True}, "ia3": {"targets": ["value", "output"]}, "bitfit": {}},
 ]
 
 TRAINED = [
@@ -36,11 +41,16 @@ TRAINED = [
 ]
 
 
+def candidates_of(model, config):
+    """The backbone parameters a FISH mask of ``config`` may select."""
+    return candidates(model, trained_whole(model, config))
+
+
 def random_fish_mask(model, config, fraction: float, seed: int = 0) -> dict[str, torch.Tensor]:
     """A mask with exactly round(fraction * backbone params) entries, spread over the candidates."""
     from autopeft.encoder import ModelShape
 
-    candidates = fish_candidates(model, config)
+    candidates = candidates_of(model, config)
     sizes = {n: p.numel() for n, p in candidates.items()}
     k = config.fish.mask_size(ModelShape.from_model(model).backbone_params)
     g = torch.Generator().manual_seed(seed)
@@ -59,7 +69,7 @@ def _inject(model, config):
 
     parsed = parse_config(config)
     mask = random_fish_mask(model, parsed, parsed.fish.fraction) if parsed.fish else None
-    return inject(model, parsed, fish_mask=mask)
+    return inject(model, parsed, prepared={"fish": mask} if mask is not None else None)
 
 
 @pytest.mark.parametrize("config", ZERO_INIT, ids=lambda c: "+".join(c))
@@ -102,7 +112,7 @@ def test_fish_masked_entries_only_and_weight_decay_spares_frozen_entries(base_mo
     config = parse_config({"fish": {"fraction": 0.02}})
     mask = random_fish_mask(model_copy, config, 0.02)
     weights_before = {n: p.detach().clone() for n, p in model_copy.named_parameters()}
-    handle = inject(model_copy, config, fish_mask=mask)
+    handle = inject(model_copy, config, prepared={"fish": mask})
     assert handle.accounting().peft_params == sum(int(m.sum()) for m in mask.values())
     opt = torch.optim.AdamW(handle.trainable_parameters(), lr=1e-2, weight_decay=0.5)
     ids, attn = batch(pad_id=base_model.config.pad_token_id)
@@ -131,16 +141,16 @@ def test_fish_requires_a_mask_and_checks_its_shape(model_copy):
         inject(copy.deepcopy(model_copy), {"fish": {"fraction": 0.01}})
     name, p = next(iter(model_copy.named_parameters()))
     with pytest.raises(ConfigError, match="must be a bool tensor of shape"):
-        inject(copy.deepcopy(model_copy), {"fish": {"fraction": 0.01}}, fish_mask={name: torch.ones(3, dtype=torch.bool)})
+        inject(copy.deepcopy(model_copy), {"fish": {"fraction": 0.01}}, prepared={"fish": {name: torch.ones(3, dtype=torch.bool)}})
     with pytest.raises(ConfigError, match="not a backbone parameter"):
-        inject(model_copy, {"fish": {"fraction": 0.01}}, fish_mask={"classifier.weight": torch.ones(1, dtype=torch.bool)})
+        inject(model_copy, {"fish": {"fraction": 0.01}}, prepared={"fish": {"classifier.weight": torch.ones(1, dtype=torch.bool)}})
 
 
 def test_fish_candidates_leave_out_what_bitfit_trains(model_copy):
     from autopeft.config import parse_config
 
-    everything = fish_candidates(model_copy, parse_config({"fish": {"fraction": 0.1}}))
-    with_bitfit = fish_candidates(model_copy, parse_config({"fish": {"fraction": 0.1}, "bitfit": {"layers": [1]}}))
+    everything = candidates_of(model_copy, parse_config({"fish": {"fraction": 0.1}}))
+    with_bitfit = candidates_of(model_copy, parse_config({"fish": {"fraction": 0.1}, "bitfit": {"layers": [1]}}))
     removed = set(everything) - set(with_bitfit)
     assert removed and all(".1." in n and n.endswith("bias") for n in removed)
     assert not any(n.startswith("classifier") for n in everything)

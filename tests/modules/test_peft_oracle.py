@@ -66,6 +66,92 @@ def test_lora_matches_peft(base_model, encoder_kind, settings, layers):
     assert (got - base_model(input_ids=ids, attention_mask=mask).logits).abs().max() > 1e-4
 
 
+DORA_CASES = [
+    ({"rank": 4, "alpha": 8, "targets": ["query", "value"]}, None),
+    ({"rank": 2, "targets": ["key", "attention_output", "intermediate", "output"]}, [0, 2]),
+]
+
+
+@pytest.mark.parametrize("settings, layers", DORA_CASES)
+def test_dora_matches_peft(base_model, encoder_kind, settings, layers):
+    ours_cfg = {"lora": {**settings, "dora": True, **({"layers": layers} if layers else {})}}
+    oracle_cfg = peft.LoraConfig(
+        task_type=peft.TaskType.SEQ_CLS,
+        r=settings["rank"],
+        lora_alpha=settings.get("alpha", 2 * settings["rank"]),
+        target_modules=_target_regex(settings["targets"], layers),
+        init_lora_weights=False,  # random A and B, so the update (and the magnitude) is not trivial
+        use_dora=True,
+    )
+    oracle = peft.get_peft_model(copy.deepcopy(base_model), oracle_cfg).eval()
+    ours = copy.deepcopy(base_model)
+    handle = inject(ours, ours_cfg)
+
+    count = handle.accounting()
+    assert count.peft_params + count.head_params == _peft_trainable(oracle)
+    assert count.by_family["lora"] == sum(
+        p.numel() for n, p in oracle.named_parameters() if "lora_" in n and p.requires_grad
+    )
+    ours_params = dict(ours.named_parameters())
+    with torch.no_grad():
+        for name, p in oracle.named_parameters():
+            if "lora_A" in name or "lora_B" in name:
+                ours_params[name.removeprefix("base_model.model.").replace(".default", "")].copy_(p)
+            elif "lora_magnitude_vector" in name:
+                where = name.removeprefix("base_model.model.").replace(".lora_magnitude_vector.default.weight", "")
+                ours_params[f"{where}.magnitude"].copy_(p)
+    ids, mask = batch(pad_id=base_model.config.pad_token_id)
+    expected = oracle(input_ids=ids, attention_mask=mask).logits
+    got = ours(input_ids=ids, attention_mask=mask).logits
+    assert (got - expected).abs().max() < 1e-5
+    assert (got - base_model(input_ids=ids, attention_mask=mask).logits).abs().max() > 1e-4
+
+
+IA3_CASES = [
+    ({}, None),  # keys, values and the feed-forward activations, every layer
+    ({"targets": ["query", "value", "intermediate", "output"]}, [0, 2]),
+]
+
+
+@pytest.mark.parametrize("settings, layers", IA3_CASES)
+def test_ia3_matches_peft(base_model, encoder_kind, settings, layers):
+    from autopeft.modules.ia3 import IA3, INPUT_SCALED
+
+    targets = IA3(**settings).targets
+    ours = copy.deepcopy(base_model)
+    handle = inject(ours, {"ia3": {**settings, **({"layers": layers} if layers else {})}})
+    oracle_cfg = peft.IA3Config(
+        task_type=peft.TaskType.SEQ_CLS,
+        target_modules=_target_regex(targets, layers),
+        feedforward_modules=_target_regex([t for t in targets if t in INPUT_SCALED], layers),
+        init_ia3_weights=True,
+    )
+    oracle = peft.get_peft_model(copy.deepcopy(base_model), oracle_cfg).eval()
+
+    count = handle.accounting()
+    assert count.peft_params + count.head_params == _peft_trainable(oracle)
+    assert count.by_family["ia3"] == sum(p.numel() for n, p in oracle.named_parameters() if "ia3_l" in n)
+
+    ours_params = dict(ours.named_parameters())
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():  # the same random vectors in both (ones would leave the model unchanged)
+        for name, p in oracle.named_parameters():
+            if "ia3_l" in name:
+                p.copy_(1 + 0.5 * torch.randn(p.shape, generator=g))
+                ours_params[name.removeprefix("base_model.model.").replace(".default", "")].copy_(p.flatten())
+    ids, mask = batch(pad_id=base_model.config.pad_token_id)
+    expected = oracle(input_ids=ids, attention_mask=mask).logits
+    got = ours(input_ids=ids, attention_mask=mask).logits
+    assert (got - expected).abs().max() < 1e-5
+    assert (got - base_model(input_ids=ids, attention_mask=mask).logits).abs().max() > 1e-4
+
+
+def _target_regex(targets: list[str], layers: list[int] | None) -> str:
+    chosen = "|".join(str(i) for i in (layers or range(3)))
+    paths = "|".join(re.escape(LINEAR_PATHS[t]) for t in targets)
+    return rf".*\.layer\.({chosen})\.({paths})$"
+
+
 @pytest.mark.parametrize("length, projection", [(5, None), (3, 16)])
 def test_prefix_matches_peft(base_model, encoder_kind, length, projection):
     settings = {"length": length}

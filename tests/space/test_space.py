@@ -68,12 +68,13 @@ def test_grouped_space_sizes_are_uniform_within_a_spindle_group():
 def test_full_space_covers_every_family_and_the_extra_dimensions():
     space = build_space("full", model_shape(None))
     names = {d.name for d in space.dims}
-    assert {"serial_adapter.experts", "lora.targets", "fish.fraction"} <= names
+    assert {"serial_adapter.experts", "lora.targets", "lora.dora", "fish.fraction"} <= names
+    assert any(name.startswith("ia3.enabled") for name in names)
     assert space.d >= 30
     seen = set()
     for config in space.sample(300, seed=0):
         seen |= set(config.families())
-    assert seen == {"serial_adapter", "parallel_adapter", "prefix", "lora", "bitfit", "fish"}
+    assert seen == {"serial_adapter", "parallel_adapter", "prefix", "lora", "ia3", "bitfit", "fish"}
 
 
 def test_decoding_is_deterministic_and_sampling_is_seeded(shape):
@@ -150,7 +151,7 @@ def test_user_defined_space_with_choices_ranges_and_fixed_values(shape):
         ({"families": {"lora": {"rank": {"min": 4, "max": 2}}}}, "min < max"),
         ({"families": {"lora": {"rank": [2, 2]}}}, "repeat a value"),
         ({"groups": 9, "families": {"lora": {"rank": [2]}}}, "between 1 and"),
-        ({"families": {"fish": {"fraction": [0.01], "per_group": True}}, "groups": 2}, "FISH mask is global"),
+        ({"families": {"fish": {"fraction": [0.01], "per_group": True}}, "groups": 2}, "fish is placed on the whole model"),
         ({"famlies": {}}, "unknown field 'famlies'"),
     ],
 )

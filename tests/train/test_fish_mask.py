@@ -11,7 +11,8 @@ import torch
 from autopeft.config import parse_config
 from autopeft.encoder import load_model
 from autopeft.errors import ConfigError
-from autopeft.modules import fish_candidates
+from autopeft.modules import fish as fish_module
+from tests.modules.test_families import candidates_of
 from autopeft.tasks import load_task_data, resolve_task
 from autopeft.train import TrialCache, TrialStopped, estimate_fish_mask, run_trial
 from autopeft.train import fisher as fisher_module
@@ -37,7 +38,7 @@ def model(tiny_dir: Path):
 def _mask(model, data, fish: dict, bitfit: dict | None = None, seed: int = 0, rows=range(48)):
     body = {"fish": fish} | ({"bitfit": bitfit} if bitfit is not None else {})
     config = parse_config(body)
-    return config, estimate_fish_mask(model, config, data, list(rows), seed=seed, device=CPU)
+    return config, estimate_fish_mask(model, config.fish, candidates_of(model, config), data, list(rows), seed=seed, device=CPU)
 
 
 def _k(model, config) -> int:
@@ -62,7 +63,7 @@ def test_mask_has_exactly_k_entries_over_backbone_candidates(model, sst2, ird: b
 def test_bitfit_biases_are_not_candidates(model, sst2) -> None:
     config, mask = _mask(model, sst2, {"fraction": 0.05, "samples": 8}, bitfit={})
     backbone = {n for n, _ in model.named_parameters() if n.startswith("bert.")}
-    bitfit_names = backbone - set(fish_candidates(model, config))
+    bitfit_names = backbone - set(candidates_of(model, config))
     assert bitfit_names and all(n.endswith("bias") for n in bitfit_names)
     assert not set(mask) & bitfit_names
     assert sum(int(m.sum()) for m in mask.values()) == _k(model, config)
@@ -133,9 +134,11 @@ def test_too_large_fraction_is_a_config_error(model, sst2) -> None:
 def test_should_stop_interrupts_estimation(model, sst2) -> None:
     calls = []
     with pytest.raises(TrialStopped, match="fish mask"):
+        config = parse_config({"fish": {"fraction": 0.01, "samples": 16}})
         estimate_fish_mask(
             model,
-            parse_config({"fish": {"fraction": 0.01, "samples": 16}}),
+            config.fish,
+            candidates_of(model, config),
             sst2,
             list(range(48)),
             seed=0,
@@ -150,7 +153,7 @@ def test_masks_are_cached_on_disk_between_workers(tiny_dir: Path, glue_dir: Path
     config = {"fish": {"fraction": 0.02, "samples": 8, "ird": True}}
     settings = {"max_steps": 3, "batch_size": 16, "max_length": 32, "learning_rate": 1e-3, "seed": 7}
     first = run_trial("sst2", tiny_dir, config, settings, data_dir=glue_dir, cache=TrialCache())
-    assert first.fish_seconds > 0
+    assert first.prepare_seconds > 0
 
     def refuse(*args, **kwargs):
         raise AssertionError("the mask should have come from the cache")
@@ -164,6 +167,6 @@ def test_masks_are_cached_on_disk_between_workers(tiny_dir: Path, glue_dir: Path
 
 def test_disk_cache_ignores_a_foreign_key() -> None:
     mask = {"w": torch.tensor([True, False])}
-    fisher_module.save_cached_mask("key-a", mask)
-    assert torch.equal(fisher_module.load_cached_mask("key-a")["w"], mask["w"])
-    assert fisher_module.load_cached_mask("key-b") is None
+    fish_module.save_cached_mask("key-a", mask)
+    assert torch.equal(fish_module.load_cached_mask("key-a")["w"], mask["w"])
+    assert fish_module.load_cached_mask("key-b") is None

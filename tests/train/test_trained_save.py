@@ -29,6 +29,7 @@ CONFIGS = {
         "lora": {"rank": 2},
     },
     "fish+bitfit": {"fish": {"fraction": 0.02, "samples": 8}, "bitfit": {"layers": [1]}},
+    "dora+ia3": {"lora": {"rank": 2, "dora": True}, "ia3": {"targets": ["value", "output"]}},
     "full": {"full": {}},
 }
 

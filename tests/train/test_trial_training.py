@@ -38,6 +38,8 @@ FAMILIES = {
     "prefix": {"prefix": {"length": 4}},
     "prefix_mlp": {"prefix": {"length": 4, "reparameterize": True, "hidden": 16}},
     "lora": {"lora": {"rank": 4}},
+    "dora": {"lora": {"rank": 4, "dora": True}},
+    "ia3": {"ia3": {}},
     "bitfit": {"bitfit": {}},
     "fish": {"fish": {"fraction": 0.05, "samples": 16}},
     "full": {"full": {}},
@@ -84,7 +86,7 @@ def test_fish_moves_only_masked_entries(tiny_dir: Path, glue_dir: Path) -> None:
     trained = train_trial("sst2", tiny_dir, FAMILIES["fish"], FAST, data_dir=glue_dir, cache=cache)
     base = dict(next(iter(cache._models.values())).named_parameters())
     model = trained.handle.model
-    mask = trained.handle.fish_mask
+    mask = trained.handle.prepared["fish"]
     moved = 0
     for name, m in mask.items():
         module_name, _, attr = name.rpartition(".")

@@ -1,0 +1,98 @@
+"""(IA)³: learned vectors that rescale keys, values and the feed-forward activations (Liu et al.).
+
+Each target linear layer of the chosen layers gets a trained vector, initialised to ones:
+for ``output`` (the feed-forward block's second linear) it scales the layer's input, the
+feed-forward activations, and for every other target its output (keys and values with the
+default targets). The same as HF peft's ``IA3Config`` with ``output`` as a feed-forward
+module, which the oracle tests check.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from pydantic import Field, field_validator
+from torch import nn
+
+from autopeft.encoder import EncoderLayout, ModelShape
+from autopeft.modules.base import (
+    Family,
+    InjectContext,
+    Injected,
+    LayerSettings,
+    LinearTarget,
+    check_targets,
+    register,
+    targets_summary,
+)
+
+#: Targets scaled on their input (the feed-forward activations); the others are scaled on their output.
+INPUT_SCALED = ("output",)
+
+
+class IA3(LayerSettings):
+    """Learned scaling vectors on the named linear layers of the chosen layers."""
+
+    targets: list[LinearTarget] = Field(
+        ["key", "value", "output"], min_length=1, description="Linear layers whose output (input for output) is scaled."
+    )
+
+    @field_validator("targets")
+    @classmethod
+    def _targets(cls, v: list[str]) -> list[str]:
+        return check_targets(v)
+
+
+class IA3Linear(nn.Module):
+    """Wraps a frozen ``nn.Linear`` (kept as ``base_layer``); ``ia3_l`` scales its input or its output."""
+
+    def __init__(self, base_layer: nn.Module, scale_input: bool) -> None:
+        super().__init__()
+        self.base_layer = base_layer
+        self.scale_input = scale_input
+        size = base_layer.in_features if scale_input else base_layer.out_features
+        device = next(base_layer.parameters()).device  # the base may itself be wrapped (LoRA)
+        self.ia3_l = nn.Parameter(torch.ones(size, device=device))
+
+    @property
+    def in_features(self) -> int:
+        return self.base_layer.in_features
+
+    @property
+    def out_features(self) -> int:
+        return self.base_layer.out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.scale_input:
+            return self.base_layer((x * self.ia3_l).to(x.dtype))
+        result = self.base_layer(x)
+        return (result * self.ia3_l).to(result.dtype)
+
+
+@register
+class IA3Family(Family[IA3]):
+    name = "ia3"
+    settings_type = IA3
+    order = 50
+    placement = "switch"
+    space_field = "enabled"
+    off = False
+    check_settings: ClassVar[dict] = {"targets": ["query", "key", "value", "attention_output", "intermediate", "output"]}
+
+    def inject(self, layout: EncoderLayout, settings: IA3, ctx: InjectContext) -> Injected:
+        wrapped = []
+        for i in settings.layer_set(layout.n_layers):
+            for target in settings.targets:
+                parent, attr = layout.linear(i, target)
+                scaled = IA3Linear(getattr(parent, attr), scale_input=target in INPUT_SCALED)
+                setattr(parent, attr, scaled)
+                wrapped.append(scaled)
+        return Injected(params=[w.ia3_l for w in wrapped])  # not the wrapped base layer (bitfit's biases)
+
+    def count(self, settings: IA3, shape: ModelShape) -> int:
+        per_layer = sum(shape.linear_shapes[t][0 if t in INPUT_SCALED else 1] for t in settings.targets)
+        return per_layer * len(settings.layer_set(shape.n_layers))
+
+    def summary_extra(self, settings: IA3) -> str:
+        return targets_summary(settings.targets)
