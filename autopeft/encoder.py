@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autopeft.errors import ModelError
-from autopeft.roots import inside, outside, real_roots
+from autopeft.confine import inside, outside, real_roots
 
 if TYPE_CHECKING:
     from torch import nn

@@ -44,6 +44,9 @@ BASELINES = [
 
 #: What the demo's trials can use: the ``autopeft`` space's families and the baselines'.
 DEMO_FAMILIES = ["serial_adapter", "parallel_adapter", "prefix", "lora"]
+#: Where the demo looks for GLUE when neither ``--data`` nor ``$AUTOPEFT_DATA_DIR`` names a folder: the
+#: library's default, then the folder this project's machines keep it in (README, docs/demo.md).
+DEMO_DATA_DIRS = ("data/glue", "../shared/data/glue")
 
 
 class DemoError(AutoPeftError):
@@ -52,7 +55,12 @@ class DemoError(AutoPeftError):
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="start a server, search PEFT configurations on RTE, show the Pareto front")
-    p.add_argument("--data", default=None, metavar="DIR", help="GLUE folder holding RTE/ (default: found nearby)")
+    p.add_argument(
+        "--data",
+        default=None,
+        metavar="DIR",
+        help="GLUE folder holding RTE/ (default: $AUTOPEFT_DATA_DIR, else ./data/glue or ../shared/data/glue)",
+    )
     p.add_argument("--trials", type=int, default=None, help="study budget (default: 8 on CPU, 24 on a GPU)")
     p.add_argument("--device", default="auto", help="cuda, cpu or auto (default: auto)")
     p.add_argument("--port", type=int, default=None, help="server port (default: 8000, or the next free one)")
@@ -73,8 +81,6 @@ def run(args: argparse.Namespace) -> int:
 
     import httpx
 
-    from autopeft.tasks.files import resolve_data_dir
-    from autopeft.tasks.spec import resolve_task
     from autopeft.train import resolve_device
 
     device = str(resolve_device(args.device))
@@ -85,8 +91,7 @@ def run(args: argparse.Namespace) -> int:
     minutes = args.minutes if args.minutes is not None else (None if on_gpu else CPU_MINUTES)
     if minutes is not None and not minutes > 0:
         raise DemoError(f"--minutes must be positive, got {args.minutes}")
-    task = resolve_task("rte", args.data)
-    data_dir = resolve_data_dir(task)  # fails here, with where it looked, if RTE is not found
+    data_dir = demo_data_dir(args.data)  # fails here, with where it looked, if RTE is not found
     training = dict(GPU_TRAINING if on_gpu else CPU_TRAINING)
     if args.training:
         training.update(json.loads(args.training))
@@ -105,6 +110,26 @@ def run(args: argparse.Namespace) -> int:
     finally:
         _stop(server)
     return 0
+
+
+def demo_data_dir(given: str | None) -> Path:
+    """RTE's folder: under ``given`` (``--data``) or ``$AUTOPEFT_DATA_DIR`` when either is set, else under the
+    first of :data:`DEMO_DATA_DIRS` that holds it."""
+    from autopeft.errors import TaskError
+    from autopeft.tasks.files import DATA_DIR_ENV, resolve_data_dir
+    from autopeft.tasks.spec import resolve_task
+
+    if given is not None or os.environ.get(DATA_DIR_ENV):
+        return resolve_data_dir(resolve_task("rte", given))
+    for base in DEMO_DATA_DIRS:
+        try:
+            return resolve_data_dir(resolve_task("rte", base))
+        except TaskError:
+            continue
+    raise DemoError(
+        f"no RTE data in {' or '.join(DEMO_DATA_DIRS)} (RTE/train.tsv): give the GLUE folder with --data DIR "
+        f"or ${DATA_DIR_ENV}"
+    )
 
 
 def _run_study(

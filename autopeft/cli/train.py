@@ -23,8 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--data",
         metavar="DIR",
         default=None,
-        help="data directory: a GLUE root or the task's folder (default: $AUTOPEFT_DATA_DIR, "
-        "./data/glue, ../shared/data/glue)",
+        help="data directory: a GLUE root or the task's folder (default: $AUTOPEFT_DATA_DIR, else ./data/glue)",
     )
     add_model_argument(p)
     p.add_argument("--config", required=True, metavar="JSON_OR_FILE", help="PEFT configuration, inline or a file")

@@ -24,8 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=None,
         metavar="DIR",
-        help="a folder task data may be read from (repeatable; also $AUTOPEFT_DATA_DIR; default: ./data/glue and "
-        "../shared/data/glue). Studies' tasks are looked for there; nothing outside is read",
+        help="a folder task data may be read from (repeatable; also $AUTOPEFT_DATA_DIR; default: ./data/glue). "
+        "Studies' tasks are looked for there; nothing outside is read",
     )
     p.add_argument(
         "--models",
