@@ -243,21 +243,13 @@ def run_process(parent_pid: int, settings: Settings | None = None) -> None:
     if stop.is_set():  # it had died already
         return
 
-    from api.db import make_engine
-    from api.logs import configure_logging
-    from api.main import limit_torch_threads, warm_up
+    from api import startup
     from api.settings import get_settings
 
     settings = settings or get_settings()
-    configure_logging(settings.log_level, settings.log_format)
-    limit_torch_threads(settings.torch_threads)
-    engine = make_engine(
-        settings.database_url,
-        pool_size=settings.proposer_threads + 2,
-        max_overflow=2,
-        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
-    )
-    warm_up()  # transformers' import and the bundled model's shape, before the first study needs them
+    startup.start_process(settings)
+    engine = startup.open_engine(settings, pool_size=settings.proposer_threads + 2, max_overflow=2)
+    startup.warm_up()  # transformers' import and the bundled model's shape, before the first study needs them
     if stop.is_set():  # told to stop while starting
         engine.dispose()
         return

@@ -35,10 +35,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from api import storage_sql as sql
-from api.db import is_sqlite, transaction
+from api.db import transaction
 from api.errors import ConflictError, NotFoundError, StaleLeaseError, StorageError
 from api.failures import FailedTrial
-from api.models import proposal_locks, studies, trials, workers
 from api.records import (
     Claim,
     Demand,
@@ -50,6 +49,8 @@ from api.records import (
     StudyRecord,
     TrialRecord,
 )
+from migrations.engine import is_sqlite
+from migrations.tables import proposal_locks, studies, trials, workers
 
 OPEN_STATES = ("queued", "running")
 #: Studies that propose and hand out trials: neither stopped nor paused.

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import Connection, Row, String, bindparam, cast, func, literal, select, update
 
 from api.errors import NotFoundError
-from api.models import studies, trials
 from api.records import NewTrial, StudyRecord, TrialRecord
+from migrations.tables import studies, trials
 
 
 # -- statements ------------------------------------------------------------------------------------------

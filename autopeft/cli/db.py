@@ -20,10 +20,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _engine(args: argparse.Namespace):
-    from api.db import make_engine
-    from api.settings import Settings
+    from migrations.engine import configured_url, make_engine
 
-    return make_engine(args.db or Settings().database_url)
+    return make_engine(args.db or configured_url())
 
 
 def run_upgrade(args: argparse.Namespace) -> int:
