@@ -32,6 +32,7 @@ from datetime import timedelta
 from api.records import Demand, NewTrial, ProposalSnapshot
 from api.settings import Settings
 from api.storage import Storage, utcnow
+from api.storage_protocol import StorageProtocol
 from api.study_spec import StudyContexts, config_key
 from autopeft.optimize import Observation, propose
 
@@ -71,7 +72,7 @@ def should_refill(queued: int, target: int) -> bool:
 class Proposer:
     """Keeps the queues of active studies filled and requeues expired leases."""
 
-    def __init__(self, storage: Storage, contexts: StudyContexts, settings: Settings) -> None:
+    def __init__(self, storage: StorageProtocol, contexts: StudyContexts, settings: Settings) -> None:
         self.storage, self.contexts, self.settings = storage, contexts, settings
         self.owner = uuid.uuid4().hex
         self._wake = threading.Event()
