@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from autopeft.errors import TaskError
+from autopeft.inputs import describe_validation
 
 Metric = Literal["accuracy", "f1", "matthews", "pearson", "spearman"]
 METRICS: tuple[str, ...] = ("accuracy", "f1", "matthews", "pearson", "spearman")
@@ -163,10 +164,8 @@ def resolve_task(task: str | Mapping[str, Any] | TaskSpec, data_dir: str | None 
             try:
                 spec = TaskSpec.model_validate(body)
             except ValidationError as err:
-                e = err.errors()[0]
-                loc = ".".join(str(p) for p in e["loc"])
-                msg = e["msg"].removeprefix("Value error, ")
-                raise TaskError(f"invalid task description: {loc + ': ' if loc else ''}{msg}") from None
+                what = describe_validation(err.errors(), first=True, got=False)
+                raise TaskError(f"invalid task description: {what}") from None
     else:
         raise TaskError(f"a task is a name or a JSON object, got {type(task).__name__}")
     if spec.data_dir is None and data_dir is not None:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from autopeft.config import FAMILY_FIELDS
 from autopeft.errors import ConfigError
+from autopeft.inputs import describe_validation
 
 
 class TrainingSettings(BaseModel):
@@ -103,10 +104,4 @@ def parse_training(data: Mapping[str, Any] | TrainingSettings | None) -> Trainin
     try:
         return TrainingSettings.model_validate(dict(data))
     except ValidationError as err:
-        parts = []
-        for e in err.errors():
-            loc = ".".join(str(p) for p in e["loc"])
-            msg = e["msg"].removeprefix("Value error, ")
-            got = f" (got {e['input']!r})" if e["type"] != "extra_forbidden" and "input" in e else ""
-            parts.append(f"{loc + ': ' if loc else ''}{msg}{got}")
-        raise ConfigError(f"invalid training settings: {'; '.join(parts)}") from None
+        raise ConfigError(f"invalid training settings: {describe_validation(err.errors())}") from None
