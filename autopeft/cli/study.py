@@ -10,17 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 from autopeft.cli._output import print_json, table
-from autopeft.errors import AutoPeftError
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
-
-
-class ServerError(AutoPeftError):
-    """The study server refused a request or could not be reached."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -54,52 +48,32 @@ def _verb(verbs: Any, name: str, help_text: str, fn: Any) -> argparse.ArgumentPa
 
 
 def request(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
-    """One call to the server; its JSON answer, or :class:`ServerError` with the server's message."""
-    import httpx
+    """One call to the server (``path`` below ``/api/v1``): its JSON answer, or
+    :class:`~autopeft.client.ServerError` with the server's message."""
+    from autopeft.client import ServerClient
 
     key = args.api_key or os.environ.get("AUTOPEFT_API_KEY")
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    url = args.server.rstrip("/") + "/api/v1" + path
-    try:
-        response = httpx.request(method, url, json=body, headers=headers, timeout=120.0)
-    except httpx.HTTPError as err:
-        raise ServerError(f"cannot reach the server at {args.server}: {err}") from None
-    if response.status_code >= 400:
-        try:
-            detail = response.json().get("detail", response.text)
-        except (ValueError, AttributeError):
-            detail = response.text[:500]
-        raise ServerError(f"{method} {path}: {response.status_code} {detail}")
-    return response.json() if response.content else None
+    with ServerClient(args.server, key, timeout=120.0) as client:
+        return client.call(method, path, body)
 
 
 def load_study(text_or_path: str) -> dict[str, Any]:
-    path = Path(text_or_path)
-    if path.is_file():
-        text, source = path.read_text(encoding="utf-8"), str(path)
-    elif text_or_path.lstrip().startswith("{"):
-        text, source = text_or_path, "inline JSON"
-    else:
-        raise ServerError(f"study {text_or_path!r} is neither a JSON file nor inline JSON")
-    try:
-        body = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ServerError(f"{source} is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
-    if not isinstance(body, dict):
-        raise ServerError(f"{source}: a study is a JSON object")
-    return body
+    """A study body: a JSON file or inline JSON."""
+    from autopeft.inputs import load_json_arg
+
+    return load_json_arg(text_or_path, "study")
 
 
 def with_model_config(body: dict[str, Any]) -> dict[str, Any]:
     """Add the local model's config.json as ``model_config`` unless the body has one (or it is unreadable here)."""
-    from autopeft.encoder import resolve_model_dir
+    from autopeft.encoder import read_config_json, resolve_model_dir
     from autopeft.errors import ModelError
 
     if body.get("model_config") is not None:
         return body
     try:
-        config = json.loads((resolve_model_dir(body.get("model")) / "config.json").read_text(encoding="utf-8"))
-    except (ModelError, OSError, json.JSONDecodeError):
+        config = read_config_json(resolve_model_dir(body.get("model")))
+    except ModelError:
         return body  # the server may be able to read it
     return {**body, "model_config": config}
 

@@ -88,7 +88,8 @@ def _study_scope(client, study_id: int) -> tuple[str | None, list[str]]:
 def run(args: argparse.Namespace) -> int:
     from autopeft.errors import ConfigError
     from autopeft.roots import Roots
-    from worker import ServerClient, Worker
+    from autopeft.client import ServerClient
+    from worker import Worker
 
     if args.max_trials is not None and args.max_trials < 1:
         raise ConfigError(f"--max-trials must be at least 1, got {args.max_trials}")
