@@ -97,4 +97,3 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         if proposer is not None:
             await to_thread.run_sync(proposer.stop)
         engine.dispose()
-

@@ -17,8 +17,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autopeft.errors import ModelError
 from autopeft.confine import inside, outside, real_roots
+from autopeft.errors import ModelError
 
 if TYPE_CHECKING:
     from torch import nn

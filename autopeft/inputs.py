@@ -3,7 +3,8 @@
 - :func:`load_json_arg`: a command-line value that is JSON inline or the path of a JSON file
   (a configuration, a space, a task description, training settings, a study);
 - :func:`describe_validation`: pydantic's validation errors as one line that names each
-  field and what is wrong with it (the library's errors and the server's 422 answers).
+  field and what is wrong with it (the library's errors and the server's 422 answers);
+  :func:`validate_object` validates a JSON object as a model with that wording.
 
 Both raise or return messages only; turning them into exit codes or HTTP answers stays with
 ``autopeft.cli`` and ``api``.
@@ -14,9 +15,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from autopeft.errors import AutoPeftError
+
+M = TypeVar("M", bound=BaseModel)
 
 #: Pydantic's names for the parts of a schema that appear in an error's location between the
 #: fields (a union's branches, validators): not a field, so not shown.
@@ -82,7 +87,9 @@ def load_json_arg(
     try:
         value = json.loads(text, parse_constant=refuse)
     except json.JSONDecodeError as err:
-        raise error(f"{what} in {source} is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+        raise error(
+            f"{what} in {source} is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}"
+        ) from None
     if object_only and not isinstance(value, dict):
         raise error(f"{what} must be a JSON object, got {json_type(value)} in {source}")
     return value
@@ -96,6 +103,19 @@ def json_type(value: Any) -> str:
         return "true" if value else "false"
     names = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number"}
     return names.get(type(value), type(value).__name__)
+
+
+def validate_object(model: type[M], data: Any, what: str, error: type[AutoPeftError], **describe: Any) -> M:
+    """``data`` (a JSON object, or already a ``model``) validated as ``model``, or ``error``: ``"<what> must
+    be a JSON object, got list"`` or ``"invalid <what>: <describe_validation(errors, **describe)>"``."""
+    if isinstance(data, model):
+        return data
+    if not isinstance(data, Mapping):
+        raise error(f"{what} must be a JSON object, got {type(data).__name__}")
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as err:
+        raise error(f"invalid {what}: {describe_validation(err.errors(), **describe)}") from None
 
 
 def describe_validation(

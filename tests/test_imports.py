@@ -58,7 +58,9 @@ def _imported_names(module: str) -> set[str]:
                 for _ in range(node.level - 1):
                     package = package.rpartition(".")[0]
                 base = f"{package}.{base}" if base else package
-            names.update(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules() else base for alias in node.names)
+            names.update(
+                f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules() else base for alias in node.names
+            )
     return names
 
 

@@ -77,9 +77,14 @@ def test_each_field_once_with_the_value_and_without_pydantics_tags() -> None:
 def test_first_names_the_most_telling_error_and_callers_may_word_their_own() -> None:
     errors = _errors({"name": "x", "colour": 1})
     assert describe_validation(errors, first=True) == "colour: unknown field"
-    assert describe_validation(errors, got=False) == "name: String should have at least 2 characters; colour: unknown field"
+    assert (
+        describe_validation(errors, got=False)
+        == "name: String should have at least 2 characters; colour: unknown field"
+    )
 
     def unknown(e: Any, where: str) -> str | None:
         return f"unknown field {where!r} (known: name, inner, rate)" if e["type"] == "extra_forbidden" else None
 
-    assert describe_validation(errors, first=True, explain=unknown) == "unknown field 'colour' (known: name, inner, rate)"
+    assert (
+        describe_validation(errors, first=True, explain=unknown) == "unknown field 'colour' (known: name, inner, rate)"
+    )

@@ -50,6 +50,7 @@ DEMO_FAMILIES = ["serial_adapter", "parallel_adapter", "prefix", "lora"]
 #: Where the demo looks for GLUE when neither ``--data`` nor ``$AUTOPEFT_DATA_DIR`` names a folder: the
 #: library's default, then the folder this project's machines keep it in (README, docs/demo.md).
 DEMO_DATA_DIRS = ("data/glue", "../shared/data/glue")
+DATA_DEFAULT = "$AUTOPEFT_DATA_DIR, else ./data/glue or ../shared/data/glue"
 
 
 class DemoError(AutoPeftError):
@@ -58,12 +59,7 @@ class DemoError(AutoPeftError):
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="start a server, search PEFT configurations on RTE, show the Pareto front")
-    p.add_argument(
-        "--data",
-        default=None,
-        metavar="DIR",
-        help="GLUE folder holding RTE/ (default: $AUTOPEFT_DATA_DIR, else ./data/glue or ../shared/data/glue)",
-    )
+    p.add_argument("--data", default=None, metavar="DIR", help=f"GLUE folder holding RTE/ (default: {DATA_DEFAULT})")
     p.add_argument("--trials", type=int, default=None, help="study budget (default: 8 on CPU, 24 on a GPU)")
     p.add_argument("--device", default="auto", help="cuda, cpu or auto (default: auto)")
     p.add_argument("--port", type=int, default=None, help="server port (default: 8000, or the next free one)")

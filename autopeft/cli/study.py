@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 from autopeft.cli._output import print_json, table
@@ -78,23 +79,56 @@ def with_model_config(body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "model_config": config}
 
 
-def run_create(args: argparse.Namespace) -> int:
-    study = request(args, "POST", "/studies", with_model_config(load_study(args.study)))
+def answer(args: argparse.Namespace, method: str, path: str, render: Callable[[Any], None], body: Any = None) -> int:
+    """Make one call and print its answer: the server's JSON with ``--json``, else ``render(answer)``."""
+    reply = request(args, method, path, body)
     if args.json:
-        print_json(study)
+        print_json(reply)
     else:
-        print(
-            f"study {study['id']} created: {study['name']!r}, space {study['space_name']} (d={study.get('d')}), "
-            f"{study['max_trials']} trials, optimizer {study['optimizer'].get('method')}"
-        )
+        render(reply)
     return 0
 
 
+def run_create(args: argparse.Namespace) -> int:
+    return answer(args, "POST", "/studies", _print_created, with_model_config(load_study(args.study)))
+
+
 def run_list(args: argparse.Namespace) -> int:
-    page = request(args, "GET", "/studies")
-    if args.json:
-        print_json(page)
-        return 0
+    return answer(args, "GET", "/studies", _print_studies)
+
+
+def run_show(args: argparse.Namespace) -> int:
+    return answer(args, "GET", f"/studies/{args.id}", _print_study)
+
+
+def run_trials(args: argparse.Namespace) -> int:
+    query = f"?state={args.state}" if args.state else ""
+    return answer(args, "GET", f"/studies/{args.id}/trials{query}", _print_trials)
+
+
+def run_pareto(args: argparse.Namespace) -> int:
+    return answer(args, "GET", f"/studies/{args.id}/pareto", _print_front)
+
+
+def run_stop(args: argparse.Namespace) -> int:
+    def said(s: dict[str, Any]) -> None:
+        print(f"study {s['id']} stopped; {s['counts']['running']} trials still running may report")
+
+    return answer(args, "POST", f"/studies/{args.id}/stop", said)
+
+
+def run_resume(args: argparse.Namespace) -> int:
+    return answer(args, "POST", f"/studies/{args.id}/resume", lambda s: print(f"study {s['id']} is {s['state']}"))
+
+
+def _print_created(study: dict[str, Any]) -> None:
+    print(
+        f"study {study['id']} created: {study['name']!r}, space {study['space_name']} (d={study.get('d')}), "
+        f"{study['max_trials']} trials, optimizer {study['optimizer'].get('method')}"
+    )
+
+
+def _print_studies(page: dict[str, Any]) -> None:
     rows = [
         [
             s["id"],
@@ -113,14 +147,9 @@ def run_list(args: argparse.Namespace) -> int:
     ]
     heads = ["id", "name", "task", "space", "state", "queued", "running", "done", "failed", "best", "hypervolume"]
     print(table(rows, heads, align="rllllrrrrrr") if rows else "no studies")
-    return 0
 
 
-def run_show(args: argparse.Namespace) -> int:
-    s = request(args, "GET", f"/studies/{args.id}")
-    if args.json:
-        print_json(s)
-        return 0
+def _print_study(s: dict[str, Any]) -> None:
     c = s["counts"]
     print(
         f"study {s['id']} {s['name']!r}: {s['state']}, task {s['task'].get('name')}, model {s['model'] or 'bundled MiniLM'}"
@@ -141,7 +170,6 @@ def run_show(args: argparse.Namespace) -> int:
         print(f"fix the workers (see the failures below), then: autopeft study resume {s['id']}")
     if s.get("failures"):
         print(failure_table(s["failures"]))
-    return 0
 
 
 def failure_table(groups: list[dict[str, Any]]) -> str:
@@ -152,30 +180,11 @@ def failure_table(groups: list[dict[str, Any]]) -> str:
     return head + "\n" + table(rows, ["count", "first #", "worker", "error"], align="rrll")
 
 
-def run_resume(args: argparse.Namespace) -> int:
-    s = request(args, "POST", f"/studies/{args.id}/resume")
-    if args.json:
-        print_json(s)
-    else:
-        print(f"study {s['id']} is {s['state']}")
-    return 0
-
-
-def run_trials(args: argparse.Namespace) -> int:
-    query = f"?state={args.state}" if args.state else ""
-    page = request(args, "GET", f"/studies/{args.id}/trials{query}")
-    if args.json:
-        print_json(page)
-        return 0
+def _print_trials(page: dict[str, Any]) -> None:
     print(_trial_table(page["data"]) if page["data"] else "no trials")
-    return 0
 
 
-def run_pareto(args: argparse.Namespace) -> int:
-    front = request(args, "GET", f"/studies/{args.id}/pareto")
-    if args.json:
-        print_json(front)
-        return 0
+def _print_front(front: dict[str, Any]) -> None:
     metric = front.get("metric_name") or "metric"
     ref = front.get("reference", {})
     print(
@@ -184,16 +193,6 @@ def run_pareto(args: argparse.Namespace) -> int:
     )
     if front["data"]:
         print(_trial_table(front["data"], metric))
-    return 0
-
-
-def run_stop(args: argparse.Namespace) -> int:
-    s = request(args, "POST", f"/studies/{args.id}/stop")
-    if args.json:
-        print_json(s)
-    else:
-        print(f"study {s['id']} stopped; {s['counts']['running']} trials still running may report")
-    return 0
 
 
 def _trial_table(trials: list[dict[str, Any]], metric: str = "metric") -> str:

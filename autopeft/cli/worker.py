@@ -86,9 +86,9 @@ def _study_scope(client, study_id: int) -> tuple[str | None, list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from autopeft.client import ServerClient
     from autopeft.errors import ConfigError
     from autopeft.roots import Roots
-    from autopeft.client import ServerClient
     from worker import Worker
 
     if args.max_trials is not None and args.max_trials < 1:

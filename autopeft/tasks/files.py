@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autopeft.errors import TaskError
 from autopeft.confine import inside, outside, real_roots
+from autopeft.errors import TaskError
 from autopeft.tasks.spec import TaskSpec
 
 if TYPE_CHECKING:
