@@ -119,13 +119,14 @@ class ServerClient:
                 response = self._http.request(method, API + path, json=body)
                 if response.status_code < 500:
                     return self._check(method, path, response, trial_id)
-                failure = _refusal(method, path, response)
+                reason, failure = f"HTTP {response.status_code}", _refusal(method, path, response)
             except httpx.TransportError as err:
-                failure = f"cannot reach the server at {self.url}: {type(err).__name__}: {err}"
+                reason = f"{type(err).__name__}: {err}"
+                failure = f"cannot reach the server at {self.url}: {reason}"
             if give_up():
                 raise GaveUp(failure)
             wait = delay * (0.5 + random.random())
-            log.warning("server unavailable (%s); retrying %s %s in %.1f s", failure, method, path, wait)
+            log.warning("server unavailable (%s); retrying %s %s in %.1f s", reason, method, API + path, wait)
             _sleep(wait, give_up)
             delay = min(delay * 2, self.max_backoff)
 

@@ -27,7 +27,7 @@ def test_a_call_answers_the_json_below_the_api_prefix() -> None:
     assert seen == [("GET", "/api/v1/studies/1"), ("DELETE", "/api/v1/studies/1")]
 
 
-def test_one_attempt_unless_the_call_asks_for_more() -> None:
+def test_one_attempt_unless_the_call_asks_for_more(caplog) -> None:
     attempts = []
 
     def down(request: httpx.Request) -> httpx.Response:
@@ -40,6 +40,8 @@ def test_one_attempt_unless_the_call_asks_for_more() -> None:
     with pytest.raises(GaveUp):
         _client(down).call("GET", "/studies", give_up=give_up_after(0.3))
     assert len(attempts) > 2
+    # each retry is logged with the full path (what a worker's operator, and a test, look for)
+    assert "server unavailable (ConnectError: refused); retrying GET /api/v1/studies in" in caplog.text
 
 
 @pytest.mark.parametrize("status, error", [(404, RequestRefused), (503, GaveUp)])
