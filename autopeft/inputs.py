@@ -54,6 +54,14 @@ def is_inline_json(text: str) -> bool:
     return text.lstrip()[:1] in ("{", "[")
 
 
+def is_file(text: str) -> bool:
+    """Whether a command-line value names an existing file (a name too long for the system is none)."""
+    try:
+        return Path(text).expanduser().is_file()
+    except OSError:
+        return False
+
+
 def load_json_arg(
     text_or_path: str,
     what: str,
@@ -72,9 +80,9 @@ def load_json_arg(
     if is_inline_json(text_or_path):
         source, text = "inline JSON", text_or_path
     else:
-        path = Path(text_or_path).expanduser()
-        if not path.is_file():
+        if not is_file(text_or_path):
             raise error(f"{what} {text_or_path!r} is neither {expected}")
+        path = Path(text_or_path).expanduser()
         source = str(path)
         try:
             text = path.read_text(encoding="utf-8")

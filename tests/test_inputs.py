@@ -25,6 +25,7 @@ def test_inline_json_and_files_read_the_same(tmp_path) -> None:
     "arg, message",
     [
         ("missing.json", "thing 'missing.json' is neither JSON nor an existing file"),
+        ("x" * 5000, f"thing {'x' * 5000!r} is neither JSON nor an existing file"),  # too long for a file name
         ('{"a": ', "thing in inline JSON is not valid JSON: Expecting value at line 1 column 7"),
         ('{"a": NaN}', "JSON constant NaN is not allowed (thing in inline JSON)"),
         ("[1, 2]", "thing must be a JSON object, got an array in inline JSON"),

@@ -69,9 +69,9 @@ def run(args: argparse.Namespace) -> int:
 def parse_task_arg(text: str) -> str | dict[str, Any]:
     """A task name, or a JSON description given inline or as a file."""
     from autopeft.errors import TaskError
-    from autopeft.inputs import is_inline_json, load_json_arg
+    from autopeft.inputs import is_file, is_inline_json, load_json_arg
 
-    if is_inline_json(text) or Path(text).is_file():
+    if is_inline_json(text) or is_file(text):
         return load_json_arg(text, "task description", TaskError)
     if text.strip().lower().endswith(".json") or "/" in text or os.sep in text:
         raise TaskError(f"task file {text!r} does not exist (a task is a built-in name, inline JSON, or a JSON file)")
