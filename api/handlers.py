@@ -14,6 +14,7 @@ from starlette.routing import Match
 
 from api.errors import ApiError
 from autopeft.errors import AutoPeftError
+from autopeft.inputs import describe_validation, located
 
 log = logging.getLogger("autopeft.api")
 
@@ -82,28 +83,17 @@ async def _unexpected(request: Request, err: Exception) -> JSONResponse:
 
 
 def describe_errors(errors: list[Any] | tuple[Any, ...]) -> str:
-    """``where: what (got value)`` for each error, one location once (unions report every branch)."""
-    parts: dict[str, str] = {}
-    for e in errors:
-        loc = [str(p) for p in e.get("loc", ()) if p not in ("body",)]
-        where = ".".join(p for p in loc if not p.startswith(("function-", "json-or-python", "dict[", "list[")))
-        msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
-        if e.get("type") == "json_invalid":
-            ctx = e.get("ctx", {})
-            msg = f"the body is not valid JSON ({ctx.get('error', msg)})"
-        elif e.get("type") == "extra_forbidden":
-            msg = "unknown field"
-        elif e.get("type") == "missing":
-            msg = "required"
-        elif "input" in e and e.get("type") not in ("model_attributes_type", "dict_type"):
-            msg = f"{msg} (got {_short(e['input'])})"
-        parts.setdefault(where, f"{where}: {msg}" if where else msg)
-    return "; ".join(parts.values()) or "invalid request"
+    """``where: what (got value)`` for each error, one location once (:func:`autopeft.inputs.describe_validation`);
+    locations start below the body."""
+    below_body = [{**e, "loc": tuple(p for p in e.get("loc", ()) if p != "body")} for e in errors]
+    return describe_validation(below_body, explain=_invalid_json) or "invalid request"
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+def _invalid_json(e: Any, where: str) -> str | None:
+    if e.get("type") != "json_invalid":
+        return None
+    reason = e.get("ctx", {}).get("error", e.get("msg", "invalid"))
+    return located(where, f"the body is not valid JSON ({reason})")
 
 
 def _plain(e: Any) -> dict[str, Any]:

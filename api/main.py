@@ -1,7 +1,7 @@
 """The app factory: ``create_app(settings)``; ``uvicorn --factory api.main:create_app`` serves it.
 
-On start the app brings the schema up to date (Alembic), limits torch's threads, and
-starts the background proposer and lease sweeper; on shutdown it stops them.
+On start the app takes the steps of :mod:`api.startup` (logs, torch's threads, engine, schema
+up to date) and starts the background proposer and lease sweeper; on shutdown it stops them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from api import handlers
-from api.db import make_engine
 from api.deps import Authorized
 from api.middleware import AccessLogMiddleware, ApiKeyMiddleware, BodyLimitMiddleware
 from api.routes import api_router, dashboard
@@ -68,28 +67,21 @@ def _add_docs(app: FastAPI) -> None:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     from anyio import to_thread
 
+    from api import startup
     from api.lifeline import die_with_server
-    from api.logs import configure_logging
     from api.proposer import Proposer
     from api.service import Service
     from api.storage import Storage
     from api.study_spec import StudyContexts
-    from migrations import upgrade
 
     settings: Settings = app.state.settings
     die_with_server()  # a uvicorn worker process of `autopeft serve --workers N` ends with the server
-    configure_logging(settings.log_level, settings.log_format)
-    limit_torch_threads(settings.torch_threads)
+    startup.start_process(settings)
     sys.setswitchinterval(settings.gil_switch_interval_s)
     to_thread.current_default_thread_limiter().total_tokens = settings.threadpool_size
-    engine = make_engine(
-        settings.database_url,
-        pool_size=settings.pool_size,
-        max_overflow=settings.max_overflow,
-        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
-    )
+    engine = startup.open_engine(settings)
     if settings.migrate_on_start:
-        revision = await to_thread.run_sync(upgrade, engine)
+        revision = await to_thread.run_sync(startup.migrate, engine)
         log.info("schema up to date", extra={"revision": revision, "database": engine.url.render_as_string()})
     storage = Storage(engine)
     contexts = StudyContexts()
@@ -97,7 +89,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.service = Service(settings, storage, contexts, proposer)
     if proposer is not None:
         proposer.start()
-    threading.Thread(target=warm_up, name="autopeft-warm-up", daemon=True).start()
+    threading.Thread(target=startup.warm_up, name="autopeft-warm-up", daemon=True).start()
     log.info("server ready", extra={"version": __version__, "proposer": proposer is not None})
     try:
         yield
@@ -105,24 +97,3 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         if proposer is not None:
             await to_thread.run_sync(proposer.stop)
         engine.dispose()
-
-
-def warm_up() -> None:
-    """Import transformers and build the bundled model's shape now, not in the first study request."""
-    from api.study_spec import read_model_config, shape_from_hf_config
-
-    try:
-        shape_from_hf_config(read_model_config(None, None), 2)
-    except Exception:  # only a warm-up: the first study will report the real error
-        log.debug("warm-up failed", exc_info=True)
-
-
-def limit_torch_threads(n: int) -> None:
-    """The proposer's GP must not take every core from the request threads."""
-    import torch
-
-    torch.set_num_threads(n)
-    try:
-        torch.set_num_interop_threads(n)
-    except RuntimeError:  # already set, or parallel work already ran in this process
-        pass

@@ -32,6 +32,7 @@ from datetime import timedelta
 from api.records import Demand, NewTrial, ProposalSnapshot
 from api.settings import Settings
 from api.storage import Storage, utcnow
+from api.storage_protocol import StorageProtocol
 from api.study_spec import StudyContexts, config_key
 from autopeft.optimize import Observation, propose
 
@@ -71,7 +72,7 @@ def should_refill(queued: int, target: int) -> bool:
 class Proposer:
     """Keeps the queues of active studies filled and requeues expired leases."""
 
-    def __init__(self, storage: Storage, contexts: StudyContexts, settings: Settings) -> None:
+    def __init__(self, storage: StorageProtocol, contexts: StudyContexts, settings: Settings) -> None:
         self.storage, self.contexts, self.settings = storage, contexts, settings
         self.owner = uuid.uuid4().hex
         self._wake = threading.Event()
@@ -243,21 +244,13 @@ def run_process(parent_pid: int, settings: Settings | None = None) -> None:
     if stop.is_set():  # it had died already
         return
 
-    from api.db import make_engine
-    from api.logs import configure_logging
-    from api.main import limit_torch_threads, warm_up
+    from api import startup
     from api.settings import get_settings
 
     settings = settings or get_settings()
-    configure_logging(settings.log_level, settings.log_format)
-    limit_torch_threads(settings.torch_threads)
-    engine = make_engine(
-        settings.database_url,
-        pool_size=settings.proposer_threads + 2,
-        max_overflow=2,
-        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
-    )
-    warm_up()  # transformers' import and the bundled model's shape, before the first study needs them
+    startup.start_process(settings)
+    engine = startup.open_engine(settings, pool_size=settings.proposer_threads + 2, max_overflow=2)
+    startup.warm_up()  # transformers' import and the bundled model's shape, before the first study needs them
     if stop.is_set():  # told to stop while starting
         engine.dispose()
         return

@@ -1,11 +1,14 @@
 """Immutable snapshots that storage hands out: never live ORM objects, never shared with a session.
 
-JSON-valued fields are fresh copies read for each call; the dataclasses are frozen.
+JSON-valued fields are fresh copies read for each call; the dataclasses are frozen. Each
+field list is written here once: storage reads and writes columns by these names, and the
+responses (:mod:`api.schemas`) declare only what is public and copy the fields they share
+with a record by name (:func:`api.service.shared_fields`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -21,9 +24,9 @@ class NewTrial:
     label: str | None = None
 
 
-@dataclass(frozen=True)
-class NewStudy:
-    """A validated study, ready to store (see :func:`api.study_spec.prepare_study`)."""
+@dataclass(frozen=True, kw_only=True)
+class StudyInput:
+    """What a study is made of, stored as given: every field a study is created with (its columns too)."""
 
     name: str
     task: dict[str, Any]
@@ -38,25 +41,20 @@ class NewStudy:
     max_trials: int
     max_retries: int
     lease_seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewStudy(StudyInput):
+    """A validated study, ready to store (see :func:`api.study_spec.prepare_study`)."""
+
     baselines: tuple[NewTrial, ...] = ()
 
 
-@dataclass(frozen=True)
-class StudyRecord:
+@dataclass(frozen=True, kw_only=True)
+class StudyRecord(StudyInput):
+    """A stored study: what it was created with, and what became of it."""
+
     id: int
-    name: str
-    task: dict[str, Any]
-    model: str | None
-    hf_config: dict[str, Any]
-    num_labels: int
-    space_name: str
-    space: dict[str, Any]
-    optimizer: dict[str, Any]
-    training: dict[str, Any]
-    seed: int
-    max_trials: int
-    max_retries: int
-    lease_seconds: float
     n_trials: int
     created_at: datetime
     stopped_at: datetime | None
@@ -64,6 +62,15 @@ class StudyRecord:
     paused_at: datetime | None = None
     pause_reason: str | None = None
     resumed_at: datetime | None = None
+
+
+def field_names(record: type) -> tuple[str, ...]:
+    """The fields of a record class, in order."""
+    return tuple(f.name for f in fields(record))
+
+
+#: The fields a study is created with, in order (the values :meth:`api.storage.Storage.create_study` inserts).
+STUDY_INPUT: tuple[str, ...] = field_names(StudyInput)
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,10 @@ class Report:
     param_fraction: float
     metrics: dict[str, float] | None = None
     extra: dict[str, Any] | None = None
+
+
+#: A report's fields, in order: the columns a completed trial stores its result in.
+REPORT_FIELDS: tuple[str, ...] = field_names(Report)
 
 
 @dataclass(frozen=True)

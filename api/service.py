@@ -11,11 +11,14 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
+
+from pydantic import BaseModel
 
 from api.failures import PAUSE_WINDOW, group_failures, pause_reason
 from api.proposer import Proposer
-from api.records import Claim, Report, StudyRecord, TrialRecord
+from api.records import REPORT_FIELDS, Claim, Report, StudyRecord, TrialRecord, field_names
 from api.schemas.studies import (
     FailureGroupPublic,
     ParetoPublic,
@@ -34,7 +37,8 @@ from api.schemas.trials import (
     TrialsPublic,
 )
 from api.settings import Settings
-from api.storage import Storage, utcnow
+from api.storage import utcnow
+from api.storage_protocol import StorageProtocol
 from api.study_spec import StudyContexts, check_report, metric_range, prepare_study, shape_from_hf_config
 from autopeft.accounting import estimate
 from autopeft.encoder import ModelShape
@@ -72,7 +76,9 @@ class NoWork:
 class Service:
     """The server's behaviour, shared by all requests of one process."""
 
-    def __init__(self, settings: Settings, storage: Storage, contexts: StudyContexts, proposer: Proposer | None):
+    def __init__(
+        self, settings: Settings, storage: StorageProtocol, contexts: StudyContexts, proposer: Proposer | None
+    ):
         self.settings, self.storage, self.contexts, self.proposer = settings, storage, contexts, proposer
         self._static: dict[int, StudyRecord] = {}  # immutable fields of studies, for assignments
         self._fronts: dict[int, tuple[tuple[int, Any], Front]] = {}
@@ -126,7 +132,7 @@ class Service:
                 "failures": [FailureGroupPublic(**asdict(g)) for g in failures],
             }
         return StudyPublic(
-            **{k: getattr(s, k) for k in _STUDY_FIELDS},
+            **shared_fields(StudyPublic, s),
             state=_state(s, counts),
             counts=TrialCounts(**counts),
             best_metric=front.best_metric,
@@ -197,18 +203,13 @@ class Service:
         t = claim.trial
         study = self._static_study(t.study_id)
         return TrialAssignment(
-            id=t.id,
-            study_id=t.study_id,
-            number=t.number,
+            **shared_fields(TrialAssignment, t),
             attempt=t.attempts,
-            config=t.config,
             task=study.task,
             model=study.model,
             training=study.training,
             seed=study.seed,
-            source=t.source,
-            label=t.label,
-            lease=LeasePublic(token=claim.lease.token, expires_at=claim.lease.expires_at, seconds=claim.lease.seconds),
+            lease=LeasePublic(**shared_fields(LeasePublic, claim.lease)),
         )
 
     def _static_study(self, study_id: int) -> StudyRecord:
@@ -221,11 +222,10 @@ class Service:
         return hit
 
     def heartbeat(self, trial_id: int, token: str) -> LeasePublic:
-        lease = self.storage.heartbeat(trial_id, token)
-        return LeasePublic(token=lease.token, expires_at=lease.expires_at, seconds=lease.seconds)
+        return LeasePublic(**shared_fields(LeasePublic, self.storage.heartbeat(trial_id, token)))
 
     def complete(self, trial_id: int, req: CompleteRequest) -> TrialPublic:
-        report = Report(req.metric, req.peft_params, req.param_fraction, req.metrics, req.extra)
+        report = Report(**{name: getattr(req, name) for name in REPORT_FIELDS})
         study = self.storage.study_of_trial(trial_id)  # read now: an id may name another study later (SQLite)
         check_report(report, study, shape_from_hf_config(study.hf_config, study.num_labels).backbone_params)
         trial = self.storage.complete(trial_id, req.lease_token, report)
@@ -252,26 +252,16 @@ class Service:
 
 
 # -- pure helpers ------------------------------------------------------------------------------------
-_STUDY_FIELDS = (
-    "id",
-    "name",
-    "task",
-    "model",
-    "space_name",
-    "space",
-    "optimizer",
-    "training",
-    "seed",
-    "max_trials",
-    "max_retries",
-    "lease_seconds",
-    "n_trials",
-    "created_at",
-    "stopped_at",
-    "proposal_error",
-    "paused_at",
-    "pause_reason",
-)
+def shared_fields(model: type[BaseModel], record: Any) -> dict[str, Any]:
+    """The fields of the response ``model`` that ``record`` holds under the same name: a record's
+    fields are written once (:mod:`api.records`) and a response declares only what is public."""
+    return {name: getattr(record, name) for name in _shared_names(model, type(record))}
+
+
+@cache
+def _shared_names(model: type[BaseModel], record: type) -> tuple[str, ...]:
+    held = set(field_names(record))
+    return tuple(name for name in model.model_fields if name in held)
 
 
 def compute_front(objectives: list[tuple[int, float, float]], metric_range: tuple[float, float] = (0.0, 1.0)) -> Front:
@@ -324,28 +314,8 @@ def trial_public(t: TrialRecord, shape: ModelShape | None = None) -> TrialPublic
     if shape is not None and t.state in ("queued", "running"):
         estimated = estimate(t.config, shape).param_fraction
     return TrialPublic(
-        id=t.id,
-        study_id=t.study_id,
-        number=t.number,
-        state=t.state,  # type: ignore[arg-type]
-        config=t.config,
-        source=t.source,
-        label=t.label,
+        **shared_fields(TrialPublic, t),
         in_space=t.x is not None,
-        attempts=t.attempts,
-        expiries=t.expiries,
-        worker_id=t.worker_id,
-        created_at=t.created_at,
-        started_at=t.started_at,
-        heartbeat_at=t.heartbeat_at,
-        finished_at=t.finished_at,
-        lease_expires_at=t.lease_expires_at,
         duration_s=duration,
-        metric=t.metric,
-        peft_params=t.peft_params,
-        param_fraction=t.param_fraction,
         estimated_param_fraction=estimated,
-        metrics=t.metrics,
-        extra=t.extra,
-        error=t.error,
     )

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
-def default_database_url() -> str:
-    """``autopeft.db`` in the current directory (SQLite)."""
-    return f"sqlite:///{Path.cwd() / 'autopeft.db'}"
+from migrations.engine import default_database_url
 
 
 class Settings(BaseSettings):

@@ -1,4 +1,6 @@
-"""The storage interface: every read and write of studies and trials, over SQLAlchemy Core.
+"""Storage over SQLAlchemy Core: every read and write of studies and trials.
+
+:class:`Storage` implements :class:`api.storage_protocol.StorageProtocol`, the written contract.
 
 One method is one transaction (:func:`api.db.transaction`). Methods return immutable
 records (:mod:`api.records`) and raise :mod:`api.errors`. State changes are conditional
@@ -35,11 +37,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from api import storage_sql as sql
-from api.db import is_sqlite, transaction
+from api.db import transaction
 from api.errors import ConflictError, NotFoundError, StaleLeaseError, StorageError
 from api.failures import FailedTrial
-from api.models import proposal_locks, studies, trials, workers
 from api.records import (
+    REPORT_FIELDS,
+    STUDY_INPUT,
     Claim,
     Demand,
     Lease,
@@ -50,6 +53,9 @@ from api.records import (
     StudyRecord,
     TrialRecord,
 )
+from api.storage_protocol import CountsByStudy
+from migrations.engine import is_sqlite
+from migrations.tables import proposal_locks, studies, trials, workers
 
 OPEN_STATES = ("queued", "running")
 #: Studies that propose and hand out trials: neither stopped nor paused.
@@ -90,7 +96,7 @@ class Storage:
     def create_study(self, new: NewStudy, now: datetime | None = None) -> StudyRecord:
         """Store a study and its baseline trials (queued first, in the order given)."""
         now = now or utcnow()
-        values = {k: getattr(new, k) for k in sql.STUDY_INPUT}
+        values = {k: getattr(new, k) for k in STUDY_INPUT}
         with transaction(self.engine, write=True) as conn:
             study_id = conn.execute(
                 insert(studies).values(**values, n_trials=len(new.baselines), created_at=now).returning(studies.c.id)
@@ -107,14 +113,14 @@ class Storage:
         with transaction(self.engine) as conn:
             return [sql.study_record(r) for r in conn.execute(select(studies).order_by(studies.c.id))]
 
-    def trial_counts(self, study_ids: Sequence[int] | None = None) -> dict[int, tuple[dict[str, int], datetime | None]]:
+    def trial_counts(self, study_ids: Sequence[int] | None = None) -> CountsByStudy:
         """Per study: trials per state, and when the last one finished."""
         query = select(trials.c.study_id, trials.c.state, func.count(), func.max(trials.c.finished_at)).group_by(
             trials.c.study_id, trials.c.state
         )
         if study_ids is not None:
             query = query.where(trials.c.study_id.in_(list(study_ids)))
-        out: dict[int, tuple[dict[str, int], datetime | None]] = {}
+        out: CountsByStudy = {}
         with transaction(self.engine) as conn:
             for study_id, state, count, last in conn.execute(query):
                 counts, prev = out.get(study_id, ({}, None))
@@ -347,13 +353,7 @@ class Storage:
 
     def complete(self, trial_id: int, token: str, report: Report, now: datetime | None = None) -> TrialRecord:
         """Record a result; the same report again (same token) is answered with the stored trial."""
-        values = {
-            "metric": report.metric,
-            "peft_params": report.peft_params,
-            "param_fraction": report.param_fraction,
-            "metrics": report.metrics,
-            "extra": report.extra,
-        }
+        values = {name: getattr(report, name) for name in REPORT_FIELDS}
         return self._finish(sql.COMPLETE, sql.LATE_COMPLETE, trial_id, token, "completed", values, now or utcnow())
 
     def fail(self, trial_id: int, token: str, error: str, now: datetime | None = None) -> TrialRecord:

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import Connection, Row, String, bindparam, cast, func, literal, select, update
 
 from api.errors import NotFoundError
-from api.models import studies, trials
-from api.records import NewTrial, StudyRecord, TrialRecord
+from api.records import REPORT_FIELDS, NewTrial, StudyRecord, TrialRecord
+from migrations.tables import studies, trials
 
 
 # -- statements ------------------------------------------------------------------------------------------
@@ -90,31 +90,13 @@ def late_finish_statement(state: str, *fields: str) -> Any:
     )
 
 
-_RESULT = ("metric", "peft_params", "param_fraction", "metrics", "extra")
-COMPLETE = finish_statement("completed", *_RESULT)
+COMPLETE = finish_statement("completed", *REPORT_FIELDS)
 FAIL = finish_statement("failed", "error")
-LATE_COMPLETE = late_finish_statement("completed", *_RESULT)
+LATE_COMPLETE = late_finish_statement("completed", *REPORT_FIELDS)
 LATE_FAIL = late_finish_statement("failed", "error")
 
 
 # -- row helpers --------------------------------------------------------------------------------
-STUDY_INPUT = (
-    "name",
-    "task",
-    "model",
-    "hf_config",
-    "num_labels",
-    "space_name",
-    "space",
-    "optimizer",
-    "training",
-    "seed",
-    "max_trials",
-    "max_retries",
-    "lease_seconds",
-)
-
-
 def aware(value: datetime | None) -> datetime | None:
     if value is None:
         return None

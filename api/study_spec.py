@@ -107,20 +107,14 @@ def _check_hf_config(hf_config: Mapping[str, Any]) -> None:
 
 def read_model_config(model: str | None, sent: Mapping[str, Any] | None) -> dict[str, Any]:
     """The model's ``config.json``: from the path when this server can read it, else as sent by the client."""
-    from autopeft.encoder import resolve_model_dir
+    from autopeft.encoder import read_config_json, resolve_model_dir
 
     try:
-        path: Path | None = resolve_model_dir(model) / "config.json"
+        model_dir: Path | None = resolve_model_dir(model)
     except ModelError:
-        path = None
-    if path is not None:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ModelError(f"cannot read {str(path)!r}: {err}") from None
-        if not isinstance(data, dict):
-            raise ModelError(f"{str(path)!r} does not hold a JSON object")
-        return data
+        model_dir = None
+    if model_dir is not None:
+        return read_config_json(model_dir)
     if sent is not None:
         return dict(sent)
     raise ModelError(

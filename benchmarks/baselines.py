@@ -102,7 +102,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--model", default=None, help="HF model directory (default: the bundled MiniLM)")
-    p.add_argument("--data", default=None, help="GLUE root (default: ../shared/data/glue and friends)")
+    p.add_argument(
+        "--data",
+        default=os.environ.get("AUTOPEFT_DATA_DIR") or "../shared/data/glue",
+        help="GLUE root (default: $AUTOPEFT_DATA_DIR, else ../shared/data/glue, where this project's machines keep it)",
+    )
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--doc", type=Path, default=DOC)
     p.add_argument("--doc-only", action="store_true", help="only rebuild the table from --out")

@@ -1,14 +1,16 @@
 """Alembic environment: runs on the connection the caller hands over (:func:`migrations.upgrade`),
-or, when the ``alembic`` command runs it, on ``sqlalchemy.url`` / ``AUTOPEFT_DATABASE_URL``."""
+or, when the ``alembic`` command runs it, on ``sqlalchemy.url`` / ``AUTOPEFT_DATABASE_URL``.
+
+It imports nothing of the app (:mod:`api`): the tables are :mod:`migrations.tables`."""
 
 from __future__ import annotations
 
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
-from api.models import Base
+from migrations.tables import Base
 
 config = context.config
 target_metadata = Base.metadata
@@ -27,20 +29,15 @@ def _run(connection: Connection) -> None:
 
 def _run_standalone() -> None:
     """The ``alembic`` command: our own engine, one transaction, the same upgrade lock as the server."""
-    from api.db import WRITE_OPTION, make_engine
-    from api.settings import Settings
-    from migrations import UPGRADE_LOCK_KEY
+    from migrations import upgrade_transaction
+    from migrations.engine import configured_url, make_engine
 
     if config.config_file_name is not None:
         fileConfig(config.config_file_name, disable_existing_loggers=False)
-    engine = make_engine(config.get_main_option("sqlalchemy.url") or Settings().database_url)
+    engine = make_engine(config.get_main_option("sqlalchemy.url") or configured_url())
     try:
-        with engine.connect() as conn:
-            conn = conn.execution_options(**{WRITE_OPTION: True})
-            with conn.begin():
-                if conn.dialect.name == "postgresql":
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": UPGRADE_LOCK_KEY})
-                _run(conn)
+        with upgrade_transaction(engine) as conn:
+            _run(conn)
     finally:
         engine.dispose()
 

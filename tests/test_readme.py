@@ -126,6 +126,13 @@ def test_the_readme_has_the_commands_a_user_needs() -> None:
     assert {"demo", "serve", "worker", "study", "train", "predict", "params", "space"} <= verbs
 
 
+def test_the_training_examples_say_where_the_data_is() -> None:
+    """The library looks for GLUE only in ``$AUTOPEFT_DATA_DIR`` and ``./data/glue``; this project's
+    machines keep it in ``../shared/data/glue``, so the examples name it (the demo alone looks there too)."""
+    trains = [argv for argv in autopeft_commands() if argv[0] == "train"]
+    assert trains and all("--data" in argv for argv in trains)
+
+
 @pytest.mark.parametrize(
     "argv", [a for a in autopeft_commands() if a[0] in ("params", "space")], ids=lambda a: " ".join(a)[:60]
 )

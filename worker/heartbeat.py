@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from worker.client import LeaseLost, ServerClient, Unauthorized
+from autopeft.client import LeaseLost, ServerClient, Unauthorized
 
 log = logging.getLogger("autopeft.worker")
 

@@ -21,8 +21,8 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
+from autopeft.client import Claim, GaveUp, LeaseLost, NoWork, RequestRefused, ServerClient, give_up_after
 from autopeft.errors import AutoPeftError
-from worker.client import Claim, GaveUp, LeaseLost, NoWork, RequestRefused, ServerClient
 from worker.heartbeat import Heartbeat
 from worker.spool import Spool
 
@@ -216,7 +216,7 @@ class Worker:
             self.say(f"trial {trial['id']}: lease lost; stopped it (another worker has it)")
             return
         try:
-            self.client.release(trial["id"], claim.token, _give_up_after(10.0))
+            self.client.release(trial["id"], claim.token, give_up_after(10.0))
             self.say(f"trial {trial['id']}: given back to the queue")
         except (LeaseLost, GaveUp, RequestRefused) as err:
             self.say(f"trial {trial['id']}: could not give it back ({err}); its lease will expire")
@@ -254,16 +254,11 @@ class Worker:
         """Send reports a previous run could not deliver."""
         for path, item in self.spool.pending():
             self.say(f"trial {item['trial_id']}: sending the {item['kind']} report spooled by an earlier run")
-            self._send(path, item["trial_id"], item["kind"], item["body"], give_up=_give_up_after(60.0))
+            self._send(path, item["trial_id"], item["kind"], item["body"], give_up=give_up_after(60.0))
 
 
 class _Stopped(Exception):
     """The trial stopped because the worker is stopping or lost its lease."""
-
-
-def _give_up_after(seconds: float) -> Callable[[], bool]:
-    end = time.monotonic() + seconds
-    return lambda: time.monotonic() > end
 
 
 def _summary(config: dict[str, Any]) -> str:

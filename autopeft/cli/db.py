@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -19,21 +25,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         v.set_defaults(run=run_upgrade if name == "upgrade" else run_current)
 
 
-def _engine(args: argparse.Namespace):
-    from api.db import make_engine
-    from api.settings import Settings
+@contextmanager
+def _engine(args: argparse.Namespace) -> Iterator[Engine]:
+    from migrations.engine import configured_url, make_engine
 
-    return make_engine(args.db or Settings().database_url)
+    engine = make_engine(args.db or configured_url())
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def run_upgrade(args: argparse.Namespace) -> int:
     from migrations import upgrade
 
-    engine = _engine(args)
-    try:
+    with _engine(args) as engine:
         revision = upgrade(engine)
-    finally:
-        engine.dispose()
     print(f"{engine.url.render_as_string(hide_password=True)}: schema at revision {revision}")
     return 0
 
@@ -41,11 +48,8 @@ def run_upgrade(args: argparse.Namespace) -> int:
 def run_current(args: argparse.Namespace) -> int:
     from migrations import current_revision, head_revision
 
-    engine = _engine(args)
-    try:
+    with _engine(args) as engine:
         current = current_revision(engine)
-    finally:
-        engine.dispose()
     head = head_revision()
     state = "up to date" if current == head else "needs `autopeft db upgrade`"
     print(f"{engine.url.render_as_string(hide_password=True)}: revision {current or 'none'} (newest {head}; {state})")

@@ -17,10 +17,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autopeft.cli._output import table
 from autopeft.errors import AutoPeftError
+
+if TYPE_CHECKING:
+    from autopeft.client import ServerClient
 
 #: Per-trial training on a CPU, sized so that the 8 trials of the demo take a few minutes on two
 #: cores (measured: docs/demo.md). Too short for RTE to be learned well: it shows the loop.
@@ -44,6 +47,10 @@ BASELINES = [
 
 #: What the demo's trials can use: the ``autopeft`` space's families and the baselines'.
 DEMO_FAMILIES = ["serial_adapter", "parallel_adapter", "prefix", "lora"]
+#: Where the demo looks for GLUE when neither ``--data`` nor ``$AUTOPEFT_DATA_DIR`` names a folder: the
+#: library's default, then the folder this project's machines keep it in (README, docs/demo.md).
+DEMO_DATA_DIRS = ("data/glue", "../shared/data/glue")
+DATA_DEFAULT = "$AUTOPEFT_DATA_DIR, else ./data/glue or ../shared/data/glue"
 
 
 class DemoError(AutoPeftError):
@@ -52,7 +59,7 @@ class DemoError(AutoPeftError):
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="start a server, search PEFT configurations on RTE, show the Pareto front")
-    p.add_argument("--data", default=None, metavar="DIR", help="GLUE folder holding RTE/ (default: found nearby)")
+    p.add_argument("--data", default=None, metavar="DIR", help=f"GLUE folder holding RTE/ (default: {DATA_DEFAULT})")
     p.add_argument("--trials", type=int, default=None, help="study budget (default: 8 on CPU, 24 on a GPU)")
     p.add_argument("--device", default="auto", help="cuda, cpu or auto (default: auto)")
     p.add_argument("--port", type=int, default=None, help="server port (default: 8000, or the next free one)")
@@ -69,12 +76,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
-    import httpx
-
-    from autopeft.tasks.files import resolve_data_dir
-    from autopeft.tasks.spec import resolve_task
+    from autopeft.client import ServerError
+    from autopeft.errors import ConfigError
+    from autopeft.inputs import load_json_arg
     from autopeft.train import resolve_device
 
     device = str(resolve_device(args.device))
@@ -85,11 +89,10 @@ def run(args: argparse.Namespace) -> int:
     minutes = args.minutes if args.minutes is not None else (None if on_gpu else CPU_MINUTES)
     if minutes is not None and not minutes > 0:
         raise DemoError(f"--minutes must be positive, got {args.minutes}")
-    task = resolve_task("rte", args.data)
-    data_dir = resolve_data_dir(task)  # fails here, with where it looked, if RTE is not found
+    data_dir = demo_data_dir(args.data)  # fails here, with where it looked, if RTE is not found
     training = dict(GPU_TRAINING if on_gpu else CPU_TRAINING)
     if args.training:
-        training.update(json.loads(args.training))
+        training.update(load_json_arg(args.training, "--training", ConfigError))
     from autopeft.cli.worker import self_check
 
     self_check(None, DEMO_FAMILIES, device)  # a family this environment breaks stops the demo here, by name
@@ -100,11 +103,31 @@ def run(args: argparse.Namespace) -> int:
     print(f"dashboard: {url}/  (open it while the demo runs)")
     try:
         _run_study(args, url, server, log_path, device, on_gpu, trials, data_dir, training, minutes)
-    except httpx.HTTPError as err:
+    except ServerError as err:
         raise DemoError(f"lost the demo server ({err}); see {log_path}") from None
     finally:
         _stop(server)
     return 0
+
+
+def demo_data_dir(given: str | None) -> Path:
+    """RTE's folder: under ``given`` (``--data``) or ``$AUTOPEFT_DATA_DIR`` when either is set, else under the
+    first of :data:`DEMO_DATA_DIRS` that holds it."""
+    from autopeft.errors import TaskError
+    from autopeft.tasks.files import DATA_DIR_ENV, resolve_data_dir
+    from autopeft.tasks.spec import resolve_task
+
+    if given is not None or os.environ.get(DATA_DIR_ENV):
+        return resolve_data_dir(resolve_task("rte", given))
+    for base in DEMO_DATA_DIRS:
+        try:
+            return resolve_data_dir(resolve_task("rte", base))
+        except TaskError:
+            continue
+    raise DemoError(
+        f"no RTE data in {' or '.join(DEMO_DATA_DIRS)} (RTE/train.tsv): give the GLUE folder with --data DIR "
+        f"or ${DATA_DIR_ENV}"
+    )
 
 
 def _run_study(
@@ -119,11 +142,11 @@ def _run_study(
     training: dict[str, Any],
     minutes: float | None,
 ) -> None:
-    import httpx
+    from autopeft.client import ServerClient
 
     _wait_healthy(url, server, log_path)
-    with httpx.Client(base_url=url, timeout=60) as http:
-        study = _create_study(http, str(data_dir), trials, training)
+    with ServerClient(url, timeout=60) as api:
+        study = _create_study(api, str(data_dir), trials, training)
         print(
             f"study {study['id']}: RTE, bundled MiniLM, space 'autopeft' (d={study.get('d')}), "
             f"{trials} trials on {device}"
@@ -135,10 +158,10 @@ def _run_study(
             )
         if minutes is not None:
             print(f"no trial starts after {minutes:g} min (--minutes); the front is shown then")
-        _work(url, study["id"], device, trials, data_dir, minutes)
-        if http.get(f"/api/v1/studies/{study['id']}").json()["state"] == "running":
-            http.post(f"/api/v1/studies/{study['id']}/stop")  # the time budget ended it: drop what is queued
-        _print_front(http, study["id"])
+        _work(api, study["id"], device, trials, data_dir, minutes)
+        if api.call("GET", f"/studies/{study['id']}")["state"] == "running":
+            api.call("POST", f"/studies/{study['id']}/stop")  # the time budget ended it: drop what is queued
+        _print_front(api, study["id"])
     print(f"\ndashboard: {url}/#/study/{study['id']}")
     if args.serve:
         print("serving the dashboard; press Ctrl-C to stop")
@@ -179,23 +202,25 @@ def _stop(server: subprocess.Popen, timeout: float = 15.0) -> None:
 
 
 def _wait_healthy(url: str, server: subprocess.Popen, log_path: Path, timeout: float = 120.0) -> None:
-    import httpx
+    from autopeft.client import ServerClient, ServerError
 
     end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if server.poll() is not None:
-            tail = log_path.read_text()[-2000:]
-            raise DemoError(f"the server exited (code {server.returncode}):\n{tail}")
-        try:
-            if httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200:
+    with ServerClient(url, timeout=2) as probe:
+        while time.monotonic() < end:
+            if server.poll() is not None:
+                tail = log_path.read_text()[-2000:]
+                raise DemoError(f"the server exited (code {server.returncode}):\n{tail}")
+            try:
+                probe.call("GET", "/health")
                 return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
+            except ServerError:
+                time.sleep(0.3)
     raise DemoError(f"the server did not answer within {timeout:.0f} s; see {log_path}")
 
 
-def _create_study(http: Any, data_dir: str, trials: int, training: dict[str, Any]) -> dict[str, Any]:
+def _create_study(api: ServerClient, data_dir: str, trials: int, training: dict[str, Any]) -> dict[str, Any]:
+    from autopeft.client import RequestRefused
+
     body = {
         "name": "demo: RTE with the bundled MiniLM",
         "task": {"name": "rte", "data_dir": data_dir},
@@ -207,19 +232,19 @@ def _create_study(http: Any, data_dir: str, trials: int, training: dict[str, Any
         "seed": 0,
         "baselines": BASELINES[: max(0, min(len(BASELINES), trials - 1))],
     }
-    response = http.post("/api/v1/studies", json=body)
-    if response.status_code != 201:
-        raise DemoError(f"the server refused the demo study: {response.text}")
-    return http.get(f"/api/v1/studies/{response.json()['id']}").json()
+    try:
+        created = api.call("POST", "/studies", body)
+    except RequestRefused as err:
+        raise DemoError(f"the server refused the demo study: {err}") from None
+    return api.call("GET", f"/studies/{created['id']}")
 
 
-def _work(url: str, study_id: int, device: str, trials: int, data_dir: Path, minutes: float | None) -> None:
-    from worker import ServerClient, Worker
+def _work(api: ServerClient, study_id: int, device: str, trials: int, data_dir: Path, minutes: float | None) -> None:
+    from worker import Worker
 
-    client = ServerClient(url)
     started = time.monotonic()
     worker = Worker(
-        client,
+        api,
         worker_id="demo-worker",
         study_id=study_id,
         data_roots=[str(data_dir)],  # the one folder the demo's study names
@@ -245,12 +270,11 @@ def _work(url: str, study_id: int, device: str, trials: int, data_dir: Path, min
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        client.close()
 
 
-def _print_front(http: Any, study_id: int) -> None:
-    study = http.get(f"/api/v1/studies/{study_id}").json()
-    front = http.get(f"/api/v1/studies/{study_id}/pareto").json()
+def _print_front(api: ServerClient, study_id: int) -> None:
+    study = api.call("GET", f"/studies/{study_id}")
+    front = api.call("GET", f"/studies/{study_id}/pareto")
     from autopeft.config import parse_config
 
     rows = [

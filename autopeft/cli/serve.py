@@ -34,24 +34,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from api.db import make_engine, normalize_url
+    from api import startup
     from api.lifeline import SERVE_PID_ENV
-    from api.logs import configure_logging
     from api.settings import Settings
     from autopeft.errors import AutoPeftError
-    from migrations import upgrade
+    from migrations.engine import DATABASE_URL_ENV, normalize_url
 
     if args.workers < 1 or not 0 < args.port < 65536:
         raise AutoPeftError(f"--workers must be >= 1 and --port in 1..65535 (got {args.workers}, {args.port})")
     if args.db:
-        os.environ["AUTOPEFT_DATABASE_URL"] = normalize_url(args.db)
+        os.environ[DATABASE_URL_ENV] = normalize_url(args.db)
     if args.log_level:
         os.environ["AUTOPEFT_LOG_LEVEL"] = args.log_level.upper()
     settings = Settings()
-    configure_logging(settings.log_level, settings.log_format)
-    engine = make_engine(settings.database_url)
+    startup.start_logging(settings)
+    engine = startup.open_engine(settings)
     try:
-        revision = upgrade(engine)  # once here, so that several server processes start on a ready schema
+        revision = startup.migrate(engine)  # once here, so that several server processes start on a ready schema
     finally:
         engine.dispose()
     url = engine.url.render_as_string(hide_password=True)

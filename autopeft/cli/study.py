@@ -10,17 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from autopeft.cli._output import print_json, table
-from autopeft.errors import AutoPeftError
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
-
-
-class ServerError(AutoPeftError):
-    """The study server refused a request or could not be reached."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -54,73 +49,86 @@ def _verb(verbs: Any, name: str, help_text: str, fn: Any) -> argparse.ArgumentPa
 
 
 def request(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
-    """One call to the server; its JSON answer, or :class:`ServerError` with the server's message."""
-    import httpx
+    """One call to the server (``path`` below ``/api/v1``): its JSON answer, or
+    :class:`~autopeft.client.ServerError` with the server's message."""
+    from autopeft.client import ServerClient
 
     key = args.api_key or os.environ.get("AUTOPEFT_API_KEY")
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    url = args.server.rstrip("/") + "/api/v1" + path
-    try:
-        response = httpx.request(method, url, json=body, headers=headers, timeout=120.0)
-    except httpx.HTTPError as err:
-        raise ServerError(f"cannot reach the server at {args.server}: {err}") from None
-    if response.status_code >= 400:
-        try:
-            detail = response.json().get("detail", response.text)
-        except (ValueError, AttributeError):
-            detail = response.text[:500]
-        raise ServerError(f"{method} {path}: {response.status_code} {detail}")
-    return response.json() if response.content else None
+    with ServerClient(args.server, key, timeout=120.0) as client:
+        return client.call(method, path, body)
 
 
 def load_study(text_or_path: str) -> dict[str, Any]:
-    path = Path(text_or_path)
-    if path.is_file():
-        text, source = path.read_text(encoding="utf-8"), str(path)
-    elif text_or_path.lstrip().startswith("{"):
-        text, source = text_or_path, "inline JSON"
-    else:
-        raise ServerError(f"study {text_or_path!r} is neither a JSON file nor inline JSON")
-    try:
-        body = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ServerError(f"{source} is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
-    if not isinstance(body, dict):
-        raise ServerError(f"{source}: a study is a JSON object")
-    return body
+    """A study body: a JSON file or inline JSON."""
+    from autopeft.inputs import load_json_arg
+
+    return load_json_arg(text_or_path, "study")
 
 
 def with_model_config(body: dict[str, Any]) -> dict[str, Any]:
     """Add the local model's config.json as ``model_config`` unless the body has one (or it is unreadable here)."""
-    from autopeft.encoder import resolve_model_dir
+    from autopeft.encoder import read_config_json, resolve_model_dir
     from autopeft.errors import ModelError
 
     if body.get("model_config") is not None:
         return body
     try:
-        config = json.loads((resolve_model_dir(body.get("model")) / "config.json").read_text(encoding="utf-8"))
-    except (ModelError, OSError, json.JSONDecodeError):
+        config = read_config_json(resolve_model_dir(body.get("model")))
+    except ModelError:
         return body  # the server may be able to read it
     return {**body, "model_config": config}
 
 
-def run_create(args: argparse.Namespace) -> int:
-    study = request(args, "POST", "/studies", with_model_config(load_study(args.study)))
+def answer(args: argparse.Namespace, method: str, path: str, render: Callable[[Any], None], body: Any = None) -> int:
+    """Make one call and print its answer: the server's JSON with ``--json``, else ``render(answer)``."""
+    reply = request(args, method, path, body)
     if args.json:
-        print_json(study)
+        print_json(reply)
     else:
-        print(
-            f"study {study['id']} created: {study['name']!r}, space {study['space_name']} (d={study.get('d')}), "
-            f"{study['max_trials']} trials, optimizer {study['optimizer'].get('method')}"
-        )
+        render(reply)
     return 0
 
 
+def run_create(args: argparse.Namespace) -> int:
+    return answer(args, "POST", "/studies", _print_created, with_model_config(load_study(args.study)))
+
+
 def run_list(args: argparse.Namespace) -> int:
-    page = request(args, "GET", "/studies")
-    if args.json:
-        print_json(page)
-        return 0
+    return answer(args, "GET", "/studies", _print_studies)
+
+
+def run_show(args: argparse.Namespace) -> int:
+    return answer(args, "GET", f"/studies/{args.id}", _print_study)
+
+
+def run_trials(args: argparse.Namespace) -> int:
+    query = f"?state={args.state}" if args.state else ""
+    return answer(args, "GET", f"/studies/{args.id}/trials{query}", _print_trials)
+
+
+def run_pareto(args: argparse.Namespace) -> int:
+    return answer(args, "GET", f"/studies/{args.id}/pareto", _print_front)
+
+
+def run_stop(args: argparse.Namespace) -> int:
+    def said(s: dict[str, Any]) -> None:
+        print(f"study {s['id']} stopped; {s['counts']['running']} trials still running may report")
+
+    return answer(args, "POST", f"/studies/{args.id}/stop", said)
+
+
+def run_resume(args: argparse.Namespace) -> int:
+    return answer(args, "POST", f"/studies/{args.id}/resume", lambda s: print(f"study {s['id']} is {s['state']}"))
+
+
+def _print_created(study: dict[str, Any]) -> None:
+    print(
+        f"study {study['id']} created: {study['name']!r}, space {study['space_name']} (d={study.get('d')}), "
+        f"{study['max_trials']} trials, optimizer {study['optimizer'].get('method')}"
+    )
+
+
+def _print_studies(page: dict[str, Any]) -> None:
     rows = [
         [
             s["id"],
@@ -139,14 +147,9 @@ def run_list(args: argparse.Namespace) -> int:
     ]
     heads = ["id", "name", "task", "space", "state", "queued", "running", "done", "failed", "best", "hypervolume"]
     print(table(rows, heads, align="rllllrrrrrr") if rows else "no studies")
-    return 0
 
 
-def run_show(args: argparse.Namespace) -> int:
-    s = request(args, "GET", f"/studies/{args.id}")
-    if args.json:
-        print_json(s)
-        return 0
+def _print_study(s: dict[str, Any]) -> None:
     c = s["counts"]
     print(
         f"study {s['id']} {s['name']!r}: {s['state']}, task {s['task'].get('name')}, model {s['model'] or 'bundled MiniLM'}"
@@ -167,7 +170,6 @@ def run_show(args: argparse.Namespace) -> int:
         print(f"fix the workers (see the failures below), then: autopeft study resume {s['id']}")
     if s.get("failures"):
         print(failure_table(s["failures"]))
-    return 0
 
 
 def failure_table(groups: list[dict[str, Any]]) -> str:
@@ -178,30 +180,11 @@ def failure_table(groups: list[dict[str, Any]]) -> str:
     return head + "\n" + table(rows, ["count", "first #", "worker", "error"], align="rrll")
 
 
-def run_resume(args: argparse.Namespace) -> int:
-    s = request(args, "POST", f"/studies/{args.id}/resume")
-    if args.json:
-        print_json(s)
-    else:
-        print(f"study {s['id']} is {s['state']}")
-    return 0
-
-
-def run_trials(args: argparse.Namespace) -> int:
-    query = f"?state={args.state}" if args.state else ""
-    page = request(args, "GET", f"/studies/{args.id}/trials{query}")
-    if args.json:
-        print_json(page)
-        return 0
+def _print_trials(page: dict[str, Any]) -> None:
     print(_trial_table(page["data"]) if page["data"] else "no trials")
-    return 0
 
 
-def run_pareto(args: argparse.Namespace) -> int:
-    front = request(args, "GET", f"/studies/{args.id}/pareto")
-    if args.json:
-        print_json(front)
-        return 0
+def _print_front(front: dict[str, Any]) -> None:
     metric = front.get("metric_name") or "metric"
     ref = front.get("reference", {})
     print(
@@ -210,16 +193,6 @@ def run_pareto(args: argparse.Namespace) -> int:
     )
     if front["data"]:
         print(_trial_table(front["data"], metric))
-    return 0
-
-
-def run_stop(args: argparse.Namespace) -> int:
-    s = request(args, "POST", f"/studies/{args.id}/stop")
-    if args.json:
-        print_json(s)
-    else:
-        print(f"study {s['id']} stopped; {s['counts']['running']} trials still running may report")
-    return 0
 
 
 def _trial_table(trials: list[dict[str, Any]], metric: str = "metric") -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--data",
         metavar="DIR",
         default=None,
-        help="data directory: a GLUE root or the task's folder (default: $AUTOPEFT_DATA_DIR, "
-        "./data/glue, ../shared/data/glue)",
+        help="data directory: a GLUE root or the task's folder (default: $AUTOPEFT_DATA_DIR, else ./data/glue)",
     )
     add_model_argument(p)
     p.add_argument("--config", required=True, metavar="JSON_OR_FILE", help="PEFT configuration, inline or a file")
@@ -71,18 +69,10 @@ def run(args: argparse.Namespace) -> int:
 def parse_task_arg(text: str) -> str | dict[str, Any]:
     """A task name, or a JSON description given inline or as a file."""
     from autopeft.errors import TaskError
+    from autopeft.inputs import is_file, is_inline_json, load_json_arg
 
-    path = Path(text)
-    if text.strip().startswith("{") or path.is_file():
-        source = "inline JSON" if text.strip().startswith("{") else str(path)
-        raw = text if source == "inline JSON" else path.read_text(encoding="utf-8")
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as err:
-            raise TaskError(f"task description in {source} is not valid JSON: {err.msg} at line {err.lineno}") from None
-        if not isinstance(data, dict):
-            raise TaskError(f"a task description is a JSON object, got {type(data).__name__} in {source}")
-        return data
+    if is_inline_json(text) or is_file(text):
+        return load_json_arg(text, "task description", TaskError)
     if text.strip().lower().endswith(".json") or "/" in text or os.sep in text:
         raise TaskError(f"task file {text!r} does not exist (a task is a built-in name, inline JSON, or a JSON file)")
     return text
@@ -91,17 +81,9 @@ def parse_task_arg(text: str) -> str | dict[str, Any]:
 def training_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The ``training`` object: ``--training`` first, then each flag that was given."""
     from autopeft.errors import ConfigError
+    from autopeft.inputs import load_json_arg
 
-    base: dict[str, Any] = {}
-    if args.training:
-        inline = args.training.strip().startswith("{")
-        raw = args.training if inline or not Path(args.training).is_file() else Path(args.training).read_text("utf-8")
-        try:
-            base = json.loads(raw)
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"--training {args.training!r} is neither a JSON object nor a file: {err.msg}") from None
-        if not isinstance(base, dict):
-            raise ConfigError(f"--training must be a JSON object, got {type(base).__name__}")
+    base: dict[str, Any] = load_json_arg(args.training, "--training", ConfigError) if args.training else {}
     flags = {
         "epochs": args.epochs,
         "max_steps": args.max_steps,

@@ -24,8 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=None,
         metavar="DIR",
-        help="a folder task data may be read from (repeatable; also $AUTOPEFT_DATA_DIR; default: ./data/glue and "
-        "../shared/data/glue). Studies' tasks are looked for there; nothing outside is read",
+        help="a folder task data may be read from (repeatable; also $AUTOPEFT_DATA_DIR; default: ./data/glue). "
+        "Studies' tasks are looked for there; nothing outside is read",
     )
     p.add_argument(
         "--models",
@@ -86,9 +86,10 @@ def _study_scope(client, study_id: int) -> tuple[str | None, list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from autopeft.client import ServerClient
     from autopeft.errors import ConfigError
     from autopeft.roots import Roots
-    from worker import ServerClient, Worker
+    from worker import Worker
 
     if args.max_trials is not None and args.max_trials < 1:
         raise ConfigError(f"--max-trials must be at least 1, got {args.max_trials}")

@@ -1,6 +1,6 @@
 """Tasks: descriptions (:mod:`~autopeft.tasks.spec`), loaders through ``datasets``, metrics.
 
->>> spec = resolve_task("rte", data_dir="../shared/data/glue")
+>>> spec = resolve_task("rte", data_dir="/data/glue")
 >>> data = load_task_data(spec, model_dir, max_length=128)
 >>> split = data.split(0.1, seed=0)
 

@@ -23,15 +23,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from autopeft.confine import inside, outside, real_roots
 from autopeft.errors import TaskError
-from autopeft.roots import inside, outside, real_roots
 from autopeft.tasks.spec import TaskSpec
 
 if TYPE_CHECKING:
     from datasets import Dataset
 
-#: Where to look for the GLUE root when neither the task nor the caller names a data directory.
-DEFAULT_DATA_DIRS: tuple[str, ...] = ("data/glue", "../shared/data/glue")
+#: Where to look for the GLUE root (relative to the working directory) when neither the task,
+#: the caller nor ``$AUTOPEFT_DATA_DIR`` names a data directory.
+DEFAULT_DATA_DIRS: tuple[str, ...] = ("data/glue",)
 DATA_DIR_ENV = "AUTOPEFT_DATA_DIR"
 CACHE_DIR_ENV = "AUTOPEFT_CACHE_DIR"
 #: Longest field a row may have (csv's default of 128 KiB is short for documents).
@@ -45,7 +46,7 @@ def cache_dir() -> Path:
 
 
 def default_data_dirs() -> list[Path]:
-    """``$AUTOPEFT_DATA_DIR`` (several joined by ``os.pathsep``), else ``./data/glue`` and ``../shared/data/glue``."""
+    """``$AUTOPEFT_DATA_DIR`` (several joined by ``os.pathsep``), else ``./data/glue``."""
     env = os.environ.get(DATA_DIR_ENV)
     if env:
         return [Path(p).expanduser() for p in env.split(os.pathsep) if p]
@@ -56,9 +57,9 @@ def resolve_data_dir(spec: TaskSpec, roots: Sequence[str | os.PathLike[str]] | N
     """The folder holding ``spec``'s training file.
 
     Without ``roots`` (``autopeft train``, a person's own files): the task's ``data_dir``
-    (``--data`` ends up there), else ``$AUTOPEFT_DATA_DIR``, else ``./data/glue`` and
-    ``../shared/data/glue`` relative to the working directory. A base may be a GLUE root
-    (its ``subdir`` is tried first) or the task's folder itself.
+    (``--data`` ends up there), else ``$AUTOPEFT_DATA_DIR``, else ``./data/glue`` relative to
+    the working directory. A base may be a GLUE root (its ``subdir`` is tried first) or the
+    task's folder itself.
 
     With ``roots`` (a worker): the bases are the roots, or the task's ``data_dir`` (relative:
     below each root; absolute: it must be inside one), and the training and evaluation files

@@ -12,9 +12,10 @@ import codecs
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from autopeft.errors import TaskError
+from autopeft.inputs import validate_object
 
 Metric = Literal["accuracy", "f1", "matthews", "pearson", "spearman"]
 METRICS: tuple[str, ...] = ("accuracy", "f1", "matthews", "pearson", "spearman")
@@ -160,13 +161,7 @@ def resolve_task(task: str | Mapping[str, Any] | TaskSpec, data_dir: str | None 
         if set(body) <= {"name", "data_dir"} and "name" in body:
             spec = _builtin(str(body["name"])).model_copy(update={"data_dir": body.get("data_dir")})
         else:
-            try:
-                spec = TaskSpec.model_validate(body)
-            except ValidationError as err:
-                e = err.errors()[0]
-                loc = ".".join(str(p) for p in e["loc"])
-                msg = e["msg"].removeprefix("Value error, ")
-                raise TaskError(f"invalid task description: {loc + ': ' if loc else ''}{msg}") from None
+            spec = validate_object(TaskSpec, body, "task description", TaskError, first=True, got=False)
     else:
         raise TaskError(f"a task is a name or a JSON object, got {type(task).__name__}")
     if spec.data_dir is None and data_dir is not None:

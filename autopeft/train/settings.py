@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from autopeft.modules.registry import FAMILIES
 from autopeft.errors import ConfigError
+from autopeft.inputs import validate_object
 
 
 class TrainingSettings(BaseModel):
@@ -96,17 +97,4 @@ def parse_training(data: Mapping[str, Any] | TrainingSettings | None) -> Trainin
     """Validate a ``training`` object, raising :class:`ConfigError` that names the field and value."""
     if data is None:
         return TrainingSettings()
-    if isinstance(data, TrainingSettings):
-        return data
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"training settings must be a JSON object, got {type(data).__name__}")
-    try:
-        return TrainingSettings.model_validate(dict(data))
-    except ValidationError as err:
-        parts = []
-        for e in err.errors():
-            loc = ".".join(str(p) for p in e["loc"])
-            msg = e["msg"].removeprefix("Value error, ")
-            got = f" (got {e['input']!r})" if e["type"] != "extra_forbidden" and "input" in e else ""
-            parts.append(f"{loc + ': ' if loc else ''}{msg}{got}")
-        raise ConfigError(f"invalid training settings: {'; '.join(parts)}") from None
+    return validate_object(TrainingSettings, data, "training settings", ConfigError)

@@ -29,9 +29,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, MetaData, select, text
 from transformers import BertConfig  # noqa: F401
 
-from api.db import make_engine
 from api.main import create_app
 from api.settings import Settings
+from migrations.engine import make_engine
 
 PG_ADMIN_URL = os.environ.get("AUTOPEFT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -11,8 +11,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 import migrations
-from api.models import Base
 from autopeft.cli import main as cli_main
+from migrations.tables import Base
 
 TABLES = {"studies", "trials", "workers", "proposal_locks", "alembic_version"}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import threading
 from datetime import timedelta
 
@@ -11,6 +12,7 @@ import migrations
 from api.errors import NotFoundError, StaleLeaseError
 from api.records import NewStudy, NewTrial, Report
 from api.storage import Storage, utcnow
+from api.storage_protocol import StorageProtocol
 
 
 def _study(max_trials: int = 10, baselines: int = 0, max_retries: int = 1, lease: float = 30.0) -> NewStudy:
@@ -37,9 +39,22 @@ def _trial(i: int, source: str = "sobol") -> NewTrial:
 
 
 @pytest.fixture
-def storage(engine) -> Storage:
+def storage(engine) -> StorageProtocol:
+    """The suite below runs against the contract, on each backend."""
     migrations.upgrade(engine)
-    return Storage(engine)
+    storage = Storage(engine)
+    assert isinstance(storage, StorageProtocol)
+    return storage
+
+
+def test_storage_keeps_the_written_contract() -> None:
+    """Every call of the contract exists on the class with the signature written there, and the
+    service, the proposer and the routes call nothing else."""
+    calls = [name for name, value in vars(StorageProtocol).items() if callable(value) and not name.startswith("_")]
+    for name in calls:
+        assert inspect.signature(getattr(Storage, name)) == inspect.signature(getattr(StorageProtocol, name)), name
+    public = {name for name, value in vars(Storage).items() if callable(value) and not name.startswith("_")}
+    assert public == set(calls)
 
 
 def _fill(storage: Storage, study_id: int, n: int, first: int = 0) -> list[int]:

@@ -105,7 +105,7 @@ def test_worker_roots_default_to_the_data_folders_and_the_bundled_model(tmp_path
     monkeypatch.delenv("AUTOPEFT_DATA_DIR", raising=False)
     monkeypatch.chdir(tmp_path)
     roots = Roots.of()
-    assert roots.data == ((tmp_path / "data" / "glue").resolve(), (tmp_path / "../shared/data/glue").resolve())
+    assert roots.data == ((tmp_path / "data" / "glue").resolve(),)
     assert roots.models == (bundled_model_dir().resolve(), *roots.data)
     monkeypatch.setenv("AUTOPEFT_DATA_DIR", f"{tmp_path / 'a'}{os.pathsep}{tmp_path / 'b'}")
     roots = Roots.of([str(tmp_path / "c")], [str(tmp_path / "models")])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from worker.client import GaveUp, LeaseLost, NoWork, RequestRefused, ServerClient, Unauthorized
+from autopeft.client import GaveUp, LeaseLost, NoWork, RequestRefused, ServerClient, Unauthorized
 
 
 def _client(handler) -> ServerClient:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from worker.client import ServerClient
+from autopeft.client import ServerClient
 from worker.spool import Spool
 
 

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
+from autopeft.client import ServerClient
 from autopeft.errors import TaskError
 from autopeft.train.trial import TrialResult
-from worker.client import ServerClient
 from worker.loop import Worker
 from worker.spool import Spool
 
@@ -111,7 +111,7 @@ def test_a_failure_sent_to_the_server_carries_no_file_content(tmp_path, monkeypa
 
 @pytest.mark.parametrize("status", [404, 409])
 def test_lease_lost_messages_name_the_trial_once(status):
-    from worker.client import LeaseLost
+    from autopeft.client import LeaseLost
 
     client = ServerClient(
         "http://s", transport=httpx.MockTransport(lambda r: httpx.Response(status, json={"detail": "trial 5: gone"}))

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
+from autopeft.client import ServerClient
 from tests.api.conftest import live_server
 from tests.tasks.test_task_roots import PASSWD_TASK
-from worker.client import ServerClient
 from worker.loop import Worker
 from worker.spool import Spool
 
