@@ -21,9 +21,10 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, create_model, model_validator
 
 from autopeft.errors import ConfigError
+from autopeft.inputs import error_location, load_json_arg, located, validate_object
 from autopeft.modules.base import FamilySettings
 from autopeft.modules.registry import FAMILIES
 
@@ -81,61 +82,25 @@ PeftConfig: type[_ConfigBase] = create_model(
 )
 
 
-def _format_validation(err: ValidationError) -> str:
-    parts = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after"))
-        loc = loc.replace(".int", "").replace(".dict[int,int]", "")
-        if e["type"] == "extra_forbidden":
-            field = e["loc"][-1]
-            where = ".".join(str(p) for p in e["loc"][:-1])
-            if where:
-                known = list(FAMILIES[where].settings_type.model_fields) if where in FAMILIES else []
-                parts.append(f"unknown field {field!r} in {where} (known: {', '.join(known)})")
-            else:
-                parts.append(f"unknown family {field!r} (known: {', '.join(FAMILIES)})")
-            continue
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "literal_error":
-            loc = ".".join(str(p) for p in e["loc"] if not isinstance(p, int))
-            msg = f"{e['input']!r} is not one of {e['ctx']['expected']}"
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    # Union types report each alternative; keep the first message per location.
-    seen: dict[str, str] = {}
-    for p in parts:
-        seen.setdefault(p.split(":")[0], p)
-    return "; ".join(seen.values())
+def _explain(e: Mapping[str, Any], where: str) -> str | None:
+    """A configuration's own words for an unknown family or field and for a value outside its choices."""
+    if e["type"] == "extra_forbidden":
+        field, family = e["loc"][-1], error_location(e["loc"][:-1])
+        if not family:
+            return f"unknown family {field!r} (known: {', '.join(FAMILIES)})"
+        known = list(FAMILIES[family].settings_type.model_fields) if family in FAMILIES else []
+        return f"unknown field {field!r} in {family} (known: {', '.join(known)})"
+    if e["type"] == "literal_error":
+        where = error_location(p for p in e["loc"] if not isinstance(p, int))
+        return located(where, f"{e['input']!r} is not one of {e['ctx']['expected']}")
+    return None
 
 
 def parse_config(data: Mapping[str, Any] | _ConfigBase) -> _ConfigBase:
     """Validate JSON data into a :class:`PeftConfig` or raise :class:`ConfigError`."""
-    if isinstance(data, PeftConfig):
-        return data
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"a configuration must be a JSON object, got {type(data).__name__}")
-    try:
-        return PeftConfig.model_validate(dict(data))
-    except ValidationError as err:
-        raise ConfigError(f"invalid configuration: {_format_validation(err)}") from None
+    return validate_object(PeftConfig, data, "configuration", ConfigError, got=False, explain=_explain)
 
 
 def load_config(text_or_path: str) -> _ConfigBase:
     """Parse a configuration given as inline JSON or as the path of a JSON file."""
-    from pathlib import Path
-
-    path = Path(text_or_path)
-    if path.is_file():
-        source, text = str(path), path.read_text(encoding="utf-8")
-    elif text_or_path.strip()[:1] in ("{", "["):
-        source, text = "inline JSON", text_or_path
-    else:
-        raise ConfigError(f"configuration {text_or_path!r} is neither JSON nor an existing file")
-    try:
-        data = json.loads(text, parse_constant=_refuse_constant)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{source} is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
-    return parse_config(data)
-
-
-def _refuse_constant(name: str) -> float:
-    raise ConfigError(f"JSON constant {name} is not allowed in a configuration")
+    return parse_config(load_json_arg(text_or_path, "configuration", ConfigError, object_only=False))

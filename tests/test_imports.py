@@ -13,12 +13,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("autopeft", "api", "worker", "migrations")
-#: Cycles another change removes; each entry says which. Remove an entry when its cycle is gone.
-KNOWN_CYCLES: set[frozenset[str]] = {
-    # accounting counts through the family registry and the registry's families count through
-    # accounting: the PEFT family registry rework (issue 15, autopeft/modules) takes this one apart.
-    frozenset({"autopeft.accounting", "autopeft.modules"}),
-}
 
 
 @cache
@@ -126,8 +120,7 @@ def test_the_graph_sees_the_imports_it_must() -> None:
 
 
 def test_no_import_cycles() -> None:
-    unexpected = [sorted(c) for c in cycles() if c not in KNOWN_CYCLES]
-    assert unexpected == []
+    assert [sorted(c) for c in cycles()] == []
 
 
 def test_the_migrations_import_nothing_of_the_app() -> None:

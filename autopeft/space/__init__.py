@@ -12,10 +12,8 @@ value of every dimension when the space is built).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +21,7 @@ import numpy as np
 from autopeft.config import PeftConfig, parse_config
 from autopeft.encoder import ModelShape
 from autopeft.errors import ConfigError, SpaceError
+from autopeft.inputs import load_json_arg
 from autopeft.space.builtin import BUILTIN
 from autopeft.space.dims import Dimension, split_layers
 from autopeft.space.spec import SEARCHABLE, SpaceSpec, field_values, parse_space_spec
@@ -264,16 +263,7 @@ def build_space(space: str | Mapping[str, Any] | SpaceSpec, shape: ModelShape) -
 
 def load_space_arg(arg: str) -> str | dict[str, Any]:
     """A space given on the command line: a built-in name, inline JSON, or a JSON file."""
-    text = arg.strip()
-    if text in BUILTIN:
-        return text
-    if not text.startswith("{"):
-        path = Path(arg)
-        if not path.is_file():
-            raise SpaceError(f"space {arg!r} is not a built-in name ({', '.join(BUILTIN)}), JSON, or a file")
-        text = path.read_text(encoding="utf-8")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise SpaceError(f"space {arg!r} is not valid JSON: {err.msg} at line {err.lineno}") from None
-    return data
+    if arg.strip() in BUILTIN:
+        return arg.strip()
+    names = ", ".join(BUILTIN)
+    return load_json_arg(arg, "space", SpaceError, expected=f"a built-in name ({names}), JSON nor an existing file")

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import math
 import typing
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from autopeft.errors import SpaceError
+from autopeft.inputs import validate_object
 from autopeft.modules.registry import FAMILIES
 from autopeft.space.dims import GROUPINGS
 
@@ -91,19 +93,13 @@ def parse_space_spec(data: Any) -> SpaceSpec:
         return data
     if not isinstance(data, dict):
         raise SpaceError(f"a space must be a name or a JSON object, got {type(data).__name__}")
-    try:
-        return SpaceSpec.model_validate(data)
-    except ValidationError as err:
-        errors = err.errors()
-        # A union reports each branch; the one about the kind of value that was given says more.
-        errors = [e for e in errors if not e["type"].endswith("_type")] or errors
-        first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-        loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith(("list[", "int")))
-        msg = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            msg = f"unknown field {first['loc'][-1]!r} in the space (known: {', '.join(SpaceSpec.model_fields)})"
-            loc = ""
-        raise SpaceError(f"invalid space: {loc + ': ' if loc else ''}{msg}") from None
+    return validate_object(SpaceSpec, data, "space", SpaceError, first=True, got=False, explain=_unknown_field)
+
+
+def _unknown_field(e: Mapping[str, Any], where: str) -> str | None:
+    if e["type"] != "extra_forbidden":
+        return None
+    return f"unknown field {e['loc'][-1]!r} in the space (known: {', '.join(SpaceSpec.model_fields)})"
 
 
 def field_values(family: str, field: str, raw: Any) -> tuple[Any, ...]:
