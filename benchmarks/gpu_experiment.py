@@ -141,8 +141,8 @@ DEFAULTS = {
         "batch_size": 16,
         "max_length": 64,
         "max_search_examples": 500,
-        # the least the server allows: the gp study shares its first Sobol trials with the sobol control
-        # (same seed), so every trial after these is the model's
+        # the lower bound of the server's default: the gp study shares its first Sobol trials with the
+        # sobol control (same seed), and every trial after these is the model's
         "n_initial": 8,
         "baseline_jobs": 2,
         "throughput_steps": 50,
@@ -1406,7 +1406,9 @@ def make_plots(
             note=label,
         )
     retrained = {c["label"]: c for c in summary.get("retrained", [])}
-    for key, front in summary.get("dev_fronts", {}).items():
+    gpu = results["meta"]["plan"].get("profile", "gpu") == "gpu"
+    # the CPU profile: a dev front per search (gp and its sobol control); the GPU profile: one of the gp studies
+    for key, front in ({} if gpu else summary.get("dev_fronts", {})).items():
         mine = [retrained[c] for c in front["configs"]]
         made[f"dev-front-{key}"] = plots.plot_front(
             plot_dir / f"dev-front-{key}.png",
@@ -1417,7 +1419,7 @@ def make_plots(
             baselines=dev_b,
             note=label,
         )
-    if retrained and results["meta"]["plan"].get("profile", "gpu") == "gpu":
+    if retrained and gpu:
         gp_dev = [c for c in retrained.values() if any(s.split("#")[0] in prof["front_studies"] for s in c["sources"])]
         made["front-dev"] = plots.plot_front(
             plot_dir / "front-dev.png",
@@ -1492,7 +1494,7 @@ def body_text(results: Mapping[str, Any], summary: Mapping[str, Any], links: Map
     # baselines
     base = summary["baselines"]
     if base:
-        tasks = list(base)
+        tasks = sorted(base, key=lambda t: t != task)  # the search task first
         header = (
             ["method", "trained params"]
             + [f"{TASK_LABELS[t]} dev {' / '.join(base[t][0]['dev'])}" for t in tasks]

@@ -442,3 +442,147 @@ def test_plots_write_png_files(tmp_path: Path) -> None:
     for p in paths:
         data = p.read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 5000, p
+
+
+# -- the CPU profile (issue 14) ---------------------------------------------------------------------
+
+
+def _cpu_results() -> dict:
+    """A CPU-profile run: SST-2 baselines, a gp and a sobol search, each front retrained on dev."""
+    results = _results(dry_run=False, device="cpu", device_name="CPU: AMD EPYC")
+    results["meta"]["plan"] |= {
+        "profile": "cpu",
+        "searches": ["sst2-autopeft-gp", "sst2-autopeft-sobol"],
+        "training": {"max_steps": 200, "batch_size": 32, "max_length": 64, "seed": 0},
+    }
+    for t in results["baselines"]["trials"]:
+        t["task"] = {"rte": "sst2"}.get(t["task"], t["task"])
+    results["studies"] = {
+        "sst2-autopeft-gp": _study("sst2-autopeft-gp", [0.60, 0.70, 0.65, 0.72]),
+        "sst2-autopeft-sobol": _study("sst2-autopeft-sobol", [0.60, 0.61, 0.62, 0.63]),
+    }
+    gp_front = results["studies"]["sst2-autopeft-gp"]["pareto"]["data"]
+    sobol_front = results["studies"]["sst2-autopeft-sobol"]["pareto"]["data"]
+    configs, rows = [], []
+    fronts = [("sst2-autopeft-gp", t, 0.64) for t in gp_front] + [("sst2-autopeft-sobol", t, 0.58) for t in sobol_front]
+    for i, (key, t, dev) in enumerate(fronts):
+        label = f"c{i}"
+        configs.append(
+            {
+                "label": label,
+                "summary": f"config {i}",
+                "sources": [f"{key}#{t['number']}"],
+                "param_fraction": t["param_fraction"],
+                "search": t["metric"],
+            }
+        )
+        rows += [
+            {
+                "label": label,
+                "state": "completed",
+                "seed": s,
+                "config": t["config"],
+                "param_fraction": t["param_fraction"],
+                "metric_name": "accuracy",
+                "search": t["metric"],
+                "dev": {"accuracy": dev + 0.01 * s},
+            }
+            for s in (0, 1, 2)
+        ]
+    results["retrain"] = {"configs": configs, "rows": rows, "aggregate": ge.aggregate(rows)}
+    results["transfer"] = None
+    results["throughput"] = None
+    return results
+
+
+def _save_run(out: Path, results: dict) -> None:
+    ge.save_json(out / "meta.json", results["meta"])
+    for key in ("baselines", "retrain"):
+        ge.save_json(out / f"{key}.json", results[key])
+    for key, record in results["studies"].items():
+        ge.save_json(out / "studies" / f"{key}.json", record)
+
+
+def test_cpu_profile_plan_is_sst2_at_the_stated_budget(tmp_path: Path) -> None:
+    fixtures = str(ROOT / "tests" / "fixtures" / "glue")
+    args = ge.parse_args(["--profile", "cpu", "--out", str(tmp_path), "--data", fixtures])
+    plan = ge.make_plan(args)
+    prof = ge.profile_of(plan)
+    assert prof["task"] == "sst2" and plan["device"] == "cpu" and plan["workers"] == 2 and plan["trials"] == 30
+    assert plan["training"]["max_steps"] == 200 and plan["training"]["batch_size"] == 16
+    assert plan["seeds"] == [0, 1, 2] and "transfer" not in args.phases and "throughput" not in args.phases
+    # gp and its sobol control share the workers, so a slice of the run leaves them at equal trials
+    assert prof["batches"][0] == ["sst2-autopeft-gp", "sst2-autopeft-sobol"]
+    assert ge.baseline_tasks(plan) == ["sst2"]
+    body = ge.search_body(plan, "sst2-autopeft-gp", "autopeft", "gp")
+    assert body["task"]["name"] == "sst2" and body["optimizer"] == {"method": "gp", "n_initial": 8}
+    with_transfer = ge.make_plan(ge.parse_args(["--profile", "cpu", "--data", fixtures, "--phases", "transfer"]))
+    assert ge.baseline_tasks(with_transfer) == ["sst2", "mrpc"]
+    narrowed = ge.profile_of(ge.make_plan(ge.parse_args(["--profile", "cpu", "--data", fixtures, "--searches", "sst2-full-gp"])))
+    assert narrowed["batches"] == [["sst2-full-gp"]] and narrowed["front_studies"] == ["sst2-full-gp"]
+    with pytest.raises(ge.ExperimentError, match="unknown"):
+        ge.make_plan(ge.parse_args(["--profile", "cpu", "--data", fixtures, "--searches", "rte-full-gp"]))
+
+
+def test_cpu_summary_compares_each_search_front_on_dev() -> None:
+    results = _cpu_results()
+    assert ge.is_real(results["meta"])
+    summary = ge.summarise(results)
+    fronts = summary["dev_fronts"]
+    assert set(fronts) == {"sst2-autopeft-gp", "sst2-autopeft-sobol"}
+    hv = summary["hypervolume"]
+    assert hv["equal_trials"] and hv["dev_gp"] > hv["dev_sobol"] > 0
+    # only the gp studies' configurations count against the baselines (dev means 0.61; gp's front 0.65)
+    assert all(d["beaten_by"] for d in summary["dominance"] if d["param_fraction"] > 0.01)
+    targets = {c["target"]: c["met"] for c in summary["targets"]}
+    assert any("6 of 8" in t for t in targets) and not any("samples/s" in t for t in targets)
+    assert targets["gp's front has a larger SST-2 dev hypervolume than sobol's at equal trials"] is True
+
+
+def test_cpu_report_puts_its_section_first_and_keeps_the_gpu_page(tmp_path: Path) -> None:
+    results = _cpu_results()
+    out = tmp_path / "run"
+    _save_run(out, results)
+    doc = tmp_path / "docs" / "results.md"
+    doc.parent.mkdir()
+    doc.write_text(ge.placeholder_text(None, None, None))
+    ge.phase_report(results["meta"]["plan"], out, doc, tmp_path / "pub")
+    text = doc.read_text()
+    assert text.startswith("# Results\n\n" + ge.CPU_BEGIN + "\n## Results on CPU (issue 14)\n")
+    cpu, _, gpu = text.partition(ge.CPU_END)
+    assert "### Baselines" in cpu and "| full fine-tuning | 100.000% | 0.610 ± 0.010 |" in cpu
+    assert "](../pub/dev-front-sst2-autopeft-gp.png)" in cpu and "](../pub/hypervolume.png)" in cpu
+    assert gpu.lstrip().startswith("## Results: a real search on a GPU (issue 9)") and "has not run on a GPU" in gpu
+    assert "### The one command" in gpu
+    summary = __import__("json").loads((tmp_path / "pub" / "summary.json").read_text())
+    assert summary["device"] == "CPU: AMD EPYC" and summary["task"] == "sst2"
+    assert summary["budget"]["batch_size"] == 32 and summary["transfer"] is None
+    b = summary["baselines"][0]
+    assert set(b) >= {"label", "param_fraction", "dev"} and set(b["dev"]) == {"mean", "std", "seeds"}
+    s = {x["name"]: x for x in summary["searches"]}
+    assert s["sst2-autopeft-gp"]["method"] == "gp" and s["sst2-autopeft-sobol"]["space"] == "autopeft"
+    assert len(s["sst2-autopeft-gp"]["hypervolume"]) == 4
+    front = s["sst2-autopeft-gp"]["front"]
+    assert front and all(set(p) >= {"trial", "config", "param_fraction", "dev"} for p in front)
+    assert front[0]["dev"]["mean"] == pytest.approx(0.65)
+    for name in ("dev-front-sst2-autopeft-gp", "dev-front-sst2-autopeft-sobol", "hypervolume"):
+        assert (tmp_path / "pub" / f"{name}.png").read_bytes().startswith(PNG_MAGIC)
+    # the GPU page written again (a later GPU run or its placeholder) keeps the CPU section first, once
+    ge.write_results_page(doc, gpu=ge.placeholder_text(None, None, None))
+    again = doc.read_text()
+    assert again.count(ge.CPU_BEGIN) == 1 and again.startswith("# Results\n\n" + ge.CPU_BEGIN)
+    assert again.count("## Results: a real search on a GPU") == 1
+    ge.write_results_page(doc, cpu="## Results on CPU (issue 14)\n\nnewer")
+    assert doc.read_text().count("newer") == 1 and doc.read_text().count(ge.CPU_BEGIN) == 1
+
+
+def test_a_dry_run_of_the_cpu_profile_is_labelled_and_publishes_nothing(tmp_path: Path) -> None:
+    results = _cpu_results()
+    results["meta"]["dry_run"] = True
+    assert not ge.is_real(results["meta"])
+    out = tmp_path / "run"
+    _save_run(out, results)
+    doc = ge.phase_report(results["meta"]["plan"], out, None, None)
+    assert doc == out / "results.md"
+    assert doc.read_text().startswith("# CPU DRY RUN: MEANINGLESS NUMBERS")
+    assert not (out / "plots" / "summary.json").exists()
