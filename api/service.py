@@ -41,7 +41,9 @@ from api.storage import utcnow
 from api.storage_protocol import StorageProtocol
 from api.study_spec import StudyContexts, check_report, metric_range, prepare_study, shape_from_hf_config
 from autopeft.accounting import estimate
+from autopeft.config import parse_config
 from autopeft.encoder import ModelShape
+from autopeft.errors import ConfigError
 
 log = logging.getLogger("autopeft.api")
 
@@ -165,7 +167,8 @@ class Service:
         counts, last = self.storage.trial_counts([study_id]).get(study_id, ({}, None))
         front = self._front(study, counts.get("completed", 0), last)
         by_id = {t.id: t for t in self.storage.get_trials(front.front_ids)}
-        data = [trial_public(by_id[i]) for i in front.front_ids if i in by_id]
+        shape = self.contexts.get(study).space.shape
+        data = [trial_public(by_id[i], shape) for i in front.front_ids if i in by_id]
         name = metric_range(study)[0]
         return ParetoPublic(
             study_id=study_id,
@@ -313,8 +316,17 @@ def trial_public(t: TrialRecord, shape: ModelShape | None = None) -> TrialPublic
     estimated = None
     if shape is not None and t.state in ("queued", "running"):
         estimated = estimate(t.config, shape).param_fraction
+    n_layers = shape.n_layers if shape is not None else None
+    try:
+        config = parse_config(t.config)
+        summary = config.summary(n_layers)
+        placement = config.placement(n_layers) if n_layers else None
+    except ConfigError:  # a configuration stored before a family's rules changed is shown as it is
+        summary = placement = None
     return TrialPublic(
         **shared_fields(TrialPublic, t),
+        summary=summary,
+        placement=placement,
         in_space=t.x is not None,
         duration_s=duration,
         estimated_param_fraction=estimated,

@@ -66,6 +66,12 @@ class TrialPublic(BaseModel):
     number: int = Field(description="Position in the study, from 0.")
     state: TrialState
     config: dict[str, Any]
+    summary: str | None = Field(None, description="The configuration in one line, e.g. 'lora r8 @0-5 q,v'.")
+    placement: dict[str, dict[str, Any]] | None = Field(
+        None,
+        description="Per family: its layers ({layer: size, or true for on/off families}; null: not per layer) "
+        "and its size field.",
+    )
     source: str = Field(description="baseline, or the optimiser method that proposed it.")
     label: str | None
     in_space: bool = Field(description="Whether the configuration is a point of the study's space.")

@@ -356,37 +356,33 @@ function details(trials, study) {
       el("span", { class: "muted" }, "proposed by"), el("span", {}, t.source),
       el("span", { class: "muted" }, "worker"), el("span", {}, t.worker_id || "–"),
       el("span", { class: "muted" }, "duration"), el("span", {}, fmt.secs(t.duration_s))),
-    layerTable(t.config, study.model_shape ? study.model_shape.n_layers : null),
+    layerTable(t, study.model_shape ? study.model_shape.n_layers : null),
     el("button", { class: "copy", onclick: (e) => copyJson(t.config, e.target) }, "Copy configuration JSON"),
     el("pre", { id: "config-json" }, prettyJson(t.config)),
     t.error ? el("pre", { class: "error" }, t.error.slice(-2000)) : null,
   ];
 }
 
-const SIZE_FIELD = { serial_adapter: "size", parallel_adapter: "size", prefix: "length", lora: "rank" };
-
-/** Which families sit on which layers, with their sizes: one row per family, one column per layer. */
-function layerTable(config, nLayers) {
+/** Which families sit on which layers, with their sizes: one row per family, one column per layer.
+ * The server says where each family sits (``placement``): the page knows no family. */
+function layerTable(trial, nLayers) {
+  const config = trial.config;
+  const placement = trial.placement || {};
   const families = Object.keys(config);
   if (!families.length) return el("p", { id: "layer-table" }, "Head only (no PEFT module).");
-  const sizesOf = (name, body) => {
-    const field = SIZE_FIELD[name];
-    const all = Array.from({ length: nLayers || 0 }, (_, i) => i);
-    if (name === "fish" || name === "full") return null;
-    const raw = field ? body[field] : null;
-    if (raw !== null && typeof raw === "object") return Object.fromEntries(Object.entries(raw).map(([k, v]) => [Number(k), v]));
-    const layers = body.layers || all;
-    return Object.fromEntries(layers.map((i) => [i, field ? raw : "✓"]));
+  const sizesOf = (name) => {
+    const layers = (placement[name] || {}).layers;
+    return layers ? Object.fromEntries(Object.entries(layers).map(([k, v]) => [Number(k), v === true ? "✓" : v])) : null;
   };
-  const n = nLayers || Math.max(0, ...families.flatMap((f) => Object.keys(sizesOf(f, config[f]) || {}).map(Number))) + 1;
+  const n = nLayers || Math.max(0, ...families.flatMap((f) => Object.keys(sizesOf(f) || {}).map(Number))) + 1;
   const extras = (name, body) => Object.entries(body)
-    .filter(([k]) => k !== "layers" && k !== SIZE_FIELD[name])
+    .filter(([k]) => k !== "layers" && k !== (placement[name] || {}).size_field)
     .map(([k, v]) => `${k} ${Array.isArray(v) ? v.join(",") : v}`).join(", ");
   return el("table", { class: "layers", id: "layer-table" },
     el("thead", {}, el("tr", {}, el("th", {}, "family"),
       Array.from({ length: n }, (_, i) => el("th", {}, `L${i}`)), el("th", {}, "settings"))),
     el("tbody", {}, families.map((name) => {
-      const sizes = sizesOf(name, config[name]);
+      const sizes = sizesOf(name);
       const cells = Array.from({ length: n }, (_, i) => {
         if (!sizes) return el("td", {}, "·");
         return i in sizes ? el("td", {}, sizes[i]) : el("td", { class: "off" }, "–");
@@ -426,22 +422,8 @@ const COLUMNS = [
   { key: "metric", label: "metric", num: true, get: (t) => t.metric, show: fmt.metric },
   { key: "param_fraction", label: "% params", num: true, get: (t) => t.param_fraction, show: fmt.pct },
   { key: "peft_params", label: "parameters", num: true, get: (t) => t.peft_params, show: fmt.int },
-  { key: "summary", label: "configuration", num: false, get: (t) => summary(t.config) },
+  { key: "summary", label: "configuration", num: false, get: (t) => t.summary || JSON.stringify(t.config) },
 ];
-
-function summary(config) {
-  return Object.entries(config).map(([name, body]) => {
-    const field = SIZE_FIELD[name];
-    let text = name.replace("_adapter", "");
-    if (field) {
-      const raw = body[field];
-      text += " " + (typeof raw === "object" ? [...new Set(Object.values(raw))].join("/") : raw);
-    }
-    if (name === "fish") text += ` ${(100 * body.fraction).toPrecision(2)}%`;
-    if (body.experts > 1) text += ` ×${body.experts}`;
-    return text;
-  }).join(" + ") || "head only";
-}
 
 function frontTable(front, study, metricName) {
   const { key, dir } = view.sort;

@@ -105,6 +105,21 @@ def test_the_plot_matches_the_api_and_a_click_shows_the_configuration(browser, d
         assert f"{target['metric']:.4f}" in page.inner_text("#trial-numbers")
         families = page.eval_on_selector_all("#layer-table tr[data-family]", "rows => rows.map(r => r.dataset.family)")
         assert families == list(target["config"])
+        # the layer cells are the API's placement: the page itself knows no family
+        rows = page.eval_on_selector_all(
+            "#layer-table tr[data-family]",
+            "rows => rows.map(r => [r.dataset.family, [...r.querySelectorAll('td')].slice(1, -1).map(c => c.textContent)])",
+        )
+        n_layers = study["model_shape"]["n_layers"]
+        for family, cells in rows:
+            layers = target["placement"][family]["layers"]
+            want = ["·"] * n_layers if layers is None else [
+                ("✓" if layers[str(i)] is True else str(layers[str(i)])) if str(i) in layers else "–"
+                for i in range(n_layers)
+            ]
+            assert cells == want, family
+        front_text = page.inner_text("#front")
+        assert all(t["summary"] in front_text for t in pareto["data"])
 
         page.click("#details button.copy")
         page.wait_for_selector("#details button.copy[data-copied]")
