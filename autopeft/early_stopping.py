@@ -151,12 +151,14 @@ def decide(
     """
     if not settings.enabled:
         return Decision(True, "early stopping is off")
-    if total_steps is None or param_fraction is None:
-        return Decision(True, "the trial's budget or size is unknown")
+    if total_steps is None:
+        return Decision(True, "the trial's budget in steps is unknown")
     if step >= total_steps:
         return Decision(True, "last evaluation")
     if step < settings.grace * total_steps:
         return Decision(True, f"step {step} is within the grace of {settings.grace:g} of {total_steps} steps")
+    if param_fraction is None:
+        return Decision(True, "the trial's size is unknown")
     own = best_until(curve, step)
     if own is None:
         return Decision(True, "no metric reported yet")
