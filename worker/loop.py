@@ -162,11 +162,11 @@ class Worker:
             self._report_failure(trial, claim, traceback.format_exc(), label)
             return
         beat.stop()
+        if getattr(result, "pruned", False):  # the server stopped it: heartbeats since then were refused, rightly
+            self._report_stopped(trial, claim, result, label)
+            return
         if beat.lost.is_set():
             self.say(f"{label}: lease lost while finishing; result dropped (another worker has it)")
-            return
-        if getattr(result, "pruned", False):
-            self._report_stopped(trial, claim, result, label)
             return
         self._report_success(trial, claim, result, label)
 
@@ -183,7 +183,7 @@ class Worker:
                 cache=self.cache,
                 progress=self.progress,
                 should_stop=lambda: self.stopping.is_set() or beat.lost.is_set(),
-                on_evaluation=ProgressReporter(self.client, trial["id"], beat.token, beat.lost),
+                on_evaluation=ProgressReporter(self.client, trial["id"], beat.token, beat.lost, on_stop=beat.stop),
                 roots=self.roots,
             )
         except TrialStopped:

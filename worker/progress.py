@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from autopeft.client import LeaseLost, ServerClient
 
@@ -20,8 +21,17 @@ log = logging.getLogger("autopeft.worker")
 class ProgressReporter:
     """``on_evaluation(step, metric, total_steps) -> go on`` for one trial held under ``token``."""
 
-    def __init__(self, client: ServerClient, trial_id: int, token: str, lost: threading.Event) -> None:
+    def __init__(
+        self,
+        client: ServerClient,
+        trial_id: int,
+        token: str,
+        lost: threading.Event,
+        on_stop: Callable[[], None] | None = None,
+    ) -> None:
         self.client, self.trial_id, self.token, self.lost = client, trial_id, token, lost
+        #: Called when the server stops the trial (the worker halts its heartbeats: the lease is over).
+        self.on_stop = on_stop
         #: The server's reason when it stopped the trial; None while it goes on.
         self.stopped_because: str | None = None
         #: Evaluations whose report did not arrive.
@@ -42,5 +52,7 @@ class ProgressReporter:
             return True
         if answer.get("continue", True) is False:
             self.stopped_because = str(answer.get("reason") or "stopped by the study's early-stopping rule")
+            if self.on_stop is not None:
+                self.on_stop()
             return False
         return True

@@ -202,3 +202,31 @@ def test_a_lost_lease_in_a_progress_report_stops_the_trial_without_a_report(tmp_
     assert worker.run() == 0
     assert not any(p.endswith(("/complete", "/stopped", "/fail")) for p, _ in server.requests)
     assert any("lease lost" in line for line in lines), lines
+
+
+def test_a_heartbeat_refused_after_the_stop_does_not_drop_the_stopped_report(tmp_path, monkeypatch):
+    """Once the server stopped the trial its heartbeats are 409 (the lease is over): a heartbeat already under
+    way when the stop came marks the lease lost, and the worker must still send the stopped report."""
+    import worker.loop
+    from worker.heartbeat import Heartbeat
+
+    beats: list[Heartbeat] = []
+
+    class Recorded(Heartbeat):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            beats.append(self)
+
+    monkeypatch.setattr(worker.loop, "Heartbeat", Recorded)
+
+    def train(*args: Any, on_evaluation=None, should_stop=None, **kwargs: Any) -> TrialResult:
+        assert on_evaluation(10, 0.5, 50) is False
+        assert not beats[0].is_alive()  # the stop halted the heartbeats
+        beats[0].lost.set()  # ... but one refused in between marked the lease lost
+        return TrialResult(**{**_result().__dict__, "pruned": True, "steps": 10})
+
+    server = ProgressServer([False])
+    w, lines = _worker(server, tmp_path, monkeypatch, train)
+    assert w.run() == 1
+    assert any(p.endswith("/stopped") for p, _ in server.requests), lines
+    assert not any("result dropped" in line for line in lines), lines
