@@ -486,7 +486,9 @@ class Storage:
             row = sql.one_trial(conn, trial_id)
             if row.state == "stopped":
                 raise StaleLeaseError(f"trial {trial_id}: the lease token is not the one the trial was stopped under")
-            raise StaleLeaseError(f"trial {trial_id} is {row.state}, not stopped by the early-stopping rule; use complete")
+            raise StaleLeaseError(
+                f"trial {trial_id} is {row.state}, not stopped by the early-stopping rule; use complete"
+            )
 
     def requeue_expired(self, now: datetime | None = None) -> tuple[int, int]:
         """Running trials whose lease expired: back to the queue, or failed once their retries are used.

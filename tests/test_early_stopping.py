@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from pydantic import ValidationError
 
@@ -96,7 +98,7 @@ def test_quantile_and_peer_filter():
 
 @pytest.mark.parametrize(
     "bad",
-    [{"grace": -0.1}, {"grace": 1.5}, {"min_peers": 0}, {"quantile": 0}, {"margin": -1}, {"margin": float("nan")}, {"x": 1}],
+    [{"grace": -0.1}, {"grace": 1.5}, {"min_peers": 0}, {"quantile": 0}, {"margin": -1}, {"margin": math.nan}, {"x": 1}],
 )
 def test_settings_refuse_bad_values(bad):
     with pytest.raises(ValidationError):

@@ -25,6 +25,11 @@ def progress(client, trial: dict, step: int, metric: float, token: str | None = 
     return client.post(f"/api/v1/trials/{trial['id']}/progress", json=body)
 
 
+def fail(client, trial: dict) -> None:
+    body = {"lease_token": trial["lease"]["token"], "error": "E"}
+    assert client.post(f"/api/v1/trials/{trial['id']}/fail", json=body).status_code == 200
+
+
 def a_study(client, study_body, **fields) -> dict:
     body = study_body(training={"max_steps": 100, "batch_size": 4}, **fields)
     created = client.post("/api/v1/studies", json=body)
@@ -42,7 +47,8 @@ def with_peers(client, study_body, peer_metric: float = 0.8, peer_fraction: floa
         peer = claim(client, "peer", study["id"]).json()
         assert progress(client, peer, 10, peer_metric - 0.1).json()["continue"] is True
         assert progress(client, peer, 50, peer_metric).json()["continue"] is True
-        done = client.post(f"/api/v1/trials/{peer['id']}/complete", json=report(peer["lease"]["token"], 0.85, peer_fraction))
+        body = report(peer["lease"]["token"], 0.85, peer_fraction)
+        done = client.post(f"/api/v1/trials/{peer['id']}/complete", json=body)
         assert done.status_code == 200, done.text
     return study
 
@@ -138,12 +144,11 @@ def test_stopped_trials_are_not_failures_for_the_pause_rule(client, study_body):
     for what in outcomes:
         trial = claim(client, "w", study["id"]).json()
         if what == "fail":
-            client.post(f"/api/v1/trials/{trial['id']}/fail", json={"lease_token": trial["lease"]["token"], "error": "E"})
+            fail(client, trial)
         else:
             assert progress(client, trial, 50, 0.1).json()["continue"] is False
     assert client.get(f"/api/v1/studies/{study['id']}").json()["state"] == "running"
-    trial = claim(client, "w", study["id"]).json()
-    client.post(f"/api/v1/trials/{trial['id']}/fail", json={"lease_token": trial["lease"]["token"], "error": "E"})
+    fail(client, claim(client, "w", study["id"]).json())
     shown = client.get(f"/api/v1/studies/{study['id']}").json()
     assert shown["state"] == "running", shown["pause_reason"]  # a stop in between breaks the streak of five
 
@@ -163,14 +168,15 @@ def test_stale_tokens_are_409_and_bad_input_422_changing_nothing(client, study_b
         ({"surprise": 1}, "surprise"),
     ]:
         full = {"lease_token": trial["lease"]["token"], "step": 20, "metric": 0.5, **body}
-        r = client.post(
-            f"/api/v1/trials/{trial['id']}/progress", content=json.dumps(full), headers={"content-type": "application/json"}
-        )
+        raw = json.dumps(full)  # NaN and Infinity as Python writes them: not JSON, but what a client may send
+        headers = {"content-type": "application/json"}
+        r = client.post(f"/api/v1/trials/{trial['id']}/progress", content=raw, headers=headers)
         assert r.status_code == 422, (body, r.text)
         assert words in r.text, (body, r.text)
     assert client.get(f"/api/v1/trials/{trial['id']}").json()["curve"] == [[10, 0.5]]
     assert progress(client, trial, 20, 0.5, token="not-the-token").status_code == 409
-    assert client.post("/api/v1/trials/999999/progress", json={"lease_token": "t", "step": 1, "metric": 0.5}).status_code == 404
+    unknown = {"lease_token": "t", "step": 1, "metric": 0.5}
+    assert client.post("/api/v1/trials/999999/progress", json=unknown).status_code == 404
 
     deadline = time.monotonic() + 30
     while client.get(f"/api/v1/trials/{trial['id']}").json()["state"] != "queued":  # the lease expires

@@ -52,7 +52,8 @@ def test_stopped_configurations_are_never_proposed_again(space, history, method)
     completed, pending, failed = history
     settings = OptimizerSettings(method=method, n_initial=4, **FAST)
     first = propose(space, completed, pending, 3, seed=1, settings=settings, failed=failed)
-    again = propose(space, completed, pending, 3, seed=1, settings=settings, failed=failed, stopped=[p.x for p in first])
+    stopped = [p.x for p in first]
+    again = propose(space, completed, pending, 3, seed=1, settings=settings, failed=failed, stopped=stopped)
     assert not set(keys(space, [p.x for p in first])) & set(keys(space, [p.x for p in again]))
 
 

@@ -154,9 +154,8 @@ def test_on_evaluation_false_ends_training_keeps_best_state_and_marks_pruned(tin
     assert result.pruned and result.stopped_early and result.steps == 9 and len(result.losses) == 9
     assert result.curve == [(s, m) for s, m, _ in calls]
     assert result.metric == max(m for _, m, _ in calls) and result.best_step in (3, 6, 9)
-    rescored = score(
-        trained.handle.model, trained.task, trained.task.train, trained.split.search, batch_size=16, device=torch.device("cpu")
-    )
+    model, task, search = trained.handle.model, trained.task, trained.split.search
+    rescored = score(model, task, task.train, search, batch_size=16, device=torch.device("cpu"))
     assert rescored["accuracy"] == result.metric  # the best evaluation's state, not the last step's
     assert result.to_json()["pruned"] is True
 
