@@ -94,6 +94,8 @@ class Service:
         self._static: dict[int, StudyRecord] = {}  # immutable fields of studies, for assignments
         self._fronts: dict[int, tuple[tuple[int, Any], Front]] = {}
         self._touched: dict[tuple[str, int | None], float] = {}
+        #: (study id, its creation time, trial id) -> the trial's estimated param_fraction (ids may be reused).
+        self._fractions: dict[tuple[int, datetime, int], float | None] = {}
         self._lock = threading.Lock()
 
     # -- studies --------------------------------------------------------------------------------
@@ -276,18 +278,17 @@ class Service:
         total = req.total_steps or study.training.get("max_steps")
         if not settings.enabled or total is None or req.step < settings.grace * total:
             return decide(settings, step=req.step, total_steps=total, curve=(), param_fraction=None, peers=())
-        peers = [
-            Peer(fraction, c.curve)
-            for c in self.storage.curves(study.id, exclude=trial.id)
-            if (fraction := c.param_fraction if c.param_fraction is not None else self._fraction_of(study, c.config))
-            is not None
-        ]
+        peers = []
+        for c in self.storage.curves(study.id, exclude=trial.id):
+            fraction = c.param_fraction if c.param_fraction is not None else self._fraction_of(study, c.id, c.config)
+            if fraction is not None:
+                peers.append(Peer(fraction, c.curve))
         return decide(
             settings,
             step=req.step,
             total_steps=int(total),
             curve=trial.curve or (),
-            param_fraction=self._fraction_of(study, trial.config),
+            param_fraction=self._fraction_of(study, trial.id, trial.config),
             peers=peers,
         )
 
@@ -299,12 +300,22 @@ class Service:
             return 0, 0.0
         return count.peft_params, count.param_fraction
 
-    def _fraction_of(self, study: StudyRecord, config: dict[str, Any]) -> float | None:
-        """The share of the backbone a configuration trains, estimated from the study's model shape."""
+    def _fraction_of(self, study: StudyRecord, trial_id: int, config: dict[str, Any]) -> float | None:
+        """The share of the backbone a trial's configuration trains, estimated from the study's model shape
+        (kept per trial: a trial's configuration never changes, and running peers are asked about often)."""
+        key = (study.id, study.created_at, trial_id)
+        with self._lock:
+            if key in self._fractions:
+                return self._fractions[key]
         try:
-            return estimate(config, self.contexts.get(study).space.shape).param_fraction
+            fraction: float | None = estimate(config, self.contexts.get(study).space.shape).param_fraction
         except AutoPeftError:
-            return None
+            fraction = None
+        with self._lock:
+            if len(self._fractions) > 100_000:
+                self._fractions.clear()
+            self._fractions[key] = fraction
+        return fraction
 
     def fail(self, trial_id: int, req: FailRequest) -> TrialPublic:
         trial = self.storage.fail(trial_id, req.lease_token, req.error)
