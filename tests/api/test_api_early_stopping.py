@@ -208,3 +208,25 @@ def test_the_proposer_sees_stopped_trials_apart(client, study_body, engine):
     listed = client.get(f"/api/v1/studies/{study['id']}/trials").json()["data"]
     small_x = next(t for t in listed if t["id"] == small["id"])
     assert small_x["in_space"]
+
+
+def test_the_proposer_hands_stopped_points_to_the_optimiser_like_failed_ones(client, study_body, engine, db_url):
+    """A stopped configuration is excluded exactly as a failed one is (same proposals), not ignored."""
+    from dataclasses import replace
+
+    from api.proposer import Proposer
+    from api.storage import Storage
+    from api.study_spec import StudyContexts
+    from tests.api.conftest import test_settings
+
+    study = with_peers(client, study_body, max_trials=5)
+    storage = Storage(engine)
+    proposer = Proposer(storage, StudyContexts(), test_settings(db_url))
+    try:
+        snap = storage.proposal_snapshot(study["id"])
+        first = proposer._proposals(snap, 1)[0]
+        as_failed = proposer._proposals(replace(snap, failed=(first.x,)), 1)[0]
+        as_stopped = proposer._proposals(replace(snap, stopped=(first.x,)), 1)[0]
+    finally:
+        proposer._pool.shutdown()
+    assert as_stopped.config_key == as_failed.config_key != first.config_key
