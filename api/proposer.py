@@ -8,8 +8,9 @@ short trials), without passing ``max_trials``. A study whose queue fell to two t
 that gets a job on a small thread pool: take the study's proposer lock (a row with an owner
 and an expiry, so it holds across server processes and machines), re-read the study's
 trials under it, call :func:`autopeft.optimize.propose` with completed trials as
-observations, queued and running ones as pending points and failed ones excluded, and
-queue the batch if the lock is still ours. Claims never wait for this: they read the queue.
+observations, queued and running ones as pending points, and failed ones and those the
+early-stopping rule stopped excluded (never modelled: a stopped trial's metric is partial),
+and queue the batch if the lock is still ours. Claims never wait for this: they read the queue.
 
 ``autopeft serve`` runs one :class:`Proposer` in a process of its own
 (:func:`run_process`), so that proposal work (pure Python for Sobol, seconds of
@@ -216,6 +217,7 @@ class Proposer:
             settings=context.optimizer,
             failed=list(snap.failed),
             state=context.state,
+            stopped=list(snap.stopped),
         )
         return [
             NewTrial(p.config.to_json(), config_key(p.config, context.n_layers), tuple(p.x), p.source)

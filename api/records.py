@@ -41,6 +41,8 @@ class StudyInput:
     max_trials: int
     max_retries: int
     lease_seconds: float
+    #: :class:`autopeft.early_stopping.EarlyStoppingSettings` as JSON; None (studies older than 0004): off.
+    early_stopping: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,6 +109,19 @@ class TrialRecord:
     metrics: dict[str, float] | None
     extra: dict[str, Any] | None
     error: str | None
+    #: ``((step, metric), ...)`` by step: the progress reports of its current (or last) run; None: none yet.
+    curve: tuple[tuple[int, float], ...] | None = None
+
+
+@dataclass(frozen=True)
+class CurveRecord:
+    """What the early-stopping rule needs of another trial of the study: its size and its curve."""
+
+    id: int
+    state: str
+    config: dict[str, Any]
+    param_fraction: float | None
+    curve: tuple[tuple[int, float], ...]
 
 
 @dataclass(frozen=True)
@@ -171,3 +186,5 @@ class ProposalSnapshot:
     failed: tuple[tuple[float, ...], ...]
     queued: int
     trials: int = field(default=0)
+    #: Points of trials the early-stopping rule stopped: never modelled (their metric is partial), never proposed again.
+    stopped: tuple[tuple[float, ...], ...] = field(default=())

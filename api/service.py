@@ -32,6 +32,8 @@ from api.schemas.trials import (
     CompleteRequest,
     FailRequest,
     LeasePublic,
+    ProgressPublic,
+    ProgressRequest,
     TrialAssignment,
     TrialPublic,
     TrialsPublic,
@@ -39,9 +41,19 @@ from api.schemas.trials import (
 from api.settings import Settings
 from api.storage import utcnow
 from api.storage_protocol import StorageProtocol
-from api.study_spec import StudyContexts, check_report, metric_range, prepare_study, shape_from_hf_config
+from api.study_spec import (
+    StudyContexts,
+    check_metric,
+    check_report,
+    metric_range,
+    prepare_study,
+    shape_from_hf_config,
+)
 from autopeft.accounting import estimate
+from autopeft.config import parse_config
+from autopeft.early_stopping import Decision, EarlyStoppingSettings, Peer, best_until, decide
 from autopeft.encoder import ModelShape
+from autopeft.errors import AutoPeftError, ConfigError
 
 log = logging.getLogger("autopeft.api")
 
@@ -83,6 +95,8 @@ class Service:
         self._static: dict[int, StudyRecord] = {}  # immutable fields of studies, for assignments
         self._fronts: dict[int, tuple[tuple[int, Any], Front]] = {}
         self._touched: dict[tuple[str, int | None], float] = {}
+        #: (study id, its creation time, trial id) -> the trial's estimated param_fraction (ids may be reused).
+        self._fractions: dict[tuple[int, datetime, int], float | None] = {}
         self._lock = threading.Lock()
 
     # -- studies --------------------------------------------------------------------------------
@@ -165,7 +179,8 @@ class Service:
         counts, last = self.storage.trial_counts([study_id]).get(study_id, ({}, None))
         front = self._front(study, counts.get("completed", 0), last)
         by_id = {t.id: t for t in self.storage.get_trials(front.front_ids)}
-        data = [trial_public(by_id[i]) for i in front.front_ids if i in by_id]
+        shape = self.contexts.get(study).space.shape
+        data = [trial_public(by_id[i], shape) for i in front.front_ids if i in by_id]
         name = metric_range(study)[0]
         return ParetoPublic(
             study_id=study_id,
@@ -225,12 +240,84 @@ class Service:
         return LeasePublic(**shared_fields(LeasePublic, self.storage.heartbeat(trial_id, token)))
 
     def complete(self, trial_id: int, req: CompleteRequest) -> TrialPublic:
-        report = Report(**{name: getattr(req, name) for name in REPORT_FIELDS})
-        study = self.storage.study_of_trial(trial_id)  # read now: an id may name another study later (SQLite)
-        check_report(report, study, shape_from_hf_config(study.hf_config, study.num_labels).backbone_params)
+        report = self._checked_report(trial_id, req)
         trial = self.storage.complete(trial_id, req.lease_token, report)
         self._woke()
         return trial_public(trial)
+
+    def report_stopped(self, trial_id: int, req: CompleteRequest) -> TrialPublic:
+        """The worker's result for a trial the early-stopping rule stopped (it stays stopped)."""
+        report = self._checked_report(trial_id, req)
+        return trial_public(self.storage.report_stopped(trial_id, req.lease_token, report))
+
+    def _checked_report(self, trial_id: int, req: CompleteRequest) -> Report:
+        report = Report(**{name: getattr(req, name) for name in REPORT_FIELDS})
+        study = self.storage.study_of_trial(trial_id)  # read now: an id may name another study later (SQLite)
+        check_report(report, study, shape_from_hf_config(study.hf_config, study.num_labels).backbone_params)
+        return report
+
+    def progress(self, trial_id: int, req: ProgressRequest) -> ProgressPublic:
+        """Store an evaluation on the trial's curve, renew its lease, and ask the study's early-stopping rule
+        (:mod:`autopeft.early_stopping`) whether it goes on; a stop marks the trial ``stopped`` at once."""
+        study = self.storage.study_of_trial(trial_id)
+        check_metric(req.metric, study)
+        trial, lease = self.storage.record_progress(trial_id, req.lease_token, req.step, req.metric)
+        if lease is None:  # stopped already under this lease: the worker missed the answer
+            return ProgressPublic(go_on=False, reason="the trial was stopped early", lease_expires_at=None)
+        decision = self._decide(study, trial, req)
+        if decision.go_on:
+            return ProgressPublic(go_on=True, reason=decision.reason, lease_expires_at=lease.expires_at)
+        count = self._count(study, trial)
+        best = best_until(trial.curve or (), req.step)
+        metric = req.metric if best is None else best
+        self.storage.stop_trial(trial_id, req.lease_token, metric, count[0], count[1])
+        log.info("trial %d stopped early: %s", trial_id, decision.reason)
+        self._woke()
+        return ProgressPublic(go_on=False, reason=decision.reason, lease_expires_at=None)
+
+    def _decide(self, study: StudyRecord, trial: TrialRecord, req: ProgressRequest) -> Decision:
+        settings = EarlyStoppingSettings.model_validate(study.early_stopping or {})
+        total = req.total_steps or study.training.get("max_steps")
+        if not settings.enabled or total is None or req.step < settings.grace * total:
+            return decide(settings, step=req.step, total_steps=total, curve=(), param_fraction=None, peers=())
+        peers = []
+        for c in self.storage.curves(study.id, exclude=trial.id):
+            fraction = c.param_fraction if c.param_fraction is not None else self._fraction_of(study, c.id, c.config)
+            if fraction is not None:
+                peers.append(Peer(fraction, c.curve))
+        return decide(
+            settings,
+            step=req.step,
+            total_steps=int(total),
+            curve=trial.curve or (),
+            param_fraction=self._fraction_of(study, trial.id, trial.config),
+            peers=peers,
+        )
+
+    def _count(self, study: StudyRecord, trial: TrialRecord) -> tuple[int, float]:
+        """``(peft_params, param_fraction)`` the trial's configuration trains (the server's estimate)."""
+        try:
+            count = estimate(trial.config, self.contexts.get(study).space.shape)
+        except AutoPeftError:
+            return 0, 0.0
+        return count.peft_params, count.param_fraction
+
+    def _fraction_of(self, study: StudyRecord, trial_id: int, config: dict[str, Any]) -> float | None:
+        """The share of the backbone a trial's configuration trains, estimated from the study's model shape
+        (kept per trial: a trial's configuration never changes, and running peers are asked about often)."""
+        key = (study.id, study.created_at, trial_id)
+        with self._lock:
+            if key in self._fractions:
+                return self._fractions[key]
+        try:
+            fraction: float | None = estimate(config, self.contexts.get(study).space.shape).param_fraction
+        except AutoPeftError:
+            fraction = None
+        with self._lock:
+            if len(self._fractions) > 100_000:
+                self._fractions.clear()
+            self._fractions[key] = fraction
+        return fraction
 
     def fail(self, trial_id: int, req: FailRequest) -> TrialPublic:
         trial = self.storage.fail(trial_id, req.lease_token, req.error)
@@ -313,9 +400,19 @@ def trial_public(t: TrialRecord, shape: ModelShape | None = None) -> TrialPublic
     estimated = None
     if shape is not None and t.state in ("queued", "running"):
         estimated = estimate(t.config, shape).param_fraction
+    n_layers = shape.n_layers if shape is not None else None
+    try:
+        config = parse_config(t.config)
+        summary = config.summary(n_layers)
+        placement = config.placement(n_layers) if n_layers else None
+    except ConfigError:  # a configuration stored before a family's rules changed is shown as it is
+        summary = placement = None
     return TrialPublic(
         **shared_fields(TrialPublic, t),
+        summary=summary,
+        placement=placement,
         in_space=t.x is not None,
         duration_s=duration,
         estimated_param_fraction=estimated,
+        last_step=t.curve[-1][0] if t.curve else None,
     )

@@ -44,6 +44,7 @@ from api.records import (
     REPORT_FIELDS,
     STUDY_INPUT,
     Claim,
+    CurveRecord,
     Demand,
     Lease,
     NewStudy,
@@ -185,7 +186,7 @@ class Storage:
         with transaction(self.engine) as conn:
             resumed = sql.one_study(conn, study_id).resumed_at
             query = select(trials.c.state, trials.c.error).where(
-                trials.c.study_id == study_id, trials.c.state.in_(("completed", "failed"))
+                trials.c.study_id == study_id, trials.c.state.in_(("completed", "failed", "stopped"))
             )
             if resumed is not None:
                 query = query.where(trials.c.finished_at > resumed)
@@ -396,6 +397,99 @@ class Storage:
                 raise StaleLeaseError(sql.stale_message(trial_id, sql.one_trial(conn, trial_id).state))
             return sql.trial_record(row)
 
+    # -- progress and early stopping ------------------------------------------------------------------
+    def record_progress(
+        self, trial_id: int, token: str, step: int, metric: float, now: datetime | None = None
+    ) -> tuple[TrialRecord, Lease | None]:
+        """Add ``(step, metric)`` to a running trial's curve and renew its lease (as :meth:`heartbeat`).
+
+        A trial the rule stopped under this same lease is returned unchanged with no lease (the worker
+        missed the answer and asks again); any other trial, or another token, is a
+        :class:`~api.errors.StaleLeaseError`.
+        """
+        now = now or utcnow()
+        with transaction(self.engine, write=True) as conn:
+            row = conn.execute(
+                select(trials, studies.c.lease_seconds)
+                .join(studies, studies.c.id == trials.c.study_id)
+                .where(trials.c.id == trial_id)
+                .with_for_update(of=trials)
+            ).first()
+            if row is None:
+                raise NotFoundError(f"trial {trial_id} does not exist")
+            if row.state == "stopped" and sql.same_token(row.lease_token, token):
+                return sql.trial_record(row), None
+            if row.state != "running" or not sql.same_token(row.lease_token, token):
+                raise StaleLeaseError(sql.stale_message(trial_id, row.state))
+            lease = Lease(token, now + timedelta(seconds=row.lease_seconds), row.lease_seconds)
+            updated = conn.execute(
+                update(trials)
+                .where(trials.c.id == trial_id)
+                .values(
+                    curve=sql.with_point(row.curve, step, metric), lease_expires_at=lease.expires_at, heartbeat_at=now
+                )
+                .returning(*trials.c)
+            ).one()
+            return sql.trial_record(updated), lease
+
+    def curves(self, study_id: int, exclude: int | None = None) -> list[CurveRecord]:
+        """The study's running, completed and stopped trials that reported progress (but ``exclude``), by id."""
+        query = (
+            select(trials.c.id, trials.c.state, trials.c.config, trials.c.param_fraction, trials.c.curve)
+            .where(
+                trials.c.study_id == study_id,
+                trials.c.state.in_(("running", "completed", "stopped")),
+                trials.c.curve.is_not(None),
+            )
+            .order_by(trials.c.id)
+        )
+        if exclude is not None:
+            query = query.where(trials.c.id != exclude)
+        with transaction(self.engine) as conn:
+            return [
+                CurveRecord(int(i), str(state), config, fraction, sql.curve_of(curve) or ())
+                for i, state, config, fraction, curve in conn.execute(query)
+            ]
+
+    def stop_trial(
+        self,
+        trial_id: int,
+        token: str,
+        metric: float,
+        peft_params: int,
+        param_fraction: float,
+        now: datetime | None = None,
+    ) -> TrialRecord:
+        """The early-stopping rule ends a running trial held under ``token``: state ``stopped``, finished now,
+        with its metric so far and its size (the worker's :meth:`report_stopped` refines them). Stopping it
+        again under the same lease is answered with the stored trial."""
+        values = {"metric": metric, "peft_params": peft_params, "param_fraction": param_fraction}
+        params = {"b_id": trial_id, "b_token": token, "b_now": now or utcnow()}
+        params.update({f"b_{k}": v for k, v in values.items()})
+        with transaction(self.engine, write=True) as conn:
+            row = conn.execute(sql.STOP, params).first()
+            if row is not None:
+                return sql.trial_record(row)
+            row = sql.one_trial(conn, trial_id)
+            if row.state == "stopped" and sql.same_token(row.lease_token, token):
+                return sql.trial_record(row)
+            raise StaleLeaseError(sql.stale_message(trial_id, row.state))
+
+    def report_stopped(self, trial_id: int, token: str, report: Report) -> TrialRecord:
+        """The worker's result for a trial the rule stopped under ``token`` (the kept state's metric, the
+        exact parameter counts); the trial stays ``stopped``. Repeating it is harmless."""
+        params = {"b_id": trial_id, "b_token": token, **{f"b_{k}": getattr(report, k) for k in REPORT_FIELDS}}
+        with transaction(self.engine, write=True) as conn:
+            row = conn.execute(sql.STOPPED_REPORT, params).first()
+            if row is not None:
+                return sql.trial_record(row)
+            row = sql.one_trial(conn, trial_id)
+            if row.state == "stopped":
+                raise StaleLeaseError(f"trial {trial_id}: the lease token is not the one the trial was stopped under")
+            raise StaleLeaseError(
+                f"trial {trial_id} is {row.state}, not stopped by the early-stopping rule; use complete"
+            )
+
     def requeue_expired(self, now: datetime | None = None) -> tuple[int, int]:
         """Running trials whose lease expired: back to the queue, or failed once their retries are used.
 
@@ -507,7 +601,8 @@ class Storage:
     def proposal_snapshot(
         self, study_id: int, known: dict[int, tuple[float, ...] | None] | None = None
     ) -> ProposalSnapshot:
-        """The study and its trials as optimiser input: completed (x, metric, fraction), pending and failed points.
+        """The study and its trials as optimiser input: completed (x, metric, fraction), pending, failed and
+        stopped points.
 
         ``known`` holds points already read (a trial's point never changes): only newer ones are
         fetched, and ``known`` gains them. Trials outside the space (null ``x``: baselines the space
@@ -526,7 +621,7 @@ class Storage:
             if missing:  # older trials this process has not seen (not expected: inserts are serialised)
                 for trial_id, x in conn.execute(select(trials.c.id, trials.c.x).where(trials.c.id.in_(missing))):
                     known[trial_id] = sql.point_of(x)
-        completed, pending, failed = [], [], []
+        completed, pending, failed, stopped = [], [], [], []
         for trial_id, state, x, metric, fraction in rows:
             if trial_id > after:
                 known[trial_id] = sql.point_of(x)
@@ -537,10 +632,14 @@ class Storage:
                 completed.append((point, float(metric), float(fraction)))
             elif state == "failed":
                 failed.append(point)
+            elif state == "stopped":
+                stopped.append(point)
             else:
                 pending.append(point)
         queued = sum(r[1] == "queued" for r in rows)
-        return ProposalSnapshot(study, tuple(completed), tuple(pending), tuple(failed), queued, len(rows))
+        return ProposalSnapshot(
+            study, tuple(completed), tuple(pending), tuple(failed), queued, len(rows), stopped=tuple(stopped)
+        )
 
     def add_proposals(
         self, study_id: int, owner: str, new: Sequence[NewTrial], now: datetime | None = None

@@ -20,7 +20,18 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from api.failures import FailedTrial
-from api.records import Claim, Demand, Lease, NewStudy, NewTrial, ProposalSnapshot, Report, StudyRecord, TrialRecord
+from api.records import (
+    Claim,
+    CurveRecord,
+    Demand,
+    Lease,
+    NewStudy,
+    NewTrial,
+    ProposalSnapshot,
+    Report,
+    StudyRecord,
+    TrialRecord,
+)
 
 #: Per study: trials per state, and when the last one finished.
 CountsByStudy = dict[int, tuple[dict[str, int], datetime | None]]
@@ -66,7 +77,8 @@ class StorageProtocol(Protocol):
         ...
 
     def recent_finished(self, study_id: int, limit: int) -> list[tuple[str, str | None]]:
-        """``(state, error)`` of the last ``limit`` finished trials since the last resume, newest first."""
+        """``(state, error)`` of the last ``limit`` finished trials (completed, failed or stopped) since the last
+        resume, newest first."""
         ...
 
     def failed_trials(self, study_id: int) -> list[FailedTrial]:
@@ -122,6 +134,33 @@ class StorageProtocol(Protocol):
 
     def release(self, trial_id: int, token: str, now: datetime | None = None) -> TrialRecord:
         """Give a running trial back to the queue at once, without using a retry."""
+        ...
+
+    def record_progress(
+        self, trial_id: int, token: str, step: int, metric: float, now: datetime | None = None
+    ) -> tuple[TrialRecord, Lease | None]:
+        """Add ``(step, metric)`` to a running trial's curve and renew its lease; a trial already stopped
+        under ``token`` comes back unchanged with no lease."""
+        ...
+
+    def curves(self, study_id: int, exclude: int | None = None) -> list[CurveRecord]:
+        """The study's running, completed and stopped trials with a curve (but ``exclude``), by id."""
+        ...
+
+    def stop_trial(
+        self,
+        trial_id: int,
+        token: str,
+        metric: float,
+        peft_params: int,
+        param_fraction: float,
+        now: datetime | None = None,
+    ) -> TrialRecord:
+        """running -> stopped under ``token`` (the early-stopping rule), with the metric so far and the size."""
+        ...
+
+    def report_stopped(self, trial_id: int, token: str, report: Report) -> TrialRecord:
+        """The worker's result for a trial stopped under ``token``; it stays stopped."""
         ...
 
     def requeue_expired(self, now: datetime | None = None) -> tuple[int, int]:

@@ -45,6 +45,7 @@ TAKE = (
         started_at=bindparam("b_now", type_=trials.c.started_at.type),
         heartbeat_at=bindparam("b_now", type_=trials.c.heartbeat_at.type),
         expired_token=None,  # claimed again: a late report of the expired lease no longer lands
+        curve=None,  # a new run from the first step: the last run's progress is not this one's
     )
     .returning(*trials.c)
 )
@@ -90,7 +91,17 @@ def late_finish_statement(state: str, *fields: str) -> Any:
     )
 
 
+#: The result fields the server sets when its early-stopping rule stops a trial (the worker's report refines them).
+STOP_FIELDS = ("metric", "peft_params", "param_fraction")
 COMPLETE = finish_statement("completed", *REPORT_FIELDS)
+STOP = finish_statement("stopped", *STOP_FIELDS)
+#: The worker's result for a trial the rule stopped (the state it keeps), under the lease it ran with.
+STOPPED_REPORT = (
+    update(trials)
+    .where(trials.c.id == bindparam("b_id"), trials.c.state == "stopped", trials.c.lease_token == bindparam("b_token"))
+    .values(**{f: bindparam(f"b_{f}", type_=trials.c[f].type) for f in REPORT_FIELDS})
+    .returning(*trials.c)
+)
 FAIL = finish_statement("failed", "error")
 LATE_COMPLETE = late_finish_statement("completed", *REPORT_FIELDS)
 LATE_FAIL = late_finish_statement("failed", "error")
@@ -127,7 +138,20 @@ def trial_record(row: Row[Any]) -> TrialRecord:
     m = row._mapping
     values = {f: m[f] for f in TrialRecord.__dataclass_fields__}
     values["x"] = tuple(values["x"]) if values["x"] is not None else None
+    values["curve"] = curve_of(values["curve"])
     return TrialRecord(**values)
+
+
+def curve_of(value: Any) -> tuple[tuple[int, float], ...] | None:
+    """A stored curve (``[[step, metric], ...]``) as an immutable tuple of pairs."""
+    return None if value is None else tuple((int(step), float(metric)) for step, metric in value)
+
+
+def with_point(curve: Any, step: int, metric: float) -> list[list[float]]:
+    """``curve`` with ``(step, metric)`` added by step; a repeated step (a retried report) replaces its value."""
+    points = {int(s): float(m) for s, m in (curve or [])}
+    points[step] = metric
+    return [[s, points[s]] for s in sorted(points)]
 
 
 def trial_row(study_id: int, number: int, t: NewTrial, now: datetime) -> dict[str, Any]:

@@ -133,12 +133,17 @@ def metric_range(study: StudyRecord) -> tuple[str, tuple[float, float]]:
     return name, METRIC_RANGES.get(name, (float("-inf"), float("inf")))
 
 
+def check_metric(metric: float, study: StudyRecord) -> None:
+    """Refuse a value of the study's metric outside its range (:class:`InvalidRequestError`, naming the value)."""
+    name, (lo, hi) = metric_range(study)
+    if not lo <= metric <= hi:
+        raise InvalidRequestError(f"metric: {metric!r} is outside the range [{lo:g}, {hi:g}] of {name}")
+
+
 def check_report(report: Report, study: StudyRecord, backbone_params: int) -> None:
     """Refuse a result no trial of ``study`` can have (:class:`InvalidRequestError`, naming the value):
     a metric outside its range, or ``peft_params`` that is not ``param_fraction`` of the backbone."""
-    name, (lo, hi) = metric_range(study)
-    if not lo <= report.metric <= hi:
-        raise InvalidRequestError(f"metric: {report.metric!r} is outside the range [{lo:g}, {hi:g}] of {name}")
+    check_metric(report.metric, study)
     for key, value in (report.metrics or {}).items():
         other = next((m for m in METRIC_RANGES if key == m or key.endswith("_" + m)), None)
         if other is not None and not METRIC_RANGES[other][0] <= value <= METRIC_RANGES[other][1]:
@@ -179,6 +184,7 @@ def prepare_study(body: StudyCreate, default_lease_s: float, default_retries: in
         max_trials=body.max_trials,
         max_retries=default_retries if body.max_retries is None else body.max_retries,
         lease_seconds=body.lease_seconds or default_lease_s,
+        early_stopping=body.early_stopping.model_dump(mode="json"),
         baselines=baseline_trials(body, space),
     )
 

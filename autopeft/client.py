@@ -164,8 +164,22 @@ class ServerClient:
         """One attempt (the heartbeat thread retries on its own schedule)."""
         self.request("POST", f"/trials/{trial_id}/heartbeat", {"lease_token": token}, once, trial_id)
 
+    def progress(
+        self, trial_id: int, token: str, step: int, metric: float, total_steps: int | None = None
+    ) -> dict[str, Any]:
+        """One attempt to report an evaluation (it renews the lease); the answer ``{"continue": bool, "reason",
+        "lease_expires_at"}``. The worker tries again at its next evaluation rather than retrying here."""
+        body: dict[str, Any] = {"lease_token": token, "step": step, "metric": metric}
+        if total_steps is not None:
+            body["total_steps"] = total_steps
+        return self.request("POST", f"/trials/{trial_id}/progress", body, once, trial_id).json()
+
     def complete(self, trial_id: int, report: dict[str, Any], give_up: GiveUp) -> None:
         self.request("POST", f"/trials/{trial_id}/complete", report, give_up, trial_id)
+
+    def stopped(self, trial_id: int, report: dict[str, Any], give_up: GiveUp) -> None:
+        """The result of a trial the server's early-stopping rule stopped (a body like :meth:`complete`'s)."""
+        self.request("POST", f"/trials/{trial_id}/stopped", report, give_up, trial_id)
 
     def fail(self, trial_id: int, token: str, error: str, give_up: GiveUp) -> None:
         body = {"lease_token": token, "error": error[-100_000:]}

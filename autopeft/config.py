@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, create_model, model_validator
 
 from autopeft.errors import ConfigError
 from autopeft.inputs import error_location, load_json_arg, located, validate_object
-from autopeft.modules.base import FamilySettings
+from autopeft.modules.base import FamilySettings, LayerSettings
 from autopeft.modules.registry import FAMILIES
 
 if TYPE_CHECKING:
@@ -68,6 +68,18 @@ class _ConfigBase(BaseModel):
         """One line for people: ``serial_adapter 64 @0-5 x4 experts + lora r8 @0,5 q,v``."""
         parts = [FAMILIES[name].summary(settings, n_layers) for name, settings in self.families().items()]
         return " + ".join(parts) or "head only"
+
+    def placement(self, n_layers: int) -> dict[str, dict[str, Any]]:
+        """Where each family sits, for displays: ``{family: {"layers": {layer: size or True} | None,
+        "size_field": name | None}}``; ``layers`` is None for a family not placed per layer."""
+        out: dict[str, dict[str, Any]] = {}
+        for name, settings in self.families().items():
+            layers = None
+            if isinstance(settings, LayerSettings):
+                sizes = settings.sizes(n_layers)
+                layers = {str(i): (v if settings.size_field else True) for i, v in sizes.items()}
+            out[name] = {"layers": layers, "size_field": settings.size_field}
+        return out
 
     def to_json(self) -> dict[str, Any]:
         """The configuration as JSON-ready data, as the user wrote it (defaults omitted)."""

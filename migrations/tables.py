@@ -6,7 +6,8 @@ importing the app; :mod:`api.storage` reads and writes through them.
 - ``studies``: what to search (task, model, space, optimiser, budget) and ``n_trials``, the
   number of trials it holds, kept by every insert so the proposer never counts rows.
 - ``trials``: one configuration of a study and its life: queued -> running (leased) ->
-  completed | failed; an expired lease returns it to queued. ``config_key`` is the
+  completed | failed | stopped (ended early by the study's early-stopping rule, migration 0004);
+  an expired lease returns it to queued. ``curve`` holds its ``[step, metric]`` progress reports. ``config_key`` is the
   SHA-256 of :meth:`autopeft.config.PeftConfig.key`; (study_id, config_key) is unique.
 - ``workers``: when each worker last asked for work, and for which study (the queue depth).
 - ``proposal_locks``: the per-study proposer lock, a row with an owner and an expiry, so
@@ -35,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-TRIAL_STATES = ("queued", "running", "completed", "failed")
+TRIAL_STATES = ("queued", "running", "completed", "failed", "stopped")
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -101,6 +102,8 @@ class Study(Base):
     pause_reason: Mapped[str | None] = mapped_column(Text)
     #: The last resume: failures before it no longer count towards a pause.
     resumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: The study's early-stopping settings (:class:`autopeft.early_stopping.EarlyStoppingSettings`; migration 0004).
+    early_stopping: Mapped[dict[str, Any] | None] = mapped_column(Json(nullable=True))
 
     __table_args__ = (
         CheckConstraint("max_trials >= 1", name="max_trials_positive"),
@@ -138,11 +141,13 @@ class Trial(Base):
     metrics: Mapped[dict[str, float] | None] = mapped_column(Json(nullable=True))
     extra: Mapped[dict[str, Any] | None] = mapped_column(Json(nullable=True))
     error: Mapped[str | None] = mapped_column(Text)
+    #: ``[[step, metric], ...]``: every progress report while it trained, by step (migration 0004).
+    curve: Mapped[list[list[float]] | None] = mapped_column(Json(nullable=True))
 
     __table_args__ = (
         UniqueConstraint("study_id", "config_key"),
         UniqueConstraint("study_id", "number"),
-        CheckConstraint("state IN ('queued', 'running', 'completed', 'failed')", name="state_known"),
+        CheckConstraint("state IN ('queued', 'running', 'completed', 'failed', 'stopped')", name="state_known"),
         Index(None, "state", "id"),
         Index(None, "study_id", "state"),
     )

@@ -1,6 +1,9 @@
 """The worker's pull loop: claim, heartbeat, train, report, retry.
 
-A trial that raises is reported as failed with its error and the worker goes on. A
+Each evaluation during training is reported to the server (:mod:`worker.progress`); when the
+study's early-stopping rule answers ``continue: false`` training ends at once, the best state is
+kept and the result goes to ``POST /trials/{id}/stopped``. A trial that raises is reported as
+failed with its error and the worker goes on. A
 stop request (SIGTERM, Ctrl-C) ends the running trial at its next step and gives it
 back to the queue, so another worker can take it at once. A lease lost mid-trial
 (the server handed the trial on) stops that trial and drops its result.
@@ -24,6 +27,7 @@ from typing import Any, Literal
 from autopeft.client import Claim, GaveUp, LeaseLost, NoWork, RequestRefused, ServerClient, give_up_after
 from autopeft.errors import AutoPeftError
 from worker.heartbeat import Heartbeat
+from worker.progress import ProgressReporter
 from worker.spool import Spool
 
 log = logging.getLogger("autopeft.worker")
@@ -89,7 +93,7 @@ class Worker:
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self) -> int:
-        """Work until stopped; returns the number of trials reported (completed or failed)."""
+        """Work until stopped; returns the number of trials reported (completed, stopped early or failed)."""
         self.say(f"worker {self.worker_id} on {self.device}, server {self.client.url}")
         self.say(
             f"reads task data under {', '.join(map(str, self.roots.data))}; "
@@ -158,6 +162,9 @@ class Worker:
             self._report_failure(trial, claim, traceback.format_exc(), label)
             return
         beat.stop()
+        if getattr(result, "pruned", False):  # the server stopped it: heartbeats since then were refused, rightly
+            self._report_stopped(trial, claim, result, label)
+            return
         if beat.lost.is_set():
             self.say(f"{label}: lease lost while finishing; result dropped (another worker has it)")
             return
@@ -176,14 +183,15 @@ class Worker:
                 cache=self.cache,
                 progress=self.progress,
                 should_stop=lambda: self.stopping.is_set() or beat.lost.is_set(),
+                on_evaluation=ProgressReporter(self.client, trial["id"], beat.token, beat.lost, on_stop=beat.stop),
                 roots=self.roots,
             )
         except TrialStopped:
             raise _Stopped from None
 
     # -- reports ------------------------------------------------------------------------------
-    def _report_success(self, trial: dict[str, Any], claim: Claim, result: Any, label: str) -> None:
-        body = {
+    def _result_body(self, claim: Claim, result: Any) -> dict[str, Any]:
+        return {
             "lease_token": claim.token,
             "metric": result.metric,
             "peft_params": result.peft_params,
@@ -191,6 +199,21 @@ class Worker:
             "metrics": _flat_metrics(result.metrics),
             "extra": {**result.to_json(), "worker_id": self.worker_id},
         }
+
+    def _report_stopped(self, trial: dict[str, Any], claim: Claim, result: Any, label: str) -> None:
+        """The server stopped the trial (it is ``stopped`` there already): send what the kept state scores."""
+        outcome, _ = self._deliver(trial["id"], "stopped", self._result_body(claim, result))
+        if outcome in ("refused", "invalid"):  # said by _send; the trial stays stopped with the server's numbers
+            return
+        self.done += 1
+        self.say(
+            f"{label}: stopped early at step {result.steps} by the study's early-stopping rule; "
+            f"{result.metric_name} {result.metric:.4f} so far with {100 * result.param_fraction:.3f}% of the parameters"
+            + (" (report kept to send later)" if outcome == "spooled" else "")
+        )
+
+    def _report_success(self, trial: dict[str, Any], claim: Claim, result: Any, label: str) -> None:
+        body = self._result_body(claim, result)
         outcome, why = self._deliver(trial["id"], "complete", body)
         if outcome == "invalid":  # the server will never take this result: the trial failed, and says why
             self._report_failure(trial, claim, f"the server refused the result: {why}", label)
@@ -234,6 +257,8 @@ class Worker:
         try:
             if kind == "complete":
                 self.client.complete(trial_id, body, give_up)
+            elif kind == "stopped":
+                self.client.stopped(trial_id, body, give_up)
             else:
                 self.client.fail(trial_id, body["lease_token"], body["error"], give_up)
         except GaveUp:

@@ -1,4 +1,4 @@
-"""``/api/v1/trials``: what workers call: claim, heartbeat, complete, fail, release."""
+"""``/api/v1/trials``: what workers call: claim, heartbeat, progress, complete, stopped, fail, release."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from api.schemas.trials import (
     FailRequest,
     HeartbeatRequest,
     LeasePublic,
+    ProgressPublic,
+    ProgressRequest,
     ReleaseRequest,
     TrialAssignment,
     TrialPublic,
@@ -69,6 +71,22 @@ async def get_trial(trial_id: TrialId, service: ServiceDep) -> TrialPublic:
 @router.post("/{trial_id}/heartbeat", summary="Extend the lease")
 async def heartbeat(trial_id: TrialId, body: HeartbeatRequest, service: ServiceDep) -> LeasePublic:
     return await blocking(service.heartbeat, trial_id, body.lease_token)
+
+
+@router.post(
+    "/{trial_id}/progress",
+    summary="Report an evaluation while training; renews the lease; answers whether to go on",
+)
+async def progress(trial_id: TrialId, body: ProgressRequest, service: ServiceDep) -> ProgressPublic:
+    return await blocking(service.progress, trial_id, body)
+
+
+@router.post(
+    "/{trial_id}/stopped",
+    summary="Report the result of a trial the early-stopping rule stopped (idempotent; it stays stopped)",
+)
+async def stopped(trial_id: TrialId, body: CompleteRequest, service: ServiceDep) -> TrialPublic:
+    return await blocking(service.report_stopped, trial_id, body)
 
 
 @router.post("/{trial_id}/complete", summary="Report the result (idempotent)")

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.schemas.common import Id, JsonObject, Page, Strict, Text
 from api.schemas.trials import TrialPublic
+from autopeft.early_stopping import EarlyStoppingSettings
 from autopeft.optimize import OptimizerSettings
 from autopeft.train.settings import TrainingSettings
 
@@ -60,6 +61,10 @@ class StudyCreate(Strict):
         None, ge=0.5, le=86_400, allow_inf_nan=False, description="Lease of a claimed trial; heartbeat well within it."
     )
     baselines: list[BaselineIn] = Field(default_factory=list, max_length=1000)
+    early_stopping: EarlyStoppingSettings = Field(
+        default_factory=EarlyStoppingSettings,
+        description="When trials whose front cannot move are stopped early (off by default; docs/early_stopping.md).",
+    )
 
 
 class TrialCounts(BaseModel):
@@ -67,6 +72,7 @@ class TrialCounts(BaseModel):
     running: int = 0
     completed: int = 0
     failed: int = 0
+    stopped: int = 0
 
 
 class FailureGroupPublic(BaseModel):
@@ -114,6 +120,9 @@ class StudyPublic(BaseModel):
     proposal_error: str | None = Field(None, description="The last error of the proposer, if proposing fails.")
     paused_at: datetime | None = Field(None, description="When the study paused itself (state paused).")
     pause_reason: str | None = Field(None, description="Why it paused: how many trials failed, and with what.")
+    early_stopping: dict[str, Any] | None = Field(
+        None, description="The study's early-stopping settings (null: created before they existed; off)."
+    )
     failures: list[FailureGroupPublic] | None = Field(
         None, description="Failed trials grouped by cause, most frequent first (in GET /studies/{id})."
     )

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas.common import FiniteFloat, Id, JsonObject, Page, Strict, Text
 
-TrialState = Literal["queued", "running", "completed", "failed"]
+TrialState = Literal["queued", "running", "completed", "failed", "stopped"]
 WorkerId = Annotated[Text, Field(min_length=1, max_length=200, description="Any name unique to the worker.")]
 Token = Annotated[Text, Field(min_length=1, max_length=64, description="The lease token from the claim.")]
 
@@ -49,6 +49,35 @@ class CompleteRequest(Strict):
     extra: JsonObject | None = Field(None, description="Anything else worth keeping (timings, device, ...).")
 
 
+class ProgressRequest(Strict):
+    """One evaluation while the trial trains. The server checks ``metric`` against the range of the study's
+    metric (422 otherwise), stores ``(step, metric)`` on the trial's curve, renews the lease and asks the
+    study's early-stopping rule whether the trial should go on."""
+
+    lease_token: Token
+    step: int = Field(ge=0, le=2**31 - 1, strict=True, description="Training steps done at this evaluation.")
+    metric: FiniteFloat = Field(description="The study's metric on the search split at this step.")
+    total_steps: int | None = Field(
+        None,
+        ge=1,
+        le=2**31 - 1,
+        strict=True,
+        description="The trial's training budget in steps (the rule's grace is a share of it); "
+        "default: the study's training.max_steps.",
+    )
+
+
+class ProgressPublic(BaseModel):
+    """Whether the trial should go on. On ``continue: false`` the worker ends training at once, keeps the best
+    state and reports its result to ``POST /trials/{id}/stopped``; the trial is already ``stopped``."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    go_on: bool = Field(alias="continue", description="false: the early-stopping rule stopped the trial.")
+    reason: str = Field(description="Why (the rule's reasoning, or that early stopping is off).")
+    lease_expires_at: datetime | None = Field(description="The renewed lease's expiry; null once stopped.")
+
+
 class FailRequest(Strict):
     lease_token: Token
     error: Annotated[Text, Field(max_length=200_000)] = Field(description="What went wrong (a traceback is fine).")
@@ -66,6 +95,12 @@ class TrialPublic(BaseModel):
     number: int = Field(description="Position in the study, from 0.")
     state: TrialState
     config: dict[str, Any]
+    summary: str | None = Field(None, description="The configuration in one line, e.g. 'lora r8 @0-5 q,v'.")
+    placement: dict[str, dict[str, Any]] | None = Field(
+        None,
+        description="Per family: its layers ({layer: size, or true for on/off families}; null: not per layer) "
+        "and its size field.",
+    )
     source: str = Field(description="baseline, or the optimiser method that proposed it.")
     label: str | None
     in_space: bool = Field(description="Whether the configuration is a point of the study's space.")
@@ -87,6 +122,10 @@ class TrialPublic(BaseModel):
     metrics: dict[str, float] | None
     extra: dict[str, Any] | None
     error: str | None
+    curve: list[tuple[int, float]] | None = Field(
+        None, description="[step, metric] of every progress report of its current (or last) run, by step."
+    )
+    last_step: int | None = Field(None, description="The step of the last progress report (a stopped trial's stop).")
 
 
 class TrialsPublic(Page):

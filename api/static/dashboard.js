@@ -139,7 +139,8 @@ async function renderStudies() {
     el("td", {}, s.model || "bundled MiniLM"),
     el("td", {}, s.space_name),
     el("td", {}, el("span", { class: `state state-${s.state}` }, s.state)),
-    el("td", { class: "num" }, `${s.counts.queued} / ${s.counts.running} / ${s.counts.completed} / ${s.counts.failed}`),
+    el("td", { class: "num" },
+      `${s.counts.queued} / ${s.counts.running} / ${s.counts.completed} / ${s.counts.failed} / ${s.counts.stopped || 0}`),
     el("td", { class: "num" }, fmt.metric(s.best_metric)),
     el("td", { class: "num" }, fmt.hv(s.hypervolume)),
     el("td", { class: "num" }, fmt.secs(s.elapsed_s))));
@@ -149,7 +150,7 @@ async function renderStudies() {
       ? el("p", { class: "muted" }, "No studies yet. Create one with `autopeft study create` or POST /api/v1/studies.")
       : el("table", { id: "studies" },
         el("thead", {}, el("tr", {}, ["name", "task", "model", "space", "state"].map((h) => el("th", {}, h)),
-          el("th", { class: "num", title: "queued / running / completed / failed" }, "trials q/r/c/f"),
+          el("th", { class: "num", title: "queued / running / completed / failed / stopped early" }, "trials q/r/c/f/s"),
           el("th", { class: "num" }, "best metric"), el("th", { class: "num" }, "hypervolume"),
           el("th", { class: "num" }, "elapsed"))),
         el("tbody", {}, rows)));
@@ -169,7 +170,8 @@ async function renderStudy(id, first) {
       `${study.task.name || "custom task"} · ${study.model || "bundled MiniLM"} · space ${study.space_name} (d=${study.d ?? "?"}) · `,
       el("span", { class: `state state-${study.state}` }, study.state),
       ` · ${study.counts.completed} completed, ${study.counts.running} running, ${study.counts.queued} queued, ` +
-      `${study.counts.failed} failed of ${study.max_trials} · best ${metricName} ${fmt.metric(study.best_metric)} · ` +
+      `${study.counts.failed} failed, ${study.counts.stopped || 0} stopped early of ${study.max_trials} · ` +
+      `best ${metricName} ${fmt.metric(study.best_metric)} · ` +
       `hypervolume ${fmt.hv(study.hypervolume)} · ${fmt.secs(study.elapsed_s)}`),
     pausedBanner(study),
     el("div", { class: "grid" },
@@ -180,6 +182,8 @@ async function renderStudy(id, first) {
           el("span", {}, el("i", { style: "background:#2f6fde;opacity:.6" }), "completed"),
           el("span", {}, el("i", { style: "background:#d9480f" }), "Pareto front"),
           el("span", {}, el("i", { style: "border:1.5px solid #7a56c4" }), "running"),
+          el("span", { title: "ended by the study's early-stopping rule: the metric is partial, not on the front" },
+            el("i", { style: "border:1.5px solid #8a8f99;border-radius:0" }), "stopped early"),
           el("span", {}, el("i", { style: "background:#222" }), "baseline"))),
       el("div", { class: "card", id: "details" }, details(trials, study))),
     el("div", { class: "card" }, el("h2", {}, "Hypervolume over trials"), hvChart(trials, study.reference ? study.reference.metric : 0)),
@@ -258,8 +262,9 @@ function xOf(t) {
 function scatter(trials, front, metricName) {
   const done = trials.filter((t) => t.state === "completed");
   const running = trials.filter((t) => t.state === "running" && xOf(t) !== null);
-  const xs = [...done, ...running].map(xOf).filter((v) => v !== null);
-  const ys = done.map((t) => t.metric);
+  const stopped = trials.filter((t) => t.state === "stopped" && xOf(t) !== null && t.metric !== null);
+  const xs = [...done, ...running, ...stopped].map(xOf).filter((v) => v !== null);
+  const ys = [...done, ...stopped].map((t) => t.metric);
   const svg = el("svg", { id: "scatter", viewBox: `0 0 ${W} ${H}`, width: "100%", role: "img",
     "aria-label": `${metricName} against trained parameters` });
   if (xs.length === 0) {
@@ -296,9 +301,63 @@ function scatter(trials, front, metricName) {
       svg.append(el("text", { class: "baseline-label", x: x(xOf(t)) + 7, y: y(t.metric) - 6 }, t.label));
     }
   }
+  for (const t of stopped) { // hollow squares at the partial metric: never part of the front
+    const [cx, cy] = [x(xOf(t)), y(t.metric)];
+    svg.append(el("rect", { class: `stopped${view.selected === t.id ? " selected" : ""}`, "data-trial-id": t.id,
+      "data-x": t.param_fraction, "data-y": t.metric, x: cx - 4, y: cy - 4, width: 8, height: 8,
+      onclick: () => select(t.id) },
+      el("title", {}, `#${t.number} stopped early at step ${t.last_step ?? "?"}: ${fmt.metric(t.metric)} so far`)));
+  }
   for (const t of running) {
     svg.append(el("circle", { class: "running", "data-trial-id": t.id, cx: x(xOf(t)), cy: H - M.b - 6, r: 5,
       onclick: () => select(t.id) }, el("title", {}, `#${t.number} running`)));
+  }
+  return svg;
+}
+
+/** The selected trial's learning curve (metric over training steps), with the best completed trial's in grey. */
+function curveChart(t, trials, metricName) {
+  const CW = 420, CH = 200, C = { l: 48, r: 12, t: 10, b: 36 };
+  const svg = el("svg", { id: "curve", viewBox: `0 0 ${CW} ${CH}`, width: "100%", role: "img",
+    "aria-label": `${metricName} over training steps of trial #${t.number}` });
+  const own = t.curve || [];
+  if (!own.length) {
+    svg.append(el("text", { x: CW / 2, y: CH / 2, "text-anchor": "middle" }, "no progress reported yet"));
+    return svg;
+  }
+  const best = trials.filter((o) => o.state === "completed" && o.id !== t.id && (o.curve || []).length)
+    .sort((a, b) => b.metric - a.metric)[0];
+  const all = [...own, ...(best ? best.curve : [])];
+  const steps = all.map((p) => p[0]), values = all.map((p) => p[1]);
+  const [xlo, xhi] = [0, Math.max(...steps)];
+  let [ylo, yhi] = [Math.min(...values), Math.max(...values)];
+  const pad = (yhi - ylo) * 0.1 || 0.05;
+  ylo -= pad; yhi += pad;
+  const x = (v) => C.l + (v - xlo) / ((xhi - xlo) || 1) * (CW - C.l - C.r);
+  const y = (v) => CH - C.b - (v - ylo) / (yhi - ylo) * (CH - C.t - C.b);
+  const g = el("g", { class: "axis" });
+  for (const v of linTicks(ylo, yhi, 4)) {
+    g.append(el("line", { class: "gridline", x1: C.l, x2: CW - C.r, y1: y(v), y2: y(v) }));
+    g.append(el("text", { x: C.l - 6, y: y(v) + 4, "text-anchor": "end" }, v.toFixed(2)));
+  }
+  for (const v of linTicks(xlo, xhi, 5)) g.append(el("text", { x: x(v), y: CH - C.b + 14, "text-anchor": "middle" }, v));
+  g.append(el("line", { x1: C.l, x2: CW - C.r, y1: CH - C.b, y2: CH - C.b }));
+  g.append(el("text", { x: (C.l + CW - C.r) / 2, y: CH - 4, "text-anchor": "middle" }, "training step"));
+  svg.append(g);
+  const line = (curve, cls) => el("polyline", { class: cls, points: curve.map(([s, m]) => `${x(s)},${y(m)}`).join(" ") });
+  if (best) {
+    const reference = line(best.curve, "curve-best");
+    reference.append(el("title", {}, `best completed trial #${best.number}`));
+    svg.append(reference);
+  }
+  svg.append(line(own, `curve-line${t.state === "stopped" ? " curve-stopped" : ""}`));
+  for (const [s, m] of own) {
+    svg.append(el("circle", { class: "curve-point", "data-step": s, "data-metric": m, cx: x(s), cy: y(m), r: 2.5 },
+      el("title", {}, `step ${s}: ${fmt.metric(m)}`)));
+  }
+  if (t.state === "stopped") {
+    const [s, m] = own[own.length - 1];
+    svg.append(el("text", { class: "curve-stop", x: x(s) - 4, y: y(m) - 8, "text-anchor": "end" }, "stopped"));
   }
   return svg;
 }
@@ -334,7 +393,7 @@ function select(id) {
   view.selected = id;
   const { study, trials } = view.data;
   document.getElementById("details").replaceChildren(details(trials, study));
-  for (const node of document.querySelectorAll("#scatter .point")) {
+  for (const node of document.querySelectorAll("#scatter .point, #scatter .stopped")) {
     node.classList.toggle("selected", Number(node.getAttribute("data-trial-id")) === id);
   }
   for (const row of document.querySelectorAll("#front tr[data-trial-id]")) {
@@ -346,47 +405,48 @@ function details(trials, study) {
   const t = trials.find((x) => x.id === view.selected);
   if (!t) return [el("h2", {}, "Trial"), el("p", { class: "muted" }, "Click a point or a row to see its configuration.")];
   const metrics = Object.entries(t.metrics || {}).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(", ");
+  const metricName = study.task.metric || "metric";
+  const state = t.state === "stopped" ? `stopped early at step ${t.last_step ?? "?"} (partial metric, not on the front)`
+    : t.state === "running" && t.last_step !== null && t.last_step !== undefined ? `running (step ${t.last_step})` : t.state;
   return [
     el("h2", {}, `Trial #${t.number}${t.label ? ` · ${t.label}` : ""}`),
     el("div", { class: "kv", id: "trial-numbers" },
-      el("span", { class: "muted" }, "state"), el("span", {}, t.state),
+      el("span", { class: "muted" }, "state"), el("span", {}, state),
       el("span", { class: "muted" }, "metric"), el("span", {}, fmt.metric(t.metric)),
       el("span", { class: "muted" }, "parameters"), el("span", {}, `${fmt.int(t.peft_params)} (${fmt.pct(t.param_fraction)})`),
       el("span", { class: "muted" }, "other scores"), el("span", {}, metrics || "–"),
       el("span", { class: "muted" }, "proposed by"), el("span", {}, t.source),
       el("span", { class: "muted" }, "worker"), el("span", {}, t.worker_id || "–"),
       el("span", { class: "muted" }, "duration"), el("span", {}, fmt.secs(t.duration_s))),
-    layerTable(t.config, study.model_shape ? study.model_shape.n_layers : null),
+    el("h3", {}, `Learning curve (${metricName} on the search split)`),
+    curveChart(t, trials, metricName),
+    layerTable(t, study.model_shape ? study.model_shape.n_layers : null),
     el("button", { class: "copy", onclick: (e) => copyJson(t.config, e.target) }, "Copy configuration JSON"),
     el("pre", { id: "config-json" }, prettyJson(t.config)),
     t.error ? el("pre", { class: "error" }, t.error.slice(-2000)) : null,
   ];
 }
 
-const SIZE_FIELD = { serial_adapter: "size", parallel_adapter: "size", prefix: "length", lora: "rank" };
-
-/** Which families sit on which layers, with their sizes: one row per family, one column per layer. */
-function layerTable(config, nLayers) {
+/** Which families sit on which layers, with their sizes: one row per family, one column per layer.
+ * The server says where each family sits (``placement``): the page knows no family. */
+function layerTable(trial, nLayers) {
+  const config = trial.config;
+  const placement = trial.placement || {};
   const families = Object.keys(config);
   if (!families.length) return el("p", { id: "layer-table" }, "Head only (no PEFT module).");
-  const sizesOf = (name, body) => {
-    const field = SIZE_FIELD[name];
-    const all = Array.from({ length: nLayers || 0 }, (_, i) => i);
-    if (name === "fish" || name === "full") return null;
-    const raw = field ? body[field] : null;
-    if (raw !== null && typeof raw === "object") return Object.fromEntries(Object.entries(raw).map(([k, v]) => [Number(k), v]));
-    const layers = body.layers || all;
-    return Object.fromEntries(layers.map((i) => [i, field ? raw : "✓"]));
+  const sizesOf = (name) => {
+    const layers = (placement[name] || {}).layers;
+    return layers ? Object.fromEntries(Object.entries(layers).map(([k, v]) => [Number(k), v === true ? "✓" : v])) : null;
   };
-  const n = nLayers || Math.max(0, ...families.flatMap((f) => Object.keys(sizesOf(f, config[f]) || {}).map(Number))) + 1;
+  const n = nLayers || Math.max(0, ...families.flatMap((f) => Object.keys(sizesOf(f) || {}).map(Number))) + 1;
   const extras = (name, body) => Object.entries(body)
-    .filter(([k]) => k !== "layers" && k !== SIZE_FIELD[name])
+    .filter(([k]) => k !== "layers" && k !== (placement[name] || {}).size_field)
     .map(([k, v]) => `${k} ${Array.isArray(v) ? v.join(",") : v}`).join(", ");
   return el("table", { class: "layers", id: "layer-table" },
     el("thead", {}, el("tr", {}, el("th", {}, "family"),
       Array.from({ length: n }, (_, i) => el("th", {}, `L${i}`)), el("th", {}, "settings"))),
     el("tbody", {}, families.map((name) => {
-      const sizes = sizesOf(name, config[name]);
+      const sizes = sizesOf(name);
       const cells = Array.from({ length: n }, (_, i) => {
         if (!sizes) return el("td", {}, "·");
         return i in sizes ? el("td", {}, sizes[i]) : el("td", { class: "off" }, "–");
@@ -426,22 +486,8 @@ const COLUMNS = [
   { key: "metric", label: "metric", num: true, get: (t) => t.metric, show: fmt.metric },
   { key: "param_fraction", label: "% params", num: true, get: (t) => t.param_fraction, show: fmt.pct },
   { key: "peft_params", label: "parameters", num: true, get: (t) => t.peft_params, show: fmt.int },
-  { key: "summary", label: "configuration", num: false, get: (t) => summary(t.config) },
+  { key: "summary", label: "configuration", num: false, get: (t) => t.summary || JSON.stringify(t.config) },
 ];
-
-function summary(config) {
-  return Object.entries(config).map(([name, body]) => {
-    const field = SIZE_FIELD[name];
-    let text = name.replace("_adapter", "");
-    if (field) {
-      const raw = body[field];
-      text += " " + (typeof raw === "object" ? [...new Set(Object.values(raw))].join("/") : raw);
-    }
-    if (name === "fish") text += ` ${(100 * body.fraction).toPrecision(2)}%`;
-    if (body.experts > 1) text += ` ×${body.experts}`;
-    return text;
-  }).join(" + ") || "head only";
-}
 
 function frontTable(front, study, metricName) {
   const { key, dir } = view.sort;

@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         v = _verb(verbs, name, help_text, fn)
         v.add_argument("id", type=int, metavar="ID", help="study id")
         if name == "trials":
-            v.add_argument("--state", choices=["queued", "running", "completed", "failed"], default=None)
+            v.add_argument("--state", choices=["queued", "running", "completed", "failed", "stopped"], default=None)
 
 
 def _verb(verbs: Any, name: str, help_text: str, fn: Any) -> argparse.ArgumentParser:
@@ -140,13 +140,15 @@ def _print_studies(page: dict[str, Any]) -> None:
             s["counts"]["running"],
             s["counts"]["completed"],
             s["counts"]["failed"],
+            s["counts"].get("stopped", 0),
             _num(s["best_metric"]),
             round(s["hypervolume"], 4),
         ]
         for s in page["data"]
     ]
-    heads = ["id", "name", "task", "space", "state", "queued", "running", "done", "failed", "best", "hypervolume"]
-    print(table(rows, heads, align="rllllrrrrrr") if rows else "no studies")
+    heads = ["id", "name", "task", "space", "state", "queued", "running", "done", "failed", "stopped", "best"]
+    heads.append("hypervolume")
+    print(table(rows, heads, align="rllllrrrrrrr") if rows else "no studies")
 
 
 def _print_study(s: dict[str, Any]) -> None:
@@ -157,12 +159,18 @@ def _print_study(s: dict[str, Any]) -> None:
     print(f"space {s['space_name']} (d={s.get('d')}), optimizer {s['optimizer'].get('method')}, seed {s['seed']}")
     print(
         f"trials {s['n_trials']}/{s['max_trials']}: {c['queued']} queued, {c['running']} running, "
-        f"{c['completed']} completed, {c['failed']} failed"
+        f"{c['completed']} completed, {c['failed']} failed, {c.get('stopped', 0)} stopped early"
     )
     print(
         f"best metric {_num(s['best_metric'])} (trial {s['best_trial_id']}), hypervolume {s['hypervolume']:.4f}, "
         f"elapsed {s['elapsed_s'] / 60:.1f} min"
     )
+    rule = s.get("early_stopping") or {}
+    if rule.get("enabled"):
+        print(
+            f"early stopping on: after {rule['grace']:g} of the budget, below the {rule['quantile']:g} quantile of "
+            f">= {rule['min_peers']} smaller trials by more than {rule['margin']:g}"
+        )
     if s.get("proposal_error"):
         print(f"proposer error: {s['proposal_error']}")
     if s["state"] == "paused":
@@ -203,13 +211,15 @@ def _trial_table(trials: list[dict[str, Any]], metric: str = "metric") -> str:
             t["state"],
             _num(t["metric"]),
             _pct(t["param_fraction"]),
+            "" if t.get("last_step") is None else t["last_step"],
             t["worker_id"] or "",
             t["label"] or t["source"],
             json.dumps(t["config"], separators=(",", ":"))[:80],
         ]
         for t in trials
     ]
-    return table(rows, ["id", "#", "state", metric, "params %", "worker", "source", "config"], align="rrlrrlll")
+    heads = ["id", "#", "state", metric, "params %", "step", "worker", "source", "config"]
+    return table(rows, heads, align="rrlrrrlll")
 
 
 def _num(v: float | None) -> str:

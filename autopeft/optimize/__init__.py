@@ -1,8 +1,8 @@
 """Proposal strategies: what to train next, given a study's results so far.
 
-``propose(space, completed, pending, n, seed, settings, failed, state=...)`` returns
-``n`` new configurations that are not completed, pending (queued or running) or
-failed in the study, and not repeated within the batch. It sees plain snapshots
+``propose(space, completed, pending, n, seed, settings, failed, state=..., stopped=...)``
+returns ``n`` new configurations that are not completed, pending (queued or running),
+failed or stopped early in the study, and not repeated within the batch. It sees plain snapshots
 only, never storage or the network.
 
 Methods (``OptimizerSettings.method``):
@@ -74,6 +74,7 @@ def propose(
     failed: Sequence[Sequence[float]] = (),
     *,
     state: OptimizerState | None = None,
+    stopped: Sequence[Sequence[float]] = (),
 ) -> list[Proposal]:
     """``n`` new, distinct configurations for the study (see the module docstring).
 
@@ -86,6 +87,9 @@ def propose(
         settings: the study's ``optimizer`` object (default: ``gp``).
         failed: points of failed trials: never modelled, never proposed again.
         state: the study's :class:`OptimizerState` (warm starts and caches); optional.
+        stopped: points of trials the early-stopping rule stopped: like ``failed``, never modelled (their
+            metric is partial: it would read as a final result) and never proposed again (the rule found
+            them dominated once already).
 
     Raises:
         OptimizerError: bad inputs (wrong dimension, non-finite objectives, n < 1), or the
@@ -108,7 +112,7 @@ def propose(
         points_tensor([o.x for o in completed], d, "completed"),
         Y,
         points_tensor(pending, d, "pending"),
-        points_tensor(failed, d, "failed"),
+        points_tensor([*failed, *stopped], d, "failed or stopped"),
         n,
         seed,
         settings,

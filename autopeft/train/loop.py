@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 #: ``callback(step, total)``; ``True`` shows a tqdm bar on stderr; ``False``/None is silent.
 Progress = bool | Callable[[int, int], None] | None
 ShouldStop = Callable[[], bool] | None
+#: ``on_evaluation(step, metric, total_steps) -> go on``: called after every evaluation with the
+#: objective on the search split; False ends training at once (the best state is kept) and the
+#: result is marked ``pruned`` (the server's early-stopping rule stopped it).
+OnEvaluation = Callable[[int, float, int], bool] | None
 
 
 class TrialStopped(AutoPeftError):
@@ -50,6 +54,8 @@ class LoopResult:
     train_seconds: float
     eval_seconds: float
     evaluations: list[dict[str, float]] = field(default_factory=list)
+    #: ``on_evaluation`` returned False: training ended early by the caller's rule, not by patience.
+    pruned: bool = False
 
 
 def total_steps(settings: TrainingSettings, steps_per_epoch: int) -> int:
@@ -84,8 +90,12 @@ def train(
     device: torch.device,
     progress: Progress = False,
     should_stop: ShouldStop = None,
+    on_evaluation: OnEvaluation = None,
 ) -> LoopResult:
-    """Train ``handle.model`` on ``split.train``; score on ``split.search``; keep the best state."""
+    """Train ``handle.model`` on ``split.train``; score on ``split.search``; keep the best state.
+
+    ``on_evaluation(step, metric, total_steps)`` is called after each evaluation (see :data:`OnEvaluation`).
+    """
     from transformers import get_linear_schedule_with_warmup
 
     model = handle.model
@@ -100,7 +110,7 @@ def train(
     losses: list[float] = []
     examples, train_seconds, eval_seconds = 0, 0.0, 0.0
     model.train()
-    step = 0
+    step, pruned = 0, False
     try:
         while step < steps:
             if should_stop is not None and should_stop():
@@ -126,7 +136,11 @@ def train(
                     precision=settings.precision,
                 )
                 eval_seconds += _elapsed(started, device)
-                if tracker.update(metrics[task.spec.metric], metrics, step):
+                patience_out = tracker.update(metrics[task.spec.metric], metrics, step)
+                if on_evaluation is not None and not on_evaluation(step, float(metrics[task.spec.metric]), steps):
+                    pruned = True
+                    break
+                if patience_out:
                     break
     finally:
         if bar is not None:
@@ -143,6 +157,7 @@ def train(
         train_seconds=train_seconds,
         eval_seconds=eval_seconds,
         evaluations=tracker.history,
+        pruned=pruned,
     )
 
 

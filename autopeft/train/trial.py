@@ -37,7 +37,7 @@ from autopeft.roots import Roots
 from autopeft.tasks.data import Split, TaskData, load_task_data, task_key
 from autopeft.tasks.spec import TaskSpec, resolve_task
 from autopeft.train.evaluate import score
-from autopeft.train.loop import LoopResult, Progress, ShouldStop, train
+from autopeft.train.loop import LoopResult, OnEvaluation, Progress, ShouldStop, train
 from autopeft.train.settings import TrainingSettings, parse_training
 
 if TYPE_CHECKING:
@@ -72,6 +72,10 @@ class TrialResult:
     prepare_seconds: float
     device: str
     final_loss: float
+    #: ``on_evaluation`` ended training (the study's early-stopping rule): the result is partial.
+    pruned: bool = False
+    #: ``(step, metric)`` of every evaluation on the search split.
+    curve: list[tuple[int, float]] = field(default_factory=list)
     #: Training loss of every step (left out of :meth:`to_json`).
     losses: list[float] = field(default_factory=list, repr=False)
 
@@ -146,6 +150,7 @@ def run_trial(
     cache: TrialCache | None = None,
     progress: Progress = False,
     should_stop: ShouldStop = None,
+    on_evaluation: OnEvaluation = None,
     data_dir: str | os.PathLike[str] | None = None,
     roots: Roots | None = None,
 ) -> TrialResult:
@@ -159,6 +164,7 @@ def run_trial(
         cache=cache,
         progress=progress,
         should_stop=should_stop,
+        on_evaluation=on_evaluation,
         data_dir=data_dir,
         roots=roots,
     ).result
@@ -174,6 +180,7 @@ def train_trial(
     cache: TrialCache | None = None,
     progress: Progress = False,
     should_stop: ShouldStop = None,
+    on_evaluation: OnEvaluation = None,
     data_dir: str | os.PathLike[str] | None = None,
     roots: Roots | None = None,
 ) -> TrainedTrial:
@@ -181,6 +188,8 @@ def train_trial(
 
     ``progress``: True for tqdm bars on stderr, or ``callback(step, total)``.
     ``should_stop``: polled every step; when it returns True, :class:`TrialStopped` is raised.
+    ``on_evaluation(step, metric, total_steps)``: called after each evaluation; False ends training at
+    once, keeps the best state and marks the result ``pruned`` (a worker asks the server's rule).
     ``data_dir``: where the task's files are when the task names no folder (``autopeft train --data``).
     ``roots``: a worker's roots; task files and the model are read only inside them (``data_dir``
     is then ignored: the data roots are where the task is looked for).
@@ -200,7 +209,9 @@ def train_trial(
     )
     with _deterministic(dev):
         try:
-            return _train(spec, data, split, model_dir, config, settings, dev, cache, progress, should_stop)
+            return _train(
+                spec, data, split, model_dir, config, settings, dev, cache, progress, should_stop, on_evaluation
+            )
         except torch.cuda.OutOfMemoryError:  # also raised as torch.OutOfMemoryError on recent torch
             raise TrainingError(
                 f"out of memory on {dev} with batch_size {settings.batch_size} and max_length "
@@ -219,6 +230,7 @@ def _train(
     cache: TrialCache,
     progress: Progress,
     should_stop: ShouldStop,
+    on_evaluation: OnEvaluation = None,
 ) -> TrainedTrial:
     torch.manual_seed(settings.seed)
     model = cache.fresh_model(model_dir, data.num_labels, data.is_regression)
@@ -229,7 +241,16 @@ def _train(
     prepare_seconds = time.perf_counter() - started
     torch.manual_seed(settings.seed)  # PEFT initialisation does not depend on whether a prepared value was cached
     handle = inject(model, config, prepared=prepared)
-    loop = train(handle, data, split, settings, device=dev, progress=progress, should_stop=should_stop)
+    loop = train(
+        handle,
+        data,
+        split,
+        settings,
+        device=dev,
+        progress=progress,
+        should_stop=should_stop,
+        on_evaluation=on_evaluation,
+    )
     metrics = {"search": loop.best_metrics}
     eval_seconds = loop.eval_seconds
     if settings.evaluate_dev:
@@ -282,6 +303,8 @@ def _result(
         prepare_seconds=prepare_seconds,
         device=str(dev),
         final_loss=float(np.mean(tail)) if tail else float("nan"),
+        pruned=loop.pruned,
+        curve=[(int(e["step"]), float(e[data.spec.metric])) for e in loop.evaluations],
         losses=loop.losses,
     )
 

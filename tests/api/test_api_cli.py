@@ -63,6 +63,36 @@ def test_study_commands_against_a_live_server(db_url, tmp_path, capsys, tiny_mod
         assert "unknown task 'nope'" in capsys.readouterr().err
 
 
+def test_study_trials_and_show_print_stopped_trials(db_url, capsys, study_body):
+    """Issue 16: a trial the early-stopping rule stopped shows as `stopped`, with the step it stopped at."""
+    rule = {"enabled": True, "min_peers": 1, "grace": 0.25, "margin": 0.0}
+    body = study_body(max_trials=3, training={"max_steps": 100}, early_stopping=rule)
+    with live_server(db_url) as server, httpx.Client(base_url=server.url, timeout=30) as http:
+        args = ["--server", server.url]
+        study = http.post("/api/v1/studies", json=body).json()
+        first, second = (claim(http, "w", study["id"]).json() for _ in range(2))
+        for trial, metric in ((first, 0.9), (second, 0.4)):
+            progress = {"lease_token": trial["lease"]["token"], "step": 50, "metric": metric}
+            answer = http.post(f"/api/v1/trials/{trial['id']}/progress", json=progress).json()
+            assert answer["continue"] is (metric == 0.9), answer
+            if metric == 0.9:  # the smallest possible peer: it trains nothing
+                done = {"lease_token": trial["lease"]["token"], "metric": 0.9, "peft_params": 0, "param_fraction": 0.0}
+                assert http.post(f"/api/v1/trials/{trial['id']}/complete", json=done).status_code == 200
+
+        assert main(["study", "trials", str(study["id"]), *args]) == 0
+        printed = capsys.readouterr().out
+        row = next(line for line in printed.splitlines() if line.split()[:2] == [str(second["id"]), "1"])
+        assert "stopped" in row.split() and "50" in row.split(), printed
+        assert main(["study", "trials", str(study["id"]), "--state", "stopped", *args]) == 0
+        rows = capsys.readouterr().out.splitlines()[2:]  # below the heads and their rule
+        assert len(rows) == 1 and "stopped" in rows[0]
+        assert main(["study", "show", str(study["id"]), *args]) == 0
+        shown = capsys.readouterr().out
+        assert "1 completed, 0 failed, 1 stopped early" in shown and "early stopping on" in shown
+        assert main(["study", "list", *args]) == 0
+        assert "stopped" in capsys.readouterr().out.splitlines()[0]
+
+
 def test_create_sends_the_local_model_config(tiny_model_dir):
     body = with_model_config({"name": "x", "model": str(tiny_model_dir)})
     assert body["model_config"]["num_hidden_layers"] == 3

@@ -51,7 +51,8 @@ def test_create_claim_heartbeat_complete_pareto_and_budget(client, study_body):
     rest = _run_study(client, study["id"], metric_of=lambda t: 0.5 + 0.01 * t["number"])
     assert len(rest) == 4
     final = client.get(f"/api/v1/studies/{study['id']}").json()
-    assert final["state"] == "done" and final["counts"] == {"queued": 0, "running": 0, "completed": 5, "failed": 0}
+    assert final["state"] == "done"
+    assert final["counts"] == {"queued": 0, "running": 0, "completed": 5, "failed": 0, "stopped": 0}
     assert final["best_metric"] == pytest.approx(0.71) and final["best_trial_id"] == trial["id"]
     assert final["hypervolume"] > 0 and final["elapsed_s"] > 0
 

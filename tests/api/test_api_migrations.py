@@ -6,9 +6,11 @@ import os
 import subprocess
 import sys
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 
 import migrations
 from autopeft.cli import main as cli_main
@@ -66,3 +68,70 @@ def test_alembic_command_finds_the_installed_scripts(db_url, engine, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert migrations.current_revision(engine) == migrations.head_revision()
+
+
+def _at_0003_with_a_trial(engine) -> None:
+    """A database at revision 0003 holding one study with a completed trial."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import MetaData, insert
+
+    migrations.upgrade(engine, "0003")
+    meta = MetaData()
+    meta.reflect(engine)
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    study = {
+        "name": "old", "task": {"name": "rte"}, "model": None, "hf_config": {}, "num_labels": 2,
+        "space_name": "autopeft", "space": {}, "optimizer": {}, "training": {}, "seed": 0, "max_trials": 5,
+        "max_retries": 2, "lease_seconds": 60.0, "n_trials": 1, "created_at": now,
+    }  # fmt: skip
+    trial = {
+        "study_id": 1, "number": 0, "config": {}, "config_key": "k0", "source": "sobol", "state": "completed",
+        "attempts": 1, "expiries": 0, "created_at": now, "metric": 0.7, "param_fraction": 0.01, "peft_params": 10,
+    }  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(insert(meta.tables["studies"]).values(id=1, **study))
+        conn.execute(insert(meta.tables["trials"]).values(id=1, **trial))
+
+
+def _insert_trial(engine, trial_id: int, state: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO trials (id, study_id, number, config, config_key, source, state, attempts, expiries, "
+                "created_at) VALUES (:id, 1, :id, '{}', :key, 'sobol', :state, 1, 0, CURRENT_TIMESTAMP)"
+            ),
+            {"id": trial_id, "key": f"k{trial_id}", "state": state},
+        )
+
+
+def test_0004_adds_the_curve_and_the_stopped_state_keeping_data(engine):
+    """Issue 16: from 0003 with data, to head (stopped allowed, curve and early_stopping added), and back."""
+    from alembic import command
+
+    _at_0003_with_a_trial(engine)
+    with pytest.raises(IntegrityError):
+        _insert_trial(engine, 9, "stopped")  # 0003 refuses the state
+    assert migrations.upgrade(engine) == migrations.head_revision()
+    columns = {c["name"] for c in inspect(engine).get_columns("trials")}
+    assert "curve" in columns and "early_stopping" in {c["name"] for c in inspect(engine).get_columns("studies")}
+    with engine.connect() as conn:
+        kept = conn.execute(text("SELECT state, metric, curve FROM trials WHERE id = 1")).one()
+    assert tuple(kept) == ("completed", 0.7, None)
+    _insert_trial(engine, 2, "stopped")
+    with pytest.raises(IntegrityError):
+        _insert_trial(engine, 3, "bogus")  # the check constraint is still there
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE trials SET curve = :c WHERE id = 2"), {"c": "[[10, 0.5], [20, 0.55]]"})
+
+    cfg = migrations.alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0003")
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, state, error FROM trials ORDER BY id")).all()
+    assert [(i, s) for i, s, _ in rows] == [(1, "completed"), (2, "failed")]  # no state the old schema refuses
+    assert "stopped early" in rows[1][2]
+    assert "curve" not in {c["name"] for c in inspect(engine).get_columns("trials")}
+    with pytest.raises(IntegrityError):
+        _insert_trial(engine, 4, "stopped")

@@ -105,6 +105,21 @@ def test_the_plot_matches_the_api_and_a_click_shows_the_configuration(browser, d
         assert f"{target['metric']:.4f}" in page.inner_text("#trial-numbers")
         families = page.eval_on_selector_all("#layer-table tr[data-family]", "rows => rows.map(r => r.dataset.family)")
         assert families == list(target["config"])
+        # the layer cells are the API's placement: the page itself knows no family
+        rows = page.eval_on_selector_all(
+            "#layer-table tr[data-family]",
+            "rows => rows.map(r => [r.dataset.family, [...r.querySelectorAll('td')].slice(1, -1).map(c => c.textContent)])",
+        )
+        n_layers = study["model_shape"]["n_layers"]
+        for family, cells in rows:
+            layers = target["placement"][family]["layers"]
+            want = ["·"] * n_layers if layers is None else [
+                ("✓" if layers[str(i)] is True else str(layers[str(i)])) if str(i) in layers else "–"
+                for i in range(n_layers)
+            ]
+            assert cells == want, family
+        front_text = page.inner_text("#front")
+        assert all(t["summary"] in front_text for t in pareto["data"])
 
         page.click("#details button.copy")
         page.wait_for_selector("#details button.copy[data-copied]")
@@ -167,4 +182,54 @@ def test_a_paused_study_shows_why_its_failures_and_resumes_from_the_page(browser
         page.click("#resume")
         page.wait_for_selector("#paused", state="detached")
         assert api.get(f"/studies/{study['id']}").json()["state"] == "running"
+        page.close()
+
+
+def test_stopped_trials_and_the_learning_curve_of_a_selected_trial(browser, db_url, study_body, tmp_path):
+    """Issue 16: stopped trials are drawn apart from the front, and a click shows a trial's learning curve."""
+    rule = {"enabled": True, "min_peers": 1, "grace": 0.25, "margin": 0.0}
+    with live_server(db_url) as server:
+        api = httpx.Client(base_url=f"{server.url}/api/v1", timeout=30)
+        body = study_body(name="early", max_trials=4, training={"max_steps": 100}, early_stopping=rule)
+        study = api.post("/studies", json=body).json()
+        peer = _claim(api)
+        for step, metric in ((25, 0.7), (50, 0.8), (75, 0.85)):
+            api.post(f"/trials/{peer['id']}/progress", json={"lease_token": peer["lease"]["token"], "step": step,
+                                                             "metric": metric})
+        done = {"lease_token": peer["lease"]["token"], "metric": 0.85, "peft_params": 0, "param_fraction": 0.0}
+        assert api.post(f"/trials/{peer['id']}/complete", json=done).status_code == 200
+        judged = _claim(api)
+        for step, metric in ((20, 0.6), (50, 0.55)):
+            answer = api.post(f"/trials/{judged['id']}/progress",
+                              json={"lease_token": judged["lease"]["token"], "step": step, "metric": metric}).json()
+        assert answer["continue"] is False
+        stopped = api.get(f"/trials/{judged['id']}").json()
+        running = _claim(api)
+        within_grace = {"lease_token": running["lease"]["token"], "step": 20, "metric": 0.5}
+        assert api.post(f"/trials/{running['id']}/progress", json=within_grace).json()["continue"] is True
+
+        page = browser.new_page(viewport={"width": 1300, "height": 1500})
+        page.goto(f"{server.url}/#/study/{study['id']}")
+        page.wait_for_selector("#scatter [data-trial-id]")
+        assert "1 stopped early" in page.inner_text("#study-summary")
+        marks = page.eval_on_selector_all(
+            "#scatter rect.stopped", "nodes => nodes.map(n => [Number(n.dataset.trialId), Number(n.dataset.y)])"
+        )
+        assert marks == [[judged["id"], stopped["metric"]]]
+        front_rows = page.eval_on_selector_all("#front tr[data-trial-id]", "rs => rs.map(r => Number(r.dataset.trialId))")
+        assert judged["id"] not in front_rows and peer["id"] in front_rows
+
+        page.click(f"#scatter rect.stopped[data-trial-id='{judged['id']}']")
+        page.wait_for_selector("#curve .curve-point")
+        points = page.eval_on_selector_all(
+            "#curve .curve-point", "nodes => nodes.map(n => [Number(n.dataset.step), Number(n.dataset.metric)])"
+        )
+        assert points == stopped["curve"] == [[20, 0.6], [50, 0.55]]
+        assert page.locator("#curve .curve-best").count() == 1  # the best completed trial's curve, for comparison
+        assert "stopped early at step 50" in page.inner_text("#trial-numbers")
+        page.screenshot(path=str(tmp_path / "dashboard-stopped.png"), full_page=True)
+
+        page.click(f"#scatter circle.running[data-trial-id='{running['id']}']")
+        page.wait_for_function("document.querySelectorAll('#curve .curve-point').length === 1")
+        assert "running (step 20)" in page.inner_text("#trial-numbers")
         page.close()

@@ -46,6 +46,17 @@ def test_proposals_are_valid_new_and_distinct(space, history, method):
         assert p.config.key(space.shape.n_layers) == space.decode(list(p.x)).key(space.shape.n_layers)
 
 
+@pytest.mark.parametrize("method", ["gp", "sobol"])
+def test_stopped_configurations_are_never_proposed_again(space, history, method):
+    """Issue 16: trials the early-stopping rule stopped are kept out of proposals, like failed ones."""
+    completed, pending, failed = history
+    settings = OptimizerSettings(method=method, n_initial=4, **FAST)
+    first = propose(space, completed, pending, 3, seed=1, settings=settings, failed=failed)
+    stopped = [p.x for p in first]
+    again = propose(space, completed, pending, 3, seed=1, settings=settings, failed=failed, stopped=stopped)
+    assert not set(keys(space, [p.x for p in first])) & set(keys(space, [p.x for p in again]))
+
+
 def test_pending_points_change_the_proposals(space, history):
     completed, _, _ = history
     settings = OptimizerSettings(n_initial=4, **FAST)

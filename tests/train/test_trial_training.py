@@ -139,6 +139,31 @@ def test_should_stop_and_progress_callback(tiny_dir: Path, glue_dir: Path) -> No
     assert not issubclass(TrialStopped, TrainingError)  # a worker gives the trial back rather than failing it
 
 
+def test_on_evaluation_false_ends_training_keeps_best_state_and_marks_pruned(tiny_dir: Path, glue_dir: Path) -> None:
+    """The early-stopping hook: called at each evaluation with (step, metric, total); False ends training at once."""
+    calls: list[tuple[int, float, int]] = []
+
+    def hook(step: int, metric: float, total: int) -> bool:
+        calls.append((step, metric, total))
+        return len(calls) < 3
+
+    settings = {**FAST, "eval_every": 3}
+    trained = train_trial("sst2", tiny_dir, FAMILIES["lora"], settings, data_dir=glue_dir, on_evaluation=hook)
+    result = trained.result
+    assert [(s, t) for s, _, t in calls] == [(3, 30), (6, 30), (9, 30)]
+    assert result.pruned and result.stopped_early and result.steps == 9 and len(result.losses) == 9
+    assert result.curve == [(s, m) for s, m, _ in calls]
+    assert result.metric == max(m for _, m, _ in calls) and result.best_step in (3, 6, 9)
+    model, task, search = trained.handle.model, trained.task, trained.split.search
+    rescored = score(model, task, task.train, search, batch_size=16, device=torch.device("cpu"))
+    assert rescored["accuracy"] == result.metric  # the best evaluation's state, not the last step's
+    assert result.to_json()["pruned"] is True
+
+    calls.clear()
+    full = run_trial("sst2", tiny_dir, FAMILIES["lora"], settings, data_dir=glue_dir, on_evaluation=lambda *a: True)
+    assert not full.pruned and full.steps == 30 and [s for s, _ in full.curve] == [3, 6, 9, 12, 15, 18, 21, 24, 27, 30]
+
+
 def _write(path: Path, lines: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")

@@ -338,3 +338,36 @@ def test_a_result_retried_after_an_outage_longer_than_the_lease_is_kept(tiny_dir
             w.kill()
             w.wait(10)
         srv.stop()
+
+
+def test_a_trial_the_rule_stops_ends_early_and_is_reported_as_stopped(tiny_dir, env, tmp_path):
+    """Issue 16: a real worker reports each evaluation; the study's early-stopping rule stops its trial (a
+    smaller peer scored better at the same step), training ends there with the best state, and the worker
+    reports the trial as stopped: it is not re-run, and the study is done."""
+    with server(str(tmp_path / "early.db"), env, tmp_path) as srv:
+        api = httpx.Client(base_url=f"{srv.url}/api/v1", timeout=30)
+        training = {"max_steps": 40, "batch_size": 8, "max_length": 64, "eval_every": 4}
+        rule = {"enabled": True, "grace": 0.1, "min_peers": 1, "quantile": 1.0, "margin": 0.0}
+        baselines = [{"label": "peer", "config": {"bitfit": {}}}, {"label": "judged", "config": {"lora": {"rank": 8}}}]
+        body = study_body(tiny_dir, max_trials=2, training=training, early_stopping=rule, baselines=baselines)
+        study = api.post("/studies", json=body).json()
+        peer = api.post("/trials/claim", json={"worker_id": "played-by-the-test", "study_id": study["id"]}).json()
+        token = peer["lease"]["token"]  # a perfect peer that trains nothing, at every evaluation step
+        for step in range(4, 41, 4):
+            assert api.post(f"/trials/{peer['id']}/progress", json={"lease_token": token, "step": step, "metric": 1.0})
+        done = {"lease_token": token, "metric": 1.0, "peft_params": 0, "param_fraction": 0.0}
+        assert api.post(f"/trials/{peer['id']}/complete", json=done).status_code == 200
+
+        w = worker(srv.url, "judge", env, tmp_path, "--study", str(study["id"]), models=tiny_dir)
+        finish([w], timeout=240)
+        log = (tmp_path / "judge.log").read_text()
+        assert w.returncode == 0, log
+        judged = next(t for t in trials(api, study["id"]) if t["label"] == "judged")
+        assert judged["state"] == "stopped" and judged["attempts"] == 1, (judged, log)
+        assert judged["last_step"] == 4 and len(judged["curve"]) == 1, judged["curve"]
+        assert judged["metric"] == judged["curve"][0][1] < 1.0  # the kept state's score, from the worker's report
+        assert judged["extra"]["pruned"] is True and judged["extra"]["steps"] == 4
+        assert judged["extra"]["worker_id"] == "judge"
+        assert "stopped early at step 4" in log and log.count(f"trial {judged['id']} (study") == 2, log
+        view = api.get(f"/studies/{study['id']}").json()
+        assert view["state"] == "done" and view["counts"]["stopped"] == 1 and view["best_metric"] == 1.0

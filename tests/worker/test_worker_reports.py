@@ -119,3 +119,114 @@ def test_lease_lost_messages_name_the_trial_once(status):
     with pytest.raises(LeaseLost) as err:
         client.complete(5, {"lease_token": "t"}, give_up=lambda: False)
     assert str(err.value) == "trial 5: gone"
+
+
+class ProgressServer(FakeServer):
+    """A fake server whose progress endpoint answers ``answers`` in turn (a status, or the continue flag)."""
+
+    def __init__(self, answers: list[int | bool]) -> None:
+        super().__init__(200, "")
+        self.answers = list(answers)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/progress"):
+            self.requests.append((request.url.path, json.loads(request.read())))
+            answer = self.answers.pop(0)
+            if answer is True or answer is False:
+                return httpx.Response(200, json={"continue": answer, "reason": "rule", "lease_expires_at": None})
+            if answer == 0:
+                raise httpx.ConnectError("connection refused")
+            return httpx.Response(answer, json={"detail": f"HTTP {answer}"})
+        return super().__call__(request)
+
+
+def _training_with_evaluations(evaluations: int):
+    """A fake run_trial that calls the evaluation hook like the loop does and stops when it answers False."""
+    seen: list[tuple[int, float, int]] = []
+
+    def train(*args: Any, on_evaluation=None, should_stop=None, **kwargs: Any) -> TrialResult:
+        pruned = False
+        for i in range(1, evaluations + 1):
+            assert not should_stop(), "the trial was stopped by something else"
+            seen.append((10 * i, 0.5 + 0.01 * i, 10 * evaluations))
+            if not on_evaluation(10 * i, 0.5 + 0.01 * i, 10 * evaluations):
+                pruned = True
+                break
+        result = _result()
+        return TrialResult(**{**result.__dict__, "pruned": pruned, "steps": seen[-1][0]})
+
+    return train, seen
+
+
+def test_the_server_stops_a_trial_and_the_worker_reports_it_as_stopped(tmp_path, monkeypatch):
+    server = ProgressServer([True, False])
+    train, seen = _training_with_evaluations(5)
+    worker, lines = _worker(server, tmp_path, monkeypatch, train)
+    assert worker.run() == 1
+    assert [s for s, _, _ in seen] == [10, 20]  # training ended at the evaluation the server stopped
+    progress = [body for path, body in server.requests if path.endswith("/progress")]
+    assert progress == [
+        {"lease_token": "tok", "step": 10, "metric": 0.51, "total_steps": 50},
+        {"lease_token": "tok", "step": 20, "metric": 0.52, "total_steps": 50},
+    ]
+    paths = [path for path, _ in server.requests]
+    assert any(p.endswith("/6547/stopped") for p in paths) and not any(p.endswith("/complete") for p in paths)
+    (stopped,) = [body for path, body in server.requests if path.endswith("/stopped")]
+    assert stopped["lease_token"] == "tok" and stopped["metric"] == 0.7 and stopped["extra"]["pruned"] is True
+    assert any("stopped early at step 20" in line for line in lines), lines
+
+
+def test_an_outage_never_stops_a_trial_and_the_next_evaluation_reports_again(tmp_path, monkeypatch):
+    server = ProgressServer([0, 503, 422, True, True])
+    train, seen = _training_with_evaluations(5)
+    worker, lines = _worker(server, tmp_path, monkeypatch, train)
+    assert worker.run() == 1
+    assert len(seen) == 5  # every evaluation ran: refused connections, 5xx and a refusal do not stop training
+    assert len([p for p, _ in server.requests if p.endswith("/progress")]) == 5  # one attempt each, none skipped
+    assert any(p.endswith("/complete") for p, _ in server.requests)
+    assert not any(p.endswith("/stopped") for p, _ in server.requests)
+
+
+def test_a_lost_lease_in_a_progress_report_stops_the_trial_without_a_report(tmp_path, monkeypatch):
+    server = ProgressServer([409])
+
+    def train(*args: Any, on_evaluation=None, should_stop=None, **kwargs: Any) -> TrialResult:
+        from autopeft.train import TrialStopped
+
+        assert on_evaluation(10, 0.5, 50) is True  # the hook does not decide: the lease is gone
+        if should_stop():
+            raise TrialStopped("stopped at step 11")
+        raise AssertionError("should_stop did not see the lost lease")
+
+    worker, lines = _worker(server, tmp_path, monkeypatch, train)
+    assert worker.run() == 0
+    assert not any(p.endswith(("/complete", "/stopped", "/fail")) for p, _ in server.requests)
+    assert any("lease lost" in line for line in lines), lines
+
+
+def test_a_heartbeat_refused_after_the_stop_does_not_drop_the_stopped_report(tmp_path, monkeypatch):
+    """Once the server stopped the trial its heartbeats are 409 (the lease is over): a heartbeat already under
+    way when the stop came marks the lease lost, and the worker must still send the stopped report."""
+    import worker.loop
+    from worker.heartbeat import Heartbeat
+
+    beats: list[Heartbeat] = []
+
+    class Recorded(Heartbeat):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            beats.append(self)
+
+    monkeypatch.setattr(worker.loop, "Heartbeat", Recorded)
+
+    def train(*args: Any, on_evaluation=None, should_stop=None, **kwargs: Any) -> TrialResult:
+        assert on_evaluation(10, 0.5, 50) is False
+        assert not beats[0].is_alive()  # the stop halted the heartbeats
+        beats[0].lost.set()  # ... but one refused in between marked the lease lost
+        return TrialResult(**{**_result().__dict__, "pruned": True, "steps": 10})
+
+    server = ProgressServer([False])
+    w, lines = _worker(server, tmp_path, monkeypatch, train)
+    assert w.run() == 1
+    assert any(p.endswith("/stopped") for p, _ in server.requests), lines
+    assert not any("result dropped" in line for line in lines), lines
