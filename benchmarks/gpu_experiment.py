@@ -4,6 +4,15 @@
     python benchmarks/gpu_experiment.py --device cuda --out runs/gpu
     # a CPU dry run of the pipeline on the tiny test fixtures (minutes; meaningless numbers)
     python benchmarks/gpu_experiment.py --dry-run --out /tmp/gpu_dry
+    # issue 14's CPU profile: SST-2 searches at a 2-core budget (about 100 min; resumable)
+    python benchmarks/gpu_experiment.py --profile cpu --out runs/cpu --time-limit 120 \
+        --searches sst2-autopeft-gp sst2-autopeft-sobol
+
+The CPU profile (``--profile cpu``) runs the same phases with the budget of ``DEFAULTS["cpu"]``
+(200 steps of batch 16, max length 64, two workers of one thread): baselines on SST-2, the gp
+search and its sobol control side by side, every search's front retrained on dev; its report
+is the "Results on CPU" section of docs/results.md, with plots and ``summary.json`` in
+benchmarks/results/cpu.
 
 It uses the service as a user would: ``autopeft serve`` on a SQLite file in ``--out``,
 studies created with ``POST /api/v1/studies``, ``autopeft worker`` processes sharing the
