@@ -28,7 +28,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("studies") as batch:
+    # Never recreate ``studies`` on SQLite: dropping the old table would cascade to every trial.
+    with op.batch_alter_table("studies", recreate="never") as batch:
         batch.drop_column("resumed_at")
         batch.drop_column("pause_reason")
         batch.drop_column("paused_at")

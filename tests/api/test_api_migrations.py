@@ -135,3 +135,18 @@ def test_0004_adds_the_curve_and_the_stopped_state_keeping_data(engine):
     assert "curve" not in {c["name"] for c in inspect(engine).get_columns("trials")}
     with pytest.raises(IntegrityError):
         _insert_trial(engine, 4, "stopped")
+
+
+def test_downgrades_keep_the_trials(engine):
+    """Going back revision by revision keeps every trial (on SQLite, recreating ``studies`` would
+    cascade its deletion to the trials)."""
+    from alembic import command
+
+    _at_0003_with_a_trial(engine)
+    cfg = migrations.alembic_config()
+    for target in ("0002", "0001"):
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, target)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT id, state FROM trials")).all() == [(1, "completed")], target
