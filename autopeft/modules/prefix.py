@@ -159,7 +159,7 @@ class _PrefixHook:
 def _probe(layout: EncoderLayout, hooks: dict[int, _PrefixHook], lengths: dict[int, int]) -> None:
     """One tiny forward (one padded row): every prefixed layer must attend ``n + seq`` keys."""
     model = layout.model
-    device = layout.layer(0).attention.self.query.weight.device
+    device = next(layout.attention(0).parameters()).device
     if device.type == "meta":
         return
     ids = torch.tensor([[0, 1, 2]], device=device) % max(1, int(getattr(model.config, "vocab_size", 3)))
@@ -198,13 +198,19 @@ def _init_from_tokens(bank: PrefixBank, layout: EncoderLayout) -> None:
     words = getattr(emb, "word_embeddings", None)
     norm = getattr(emb, "LayerNorm", None)
     for i, n in bank.lengths.items():
-        attn = layout.layer(i).attention.self
         if words is None or norm is None:
             bank.kv[str(i)].normal_(0.0, layout.model.config.initializer_range)
             continue
         ids = torch.randint(words.num_embeddings, (n,), device=words.weight.device)
         x = norm(words(ids))
-        bank.kv[str(i)].copy_(torch.stack([attn.key(x), attn.value(x)]))
+        key, value = (_linear_output(layout, i, t, x) for t in ("key", "value"))
+        bank.kv[str(i)].copy_(torch.stack([key, value]))
+
+
+def _linear_output(layout: EncoderLayout, i: int, target: str, x: torch.Tensor) -> torch.Tensor:
+    parent, attr, rows = layout.site(i, target)
+    out = getattr(parent, attr)(x)
+    return out if rows is None else out[..., rows]
 
 
 @register
@@ -223,13 +229,13 @@ class PrefixFamily(Family[Prefix]):
             raise ConfigError(f"prefix tuning supports {_SUPPORTED_ATTENTION} attention, not {impl!r}")
         lengths = settings.sizes(layout.n_layers)
         bank = PrefixBank(lengths, config.hidden_size, settings.hidden if settings.reparameterize else None)
-        bank.to(layout.layer(0).attention.self.query.weight.device)
+        bank.to(next(layout.attention(0).parameters()).device)
         if not bank.reparameterized:
             _init_from_tokens(bank, layout)
-        argument = cache_argument(layout.layer(0).attention.self)
+        argument = cache_argument(layout.attention(0))
         layout.backbone.autopeft_prefix = bank
         hooks = {i: _PrefixHook(bank, i, config.num_attention_heads, argument) for i in lengths}
-        handles = [layout.layer(i).attention.self.register_forward_pre_hook(h, with_kwargs=True) for i, h in hooks.items()]
+        handles = [layout.attention(i).register_forward_pre_hook(h, with_kwargs=True) for i, h in hooks.items()]
         try:
             _probe(layout, hooks, lengths)
         except Exception:
@@ -238,6 +244,14 @@ class PrefixFamily(Family[Prefix]):
             del layout.backbone.autopeft_prefix
             raise
         return Injected(modules=[bank], merge=bank.fold)
+
+    def unsupported(self, layout: EncoderLayout) -> str | None:
+        attention = layout.attention(0)
+        try:
+            cache_argument(attention)
+        except ConfigError:
+            return f"its self-attention ({type(attention).__name__}) takes no key/value cache to carry a prefix"
+        return None
 
     def count(self, settings: Prefix, shape: ModelShape) -> int:
         lengths = settings.sizes(shape.n_layers)
