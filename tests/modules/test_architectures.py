@@ -18,6 +18,7 @@ from autopeft.config import parse_config
 from autopeft.encoder import ModelShape
 from autopeft.errors import ConfigError, SpaceError
 from autopeft.modules import FAMILIES, inject
+from autopeft.modules.base import LINEAR_TARGETS
 from autopeft.space import build_space
 from autopeft.support import support_matrix
 from tests.conftest import ARCHITECTURE_KINDS, batch, tiny_config, tiny_model
@@ -28,8 +29,8 @@ FAMILY_CONFIGS = {
     "serial_adapter": {"size": 4, "experts": 2, "layers": [0, 2]},
     "parallel_adapter": {"size": 4, "scaling": 2.0},
     "prefix": {"length": 3},
-    "lora": {"rank": 2, "targets": ["query", "key", "value", "attention_output", "intermediate", "output"], "dora": True},
-    "ia3": {"targets": ["query", "key", "value", "attention_output", "intermediate", "output"]},
+    "lora": {"rank": 2, "targets": list(LINEAR_TARGETS), "dora": True},
+    "ia3": {"targets": list(LINEAR_TARGETS)},
     "bitfit": {},
     "fish": {"fraction": 0.05},
     "full": {},

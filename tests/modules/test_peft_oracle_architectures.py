@@ -5,10 +5,10 @@ layout) must count the same parameters and, with the same weights, give the same
 ModernBERT's query, key and value are row blocks of the fused ``attn.Wqkv``: autopeft adapts
 each block on its own, which peft expresses as one adapter on ``Wqkv`` whose weights are zero
 (LoRA's B), one ((IA)³) or the row norms (DoRA's magnitude) outside the chosen blocks; the
-logits must agree, and autopeft must count exactly peft's entries that are not held there. Prefix tuning is compared where peft
-can run it (XLM-R, ELECTRA: peft passes prefixes as ``past_key_values``); DistilBERT and
-ModernBERT take autopeft's prefix through transformers' AttentionInterface (test_prefix.py),
-DeBERTa-v2 refuses it (test_architectures.py).
+logits must agree, and autopeft must count exactly peft's entries that are not held there.
+Prefix tuning is compared where peft can run it (XLM-R, ELECTRA: peft passes prefixes as
+``past_key_values``); DistilBERT and ModernBERT take autopeft's prefix through transformers'
+AttentionInterface (test_prefix.py); DeBERTa-v2 refuses it (test_architectures.py).
 """
 
 from __future__ import annotations
