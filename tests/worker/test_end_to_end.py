@@ -77,6 +77,7 @@ class Server:
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
+        self.stop()  # a server that never answered is not left behind (SIGTERM takes its children along)
         raise AssertionError(f"server did not start: {self.log.read_text()[-3000:]}")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
