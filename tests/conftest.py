@@ -15,8 +15,13 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
 def tiny_config(kind: str = "bert", **overrides):
-    """A 3-layer, hidden-32 encoder config of the given family."""
+    """A 3-layer, hidden-32 encoder config of the given architecture (a model type of autopeft.layouts)."""
     from transformers import BertConfig, RobertaConfig
+
+    if kind not in ("bert", "roberta"):  # the other architectures: their entry's tiny example
+        from autopeft.layouts import ARCHITECTURES
+
+        return ARCHITECTURES[kind].example_config(num_labels=2, **overrides)
 
     common = dict(
         vocab_size=120,
@@ -36,13 +41,19 @@ def tiny_config(kind: str = "bert", **overrides):
 
 
 def tiny_model(kind: str = "bert", seed: int = 0, **overrides):
-    """A tiny random sequence classifier in eval mode, SDPA attention."""
+    """A tiny random sequence classifier in eval mode, SDPA attention where the architecture has it."""
     from transformers import AutoModelForSequenceClassification
+
+    from autopeft.encoder import attention_implementation
 
     torch.manual_seed(seed)
     config = tiny_config(kind, **overrides)
-    config._attn_implementation = "sdpa"
+    config._attn_implementation = attention_implementation(config)
     return AutoModelForSequenceClassification.from_config(config).eval()
+
+
+#: Every architecture autopeft supports, by model type (tests parametrise over these).
+ARCHITECTURE_KINDS = ["bert", "roberta", "xlm-roberta", "electra", "distilbert", "deberta-v2", "modernbert"]
 
 
 @pytest.fixture(params=["bert", "roberta"])

@@ -1,4 +1,4 @@
-"""The ``autopeft`` command: ``autopeft serve | worker | train | study ... | demo | params | space | db``.
+"""The ``autopeft`` command: ``autopeft serve | worker | train | study ... | demo | params | space | support | db``.
 
 Each subcommand lives in its own module here with ``add_parser(subparsers)``; heavy
 imports happen inside the command, so ``autopeft --help`` is instant. This is the
@@ -18,7 +18,7 @@ from autopeft import __version__
 from autopeft.errors import AutoPeftError
 
 #: Order of subcommands in ``--help``; modules found in this package but not listed come last.
-ORDER = ["demo", "serve", "worker", "study", "train", "params", "space", "db"]
+ORDER = ["demo", "serve", "worker", "study", "train", "params", "space", "support", "db"]
 
 
 def _command_modules() -> list[str]:

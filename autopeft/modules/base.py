@@ -263,8 +263,23 @@ class Family(ABC, Generic[S]):
         """The largest per-layer size this model allows (sized families)."""
         return MAX_SIZE
 
+    def unsupported(self, layout: EncoderLayout) -> str | None:
+        """Why this family cannot run on the model of ``layout`` (read from its modules), or None when it can.
+
+        Runs on models built on the meta device too (the server has no weights): look at modules,
+        signatures and shapes, never at values."""
+        return None
+
+    def check_supported(self, shape: ModelShape) -> None:
+        """Raise :class:`ConfigError` (one line naming the family and the architecture) where ``shape``'s
+        model cannot run this family."""
+        reason = shape.unsupported.get(self.name)
+        if reason:
+            raise ConfigError(f"{self.name} is not supported on {shape.model_type}: {reason}")
+
     def check_fits(self, settings: S, shape: ModelShape) -> None:
         """Raise :class:`ConfigError` unless the settings fit a model of ``shape``."""
+        self.check_supported(shape)
         missing = [t for t in getattr(settings, "targets", ()) if t not in shape.linear_shapes]
         if missing:
             raise ConfigError(

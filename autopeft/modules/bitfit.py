@@ -31,6 +31,11 @@ class BitFitFamily(Family[BitFit]):
                     params.append(p)
         return Injected(params=params)
 
+    def unsupported(self, layout: EncoderLayout) -> str | None:
+        if not any(n.endswith("bias") for layer in layout.layers for n, _ in layer.named_parameters()):
+            return "its encoder layers have no bias terms (the model was built without biases)"
+        return None
+
     def count(self, settings: BitFit, shape: ModelShape) -> int:
         return sum(shape.layer_bias_params[i] for i in settings.layer_set(shape.n_layers))
 

@@ -10,10 +10,14 @@ collapsing the experts into one adapter for export.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from autopeft.encoder import EncoderLayout
 
 _ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "tanh": torch.tanh, "silu": F.silu}
 
@@ -87,11 +91,40 @@ class AdaptedOutput(nn.Module):
         return self.base_layer.LayerNorm(h + input_tensor)
 
 
-def adapted_output(layer: nn.Module) -> AdaptedOutput:
-    """The layer's output block, wrapped once so several families can plug into it."""
-    if not isinstance(layer.output, AdaptedOutput):
-        layer.output = AdaptedOutput(layer.output)
-    return layer.output
+class AdaptedFeedForward(nn.Module):
+    """Replaces a feed-forward block whose output is added to the residual outside it (DistilBERT's
+    ``ffn``, ModernBERT's ``mlp``): ``serial`` adapts its output, ``parallel`` reads its input and adds
+    ``scaling`` times its output, as :class:`AdaptedOutput` does for BERT's output block."""
+
+    def __init__(self, base_layer: nn.Module) -> None:
+        super().__init__()
+        self.base_layer = base_layer
+        self.serial: Bottleneck | None = None
+        self.parallel: Bottleneck | None = None
+        self.parallel_scaling = 1.0
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        h = self.base_layer(hidden_states)
+        if self.serial is not None:
+            h = h + self.serial(h)
+        if self.parallel is not None:
+            h = h + self.parallel_scaling * self.parallel(hidden_states)
+        return h
+
+
+def adapted_output(layout: EncoderLayout, i: int) -> AdaptedOutput | AdaptedFeedForward:
+    """Layer ``i``'s feed-forward block, wrapped once so several families can plug into it."""
+    parent, attr = layout.feed_forward(i)
+    block = getattr(parent, attr)
+    if not isinstance(block, (AdaptedOutput, AdaptedFeedForward)):
+        wrapper = AdaptedOutput if layout.architecture.feed_forward_kind == "output" else AdaptedFeedForward
+        block = wrapper(block)
+        setattr(parent, attr, block)
+    return block
+
+
+def device_of(module: nn.Module) -> torch.device:
+    return next(module.parameters()).device
 
 
 def bottleneck_params(hidden: int, size: int) -> int:

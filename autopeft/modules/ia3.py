@@ -47,11 +47,16 @@ class IA3(LayerSettings):
 class IA3Linear(nn.Module):
     """Wraps a frozen ``nn.Linear`` (kept as ``base_layer``); ``ia3_l`` scales its input or its output."""
 
-    def __init__(self, base_layer: nn.Module, scale_input: bool) -> None:
+    def __init__(self, base_layer: nn.Module, scale_input: bool, rows: slice | None = None) -> None:
         super().__init__()
         self.base_layer = base_layer
         self.scale_input = scale_input
-        size = base_layer.in_features if scale_input else base_layer.out_features
+        #: The block of output rows scaled, when the target is a part of a fused linear (None: all).
+        self.rows = None if scale_input else rows
+        if scale_input:
+            size = base_layer.in_features
+        else:
+            size = base_layer.out_features if rows is None else rows.stop - rows.start
         device = next(base_layer.parameters()).device  # the base may itself be wrapped (LoRA)
         self.ia3_l = nn.Parameter(torch.ones(size, device=device))
 
@@ -67,7 +72,11 @@ class IA3Linear(nn.Module):
         if self.scale_input:
             return self.base_layer((x * self.ia3_l).to(x.dtype))
         result = self.base_layer(x)
-        return (result * self.ia3_l).to(result.dtype)
+        if self.rows is None:
+            return (result * self.ia3_l).to(result.dtype)
+        ones = result.new_ones(result.shape[-1])
+        scale = torch.cat([ones[: self.rows.start], self.ia3_l.to(result.dtype), ones[self.rows.stop :]])
+        return result * scale
 
 
 @register
@@ -84,8 +93,8 @@ class IA3Family(Family[IA3]):
         wrapped = []
         for i in settings.layer_set(layout.n_layers):
             for target in settings.targets:
-                parent, attr = layout.linear(i, target)
-                scaled = IA3Linear(getattr(parent, attr), scale_input=target in INPUT_SCALED)
+                parent, attr, rows = layout.site(i, target)
+                scaled = IA3Linear(getattr(parent, attr), scale_input=target in INPUT_SCALED, rows=rows)
                 setattr(parent, attr, scaled)
                 wrapped.append(scaled)
         return Injected(params=[w.ia3_l for w in wrapped])  # not the wrapped base layer (bitfit's biases)

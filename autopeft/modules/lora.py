@@ -60,15 +60,31 @@ class LoRA(SizedSettings):
         return alpha / rank
 
 
-class LoRALinear(nn.Module):
-    """Wraps a frozen ``nn.Linear`` (kept as ``base_layer``) with a trainable low-rank update."""
+def base_linear(module: nn.Module) -> nn.Linear:
+    """The ``nn.Linear`` under any number of wrappers (``base_layer`` chains: LoRA on two parts of a fused layer)."""
+    while not isinstance(module, nn.Linear) and hasattr(module, "base_layer"):
+        module = module.base_layer
+    return module
 
-    def __init__(self, base_layer: nn.Linear, rank: int, scaling: float, dropout: float = 0.0) -> None:
+
+class LoRALinear(nn.Module):
+    """Wraps a frozen ``nn.Linear`` (kept as ``base_layer``) with a trainable low-rank update.
+
+    ``rows``: the block of output rows the update applies to, when the target is a part of a fused
+    linear (ModernBERT's query, key and value in ``Wqkv``); None: all of them.
+    """
+
+    def __init__(
+        self, base_layer: nn.Module, rank: int, scaling: float, dropout: float = 0.0, rows: slice | None = None
+    ) -> None:
         super().__init__()
         self.base_layer = base_layer
-        device = base_layer.weight.device
-        self.lora_A = nn.Linear(base_layer.in_features, rank, bias=False, device=device)
-        self.lora_B = nn.Linear(rank, base_layer.out_features, bias=False, device=device)
+        self.rows = rows
+        linear = base_linear(base_layer)
+        device = linear.weight.device
+        out = linear.out_features if rows is None else rows.stop - rows.start
+        self.lora_A = nn.Linear(linear.in_features, rank, bias=False, device=device)
+        self.lora_B = nn.Linear(rank, out, bias=False, device=device)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.scaling = scaling
         #: DoRA's magnitude per output row (None: plain LoRA).
@@ -84,14 +100,23 @@ class LoRALinear(nn.Module):
     def out_features(self) -> int:
         return self.base_layer.out_features
 
+    def _base_weight(self) -> torch.Tensor:
+        weight = base_linear(self.base_layer).weight
+        return weight if self.rows is None else weight[self.rows]
+
+    def _base_bias(self) -> torch.Tensor | None:
+        bias = base_linear(self.base_layer).bias
+        return bias if bias is None or self.rows is None else bias[self.rows]
+
     def delta_weight(self) -> torch.Tensor:
-        """``s B A``, ``out x in``."""
+        """``s B A``, ``out x in`` (``out``: the rows the update applies to)."""
         return self.scaling * (self.lora_B.weight @ self.lora_A.weight)
 
     def weight_norm(self) -> torch.Tensor:
         """Row norms of ``W + s B A`` (``out``), without gradient (DoRA, section 4.3)."""
         with torch.no_grad():
-            return torch.linalg.norm(self.base_layer.weight + self.delta_weight().to(self.base_layer.weight), dim=1)
+            weight = self._base_weight()
+            return torch.linalg.norm(weight + self.delta_weight().to(weight), dim=1)
 
     def use_dora(self) -> None:
         self.magnitude = nn.Parameter(self.weight_norm().clone())
@@ -100,14 +125,21 @@ class LoRALinear(nn.Module):
         result = self.base_layer(x)
         dropped = self.dropout(x).to(self.lora_A.weight.dtype)
         update = self.lora_B(self.lora_A(dropped))
+        own = result if self.rows is None else result[..., self.rows]
         if self.magnitude is None:
-            return result + (update * self.scaling).to(x.dtype)
-        scale = (self.magnitude / self.weight_norm()).view(1, -1)
-        if isinstance(self.dropout, nn.Identity) or not self.training:
-            base = result if self.base_layer.bias is None else result - self.base_layer.bias
+            change = update * self.scaling
         else:
-            base = F.linear(dropped.to(x.dtype), self.base_layer.weight)
-        return result + ((scale - 1) * base + scale * update * self.scaling).to(x.dtype)
+            scale = (self.magnitude / self.weight_norm()).view(1, -1)
+            bias = self._base_bias()
+            if self.rows is None and (isinstance(self.dropout, nn.Identity) or not self.training):
+                base = own if bias is None else own - bias
+            else:
+                base = F.linear(dropped.to(x.dtype), self._base_weight())
+            change = (scale - 1) * base + scale * update * self.scaling
+        if self.rows is None:
+            return result + change.to(x.dtype)
+        before, after = self.rows.start, result.shape[-1] - self.rows.stop
+        return result + F.pad(change.to(x.dtype), (before, after))
 
 
 @register
@@ -123,8 +155,8 @@ class LoRAFamily(Family[LoRA]):
         wrapped = []
         for i, rank in settings.sizes(layout.n_layers).items():
             for target in settings.targets:
-                parent, attr = layout.linear(i, target)
-                lora = LoRALinear(getattr(parent, attr), rank, settings.scaling(rank), settings.dropout)
+                parent, attr, rows = layout.site(i, target)
+                lora = LoRALinear(getattr(parent, attr), rank, settings.scaling(rank), settings.dropout, rows)
                 if settings.dora:
                     lora.use_dora()
                 setattr(parent, attr, lora)

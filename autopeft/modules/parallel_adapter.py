@@ -8,7 +8,7 @@ from pydantic import Field, field_validator
 
 from autopeft.encoder import EncoderLayout, ModelShape
 from autopeft.modules.base import Family, InjectContext, Injected, SizedSettings, SizeSpec, check_size, register
-from autopeft.modules.bottleneck import Bottleneck, adapted_output, bottleneck_params
+from autopeft.modules.bottleneck import Bottleneck, adapted_output, bottleneck_params, device_of
 from autopeft.modules.serial_adapter import MAX_ADAPTER_FACTOR, Activation
 
 
@@ -39,8 +39,8 @@ class ParallelAdapterFamily(Family[ParallelAdapter]):
         hidden = layout.model.config.hidden_size
         adapters = []
         for i, size in settings.sizes(layout.n_layers).items():
-            out = adapted_output(layout.layer(i))
-            device = out.base_layer.dense.weight.device
+            out = adapted_output(layout, i)
+            device = device_of(out.base_layer)
             out.parallel = Bottleneck(hidden, size, 1, settings.activation).to(device)
             out.parallel_scaling = settings.scaling
             adapters.append(out.parallel)

@@ -10,6 +10,16 @@ know. The name is read from the attention module's signature, and a probe forwar
 injection checks that every prefixed layer really attended ``length + n`` keys, so an
 unsupported release fails at injection with a :class:`ConfigError`, never silently in
 training.
+
+A self-attention without a cache argument (DistilBERT, ModernBERT) that hands its
+projected queries, keys and values to transformers' ``AttentionInterface`` (it reads
+``self.config._attn_implementation`` and calls ``ALL_ATTENTION_FUNCTIONS``) gets the
+prefix there instead: the chosen layers' attention modules get their own copy of the
+config naming :data:`INTERFACE`, a function registered with the ``AttentionInterface``
+that prepends the prefix (after any rotary embedding: prefix keys carry no position, as
+HF peft's prefixes on rotary models) and widens the mask, then runs the implementation
+the model was loaded with. A self-attention that does neither (DeBERTa's disentangled
+attention, whose relative-position scores cover the real tokens only) is refused.
 Real tokens keep their positions 0..n-1 (HF peft shifts them by the prefix length
 on BERT; see tests for how the two are compared).
 
@@ -20,7 +30,10 @@ replaces it by the prefixes it produces.
 
 from __future__ import annotations
 
+import copy
 import inspect
+import sys
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
@@ -135,10 +148,54 @@ def cache_argument(attention: nn.Module) -> str:
     )
 
 
+#: Name of autopeft's prefix attention in transformers' ``AttentionInterface``.
+INTERFACE = "autopeft_prefix"
+
+
+def dispatches_attention(attention: nn.Module) -> bool:
+    """Whether ``attention`` runs through transformers' ``AttentionInterface`` (chosen by its ``config``)."""
+    source = sys.modules.get(type(attention).__module__)
+    if getattr(attention, "config", None) is None or getattr(source, "ALL_ATTENTION_FUNCTIONS", None) is None:
+        return False
+    try:
+        return "ALL_ATTENTION_FUNCTIONS" in inspect.getsource(type(attention).forward)
+    except (OSError, TypeError):
+        return False
+
+
+def _prefixed_attention(module: nn.Module, query, key, value, attention_mask, **kwargs):
+    """The registered attention function: prepend the prefix the layer's hook left, then run the model's own."""
+    cache: _PrefixCache | None = getattr(module, "autopeft_prefix_cache", None)
+    if cache is not None:
+        key, value = cache.update(key, value)
+        attention_mask = _widen_mask(attention_mask, cache.key.shape[0])
+    return module.autopeft_attention(module, query, key, value, attention_mask, **kwargs)
+
+
+def _route_through_interface(attention: nn.Module) -> Callable[[], None]:
+    """Point one attention module at :data:`INTERFACE`; returns the undo."""
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(INTERFACE, _prefixed_attention)
+    source = sys.modules[type(attention).__module__]
+    original = attention.config
+    impl = getattr(original, "_attn_implementation", None) or "eager"
+    attention.autopeft_attention = source.ALL_ATTENTION_FUNCTIONS.get_interface(impl, source.eager_attention_forward)
+    attention.config = copy.copy(original)
+    attention.config._attn_implementation = INTERFACE
+
+    def undo() -> None:
+        attention.config = original
+        del attention.autopeft_attention
+
+    return undo
+
+
 class _PrefixHook:
     """Forward pre-hook of one layer's self-attention: passes the prefix as its cache."""
 
-    def __init__(self, bank: PrefixBank, layer: int, heads: int, argument: str) -> None:
+    def __init__(self, bank: PrefixBank, layer: int, heads: int, argument: str | None) -> None:
+        """``argument``: the attention's cache argument; None: the prefix goes through :data:`INTERFACE`."""
         self.bank, self.layer, self.heads, self.argument = bank, layer, heads, argument
         self.last: _PrefixCache | None = None
 
@@ -147,6 +204,9 @@ class _PrefixHook:
             raise ConfigError("prefix tuning cannot be combined with a key/value cache")
         key, value = self.bank.key_value(self.layer)
         self.last = _PrefixCache(key, value, self.heads)
+        if self.argument is None:  # the registered attention function prepends it and widens the mask
+            module.autopeft_prefix_cache = self.last
+            return args, kwargs
         kwargs[self.argument] = self.last
         if len(args) > 1:  # attention_mask passed positionally
             args = (args[0], _widen_mask(args[1], key.shape[0]), *args[2:])
@@ -159,7 +219,7 @@ class _PrefixHook:
 def _probe(layout: EncoderLayout, hooks: dict[int, _PrefixHook], lengths: dict[int, int]) -> None:
     """One tiny forward (one padded row): every prefixed layer must attend ``n + seq`` keys."""
     model = layout.model
-    device = layout.layer(0).attention.self.query.weight.device
+    device = next(layout.attention(0).parameters()).device
     if device.type == "meta":
         return
     ids = torch.tensor([[0, 1, 2]], device=device) % max(1, int(getattr(model.config, "vocab_size", 3)))
@@ -198,13 +258,19 @@ def _init_from_tokens(bank: PrefixBank, layout: EncoderLayout) -> None:
     words = getattr(emb, "word_embeddings", None)
     norm = getattr(emb, "LayerNorm", None)
     for i, n in bank.lengths.items():
-        attn = layout.layer(i).attention.self
         if words is None or norm is None:
             bank.kv[str(i)].normal_(0.0, layout.model.config.initializer_range)
             continue
         ids = torch.randint(words.num_embeddings, (n,), device=words.weight.device)
         x = norm(words(ids))
-        bank.kv[str(i)].copy_(torch.stack([attn.key(x), attn.value(x)]))
+        key, value = (_linear_output(layout, i, t, x) for t in ("key", "value"))
+        bank.kv[str(i)].copy_(torch.stack([key, value]))
+
+
+def _linear_output(layout: EncoderLayout, i: int, target: str, x: torch.Tensor) -> torch.Tensor:
+    parent, attr, rows = layout.site(i, target)
+    out = getattr(parent, attr)(x)
+    return out if rows is None else out[..., rows]
 
 
 @register
@@ -223,21 +289,47 @@ class PrefixFamily(Family[Prefix]):
             raise ConfigError(f"prefix tuning supports {_SUPPORTED_ATTENTION} attention, not {impl!r}")
         lengths = settings.sizes(layout.n_layers)
         bank = PrefixBank(lengths, config.hidden_size, settings.hidden if settings.reparameterize else None)
-        bank.to(layout.layer(0).attention.self.query.weight.device)
+        bank.to(next(layout.attention(0).parameters()).device)
         if not bank.reparameterized:
             _init_from_tokens(bank, layout)
-        argument = cache_argument(layout.layer(0).attention.self)
+        argument = None if self._through_interface(layout) else cache_argument(layout.attention(0))
         layout.backbone.autopeft_prefix = bank
         hooks = {i: _PrefixHook(bank, i, config.num_attention_heads, argument) for i in lengths}
-        handles = [layout.layer(i).attention.self.register_forward_pre_hook(h, with_kwargs=True) for i, h in hooks.items()]
+        handles = [layout.attention(i).register_forward_pre_hook(h, with_kwargs=True) for i, h in hooks.items()]
+        undo = [handle.remove for handle in handles]
+        if argument is None:
+            undo += [_route_through_interface(layout.attention(i)) for i in lengths]
         try:
             _probe(layout, hooks, lengths)
         except Exception:
-            for handle in handles:
-                handle.remove()
+            for step in undo:
+                step()
             del layout.backbone.autopeft_prefix
             raise
         return Injected(modules=[bank], merge=bank.fold)
+
+    @staticmethod
+    def _through_interface(layout: EncoderLayout) -> bool:
+        """No cache argument, but the attention dispatches through transformers' AttentionInterface."""
+        attention = layout.attention(0)
+        try:
+            cache_argument(attention)
+        except ConfigError:
+            return dispatches_attention(attention)
+        return False
+
+    def unsupported(self, layout: EncoderLayout) -> str | None:
+        attention = layout.attention(0)
+        try:
+            cache_argument(attention)
+        except ConfigError:
+            if dispatches_attention(attention):
+                return None
+            return (
+                f"its self-attention ({type(attention).__name__}) neither takes a key/value cache nor runs through "
+                "transformers' attention interface, so it cannot take extra keys"
+            )
+        return None
 
     def count(self, settings: Prefix, shape: ModelShape) -> int:
         lengths = settings.sizes(shape.n_layers)

@@ -15,7 +15,7 @@ from pydantic import Field, field_validator
 
 from autopeft.encoder import EncoderLayout, ModelShape
 from autopeft.modules.base import Family, InjectContext, Injected, SizedSettings, SizeSpec, check_size, register
-from autopeft.modules.bottleneck import Bottleneck, adapted_output, bottleneck_params
+from autopeft.modules.bottleneck import Bottleneck, adapted_output, bottleneck_params, device_of
 
 Activation = Literal["relu", "gelu", "tanh", "silu"]
 MAX_EXPERTS = 16
@@ -50,8 +50,8 @@ class SerialAdapterFamily(Family[SerialAdapter]):
         hidden = layout.model.config.hidden_size
         adapters = []
         for i, size in settings.sizes(layout.n_layers).items():
-            out = adapted_output(layout.layer(i))
-            device = out.base_layer.dense.weight.device
+            out = adapted_output(layout, i)
+            device = device_of(out.base_layer)
             out.serial = Bottleneck(hidden, size, settings.experts, settings.activation).to(device)
             adapters.append(out.serial)
 

@@ -47,6 +47,9 @@ class Space:
 
     def __init__(self, spec: SpaceSpec, shape: ModelShape) -> None:
         self.spec, self.shape = spec, shape
+        for family in spec.families:
+            if family in shape.unsupported:
+                raise SpaceError(f"{family} is not supported on {shape.model_type}: {shape.unsupported[family]}")
         self.groups = split_layers(shape.n_layers, spec.groups, spec.grouping)
         self.dims: list[Dimension] = []
         self._total_values = 0

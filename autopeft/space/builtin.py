@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+
 from autopeft.encoder import ModelShape
 from autopeft.space.dims import log2_ladder
 from autopeft.space.spec import SpaceSpec
@@ -75,4 +78,18 @@ def full_space(shape: ModelShape) -> SpaceSpec:
     )
 
 
-BUILTIN = {"autopeft": autopeft_space, "grouped": grouped_space, "full": full_space}
+def _supported(build: Callable[[ModelShape], SpaceSpec]) -> Callable[[ModelShape], SpaceSpec]:
+    """A built-in space offers only the families the model supports (``shape.unsupported``)."""
+
+    @wraps(build)
+    def supported(shape: ModelShape) -> SpaceSpec:
+        spec = build(shape)
+        if not any(name in shape.unsupported for name in spec.families):
+            return spec
+        families = {name: dims for name, dims in spec.families.items() if name not in shape.unsupported}
+        return spec.model_copy(update={"families": families})
+
+    return supported
+
+
+BUILTIN = {"autopeft": _supported(autopeft_space), "grouped": _supported(grouped_space), "full": _supported(full_space)}

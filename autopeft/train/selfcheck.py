@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from autopeft.config import parse_config
-from autopeft.encoder import load_model, resolve_model_dir
+from autopeft.encoder import ModelShape, load_model, resolve_model_dir
 from autopeft.errors import AutoPeftError
 from autopeft.modules import FAMILIES, inject, trained_whole
 
@@ -44,11 +44,14 @@ def check_families(
     device: str | torch.device = "cpu",
     say: Callable[[FamilyCheck], None] | None = None,
 ) -> list[FamilyCheck]:
-    """Inject each family (all registered ones by default) into ``model`` on ``device``, run one
-    forward and backward pass on a tiny batch, and report what failed."""
+    """Inject each family (by default every registered one the model supports) into ``model`` on
+    ``device``, run one forward and backward pass on a tiny batch, and report what failed."""
     base = load_model(resolve_model_dir(model), 2).eval()
+    if families is None:
+        unsupported = ModelShape.from_model(base).unsupported
+        families = [name for name in FAMILIES if name not in unsupported]
     out = []
-    for family in families or FAMILIES:
+    for family in families:
         start = time.perf_counter()
         try:
             _train_one_step(base, family, torch.device(device))

@@ -31,6 +31,18 @@ def _without(body: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k not in keys}
 
 
+def _deberta() -> dict[str, Any]:
+    from autopeft.layouts import ARCHITECTURES
+
+    return ARCHITECTURES["deberta-v2"].example_config().to_dict()
+
+
+def _modernbert() -> dict[str, Any]:
+    from autopeft.layouts import ARCHITECTURES
+
+    return ARCHITECTURES["modernbert"].example_config().to_dict()
+
+
 def _report(**raw: bytes) -> bytes:
     """A complete body as raw JSON with some fields replaced (so that booleans and 1e308 go through as sent)."""
     fields = {"metric": b"0.5", "peft_params": b"301", "param_fraction": b"0.01", **raw}
@@ -130,7 +142,23 @@ CASES: list[tuple[str, str, str, Any, int, tuple[str, ...]]] = [
         "/api/v1/studies",
         lambda w: _study(w, model_config={"model_type": "gpt2", "n_layer": 2, "n_embd": 16, "n_head": 2}),
         422,
-        (),
+        ("unsupported architecture 'gpt2'", "bert", "distilbert", "deberta-v2", "modernbert"),
+    ),
+    (
+        "a family the architecture cannot run, in the space",
+        "POST",
+        "/api/v1/studies",
+        lambda w: _study(w, model_config=_deberta(), space={"families": {"prefix": {"length": [0, 4]}}}),
+        422,
+        ("prefix is not supported on deberta-v2: ", "cache"),
+    ),
+    (
+        "a family the architecture cannot run, as a baseline",
+        "POST",
+        "/api/v1/studies",
+        lambda w: _study(w, model_config=_modernbert(), baselines=[{"bitfit": {}}]),
+        422,
+        ("bitfit is not supported on modernbert: ", "bias"),
     ),
     (
         "malformed baseline",

@@ -12,7 +12,12 @@ from autopeft.modules import inject, prefix
 from tests.conftest import batch, tiny_model
 
 
-@pytest.mark.parametrize("kind", ["bert", "roberta"])
+#: BERT and RoBERTa take the prefix as a cache argument; DistilBERT and ModernBERT through transformers'
+#: AttentionInterface (their self-attention has no cache argument).
+PREFIX_KINDS = ["bert", "roberta", "distilbert", "modernbert"]
+
+
+@pytest.mark.parametrize("kind", PREFIX_KINDS)
 def test_the_attention_sees_the_prefix_keys(kind):
     model = tiny_model(kind)
     model.config._attn_implementation = "eager"  # attention weights are returned by eager attention
@@ -25,7 +30,7 @@ def test_the_attention_sees_the_prefix_keys(kind):
     assert (attentions[0][-1, :, :, -3:] == 0).all()
 
 
-@pytest.mark.parametrize("kind", ["bert", "roberta"])
+@pytest.mark.parametrize("kind", PREFIX_KINDS)
 def test_a_zero_and_a_random_prefix_give_different_outputs(kind):
     base = tiny_model(kind)
     zero, rand = copy.deepcopy(base), copy.deepcopy(base)
@@ -70,3 +75,32 @@ def test_an_attention_without_a_cache_argument_fails_at_injection():
 
     with pytest.raises(ConfigError, match="takes none of"):
         prefix.cache_argument(NoCache())
+
+
+@pytest.mark.parametrize("kind", ["distilbert", "modernbert"])
+def test_through_the_attention_interface_only_the_chosen_layers_change_and_sdpa_matches_eager(kind):
+    from autopeft.encoder import EncoderLayout
+
+    base = tiny_model(kind)
+    sdpa = copy.deepcopy(base)
+    inject(sdpa, {"prefix": {"length": 3, "layers": [1]}})
+    layout = EncoderLayout(sdpa)
+    assert layout.attention(1).config is not sdpa.config  # only layer 1 is rerouted
+    assert layout.attention(0).config is layout.attention(2).config is sdpa.config
+    assert sdpa.config._attn_implementation == "sdpa"
+    eager = copy.deepcopy(base)
+    eager.config._attn_implementation = "eager"
+    inject(eager, {"prefix": {"length": 3, "layers": [1]}})
+    eager.base_model.autopeft_prefix.load_state_dict(sdpa.base_model.autopeft_prefix.state_dict())
+    ids, mask = batch(pad_id=base.config.pad_token_id or 0)
+    got = sdpa(input_ids=ids, attention_mask=mask).logits
+    assert torch.allclose(got, eager(input_ids=ids, attention_mask=mask).logits, atol=1e-5)
+    assert (got - base(input_ids=ids, attention_mask=mask).logits).abs().max() > 1e-5
+
+
+def test_an_attention_that_neither_takes_a_cache_nor_dispatches_is_refused():
+    model = tiny_model("deberta-v2")
+    with pytest.raises(ConfigError, match="^prefix is not supported on deberta-v2: its self-attention "
+                       r"\(DisentangledSelfAttention\) neither takes a key/value cache"):
+        inject(model, {"prefix": {"length": 2}})
+    assert not hasattr(model.base_model, "autopeft_prefix")

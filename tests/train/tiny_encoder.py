@@ -1,4 +1,4 @@
-"""A tiny random BERT with a real WordPiece tokenizer, saved as an HF model directory.
+"""A tiny random BERT (or any supported architecture) with a real WordPiece tokenizer, saved as an HF model directory.
 
 The vocabulary is built from the fixture GLUE samples (their most common words plus
 single characters), so the fixture texts tokenise into mostly known ids and a tiny
@@ -37,14 +37,19 @@ def build_vocab(texts: list[str], words: int = 400) -> list[str]:
     return SPECIAL + chars + ["##" + c for c in string.ascii_lowercase + string.digits] + common
 
 
-def build_tiny_encoder(path: Path, *, layers: int = 2, hidden: int = 32, seed: int = 0) -> Path:
-    """Write a random BertModel and its tokenizer to ``path`` (like the bundled MiniLM, without a head)."""
+def build_tiny_encoder(path: Path, *, layers: int = 2, hidden: int = 32, seed: int = 0, kind: str = "bert") -> Path:
+    """Write a random encoder (``kind``: a model type of autopeft.layouts, BERT by default) and a WordPiece
+    tokenizer to ``path`` (like the bundled MiniLM, without a head)."""
     import torch
-    from transformers import BertConfig, BertModel, BertTokenizer
+    from transformers import AutoModel, BertConfig, BertModel, BertTokenizer
 
     vocab = build_vocab(fixture_texts())
     tokenizer = BertTokenizer(vocab={tok: i for i, tok in enumerate(vocab)}, do_lower_case=True)
     tokenizer.save_pretrained(path)
+    torch.manual_seed(seed)
+    if kind != "bert":
+        AutoModel.from_config(_other_config(kind, len(vocab), layers, hidden)).save_pretrained(path)
+        return path
     config = BertConfig(
         vocab_size=len(vocab),
         hidden_size=hidden,
@@ -56,6 +61,20 @@ def build_tiny_encoder(path: Path, *, layers: int = 2, hidden: int = 32, seed: i
         attention_probs_dropout_prob=0.0,
         initializer_range=0.2,  # random features diverse enough for a frozen backbone to be adapted
     )
-    torch.manual_seed(seed)
     BertModel(config).save_pretrained(path)
     return path
+
+
+def _other_config(kind: str, vocab: int, layers: int, hidden: int):
+    """The architecture's tiny example resized like the BERT above, with the tokenizer's special ids."""
+    from autopeft.layouts import ARCHITECTURES
+
+    arch = ARCHITECTURES[kind]
+    sizes = {"vocab_size": vocab, "max_position_embeddings": 160, "initializer_range": 0.2, "pad_token_id": 0}
+    if kind == "distilbert":
+        sizes |= {"n_layers": layers, "dim": hidden, "hidden_dim": 2 * hidden}
+    else:
+        sizes |= {"num_hidden_layers": layers, "hidden_size": hidden, "intermediate_size": 2 * hidden}
+    if kind == "electra":
+        sizes["embedding_size"] = hidden
+    return arch.example_config(**sizes)

@@ -77,6 +77,7 @@ class Server:
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
+        self.stop()  # a server that never answered is not left behind (SIGTERM takes its children along)
         raise AssertionError(f"server did not start: {self.log.read_text()[-3000:]}")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -185,6 +186,35 @@ def test_two_workers_run_every_trial_of_a_study_exactly_once(backend, tiny_dir, 
         pareto = api.get(f"/studies/{study['id']}/pareto").json()
         assert pareto["count"] >= 1 and pareto["hypervolume"] > 0
         assert api.get(f"/studies/{study['id']}").json()["state"] == "done"
+
+
+@pytest.mark.parametrize("kind", ["deberta-v2", "modernbert"])
+def test_a_study_on_another_architecture_completes_through_the_server_and_a_worker(kind, env, tmp_path):
+    """Issue 18: 4 short trials of the full space on a tiny random DeBERTa-v2 (v3 settings) or ModernBERT."""
+    from autopeft.support import support_matrix
+
+    model_dir = tiny_encoder.build_tiny_encoder(tmp_path / f"tiny-{kind}", kind=kind)
+    with server(str(tmp_path / "arch.db"), env, tmp_path) as srv:
+        api = httpx.Client(base_url=f"{srv.url}/api/v1", timeout=30)
+        training = {"max_steps": 3, "batch_size": 8, "max_length": 64, "learning_rate": 0.01}
+        created = api.post("/studies", json=study_body(model_dir, space="full", max_trials=4, training=training))
+        assert created.status_code == 201, created.text
+        study = created.json()
+        w = worker(srv.url, f"w-{kind}", env, tmp_path, "--study", str(study["id"]), models=model_dir)
+        try:
+            finish([w], timeout=600)
+        finally:
+            log = (tmp_path / f"w-{kind}.log").read_text()
+            print(log[-4000:])  # shown by pytest when the test fails
+        assert w.returncode == 0, log
+
+        done = trials(api, study["id"])
+        assert len(done) == 4 and all(t["state"] == "completed" for t in done), (done, log)
+        view = api.get(f"/studies/{study['id']}").json()
+        assert view["model_shape"]["model_type"] == kind and view["state"] == "done"
+        refused = {f for f, reason in support_matrix()[kind].items() if reason is not None}
+        assert refused and not refused & set(view["space"]["families"])
+        assert all(not refused & set(t["config"]) for t in done)
 
 
 def test_a_killed_workers_trial_is_taken_over_and_its_late_report_refused(tiny_dir, env, tmp_path):
