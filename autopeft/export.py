@@ -104,7 +104,8 @@ def export_merged(trained: TrainedModel, out: Path) -> Path:
 
     def write(tmp: Path) -> None:
         model.save_pretrained(str(tmp))
-        trained.tokenizer.save_pretrained(str(tmp))
+        if trained.tokenizer is not None:  # a save from Python on a weights-only base has none
+            trained.tokenizer.save_pretrained(str(tmp))
 
     return _write_dir(out, write)
 
