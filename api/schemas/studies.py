@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.schemas.common import Id, JsonObject, Page, Strict, Text
 from api.schemas.trials import TrialPublic
-from autopeft.optimize import OptimizerSettings
+from autopeft.optimize import OptimizerSettings, ParamBudget
 from autopeft.train.settings import TrainingSettings
 
 StudyState = Literal["running", "paused", "stopped", "done"]
@@ -60,6 +60,11 @@ class StudyCreate(Strict):
         None, ge=0.5, le=86_400, allow_inf_nan=False, description="Lease of a claimed trial; heartbeat well within it."
     )
     baselines: list[BaselineIn] = Field(default_factory=list, max_length=1000)
+    constraints: ParamBudget | None = Field(
+        None,
+        description="Parameter budget: {max_param_fraction, min_param_fraction}. Nothing outside it is proposed "
+        "(baselines are trained as given); a budget no configuration of the space meets is refused.",
+    )
 
 
 class TrialCounts(BaseModel):
@@ -92,6 +97,12 @@ class StudyPublic(BaseModel):
     space_name: str
     space: dict[str, Any]
     d: int | None = Field(None, description="Dimensions of the space (in GET /studies/{id}).")
+    constraints: dict[str, Any] | None = Field(None, description="The study's parameter budget, if it has one.")
+    space_size: dict[str, Any] | None = Field(
+        None,
+        description="Grid points of the space and those within the budget, exact or estimated from samples, and "
+        "the param_fraction range seen (in GET /studies/{id}).",
+    )
     model_shape: dict[str, Any] | None = Field(None, description="The model as the server sees it (in GET one).")
     optimizer: dict[str, Any]
     training: dict[str, Any]
