@@ -119,7 +119,9 @@ def check_budget(space: Space, budget: ParamBudget, seed: int = 0) -> None:
     )
 
 
-def repairer(space: Space, budget: ParamBudget, moves: int | None = None) -> Callable[[list[float]], list[float] | None]:
+def repairer(
+    space: Space, budget: ParamBudget, moves: int | None = None
+) -> Callable[[list[float]], list[float] | None]:
     """``repair(x)``: ``x`` itself when the budget allows its configuration, else ``x`` with coordinates moved
     one at a time to a random lower bin (too large) or higher bin (too small) until it does, or None.
 

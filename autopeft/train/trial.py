@@ -35,6 +35,7 @@ from autopeft.modules import FAMILIES, PeftHandle, inject, trained_whole
 from autopeft.modules.base import PrepareInput
 from autopeft.roots import Roots
 from autopeft.tasks.data import Split, TaskData, load_task_data, task_key
+from autopeft.tasks.files import present
 from autopeft.tasks.spec import TaskSpec, resolve_task
 from autopeft.train.evaluate import score
 from autopeft.train.loop import LoopResult, Progress, ShouldStop, train
@@ -193,7 +194,7 @@ def train_trial(
     model_dir = resolve_model_dir(model, roots.models if roots is not None else None)
     cache = cache if cache is not None else TrialCache()
     data = load_task_data(spec, model_dir, settings.max_length, roots.data if roots is not None else None)
-    if settings.evaluate_dev and not (data.data_dir / spec.eval_file).is_file():  # fail before training
+    if settings.evaluate_dev and not present(spec, data.data_dir / spec.eval_file):  # fail before training
         raise TaskError(f"missing file {str(data.data_dir / spec.eval_file)!r} (task {spec.name!r}, evaluate_dev)")
     split = data.split(
         settings.search_split, settings.split_seed, settings.max_train_examples, settings.max_search_examples
