@@ -19,7 +19,7 @@ DEFAULT_SERVER = "http://127.0.0.1:8000"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("study", help="create, list, inspect or stop studies on a server")
+    p = sub.add_parser("study", help="create, list, inspect, stop or retrain studies on a server")
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
     create = _verb(verbs, "create", "create a study from a JSON file or inline JSON", run_create)
     create.add_argument("study", metavar="FILE_OR_JSON", help="the study: a JSON file or inline JSON")
