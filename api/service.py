@@ -93,6 +93,7 @@ class Service:
     ):
         self.settings, self.storage, self.contexts, self.proposer = settings, storage, contexts, proposer
         self._static: dict[int, StudyRecord] = {}  # immutable fields of studies, for assignments
+        self._sizes: dict[int, dict[str, Any]] = {}  # each study's space size within its budget
         self._fronts: dict[int, tuple[tuple[int, Any], Front]] = {}
         self._touched: dict[tuple[str, int | None], float] = {}
         #: (study id, its creation time, trial id) -> the trial's estimated param_fraction (ids may be reused).
@@ -132,6 +133,7 @@ class Service:
         self.contexts.forget(study_id)
         with self._lock:
             self._static.pop(study_id, None)
+            self._sizes.pop(study_id, None)
             self._fronts.pop(study_id, None)
 
     def _public(self, s: StudyRecord, counts: dict[str, int], last: datetime | None, detail: bool) -> StudyPublic:
@@ -142,11 +144,13 @@ class Service:
             failures = group_failures(self.storage.failed_trials(s.id)) if counts.get("failed") else []
             extra = {
                 "d": space.d,
+                "space_size": self._space_size(s, space),
                 "model_shape": space.shape.to_json(),
                 "failures": [FailureGroupPublic(**asdict(g)) for g in failures],
             }
         return StudyPublic(
             **shared_fields(StudyPublic, s),
+            constraints=s.optimizer.get("constraints"),
             state=_state(s, counts),
             counts=TrialCounts(**counts),
             best_metric=front.best_metric,
@@ -156,6 +160,20 @@ class Service:
             elapsed_s=_elapsed(s, counts, last),
             **extra,
         )
+
+    def _space_size(self, study: StudyRecord, space: Any) -> dict[str, Any]:
+        """The space's size within the study's budget (computed once per study: spaces never change)."""
+        with self._lock:
+            hit = self._sizes.get(study.id)
+        if hit is None:
+            from autopeft.optimize import ParamBudget
+            from autopeft.optimize.budget import budget_size
+
+            raw = study.optimizer.get("constraints")
+            hit = budget_size(space, ParamBudget.model_validate(raw) if raw else None, study.seed).to_json()
+            with self._lock:
+                self._sizes[study.id] = hit
+        return hit
 
     def _front(self, study: StudyRecord, n_completed: int, last: datetime | None) -> Front:
         """The study's front, recomputed only when its completed trials changed."""

@@ -175,6 +175,12 @@ def prepare_study(body: StudyCreate, default_lease_s: float, default_retries: in
     hf_config = read_model_config(body.model, body.hf_config)
     shape = shape_from_hf_config(hf_config, num_labels)
     space = build_study_space(body.space, shape)
+    optimizer = body.optimizer
+    if body.constraints is not None and body.constraints.active:
+        from autopeft.optimize.budget import check_budget
+
+        check_budget(space, body.constraints, body.seed)
+        optimizer = optimizer.model_copy(update={"constraints": body.constraints})
     return NewStudy(
         name=body.name,
         task=task.model_dump(mode="json"),
@@ -183,7 +189,7 @@ def prepare_study(body: StudyCreate, default_lease_s: float, default_retries: in
         num_labels=num_labels,
         space_name=space.name,
         space=space.to_json(),
-        optimizer=body.optimizer.model_dump(mode="json"),
+        optimizer=optimizer.model_dump(mode="json"),
         training=body.training.model_dump(mode="json"),
         seed=body.seed,
         max_trials=body.max_trials,

@@ -46,3 +46,7 @@ class TrainingError(AutoPeftError):
 
 class OptimizerError(AutoPeftError, ValueError):
     """The optimiser was given inputs it cannot work with."""
+
+
+class ExportError(AutoPeftError):
+    """A trained configuration cannot be exported in the form asked for (the message says why)."""

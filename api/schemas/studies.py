@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from api.schemas.common import Id, JsonObject, Page, Strict, Text
 from api.schemas.trials import TrialPublic
 from autopeft.early_stopping import EarlyStoppingSettings
-from autopeft.optimize import OptimizerSettings
+from autopeft.optimize import OptimizerSettings, ParamBudget
 from autopeft.train.settings import TrainingSettings
 
 StudyState = Literal["running", "paused", "stopped", "done"]
@@ -65,6 +65,11 @@ class StudyCreate(Strict):
         default_factory=EarlyStoppingSettings,
         description="When trials whose front cannot move are stopped early (off by default; docs/early_stopping.md).",
     )
+    constraints: ParamBudget | None = Field(
+        None,
+        description="Parameter budget: {max_param_fraction, min_param_fraction}. Nothing outside it is proposed "
+        "(baselines are trained as given); a budget no configuration of the space meets is refused.",
+    )
 
 
 class TrialCounts(BaseModel):
@@ -98,6 +103,12 @@ class StudyPublic(BaseModel):
     space_name: str
     space: dict[str, Any]
     d: int | None = Field(None, description="Dimensions of the space (in GET /studies/{id}).")
+    constraints: dict[str, Any] | None = Field(None, description="The study's parameter budget, if it has one.")
+    space_size: dict[str, Any] | None = Field(
+        None,
+        description="Grid points of the space and those within the budget, exact or estimated from samples, and "
+        "the param_fraction range seen (in GET /studies/{id}).",
+    )
     model_shape: dict[str, Any] | None = Field(None, description="The model as the server sees it (in GET one).")
     optimizer: dict[str, Any]
     training: dict[str, Any]

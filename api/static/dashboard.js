@@ -177,7 +177,7 @@ async function renderStudy(id, first) {
     el("div", { class: "grid" },
       el("div", { class: "card" },
         el("h2", {}, `${metricName} vs trained parameters`),
-        scatter(trials, front, metricName),
+        scatter(trials, front, metricName, study.constraints),
         el("div", { class: "legend" },
           el("span", {}, el("i", { style: "background:#2f6fde;opacity:.6" }), "completed"),
           el("span", {}, el("i", { style: "background:#d9480f" }), "Pareto front"),
@@ -259,7 +259,16 @@ function xOf(t) {
   return f === null || f === undefined ? null : Math.max(f, FLOOR) * 100;
 }
 
-function scatter(trials, front, metricName) {
+/** The study's parameter budget as vertical lines at its bounds, in % (empty without one). */
+function budgetLines(constraints) {
+  if (!constraints) return [];
+  const lines = [];
+  if (constraints.max_param_fraction != null) lines.push({ at: constraints.max_param_fraction * 100, text: "budget max" });
+  if (constraints.min_param_fraction) lines.push({ at: constraints.min_param_fraction * 100, text: "budget min" });
+  return lines;
+}
+
+function scatter(trials, front, metricName, constraints) {
   const done = trials.filter((t) => t.state === "completed");
   const running = trials.filter((t) => t.state === "running" && xOf(t) !== null);
   const stopped = trials.filter((t) => t.state === "stopped" && xOf(t) !== null && t.metric !== null);
@@ -271,7 +280,9 @@ function scatter(trials, front, metricName) {
     svg.append(el("text", { x: W / 2, y: H / 2, "text-anchor": "middle" }, "no completed trials yet"));
     return svg;
   }
-  let xlo = Math.min(...xs) / 1.6, xhi = Math.max(...xs) * 1.6;
+  const budget = budgetLines(constraints);
+  const spread = [...xs, ...budget.map((b) => b.at)];
+  let xlo = Math.min(...spread) / 1.6, xhi = Math.max(...spread) * 1.6;
   let ylo = ys.length ? Math.min(...ys) : 0, yhi = ys.length ? Math.max(...ys) : 1;
   const pad = (yhi - ylo) * 0.08 || 0.05;
   ylo -= pad; yhi += pad;
@@ -280,6 +291,12 @@ function scatter(trials, front, metricName) {
   axes(svg, x, y, logTicks(xlo, xhi), linTicks(ylo, yhi), (t) => `${t}%`, (t) => t.toFixed(2),
     "trained parameters, % of the backbone (log scale)", metricName);
 
+  for (const b of budget) {
+    svg.append(el("line", { class: "budget-line", "data-at": b.at, x1: x(b.at), x2: x(b.at), y1: M.t, y2: H - M.b,
+      stroke: "#c92a2a", "stroke-dasharray": "5 4", "stroke-width": 1.4 }, el("title", {}, `${b.text}: ${b.at}%`)));
+    svg.append(el("text", { class: "budget-label", x: x(b.at) + 4, y: M.t + 12, fill: "#c92a2a" },
+      `${b.text} ${fmt.pct(b.at / 100)}`));
+  }
   const steps = [...front].sort((a, b) => xOf(a) - xOf(b));
   if (steps.length) {
     let d = `M ${x(xOf(steps[0]))} ${y(steps[0].metric)}`;

@@ -15,6 +15,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     show.add_argument("space", metavar="NAME", help="autopeft, grouped, full, or a JSON space (inline or file)")
     add_model_argument(show)
     show.add_argument("--json", action="store_true", help="print JSON")
+    show.add_argument(
+        "--max-param-fraction", type=float, default=None, metavar="F", help="count only configurations under F"
+    )
+    show.add_argument(
+        "--min-param-fraction", type=float, default=None, metavar="F", help="count only configurations over F"
+    )
     show.set_defaults(run=run_show)
     sample = verbs.add_parser("sample", help="print random configurations, one JSON per line")
     sample.add_argument("space", metavar="NAME", help="autopeft, grouped, full, or a JSON space (inline or file)")
@@ -35,6 +41,12 @@ def _space(args: argparse.Namespace):
 def run_show(args: argparse.Namespace) -> int:
     space = _space(args)
     info = space.describe()
+    budget = _budget(args)
+    if budget is not None:
+        from autopeft.optimize.budget import budget_size, check_budget
+
+        check_budget(space, budget)
+        info["budget"] = {"constraints": budget.model_dump(), **budget_size(space, budget).to_json()}
     if args.json:
         print_json(info)
         return 0
@@ -46,7 +58,28 @@ def run_show(args: argparse.Namespace) -> int:
         print("fixed: " + ", ".join(f"{k}={v}" for k, v in info["fixed"].items()))
     if info["size"]:
         print(f"configurations: {info['size']:,}")
+    if budget is not None:
+        b = info["budget"]
+        if not b["exact"] and not b["share_within_budget"]:
+            count = f"none of {b['samples']:,} samples: a small corner of the space (proposals are moved into it)"
+        else:
+            within = f"{b['within_budget']:,}" if b["within_budget"] is not None else "?"
+            how = "" if b["exact"] else f", estimated from {b['samples']:,} samples"
+            count = f"{within} ({100 * b['share_within_budget']:.3g}%{how})"
+        print(f"within {budget.describe()}: {count}")
     return 0
+
+
+def _budget(args: argparse.Namespace):
+    """The ``--max/--min-param-fraction`` budget, or None."""
+    if args.max_param_fraction is None and args.min_param_fraction is None:
+        return None
+    from autopeft.errors import SpaceError
+    from autopeft.inputs import validate_object
+    from autopeft.optimize import ParamBudget
+
+    body = {"max_param_fraction": args.max_param_fraction, "min_param_fraction": args.min_param_fraction}
+    return validate_object(ParamBudget, body, "parameter budget", SpaceError)
 
 
 def run_sample(args: argparse.Namespace) -> int:

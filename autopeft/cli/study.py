@@ -1,4 +1,4 @@
-"""``autopeft study create | list | show | trials | pareto | stop | resume``: talk to a study server over HTTP.
+"""``autopeft study create | list | show | trials | pareto | stop | resume | retrain``: studies on a server over HTTP.
 
 ``create`` reads the model's ``config.json`` here (when the model path is readable on this
 machine) and sends it along as ``model_config``, so the server knows the model's shape
@@ -19,7 +19,7 @@ DEFAULT_SERVER = "http://127.0.0.1:8000"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("study", help="create, list, inspect or stop studies on a server")
+    p = sub.add_parser("study", help="create, list, inspect, stop or retrain studies on a server")
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
     create = _verb(verbs, "create", "create a study from a JSON file or inline JSON", run_create)
     create.add_argument("study", metavar="FILE_OR_JSON", help="the study: a JSON file or inline JSON")
@@ -35,6 +35,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         v.add_argument("id", type=int, metavar="ID", help="study id")
         if name == "trials":
             v.add_argument("--state", choices=["queued", "running", "completed", "failed", "stopped"], default=None)
+    retrain = _verb(
+        verbs, "retrain", "train a trial's configuration on the whole training file, scored on dev", run_retrain
+    )
+    retrain.add_argument("id", type=int, metavar="ID", help="study id")
+    retrain.add_argument(
+        "--trial", required=True, metavar="N|best", help="the trial's number in the study, or best (best front metric)"
+    )
+    retrain.add_argument(
+        "--max-param-fraction", type=float, default=None, metavar="F", help="with --trial best: the best point under F"
+    )
+    retrain.add_argument("--save", required=True, metavar="OUT", help="new directory for the trained weights")
+    retrain.add_argument("--seeds", type=int, default=1, help="train with this many seeds (the study's seed on)")
+    retrain.add_argument("--data", metavar="DIR", default=None, help="data directory when the task names none")
+    retrain.add_argument("--model", metavar="PATH", default=None, help="the model here (default: the study's)")
+    retrain.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    retrain.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def _verb(verbs: Any, name: str, help_text: str, fn: Any) -> argparse.ArgumentParser:
@@ -119,6 +135,77 @@ def run_stop(args: argparse.Namespace) -> int:
 
 def run_resume(args: argparse.Namespace) -> int:
     return answer(args, "POST", f"/studies/{args.id}/resume", lambda s: print(f"study {s['id']} is {s['state']}"))
+
+
+def run_retrain(args: argparse.Namespace) -> int:
+    from autopeft.errors import ConfigError
+
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
+    from autopeft.train.saved import check_save_path
+
+    out = check_save_path(args.save)
+    study = request(args, "GET", f"/studies/{args.id}")
+    trial = _chosen_trial(args, study)
+    from autopeft.tasks.spec import resolve_task
+    from autopeft.train.retrain import summarise, train_final
+    from autopeft.train.saved import save_trained
+
+    task = resolve_task(study["task"], args.data)
+    first = int(study["training"].get("seed", 0))
+    seeds = list(range(first, first + args.seeds))
+    trained, saved = [], []
+    for seed in seeds:
+        model = args.model or study["model"]
+        settings = {"seed": seed, "device": args.device, "progress": not args.no_progress}
+        one = train_final(task, model, trial["config"], study["training"], **settings)
+        trained.append(one)
+        saved.append(save_trained(one, out if len(seeds) == 1 else out / f"seed-{seed}"))
+    summary = summarise(trained, seeds)
+    body = {
+        "study_id": args.id,
+        "trial": trial["number"],
+        "config": trial["config"],
+        **summary.to_json(),
+        "saved": [str(p) for p in saved],
+    }
+    if len(seeds) > 1:
+        (out / "summary.json").write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+    if args.json:
+        print_json(body)
+        return 0
+    where = f"search {trial['metric']:.4f}" if trial.get("metric") is not None else "not completed in the study"
+    print(f"study {args.id} trial #{trial['number']} ({where}), retrained on the whole training file:")
+    for seed, value, path in zip(seeds, summary.values, saved, strict=True):
+        print(f"  seed {seed}: dev {summary.metric_name} {value:.4f}  saved to {path}")
+    if len(seeds) > 1:
+        print(f"  mean {summary.mean:.4f} ± {summary.std:.4f} over {len(seeds)} seeds ({out / 'summary.json'})")
+    return 0
+
+
+def _chosen_trial(args: argparse.Namespace, study: dict[str, Any]) -> dict[str, Any]:
+    """The trial ``--trial`` names: a number, or ``best`` on the front (under ``--max-param-fraction``)."""
+    from autopeft.errors import ConfigError
+
+    if args.trial != "best":
+        if args.max_param_fraction is not None:
+            raise ConfigError("--max-param-fraction picks among the front: use it with --trial best")
+        try:
+            number = int(args.trial)
+        except ValueError:
+            raise ConfigError(f"--trial must be a trial number or best, got {args.trial!r}") from None
+        trials = request(args, "GET", f"/studies/{args.id}/trials?limit=100000")["data"]
+        found = next((t for t in trials if t["number"] == number), None)
+        if found is None:
+            raise ConfigError(f"study {args.id} has no trial #{number} (it has {len(trials)} trials, #0..)")
+        return found
+    front = request(args, "GET", f"/studies/{args.id}/pareto")["data"]  # best metric first
+    limit = args.max_param_fraction
+    fitting = [t for t in front if limit is None or t["param_fraction"] <= limit]
+    if not fitting:
+        what = "no completed trial" if not front else f"no front point with param_fraction <= {limit:g}"
+        raise ConfigError(f"study {args.id} has {what}")
+    return fitting[0]
 
 
 def _print_created(study: dict[str, Any]) -> None:

@@ -246,6 +246,9 @@ class Family(ABC, Generic[S]):
     artifact: ClassVar[str | None] = None
     #: Why the family cannot be combined with others (None: it can).
     exclusive: ClassVar[str | None] = None
+    #: Why the family cannot be folded into the backbone's own weights for a plain ``transformers`` export
+    #: (None: it can; its wrappers then have a ``folded()`` method, or it only changes existing tensors).
+    unfoldable: ClassVar[str | None] = "it adds modules that a plain transformers model does not have"
 
     @abstractmethod
     def inject(self, layout: EncoderLayout, settings: S, ctx: InjectContext) -> Injected:

@@ -17,6 +17,7 @@ class BitFitFamily(Family[BitFit]):
     name = "bitfit"
     settings_type = BitFit
     order = 60
+    unfoldable = None
     placement = "switch"
     space_field = "enabled"
     off = False

@@ -62,6 +62,7 @@ class FishFamily(Family[Fish]):
     name = "fish"
     settings_type = Fish
     order = 70
+    unfoldable = None
     placement = "global"
     space_field = "fraction"
     check_settings: ClassVar[dict] = {"fraction": 0.001, "samples": 2}

@@ -17,6 +17,7 @@ class FullFamily(Family[Full]):
     name = "full"
     settings_type = Full
     order = 90
+    unfoldable = None
     exclusive = "full fine-tuning already trains everything"
     check_settings: ClassVar[dict] = {}
 

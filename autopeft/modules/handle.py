@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -76,6 +78,16 @@ class PeftHandle:
             if inj.merge is not None:
                 inj.merge()
         self.merged = True
+
+    def save(
+        self, out: str | os.PathLike[str], *, model: str | os.PathLike[str] | None = None, labels: Any = None
+    ) -> Path:
+        """Write the trained tensors (merged first, in place) and the configuration to the new directory
+        ``out``, for :func:`autopeft.load` and ``autopeft export``. ``model``: the base model directory to
+        record (default: the model's ``name_or_path``); ``labels``: label names in class-index order."""
+        from autopeft.train.saved import save_handle
+
+        return save_handle(self, out, model=model, labels=labels)
 
     def peft_state_dict(self) -> dict[str, torch.Tensor]:
         """Trained tensors (PEFT and head) by their names in the injected model."""

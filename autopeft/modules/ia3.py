@@ -68,6 +68,20 @@ class IA3Linear(nn.Module):
     def out_features(self) -> int:
         return self.base_layer.out_features
 
+    @torch.no_grad()
+    def folded(self) -> nn.Linear:
+        """The base layer with the scaling folded into its weight (columns for an input scaling, rows and the
+        bias for an output scaling): the form of a merged export. The base must be a plain linear by now."""
+        base = self.base_layer
+        scale = self.ia3_l.to(base.weight)
+        if self.scale_input:
+            base.weight.mul_(scale.view(1, -1))
+        else:
+            base.weight.mul_(scale.view(-1, 1))
+            if base.bias is not None:
+                base.bias.mul_(scale)
+        return base
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.scale_input:
             return self.base_layer((x * self.ia3_l).to(x.dtype))
@@ -84,6 +98,7 @@ class IA3Family(Family[IA3]):
     name = "ia3"
     settings_type = IA3
     order = 50
+    unfoldable = None
     placement = "switch"
     space_field = "enabled"
     off = False

@@ -121,6 +121,17 @@ class LoRALinear(nn.Module):
     def use_dora(self) -> None:
         self.magnitude = nn.Parameter(self.weight_norm().clone())
 
+    @torch.no_grad()
+    def folded(self) -> nn.Linear:
+        """The base layer with the update folded into its weight (``W + s B A``; DoRA: each row rescaled to
+        its magnitude), computing what this layer computes in eval mode: the form of a merged export."""
+        base = self.base_layer
+        weight = base.weight + self.delta_weight().to(base.weight)
+        if self.magnitude is not None:
+            weight = weight * (self.magnitude / torch.linalg.norm(weight, dim=1)).to(weight).view(-1, 1)
+        base.weight.copy_(weight)
+        return base
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         result = self.base_layer(x)
         dropped = self.dropout(x).to(self.lora_A.weight.dtype)
@@ -147,6 +158,7 @@ class LoRAFamily(Family[LoRA]):
     name = "lora"
     settings_type = LoRA
     order = 40
+    unfoldable = None
     placement = "sized"
     space_field = "rank"
     check_settings: ClassVar[dict] = {"rank": 2, "targets": list(LINEAR_TARGETS), "dora": True}

@@ -31,6 +31,7 @@ class ParallelAdapterFamily(Family[ParallelAdapter]):
     name = "parallel_adapter"
     settings_type = ParallelAdapter
     order = 20
+    unfoldable = "a parallel adapter is a nonlinear bottleneck beside the feed-forward block, not a weight change"
     placement = "sized"
     space_field = "size"
     check_settings: ClassVar[dict] = {"size": 2}

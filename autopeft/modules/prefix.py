@@ -278,6 +278,7 @@ class PrefixFamily(Family[Prefix]):
     name = "prefix"
     settings_type = Prefix
     order = 30
+    unfoldable = "prefixes are extra key/value positions in the attention, not a change of existing weights"
     placement = "sized"
     space_field = "length"
     check_settings: ClassVar[dict] = {"length": 2}

@@ -42,6 +42,7 @@ class SerialAdapterFamily(Family[SerialAdapter]):
     name = "serial_adapter"
     settings_type = SerialAdapter
     order = 10
+    unfoldable = "a serial adapter is a nonlinear bottleneck after the feed-forward block, not a weight change"
     placement = "sized"
     space_field = "size"
     check_settings: ClassVar[dict] = {"size": 2, "experts": 2}

@@ -14,6 +14,9 @@ Methods (``OptimizerSettings.method``):
 - ``saas``: the same with fully Bayesian SAAS GPs (NUTS via pyro, bounded cost).
 - ``sobol`` / ``random``: the space-filling baselines.
 
+A study's parameter budget (``settings.constraints``, :mod:`autopeft.optimize.budget`) takes
+every configuration outside it out of the grid: it is never proposed.
+
 Objectives are maximised as ``(metric, -log10 max(param_fraction, 1e-6))``
 (:func:`autopeft.pareto.to_objectives`). Same inputs, seed and state give the same
 proposals; torch's threads and random state are restored afterwards. Layout:
@@ -29,7 +32,7 @@ from dataclasses import dataclass
 
 from autopeft.config import PeftConfig
 from autopeft.errors import OptimizerError
-from autopeft.optimize.settings import Method, OptimizerSettings, ReferencePoint, default_n_initial
+from autopeft.optimize.settings import Method, OptimizerSettings, ParamBudget, ReferencePoint, default_n_initial
 from autopeft.optimize.state import OptimizerState
 from autopeft.space import Space
 
@@ -38,6 +41,7 @@ __all__ = [
     "Observation",
     "OptimizerSettings",
     "OptimizerState",
+    "ParamBudget",
     "Proposal",
     "ReferencePoint",
     "default_n_initial",
@@ -107,8 +111,13 @@ def propose(
     except ValueError as err:
         raise OptimizerError(f"completed trials: {err}") from None
     ref = settings.reference
+    feasible = repair = None
+    if settings.constraints is not None and settings.constraints.active:
+        from autopeft.optimize.budget import feasibility, repairer
+
+        feasible, repair = feasibility(space, settings.constraints), repairer(space, settings.constraints)
     points = propose_points(
-        SpaceDomain(space, state.keys if state is not None else None),
+        SpaceDomain(space, state.keys if state is not None else None, feasible, repair),
         points_tensor([o.x for o in completed], d, "completed"),
         Y,
         points_tensor(pending, d, "pending"),

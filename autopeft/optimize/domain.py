@@ -11,7 +11,7 @@ is a bare grid (benchmarks, tests).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import torch
@@ -19,6 +19,7 @@ import torch
 from autopeft.errors import OptimizerError, SpaceError
 
 if TYPE_CHECKING:
+    from autopeft.config import PeftConfig
     from autopeft.space import Space
 
 #: Keys remembered per domain (a study of 100k trials still fits).
@@ -91,15 +92,34 @@ class GridDomain:
         return tuple((i + 0.5) / n for i, n in zip(self._bins(x), self._cards))
 
 
+#: The key every point outside a study's parameter budget shares; it is always taken, so never proposed.
+OUTSIDE_BUDGET = "outside the parameter budget"
+
+
 class SpaceDomain:
     """A :class:`~autopeft.space.Space`: two points are the same trial when they decode to
     the same configuration (``config.key``). Keys are cached by bin (decoding is the
-    slow part of de-duplication)."""
+    slow part of de-duplication).
 
-    def __init__(self, space: Space, cache: dict[tuple[int, ...], str] | None = None) -> None:
+    ``feasible``: the study's parameter budget (:func:`autopeft.optimize.budget.feasibility`); every
+    configuration it refuses gets the key :data:`OUTSIDE_BUDGET`, which :attr:`excluded` lists;
+    ``repair`` moves a space-filling draw into the budget.
+    """
+
+    def __init__(
+        self,
+        space: Space,
+        cache: dict[tuple[int, ...], str] | None = None,
+        feasible: Callable[[PeftConfig], bool] | None = None,
+        repair: Callable[[list[float]], list[float] | None] | None = None,
+    ) -> None:
         self.space = space
         self._cards = space.cardinalities
         self._keys: dict[tuple[int, ...], str] = {} if cache is None else cache
+        self._feasible = feasible
+        #: Moves a space-filling draw into the budget (None: outside it for good); see :mod:`autopeft.optimize.budget`.
+        self.repair = repair
+        self.excluded: frozenset[str] = frozenset({OUTSIDE_BUDGET}) if feasible is not None else frozenset()
 
     @property
     def cardinalities(self) -> Sequence[int]:
@@ -117,11 +137,11 @@ class SpaceDomain:
         found = self._keys.get(bins)
         if found is None:
             try:
-                found = self.space.decode([(i + 0.5) / n for i, n in zip(bins, self._cards)]).key(
-                    self.space.shape.n_layers
-                )
+                config = self.space.decode([(i + 0.5) / n for i, n in zip(bins, self._cards)])
             except SpaceError as err:
                 raise OptimizerError(f"point {list(x)} is not a configuration of the space: {err}") from None
+            outside = self._feasible is not None and not self._feasible(config)
+            found = OUTSIDE_BUDGET if outside else config.key(self.space.shape.n_layers)
             if len(self._keys) < KEY_CACHE_LIMIT:
                 self._keys[bins] = found
         return found

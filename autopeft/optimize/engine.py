@@ -59,6 +59,7 @@ def propose_points(
     d = len(domain.cardinalities)
     _check_inputs(X, Y, pending, failed, n, d)
     taken = {domain.key(row) for part in (X, pending, failed) for row in part.tolist()}
+    taken |= set(getattr(domain, "excluded", ()))  # e.g. the key of every point outside a parameter budget
     history = X.shape[0] + pending.shape[0] + failed.shape[0]
     n_fill = _space_filling_count(settings, d, history, X.shape[0], n)
     filling = "random" if settings.method == "random" else "sobol"

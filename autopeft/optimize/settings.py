@@ -47,6 +47,43 @@ class ReferencePoint(BaseModel):
     )
 
 
+class ParamBudget(BaseModel):
+    """A study's parameter budget (its ``constraints``): the share of the backbone a configuration may train.
+
+    The optimiser never proposes a configuration outside it (counts are known before training).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_param_fraction: float | None = Field(
+        None, gt=0.0, allow_inf_nan=False, description="Largest param_fraction proposed (e.g. 0.005: 0.5%)."
+    )
+    min_param_fraction: float | None = Field(
+        None, ge=0.0, allow_inf_nan=False, description="Smallest param_fraction proposed."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ParamBudget:
+        lo, hi = self.min_param_fraction, self.max_param_fraction
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"min_param_fraction {lo!r} is above max_param_fraction {hi!r}")
+        return self
+
+    @property
+    def active(self) -> bool:
+        return self.max_param_fraction is not None or self.min_param_fraction is not None
+
+    def allows(self, fraction: float) -> bool:
+        lo, hi = self.min_param_fraction, self.max_param_fraction
+        return (lo is None or fraction >= lo) and (hi is None or fraction <= hi)
+
+    def describe(self) -> str:
+        """``0.1% <= param_fraction <= 0.5%``, as people read it."""
+        lo, hi = self.min_param_fraction, self.max_param_fraction
+        parts = [f"{100 * lo:g}% <=" if lo is not None else "", "param_fraction", f"<= {100 * hi:g}%" if hi else ""]
+        return " ".join(p for p in parts if p)
+
+
 class OptimizerSettings(BaseModel):
     """How a study proposes configurations (the ``optimizer`` object of a study)."""
 
@@ -57,6 +94,9 @@ class OptimizerSettings(BaseModel):
         None, ge=1, le=100_000, description="Sobol trials before the model takes over; default max(8, min(2d, 20))."
     )
     reference: ReferencePoint | None = Field(None, description="Override of the data-driven reference point.")
+    constraints: ParamBudget | None = Field(
+        None, description="The study's parameter budget (set by the study's own constraints field)."
+    )
     outcome_transform: OutcomeTransform = Field(
         "copula", description="copula (rank -> normal scores, AutoPEFT's choice) or standardize."
     )

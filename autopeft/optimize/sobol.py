@@ -34,6 +34,7 @@ def space_filling(
         scramble: True: scrambled Sobol; False: uniform random draws.
     """
     d = len(domain.cardinalities)
+    repair = getattr(domain, "repair", None)  # a parameter budget: draws are moved into it
     draw = _sobol(d, seed, skip) if scramble else _uniform(d, seed, skip)
     out: list[tuple[float, ...]] = []
     drawn = 0
@@ -45,6 +46,8 @@ def space_filling(
         batch = draw(max(n, 16))
         drawn += batch.shape[0]
         for row in batch.tolist():
+            if repair is not None and (row := repair(row)) is None:
+                continue
             k = domain.key(row)
             if k not in taken:
                 taken.add(k)

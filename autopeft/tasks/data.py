@@ -183,5 +183,8 @@ def task_key(spec: TaskSpec, data_dir: Path | None = None) -> str:
 
 def _stamp(path: Path) -> tuple[int, int]:
     """Size and modification time: a changed file is a different task."""
+    if path.is_dir():  # an arrow dataset folder: its files
+        stamps = [_stamp(p) for p in sorted(path.iterdir()) if p.is_file()]
+        return sum(s for s, _ in stamps), max((t for _, t in stamps), default=path.stat().st_mtime_ns)
     st = path.stat()
     return st.st_size, st.st_mtime_ns

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from autopeft.confine import inside, outside, real_roots
 from autopeft.errors import TaskError
-from autopeft.tasks.spec import TaskSpec
+from autopeft.tasks.spec import STRUCTURED_FORMATS, TaskSpec
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -71,7 +71,7 @@ def resolve_data_dir(spec: TaskSpec, roots: Sequence[str | os.PathLike[str]] | N
     looked: list[str] = []
     for base in bases:
         for folder in ([base / spec.subdir] if spec.subdir else []) + [base]:
-            if (folder / spec.train_file).is_file():
+            if present(spec, folder / spec.train_file):
                 return folder.resolve()
             looked.append(str(folder / spec.train_file))
     raise TaskError(
@@ -93,16 +93,29 @@ def _confined_data_dir(spec: TaskSpec, roots: Sequence[Path]) -> Path:
             train = folder / spec.train_file
             if not inside(train, roots):  # before looking at it: nothing outside the roots is even probed
                 raise TaskError(outside(f"task {spec.name!r}: file", train, roots, flag))
-            if train.is_file():
+            if present(spec, train):
                 evaluation = folder / spec.eval_file
                 if not inside(evaluation, roots):
                     raise TaskError(outside(f"task {spec.name!r}: file", evaluation, roots, flag))
+                for part in _folder_files(train) + _folder_files(evaluation):  # arrow: each file of the folders
+                    if not inside(part, roots):
+                        raise TaskError(outside(f"task {spec.name!r}: file", part, roots, flag))
                 return Path(os.path.realpath(folder))
             looked.append(str(train))
     raise TaskError(
         f"no data for task {spec.name!r}: missing file {' and '.join(looked)} (this worker reads under "
         f"{', '.join(str(r) for r in roots) or 'no folder'}; add one with --data DIR or ${DATA_DIR_ENV})"
     )
+
+
+def present(spec: TaskSpec, path: Path) -> bool:
+    """Whether the task's file (for ``arrow``: its folder) is at ``path``."""
+    return path.is_dir() if spec.format == "arrow" else path.is_file()
+
+
+def _folder_files(path: Path) -> list[Path]:
+    """The entries of a dataset folder (arrow), which must stay inside the roots like the folder itself."""
+    return sorted(path.iterdir()) if path.is_dir() else []
 
 
 def read_labeled(spec: TaskSpec, path: Path, labels: list[str] | None) -> Dataset:
@@ -125,8 +138,10 @@ def read_rows(spec: TaskSpec, path: Path, *, need_label: bool) -> Dataset:
     With ``need_label`` false a file without the label column (e.g. GLUE's test files)
     is accepted: the result then has no ``labels`` column.
     """
-    if not path.is_file():
-        raise TaskError(f"missing file {str(path)!r} (task {spec.name!r})")
+    if not present(spec, path):
+        raise TaskError(f"missing {'folder' if spec.format == 'arrow' else 'file'} {str(path)!r} (task {spec.name!r})")
+    if spec.format in STRUCTURED_FORMATS:
+        return _read_structured(spec, path, need_label=need_label)
     header, has_more_rows = _first_rows(spec, path)
     if spec.header and not has_more_rows:
         raise TaskError(f"{str(path)!r} has a header but no data rows (task {spec.name!r})")
@@ -144,6 +159,74 @@ def read_rows(spec: TaskSpec, path: Path, *, need_label: bool) -> Dataset:
 
     features = datasets.Features({name: datasets.Value("string") for name in wanted})
     return datasets.Dataset.from_dict(dict(zip(wanted, columns, strict=True)), features=features)
+
+
+def _read_structured(spec: TaskSpec, path: Path, *, need_label: bool) -> Dataset:
+    """A jsonl, parquet or arrow file through ``datasets``, checked by the rules of delimited files:
+    columns by name (or position), no empty file, every text and label present; values become strings."""
+    table = _load_structured(spec, path)
+    header = list(table.column_names)
+    if table.num_rows == 0:
+        raise TaskError(f"{str(path)!r} is empty (task {spec.name!r})")
+    wanted = {"text_a": _column_index(spec, spec.text_columns[0], header, path)}
+    if len(spec.text_columns) > 1:
+        wanted["text_b"] = _column_index(spec, spec.text_columns[1], header, path)
+    label_idx = _label_index(spec, header, path, need_label)
+    if label_idx is not None:
+        wanted["labels"] = label_idx
+    if len(set(wanted.values())) < len(wanted):
+        raise TaskError(f"task {spec.name!r} reads one column of {str(path)!r} for two roles: {wanted}")
+    columns = {role: _strings(table[header[i]], header[i], path, spec) for role, i in wanted.items()}
+    import datasets
+
+    features = datasets.Features({name: datasets.Value("string") for name in wanted})
+    return datasets.Dataset.from_dict(columns, features=features)
+
+
+def _load_structured(spec: TaskSpec, path: Path) -> Dataset:
+    import datasets
+
+    if (path.stat().st_size == 0) if spec.format != "arrow" else _no_shards(path):
+        raise TaskError(f"{str(path)!r} is empty (task {spec.name!r})")
+    cache = str(cache_dir() / "datasets")
+    try:
+        if spec.format == "jsonl":
+            loaded = datasets.Dataset.from_json(str(path), cache_dir=cache, keep_in_memory=True)
+        elif spec.format == "parquet":
+            loaded = datasets.Dataset.from_parquet(str(path), cache_dir=cache, keep_in_memory=True)
+        else:
+            loaded = datasets.load_from_disk(str(path), keep_in_memory=True)
+    except Exception as err:  # noqa: BLE001 - datasets and pyarrow raise many kinds for a malformed file
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise TaskError(f"cannot read {str(path)!r} as {spec.format} (task {spec.name!r}): {reason[:300]}") from None
+    if not isinstance(loaded, datasets.Dataset):
+        raise TaskError(
+            f"{str(path)!r} holds several splits ({', '.join(loaded)}); point train_file and eval_file at one each"
+        )
+    return loaded
+
+
+def _no_shards(folder: Path) -> bool:
+    """A dataset folder saved with no rows lists no data files (and ``datasets`` cannot load it)."""
+    import json
+
+    try:
+        return not json.loads((folder / "state.json").read_text(encoding="utf-8")).get("_data_files")
+    except (OSError, ValueError, AttributeError):
+        return False  # not a dataset folder: loading it says why
+
+
+def _strings(values: list, column: str, path: Path, spec: TaskSpec) -> list[str]:
+    """Column values as strings (a label 1 reads as "1", as in a TSV file); a missing value is an error."""
+    out = []
+    for row, value in enumerate(values):
+        if value is None:
+            where = f"data row {row + 1} of {str(path)!r}"
+            raise TaskError(f"column {column!r} has no value in {where} (task {spec.name!r})")
+        if isinstance(value, (dict, list)):
+            raise TaskError(f"column {column!r} holds a {type(value).__name__} in data row {row + 1} of {str(path)!r}")
+        out.append(str(value).lower() if isinstance(value, bool) else str(value))
+    return out
 
 
 def class_names(raw_labels: list[str]) -> list[str]:

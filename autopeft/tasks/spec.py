@@ -12,12 +12,23 @@ import codecs
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from autopeft.errors import TaskError
 from autopeft.inputs import validate_object
 
 Metric = Literal["accuracy", "f1", "matthews", "pearson", "spearman"]
+Format = Literal["tsv", "csv", "jsonl", "parquet", "arrow"]
+#: Default training and evaluation files of each format (``arrow``: folders written by ``Dataset.save_to_disk``).
+FORMAT_FILES: dict[str, tuple[str, str]] = {
+    "tsv": ("train.tsv", "dev.tsv"),
+    "csv": ("train.csv", "dev.csv"),
+    "jsonl": ("train.jsonl", "dev.jsonl"),
+    "parquet": ("train.parquet", "dev.parquet"),
+    "arrow": ("train", "dev"),
+}
+#: Formats whose columns carry names and types: read through ``datasets``, not as delimited text.
+STRUCTURED_FORMATS = ("jsonl", "parquet", "arrow")
 METRICS: tuple[str, ...] = ("accuracy", "f1", "matthews", "pearson", "spearman")
 #: The values each metric can take (a loss, if one is added, is ``(0, inf)``): the server refuses a
 #: result outside its metric's range, and a study's hypervolume is measured from the lower end.
@@ -39,6 +50,11 @@ class TaskSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1, max_length=100, description="Task name (a built-in name, or your own).")
+    format: Format = Field(
+        "tsv",
+        description="tsv (GLUE, the default), csv, jsonl (one JSON object a line), parquet, or arrow (a folder written "
+        "by datasets' save_to_disk). The file defaults follow it (train.csv, ..., the folders train and dev).",
+    )
     data_dir: str | None = Field(
         None,
         min_length=1,
@@ -77,6 +93,26 @@ class TaskSpec(BaseModel):
         default_factory=list, max_length=len(METRICS), description="Also reported, not optimised."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _format_defaults(cls, data: Any) -> Any:
+        """Files (and, for csv, the delimiter and quoting) default to what the format uses."""
+        if not isinstance(data, dict) or data.get("format") in (None, "tsv") or data["format"] not in FORMAT_FILES:
+            return data
+        train, dev = FORMAT_FILES[data["format"]]
+        data = {"train_file": train, "eval_file": dev, **data}
+        if data["format"] == "csv":
+            data = {"delimiter": ",", "quoting": "csv", **data}
+        return data
+
+    @model_serializer(mode="wrap")
+    def _without_default_format(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A TSV task dumps as before the field existed: stored studies, cache keys and older workers agree."""
+        body = handler(self)
+        if body.get("format") == "tsv":
+            body.pop("format")
+        return body
+
     @model_validator(mode="after")
     def _columns_and_encoding(self) -> TaskSpec:
         for col in [*self.text_columns, self.label_column]:
@@ -84,6 +120,8 @@ class TaskSpec(BaseModel):
                 raise ValueError(f"column index {col} is negative")
             if isinstance(col, str) and not self.header:
                 raise ValueError(f"column {col!r} is a name, but the files have no header row; give its index")
+        if self.format in STRUCTURED_FORMATS and not self.header:
+            raise ValueError(f"header=false is for tsv and csv files; {self.format} columns always have names")
         try:
             codecs.lookup(self.encoding)
         except LookupError:

@@ -21,7 +21,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,11 +67,53 @@ def check_save_path(out: str | os.PathLike[str]) -> Path:
 
 def save_trained(trained: TrainedTrial, out: str | os.PathLike[str]) -> Path:
     """Write ``trained`` to the new directory ``out``; merges the model in place first."""
+    return _write(trained.handle, lambda: _info(trained), out)
+
+
+def save_handle(
+    handle: PeftHandle,
+    out: str | os.PathLike[str],
+    *,
+    model: str | os.PathLike[str] | None = None,
+    labels: Sequence[str] | None = None,
+) -> Path:
+    """Write a model injected by :func:`autopeft.apply` (trained by any loop) to the new directory ``out``,
+    for :func:`load_trained` / :func:`autopeft.load`; merges the model in place first.
+
+    ``model``: the base model directory to record (default: the model's ``name_or_path`` when it is a
+    directory); ``labels``: the label names in class-index order (default: the model's ``id2label``)."""
+    config = handle.model.config
+    base = model if model is not None else getattr(config, "name_or_path", None)
+    base_dir = Path(base).expanduser().resolve() if base and Path(base).expanduser().is_dir() else None
+    problem = getattr(config, "problem_type", None)
+    num_labels = int(config.num_labels)
+    if labels is None and problem != "regression":
+        names = getattr(config, "id2label", None) or {}
+        labels = [str(names.get(i, names.get(str(i), i))) for i in range(num_labels)]
+
+    def info() -> dict[str, Any]:
+        return {
+            **_header(),
+            "model": None if base_dir is None or is_bundled(base_dir) else str(base_dir),
+            "model_shape": handle.shape.to_json(),
+            "task": None,
+            "labels": list(labels) if labels is not None else None,
+            "num_labels": num_labels,
+            "problem_type": problem,
+            "max_length": None,
+            "config": handle.config.to_json(),
+            "training": None,
+            "result": None,
+        }
+
+    return _write(handle, info, out)
+
+
+def _write(handle: PeftHandle, info: Callable[[], dict[str, Any]], out: str | os.PathLike[str]) -> Path:
     from safetensors.torch import save_file
 
     path = check_save_path(out)
     path.parent.mkdir(parents=True, exist_ok=True)  # ``--save runs/lora8`` in a fresh clone
-    handle = trained.handle
     handle.merge()
     weights = {name: t.detach().cpu().contiguous() for name, t in handle.peft_state_dict().items()}
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
@@ -83,7 +125,7 @@ def save_trained(trained: TrainedTrial, out: str | os.PathLike[str]) -> Path:
             if artifact is not None:
                 tensors = {n: t.detach().cpu().contiguous() for n, t in value.items()}
                 save_file(tensors, str(tmp / f"{artifact}.safetensors"), metadata={"format": FORMAT})
-        (tmp / INFO_FILE).write_text(json.dumps(_info(trained), indent=2) + "\n", encoding="utf-8")
+        (tmp / INFO_FILE).write_text(json.dumps(info(), indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -91,17 +133,25 @@ def save_trained(trained: TrainedTrial, out: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _info(trained: TrainedTrial) -> dict[str, Any]:
-    data = trained.task
+def _header() -> dict[str, Any]:
     return {
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "autopeft_version": __version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _info(trained: TrainedTrial) -> dict[str, Any]:
+    data = trained.task
+    return {
+        **_header(),
         "model": None if is_bundled(trained.model_dir) else str(trained.model_dir),
         "model_shape": trained.handle.shape.to_json(),
         "task": data.spec.model_copy(update={"data_dir": str(data.data_dir)}).model_dump(mode="json"),
         "labels": data.labels,
+        "num_labels": data.num_labels,
+        "problem_type": "regression" if data.is_regression else "single_label_classification",
         "max_length": data.max_length,
         "config": trained.config.to_json(),
         "training": trained.settings.model_dump(mode="json"),
@@ -116,7 +166,8 @@ class TrainedModel:
     model: nn.Module
     tokenizer: Any
     handle: PeftHandle
-    task: TaskSpec
+    #: None for a save without a task (:func:`save_handle`): then only :meth:`logits` on tokenised input.
+    task: TaskSpec | None
     labels: list[str] | None
     max_length: int
     device: torch.device
@@ -124,7 +175,14 @@ class TrainedModel:
 
     @property
     def is_regression(self) -> bool:
+        if self.task is None:
+            return self.info.get("problem_type") == "regression"
         return self.task.kind == "regression"
+
+    def _need_task(self) -> TaskSpec:
+        if self.task is None or self.tokenizer is None:
+            raise ModelError("this save has no task description (saved from Python with handle.save); use .model")
+        return self.task
 
     def logits(self, rows: Dataset, batch_size: int = 64) -> np.ndarray:
         """``n x num_labels`` logits for rows with ``text_a`` (and ``text_b``) columns."""
@@ -147,9 +205,10 @@ class TrainedModel:
         """Label names (or regression outputs) for single texts or ``(text_a, text_b)`` pairs."""
         from datasets import Dataset
 
+        task = self._need_task()
         pairs = [t if isinstance(t, tuple) else (t,) for t in texts]
         columns = {"text_a": [p[0] for p in pairs]}
-        if len(self.task.text_columns) > 1:
+        if len(task.text_columns) > 1:
             columns["text_b"] = [p[1] if len(p) > 1 else "" for p in pairs]
         return self.decode(self.logits(Dataset.from_dict(columns), batch_size))
 
@@ -159,7 +218,8 @@ class TrainedModel:
 
     def predict_file(self, path: str | os.PathLike[str]) -> tuple[list[str | float], dict[str, float] | None]:
         """Predictions for a file in the task's format, and the task's metrics when it has labels."""
-        rows = read_rows(self.task, Path(path), need_label=False)
+        task = self._need_task()
+        rows = read_rows(task, Path(path), need_label=False)
         logits = self.logits(rows)
         if "labels" not in rows.column_names:
             return self.decode(logits), None
@@ -173,19 +233,28 @@ class TrainedModel:
 
 
 def load_trained(
-    path: str | os.PathLike[str], *, model: str | os.PathLike[str] | None = None, device: str = "cpu"
+    path: str | os.PathLike[str], *, model: str | os.PathLike[str] | nn.Module | None = None, device: str = "cpu"
 ) -> TrainedModel:
-    """Load a directory written by :func:`save_trained` onto its base model (or ``model``)."""
+    """Load a directory written by :func:`save_trained` or :func:`save_handle` onto its base model.
+
+    ``model``: another base model directory, or a base model already loaded (a fresh, un-injected
+    ``...ForSequenceClassification`` of the same architecture, injected in place)."""
     from safetensors.torch import load_file
+    from torch import nn
 
     folder = Path(path).expanduser()
     info = _read_info(folder)
-    model_dir = resolve_model_dir(model if model is not None else info["model"])
-    task = TaskSpec.model_validate(info["task"])
+    task = TaskSpec.model_validate(info["task"]) if info.get("task") else None
     labels = info["labels"]
-    num_labels = 1 if task.kind == "regression" else len(labels)
-    problem = "regression" if task.kind == "regression" else "single_label_classification"
-    base = load_model(model_dir, num_labels, problem_type=problem)
+    regression = (task.kind if task is not None else info.get("problem_type")) == "regression"
+    num_labels = int(info.get("num_labels") or (1 if regression else len(labels)))
+    if isinstance(model, nn.Module):
+        base, model_dir, tokenizer = model, None, None
+    else:
+        model_dir = resolve_model_dir(model if model is not None else info["model"])
+        problem = "regression" if regression else "single_label_classification"
+        base = load_model(model_dir, num_labels, problem_type=problem)
+        tokenizer = _tokenizer_or_none(model_dir, required=task is not None)
     _check_shape(ModelShape.from_model(base), info["model_shape"], model_dir)
     config = parse_config(info["config"])
     prepared = {
@@ -198,7 +267,18 @@ def load_trained(
     handle.load_peft_state_dict(load_file(str(folder / WEIGHTS_FILE)))
     dev = resolve_device(device)
     base.to(dev).eval()
-    return TrainedModel(base, load_tokenizer(model_dir), handle, task, labels, int(info["max_length"]), dev, info)
+    max_length = int(info["max_length"]) if info.get("max_length") else 512
+    return TrainedModel(base, tokenizer, handle, task, labels, max_length, dev, info)
+
+
+def _tokenizer_or_none(model_dir: Path, *, required: bool) -> Any:
+    """The model's tokenizer; a weights-only base is fine for a save without a task (no ``predict``)."""
+    try:
+        return load_tokenizer(model_dir)
+    except ModelError:
+        if required:
+            raise
+        return None
 
 
 def _read_info(folder: Path) -> dict[str, Any]:
@@ -217,13 +297,14 @@ def _read_info(folder: Path) -> dict[str, Any]:
     return info
 
 
-def _check_shape(shape: ModelShape, saved: dict[str, Any], model_dir: Path) -> None:
+def _check_shape(shape: ModelShape, saved: dict[str, Any], model_dir: Path | None) -> None:
     """The weights only fit the model they were trained on: compare what the shape records."""
     now = shape.to_json()
     diff = [k for k in ("model_type", "n_layers", "hidden", "backbone_params") if now.get(k) != saved.get(k)]
     if diff:
         k = diff[0]
         raise ModelError(
-            f"the saved weights were trained on a model with {k}={saved.get(k)!r}, but {str(model_dir)!r} "
+            f"the saved weights were trained on a model with {k}={saved.get(k)!r}, but "
+            f"{repr(str(model_dir)) if model_dir else 'the model given'} "
             f"has {k}={now.get(k)!r}; pass the original model with --model"
         )

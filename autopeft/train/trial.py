@@ -35,6 +35,7 @@ from autopeft.modules import FAMILIES, PeftHandle, inject, trained_whole
 from autopeft.modules.base import PrepareInput
 from autopeft.roots import Roots
 from autopeft.tasks.data import Split, TaskData, load_task_data, task_key
+from autopeft.tasks.files import present
 from autopeft.tasks.spec import TaskSpec, resolve_task
 from autopeft.train.evaluate import score
 from autopeft.train.loop import LoopResult, OnEvaluation, Progress, ShouldStop, train
@@ -183,6 +184,7 @@ def train_trial(
     on_evaluation: OnEvaluation = None,
     data_dir: str | os.PathLike[str] | None = None,
     roots: Roots | None = None,
+    whole_train: bool = False,
 ) -> TrainedTrial:
     """Load ``task`` and ``model`` (None: the bundled MiniLM), inject ``config``, train, score.
 
@@ -193,6 +195,7 @@ def train_trial(
     ``data_dir``: where the task's files are when the task names no folder (``autopeft train --data``).
     ``roots``: a worker's roots; task files and the model are read only inside them (``data_dir``
     is then ignored: the data roots are where the task is looked for).
+    ``whole_train``: train on every row of the training file (:func:`autopeft.train.retrain.train_final`).
     Raises TaskError, ConfigError, ModelError or TrainingError for bad input.
     """
     confined = roots is not None
@@ -202,11 +205,14 @@ def train_trial(
     model_dir = resolve_model_dir(model, roots.models if roots is not None else None)
     cache = cache if cache is not None else TrialCache()
     data = load_task_data(spec, model_dir, settings.max_length, roots.data if roots is not None else None)
-    if settings.evaluate_dev and not (data.data_dir / spec.eval_file).is_file():  # fail before training
+    if settings.evaluate_dev and not present(spec, data.data_dir / spec.eval_file):  # fail before training
         raise TaskError(f"missing file {str(data.data_dir / spec.eval_file)!r} (task {spec.name!r}, evaluate_dev)")
-    split = data.split(
-        settings.search_split, settings.split_seed, settings.max_train_examples, settings.max_search_examples
-    )
+    if whole_train:  # the final model: every training row, no search split (see autopeft.train.retrain)
+        split = Split(train=np.arange(data.train.num_rows)[: settings.max_train_examples], search=np.arange(1))
+    else:
+        split = data.split(
+            settings.search_split, settings.split_seed, settings.max_train_examples, settings.max_search_examples
+        )
     with _deterministic(dev):
         try:
             return _train(

@@ -233,3 +233,19 @@ def test_stopped_trials_and_the_learning_curve_of_a_selected_trial(browser, db_u
         page.wait_for_function("document.querySelectorAll('#curve .curve-point').length === 1")
         assert "running (step 20)" in page.inner_text("#trial-numbers")
         page.close()
+
+
+def test_a_budgeted_study_draws_its_budget_line(browser, db_url, study_body):
+    with live_server(db_url) as server:
+        api = httpx.Client(base_url=f"{server.url}/api/v1", timeout=120)  # counting the budget takes a second
+        study = api.post("/studies", json=study_body(max_trials=4, constraints={"max_param_fraction": 0.3})).json()
+        assert study["constraints"] == {"max_param_fraction": 0.3, "min_param_fraction": None}
+        for _ in range(2):
+            _complete(api, _claim(api), 0.6)
+        page = browser.new_page(viewport={"width": 1300, "height": 1200})
+        page.goto(f"{server.url}/#/study/{study['id']}")
+        page.wait_for_selector("#scatter .budget-line", state="attached")  # a vertical line has no width
+        lines = page.eval_on_selector_all("#scatter .budget-line", "ls => ls.map(l => Number(l.dataset.at))")
+        assert lines == [pytest.approx(30.0)]
+        assert page.locator("#scatter .budget-label").text_content() == "budget max 30.0%"
+        page.close()
