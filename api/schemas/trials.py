@@ -122,7 +122,8 @@ class TrialPublic(BaseModel):
     metrics: dict[str, float] | None
     extra: dict[str, Any] | None
     error: str | None
-    curve: list[tuple[int, float]] | None = Field(
+    # pairs as lists, not tuples: a tuple's schema (``items`` as a list) is not valid in OpenAPI 3.1
+    curve: list[list[int | float]] | None = Field(
         None, description="[step, metric] of every progress report of its current (or last) run, by step."
     )
     last_step: int | None = Field(None, description="The step of the last progress report (a stopped trial's stop).")
