@@ -15,29 +15,11 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
 def tiny_config(kind: str = "bert", **overrides):
-    """A 3-layer, hidden-32 encoder config of the given architecture (a model type of autopeft.layouts)."""
-    from transformers import BertConfig, RobertaConfig
+    """A 3-layer, hidden-32 encoder config of the given architecture (a model type of autopeft.layouts):
+    its entry's tiny example, with two labels unless ``overrides`` say otherwise."""
+    from autopeft.layouts import ARCHITECTURES
 
-    if kind not in ("bert", "roberta"):  # the other architectures: their entry's tiny example
-        from autopeft.layouts import ARCHITECTURES
-
-        return ARCHITECTURES[kind].example_config(num_labels=2, **overrides)
-
-    common = dict(
-        vocab_size=120,
-        hidden_size=32,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        intermediate_size=48,
-        max_position_embeddings=80,
-        num_labels=2,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
-    common.update(overrides)
-    if kind == "roberta":
-        return RobertaConfig(pad_token_id=1, **common)
-    return BertConfig(**common)
+    return ARCHITECTURES[kind].example_config(**{"num_labels": 2, **overrides})
 
 
 def tiny_model(kind: str = "bert", seed: int = 0, **overrides):
