@@ -17,11 +17,15 @@ Methods (``OptimizerSettings.method``):
 A study's parameter budget (``settings.constraints``, :mod:`autopeft.optimize.budget`) takes
 every configuration outside it out of the grid: it is never proposed.
 
+A warm start (``warm``, :mod:`autopeft.optimize.warm`) queues the earlier studies' front
+configurations first (``source`` ``warm_start``) and, for ``gp``, models the earlier trials as
+related tasks (:mod:`autopeft.optimize.multitask`); see docs/warm_start.md.
+
 Objectives are maximised as ``(metric, -log10 max(param_fraction, 1e-6))``
 (:func:`autopeft.pareto.to_objectives`). Same inputs, seed and state give the same
 proposals; torch's threads and random state are restored afterwards. Layout:
-``engine`` (the loop), ``sobol``, ``gp``, ``saas``, ``acquisition``, ``discrete``
-(acquisition optimiser), ``reference``, ``transforms``, ``domain``, ``runtime``,
+``engine`` (the loop), ``sobol``, ``gp``, ``saas``, ``multitask``, ``warm``, ``acquisition``,
+``discrete`` (acquisition optimiser), ``reference``, ``transforms``, ``domain``, ``runtime``,
 ``state``; see docs/optimizer.md.
 """
 
@@ -29,12 +33,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from autopeft.config import PeftConfig
 from autopeft.errors import OptimizerError
-from autopeft.optimize.settings import Method, OptimizerSettings, ParamBudget, ReferencePoint, default_n_initial
+from autopeft.optimize.settings import (
+    Method,
+    OptimizerSettings,
+    ParamBudget,
+    ReferencePoint,
+    WarmStartSettings,
+    default_n_initial,
+)
 from autopeft.optimize.state import OptimizerState
 from autopeft.space import Space
+
+if TYPE_CHECKING:
+    from autopeft.optimize.warm import WarmStart
 
 __all__ = [
     "Method",
@@ -44,6 +59,7 @@ __all__ = [
     "ParamBudget",
     "Proposal",
     "ReferencePoint",
+    "WarmStartSettings",
     "default_n_initial",
     "propose",
 ]
@@ -61,7 +77,8 @@ class Observation:
 @dataclass(frozen=True)
 class Proposal:
     """A configuration to train, its canonical point in the space (bin centres), and what
-    chose it: ``sobol``/``random`` (the space-filling design) or ``gp``/``saas`` (the model)."""
+    chose it: ``warm_start`` (an earlier study's front configuration), ``sobol``/``random``
+    (the space-filling design) or ``gp``/``saas`` (the model)."""
 
     config: PeftConfig
     x: tuple[float, ...]
@@ -79,6 +96,7 @@ def propose(
     *,
     state: OptimizerState | None = None,
     stopped: Sequence[Sequence[float]] = (),
+    warm: WarmStart | None = None,
 ) -> list[Proposal]:
     """``n`` new, distinct configurations for the study (see the module docstring).
 
@@ -94,13 +112,16 @@ def propose(
         stopped: points of trials the early-stopping rule stopped: like ``failed``, never modelled (their
             metric is partial: it would read as a final result) and never proposed again (the rule found
             them dominated once already).
+        warm: what the study takes from the earlier studies it names
+            (:func:`autopeft.optimize.warm.build_warm_start`); the front, the reference point and
+            the acquisition's baseline stay the study's own.
 
     Raises:
         OptimizerError: bad inputs (wrong dimension, non-finite objectives, n < 1), or the
             space has fewer than ``n`` configurations left.
     """
     from autopeft.optimize.domain import SpaceDomain
-    from autopeft.optimize.engine import points_tensor, propose_points
+    from autopeft.optimize.engine import points_tensor, propose_points, warm_input
     from autopeft.optimize.reference import override_objectives
     from autopeft.pareto import to_objectives
 
@@ -127,5 +148,6 @@ def propose(
         settings,
         state,
         override_objectives(ref.metric, ref.param_fraction) if ref is not None else None,
+        warm_input(warm, d) if warm is not None else None,
     )
     return [Proposal(space.decode(list(x)), tuple(x), source) for x, source in points]

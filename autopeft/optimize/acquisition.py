@@ -118,11 +118,13 @@ class _CachedNEHVI:
 
 
 class _BotorchNEHVI:
-    """botorch's ``qLogNoisyExpectedHypervolumeImprovement`` (``prune_baseline=True``, cached root)."""
+    """botorch's ``qLogNoisyExpectedHypervolumeImprovement`` (``prune_baseline=True``, cached root where
+    the model supports it: not for the multi-task GPs of a warm-started study)."""
 
     def __init__(
         self, model: Model, baseline: torch.Tensor, ref: torch.Tensor, pending: torch.Tensor, mc: int, seed: int
     ) -> None:
+        from botorch.acquisition.cached_cholesky import supports_cache_root
         from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
         from botorch.models.fully_bayesian import MCMC_DIM
         from botorch.sampling.normal import SobolQMCNormalSampler
@@ -136,7 +138,7 @@ class _BotorchNEHVI:
             sampler=SobolQMCNormalSampler(sample_shape=torch.Size([mc]), seed=seed % (2**31)),
             X_pending=pending if pending.shape[0] else None,
             prune_baseline=True,
-            cache_root=True,
+            cache_root=supports_cache_root(model),
             marginalize_dim=MCMC_DIM if is_ensemble(model) else None,
         )
 

@@ -4,6 +4,14 @@
 a :class:`~autopeft.optimize.domain.Domain`, the completed points and their
 maximised objectives, pending and failed points. Benchmarks call it directly on
 bare grids.
+
+A warm-started study (:mod:`.warm`) adds two things. Its first proposals are the earlier
+studies' front points (``warm_start``), queued while the study is within its initial design
+(fewer trials than ``n_initial``) and has warm-start slots left. And with enough related
+observations (``MIN_MODEL_POINTS``) a ``gp`` study models them as related tasks
+(:mod:`.multitask`) and skips the rest of its Sobol design: the model takes over as soon as the
+study has ``MIN_MODEL_POINTS`` results of its own, because the earlier data carries the shape
+that the Sobol trials would otherwise have to find.
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Hashable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
@@ -24,9 +32,19 @@ from autopeft.optimize.state import OptimizerState
 
 if TYPE_CHECKING:
     from autopeft.optimize.acquisition import Acquisition
+    from autopeft.optimize.warm import Related, WarmStart
 
 #: Completed trials a model needs at least; before that, proposals stay space-filling.
 MIN_MODEL_POINTS = 4
+
+
+class Warm(NamedTuple):
+    """A warm start as the engine takes it: related observations (None: none to model), the
+    earlier front points to queue first (``s x d``) and how many of them may still be queued."""
+
+    related: Related | None
+    seeds: torch.Tensor
+    slots: int
 
 
 def propose_points(
@@ -40,10 +58,11 @@ def propose_points(
     settings: OptimizerSettings | None = None,
     state: OptimizerState | None = None,
     reference: torch.Tensor | None = None,
+    warm: Warm | None = None,
 ) -> list[tuple[tuple[float, ...], str]]:
     """``n`` new canonical points, distinct trials, none of them completed, pending or failed,
-    each with what chose it: ``sobol`` or ``random`` (the space-filling design) or the model
-    (``gp`` or ``saas``).
+    each with what chose it: ``warm_start`` (an earlier study's front point), ``sobol`` or
+    ``random`` (the space-filling design) or the model (``gp`` or ``saas``).
 
     Args:
         domain: the grid and its trial identity.
@@ -54,6 +73,7 @@ def propose_points(
         settings: the method and its levers (default: ``gp``).
         state: the study's optimiser memory (warm starts, caches), optional.
         reference: ``m`` user reference point in objective units, NaN where the data decides.
+        warm: what the study takes from earlier studies (see the module docstring), optional.
     """
     settings = settings or OptimizerSettings()
     d = len(domain.cardinalities)
@@ -61,17 +81,53 @@ def propose_points(
     taken = {domain.key(row) for part in (X, pending, failed) for row in part.tolist()}
     taken |= set(getattr(domain, "excluded", ()))  # e.g. the key of every point outside a parameter budget
     history = X.shape[0] + pending.shape[0] + failed.shape[0]
-    n_fill = _space_filling_count(settings, d, history, X.shape[0], n)
+    sourced: list[tuple[tuple[float, ...], str]] = []
+    if warm is not None and warm.slots > 0 and history < settings.n_initial_for(d):
+        sourced = [(p, "warm_start") for p in _seeds(domain, warm.seeds, min(n, warm.slots), taken)]
+        if len(sourced) == n:
+            return sourced
+        pending = torch.cat([pending, torch.tensor([p for p, _ in sourced], dtype=torch.double).reshape(-1, d)])
+        history, n = history + len(sourced), n - len(sourced)
+    related = warm.related if warm is not None and _models_related(warm, settings) else None
+    n_fill = _space_filling_count(settings, d, history, X.shape[0], n, related is not None)
     filling = "random" if settings.method == "random" else "sobol"
     out = space_filling(domain, n_fill, seed, history, taken, scramble=filling == "sobol")
-    sourced = [(point, filling) for point in out]
+    sourced += [(point, filling) for point in out]
     if len(out) < n:
         extra = torch.tensor(out, dtype=torch.double).reshape(-1, d)
         modelled = _model_based(
-            domain, X, Y, torch.cat([pending, extra]), n - len(out), seed, settings, state, reference, taken, history
-        )
+            domain, X, Y, torch.cat([pending, extra]), n - len(out), seed, settings, state, reference, taken, history,
+            related,
+        )  # fmt: skip
         sourced += [(point, settings.method) for point in modelled]
     return sourced
+
+
+def warm_input(warm: WarmStart, d: int) -> Warm:
+    """A :class:`~autopeft.optimize.warm.WarmStart` as tensors (``d``: the space's dimensions)."""
+    from autopeft.optimize.warm import related_tensors
+
+    related = related_tensors(warm, d) if warm.n_related else None
+    return Warm(related, points_tensor(warm.seeds, d, "warm-start configurations"), warm.slots)
+
+
+def _seeds(domain: Domain, seeds: torch.Tensor, k: int, taken: set[Hashable]) -> list[tuple[float, ...]]:
+    """Up to ``k`` of the warm-start points, in their order, that are not taken; ``taken`` gains them."""
+    out: list[tuple[float, ...]] = []
+    for row in seeds.tolist():
+        if len(out) == k:
+            break
+        key = domain.key(row)
+        if key not in taken:
+            taken.add(key)
+            out.append(domain.canonical(row))
+    return out
+
+
+def _models_related(warm: Warm, settings: OptimizerSettings) -> bool:
+    """Whether the model learns from the earlier studies: a ``gp`` study (SAAS has no multi-task form
+    here; it keeps its own data and only re-evaluates the seeds) with enough related observations."""
+    return settings.method == "gp" and warm.related is not None and warm.related.X.shape[0] >= MIN_MODEL_POINTS
 
 
 def _check_inputs(
@@ -87,10 +143,15 @@ def _check_inputs(
         raise OptimizerError(f"objectives must be finite, got {Y[~torch.isfinite(Y).all(dim=-1)][0].tolist()}")
 
 
-def _space_filling_count(settings: OptimizerSettings, d: int, history: int, completed: int, n: int) -> int:
-    """How many of the ``n`` proposals come from the Sobol (or random) design."""
+def _space_filling_count(
+    settings: OptimizerSettings, d: int, history: int, completed: int, n: int, related: bool = False
+) -> int:
+    """How many of the ``n`` proposals come from the Sobol (or random) design: all of them until the
+    model has ``MIN_MODEL_POINTS`` results, then the rest of ``n_initial`` (none with related data)."""
     if settings.method in ("sobol", "random") or completed < MIN_MODEL_POINTS:
         return n
+    if related:
+        return 0
     return min(n, max(0, settings.n_initial_for(d) - history))
 
 
@@ -106,8 +167,11 @@ def _model_based(
     reference: torch.Tensor | None,
     taken: set[Hashable],
     history: int,
+    related: Related | None = None,
 ) -> list[tuple[float, ...]]:
-    """``n`` points by sequential greedy qLogNEHVI (each chosen point joins the pending ones)."""
+    """``n`` points by sequential greedy qLogNEHVI (each chosen point joins the pending ones); with
+    ``related``, on a multi-task model of the study and the earlier ones (its baseline, reference
+    point and Pareto parents are the study's own)."""
     from autopeft.optimize.acquisition import build_acquisition
     from autopeft.optimize.reference import acquisition_reference
     from autopeft.optimize.transforms import fit_transform
@@ -118,10 +182,11 @@ def _model_based(
         t0 = time.perf_counter()
         Xs, pending_s = snap(X, cards), snap(pending, cards)
         Z, transform = fit_transform(Y.to(torch.double), settings.outcome_transform)
-        model = _fitted_model(Xs, Z, list(domain.cardinalities), settings, state, run_seed)
+        model = _fitted_model(Xs, Z, list(domain.cardinalities), settings, state, run_seed, related)
         t1 = time.perf_counter()
         ref = acquisition_reference(Z, transform, reference)
-        cached = settings.nehvi == "cached" and settings.method == "gp"
+        # the cached qLogNEHVI needs single-task GPs; a multi-task model goes through botorch's own
+        cached = settings.nehvi == "cached" and settings.method == "gp" and related is None
         acqf = build_acquisition(
             model, Xs, Z, ref, pending_s, settings.mc_samples, settings.max_baseline, run_seed, cached
         )
@@ -176,14 +241,21 @@ def _fitted_model(
     settings: OptimizerSettings,
     state: OptimizerState | None,
     seed: int,
+    related: Related | None = None,
 ) -> object:
     """The model of ``Z`` (``n x m``) on ``X`` (``n x d``): reused from ``state`` when it was
-    fitted on the same data with the same settings, else fitted (warm-started if allowed)."""
-    fingerprint = _fingerprint(X, Z, settings)
+    fitted on the same data with the same settings, else fitted (warm-started if allowed);
+    with ``related``, a multi-task model of the study (task 0) and the earlier studies."""
+    data = _related_data(related, X.shape[0], cards, settings) if related is not None else None
+    fingerprint = _fingerprint(X, Z, settings, *(data or ()))
     if state is not None and state.fitted_for == fingerprint and state.fitted_model is not None:
         state.last_fit = "reused"
         return state.fitted_model
-    if settings.method == "saas":
+    if data is not None:
+        from autopeft.optimize.multitask import fit_multitask_list
+
+        model = fit_multitask_list(X, Z, *data, cards, state, settings.warm_start, settings.kernel)
+    elif settings.method == "saas":
         from autopeft.optimize.saas import fit_saas_list
 
         model = fit_saas_list(X, Z, settings, seed, state)
@@ -206,8 +278,21 @@ def _fitted_model(
     return model
 
 
-def _fingerprint(X: torch.Tensor, Z: torch.Tensor, settings: OptimizerSettings) -> str:
-    """Digest of the training data and the settings that shape the model."""
+def _related_data(
+    related: Related, own: int, cards: Sequence[int], settings: OptimizerSettings
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The related rows the model fits: snapped points (``n_r x d``), objectives transformed within
+    each task (``n_r x m``) and tasks (``n_r``), capped to the study's ``fit_points``."""
+    from autopeft.optimize.multitask import cap_related, per_task_transform
+
+    Zr = per_task_transform(related.Y.to(torch.double), related.task, settings.outcome_transform)
+    keep = cap_related(Zr, own, settings.fit_points)
+    Xr = snap(related.X[keep], torch.tensor(list(cards), dtype=torch.double))
+    return Xr, Zr[keep], related.task[keep]
+
+
+def _fingerprint(X: torch.Tensor, Z: torch.Tensor, settings: OptimizerSettings, *more: torch.Tensor) -> str:
+    """Digest of the training data (``more``: the related rows, if any) and the settings that shape the model."""
     h = hashlib.sha256()
     h.update(
         settings.model_dump_json(
@@ -223,7 +308,8 @@ def _fingerprint(X: torch.Tensor, Z: torch.Tensor, settings: OptimizerSettings) 
             }
         ).encode()
     )
-    for t in (X, Z):
+    h.update(f"related:{len(more)}".encode())
+    for t in (X, Z, *more):
         h.update(str(tuple(t.shape)).encode())
         h.update(t.detach().contiguous().to(torch.double).numpy().tobytes())
     return h.hexdigest()

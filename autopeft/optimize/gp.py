@@ -20,7 +20,7 @@ Cost levers, each optional:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -31,6 +31,7 @@ from autopeft.optimize.state import OptimizerState
 
 if TYPE_CHECKING:
     from botorch.models import ModelListGP, SingleTaskGP
+    from gpytorch.models import ExactGP
 
 #: L-BFGS iterations at most for a cold fit and for a warm-started one.
 COLD_MAXITER, WARM_MAXITER = 100, 20
@@ -123,23 +124,32 @@ def _fit_one(
     X: torch.Tensor, z: torch.Tensor, cached: dict[str, torch.Tensor] | None, kernel: KernelName, cards: Sequence[int]
 ) -> tuple[SingleTaskGP, bool]:
     """One GP on ``n x d`` inputs and ``n x 1`` targets; True when it was warm-started."""
+    return fit_with_fallback(lambda: _model(X, z, kernel, cards), cached)
+
+
+def fit_with_fallback(
+    build: Callable[[], ExactGP], cached: dict[str, torch.Tensor] | None
+) -> tuple[ExactGP, bool]:
+    """The model ``build()`` makes, fitted by maximum marginal likelihood from ``cached`` hyperparameters
+    when they fit it (True: warm-started), else from its defaults; a fit that fails is retried from the
+    defaults, and a second failure keeps the defaults (a proposal never fails on a fit)."""
     from botorch.fit import fit_gpytorch_mll
     from gpytorch.mlls import ExactMarginalLogLikelihood
 
-    model = _model(X, z, kernel, cards)
+    model = build()
     warm = cached is not None and _load(model, cached)
     try:
         mll = ExactMarginalLogLikelihood(model.likelihood, model)
         fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": WARM_MAXITER if warm else COLD_MAXITER}})
     except (ValueError, RuntimeError) as err:  # a step left the priors' support, or a Cholesky failed
         log.warning("GP fit failed (%s: %s); refitting from the default hyperparameters", type(err).__name__, err)
-        model, warm = _model(X, z, kernel, cards), False
+        model, warm = build(), False
         try:
             mll = ExactMarginalLogLikelihood(model.likelihood, model)
             fit_gpytorch_mll(mll, optimizer_kwargs={"options": {"maxiter": COLD_MAXITER}})
         except (ValueError, RuntimeError) as again:
             log.warning("GP fit failed again (%s); using the default hyperparameters", again)
-            model = _model(X, z, kernel, cards)
+            model = build()
     model.eval()
     return model, warm
 

@@ -49,3 +49,5 @@ def _quiet_expected_warnings() -> None:
 
     for category in (InputDataWarning, NumericsWarning, OptimizationWarning, NumericalWarning):
         warnings.simplefilter("ignore", category)
+    # the multi-task GP's likelihood builds a sparse matrix; torch notes once that it skips invariant checks
+    warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")

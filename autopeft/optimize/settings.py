@@ -8,7 +8,7 @@ torch, so API schemas can import it.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -147,3 +147,46 @@ class OptimizerSettings(BaseModel):
     def n_initial_for(self, d: int) -> int:
         """The Sobol budget for a space of ``d`` dimensions."""
         return self.n_initial if self.n_initial is not None else default_n_initial(d)
+
+
+#: Earlier studies a warm start may name at most.
+MAX_WARM_STUDIES = 20
+
+
+class WarmStartSettings(BaseModel):
+    """A study's ``warm_start``: the earlier studies it starts from (docs/warm_start.md).
+
+    Their Pareto-front configurations that the new space encodes are trained again first
+    (``source: "warm_start"``), and every completed trial of theirs that the new space encodes
+    is data of a related task for the model. The new study's own front and hypervolume use
+    its own trials only.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    studies: list[Annotated[int, Field(strict=True, ge=1, le=2**31 - 1)]] = Field(
+        min_length=1,
+        max_length=MAX_WARM_STUDIES,
+        description="Ids of earlier studies of the same kind of task (classification or regression) on this server.",
+    )
+    max_configs: int | None = Field(
+        None,
+        strict=True,
+        ge=0,
+        le=1000,
+        description="Front configurations of the earlier studies trained again first, at most; default: the "
+        "study's n_initial; 0: none (the model still learns from the earlier trials).",
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self) -> WarmStartSettings:
+        seen: set[int] = set()
+        for study in self.studies:
+            if study in seen:
+                raise ValueError(f"studies: study {study} is named twice")
+            seen.add(study)
+        return self
+
+    def max_configs_for(self, d: int, settings: OptimizerSettings) -> int:
+        """How many warm-start configurations a study of ``d`` dimensions queues at most."""
+        return self.max_configs if self.max_configs is not None else settings.n_initial_for(d)
