@@ -10,7 +10,9 @@ and an expiry, so it holds across server processes and machines), re-read the st
 trials under it, call :func:`autopeft.optimize.propose` with completed trials as
 observations, queued and running ones as pending points, and failed ones and those the
 early-stopping rule stopped excluded (never modelled: a stopped trial's metric is partial),
-and queue the batch if the lock is still ours. Claims never wait for this: they read the queue.
+and, for a warm-started study, the completed trials of the studies it names as they are now
+(:mod:`autopeft.optimize.warm`), and queue the batch if the lock is still ours. Claims never
+wait for this: they read the queue.
 
 ``autopeft serve`` runs one :class:`Proposer` in a process of its own
 (:func:`run_process`), so that proposal work (pure Python for Sobol, seconds of
@@ -34,8 +36,9 @@ from api.records import Demand, NewTrial, ProposalSnapshot
 from api.settings import Settings
 from api.storage import Storage, utcnow
 from api.storage_protocol import StorageProtocol
-from api.study_spec import StudyContexts, config_key
-from autopeft.optimize import Observation, propose
+from api.study_spec import StudyContext, StudyContexts, config_key
+from autopeft.optimize import Observation, WarmStartSettings, propose
+from autopeft.optimize.warm import EarlierTrial, WarmStart, build_warm_start
 
 log = logging.getLogger("autopeft.api.proposer")
 
@@ -208,6 +211,7 @@ class Proposer:
 
     def _proposals(self, snap: ProposalSnapshot, n: int) -> list[NewTrial]:
         context = self.contexts.get(snap.study)
+        warm = self._warm_start(snap, context) if snap.study.warm_start else None
         proposals = propose(
             context.space,
             completed=[Observation(x, metric, fraction) for x, metric, fraction in snap.completed],
@@ -218,11 +222,23 @@ class Proposer:
             failed=list(snap.failed),
             state=context.state,
             stopped=list(snap.stopped),
+            warm=warm,
         )
         return [
             NewTrial(p.config.to_json(), config_key(p.config, context.n_layers), tuple(p.x), p.source)
             for p in proposals
         ]
+
+    def _warm_start(self, snap: ProposalSnapshot, context: StudyContext) -> WarmStart:
+        """What the study takes from the earlier studies it names, read now: a study that still runs
+        contributes the trials it has completed; one deleted since contributes nothing."""
+        spec = WarmStartSettings.model_validate(snap.study.warm_start)
+        earlier = [
+            EarlierTrial(t.study_id, t.id, t.config, t.metric, t.param_fraction)
+            for t in self.storage.completed_trials(spec.studies)
+        ]
+        slots = spec.max_configs_for(context.space.d, context.optimizer) - snap.warm_started
+        return build_warm_start(context.space, spec.studies, earlier, slots, context.warm_points)
 
     def _record_error(self, study_id: int, message: str) -> None:
         pace = self._pace.get(study_id)

@@ -43,6 +43,8 @@ class StudyInput:
     lease_seconds: float
     #: :class:`autopeft.early_stopping.EarlyStoppingSettings` as JSON; None (studies older than 0004): off.
     early_stopping: dict[str, Any] | None = None
+    #: :class:`autopeft.optimize.WarmStartSettings` as JSON: the earlier studies it starts from; None: none.
+    warm_start: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -188,3 +190,16 @@ class ProposalSnapshot:
     trials: int = field(default=0)
     #: Points of trials the early-stopping rule stopped: never modelled (their metric is partial), never proposed again.
     stopped: tuple[tuple[float, ...], ...] = field(default=())
+    #: Trials the study holds that its warm start queued (``source`` ``warm_start``), in any state.
+    warm_started: int = field(default=0)
+
+
+@dataclass(frozen=True)
+class CompletedTrial:
+    """A completed trial as another study's warm start reads it: its configuration and result."""
+
+    study_id: int
+    id: int
+    config: dict[str, Any]
+    metric: float
+    param_fraction: float

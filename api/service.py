@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from api.failures import PAUSE_WINDOW, group_failures, pause_reason
 from api.proposer import Proposer
 from api.records import REPORT_FIELDS, Claim, Report, StudyRecord, TrialRecord, field_names
+from api.errors import NotFoundError
 from api.schemas.studies import (
     FailureGroupPublic,
     ParetoPublic,
@@ -26,6 +27,8 @@ from api.schemas.studies import (
     StudyCreate,
     StudyPublic,
     TrialCounts,
+    WarmStartPublic,
+    WarmStartSourcePublic,
 )
 from api.schemas.trials import (
     ClaimRequest,
@@ -45,6 +48,7 @@ from api.study_spec import (
     StudyContexts,
     check_metric,
     check_report,
+    check_warm_start,
     metric_range,
     prepare_study,
     shape_from_hf_config,
@@ -54,6 +58,8 @@ from autopeft.config import parse_config
 from autopeft.early_stopping import Decision, EarlyStoppingSettings, Peer, best_until, decide
 from autopeft.encoder import ModelShape
 from autopeft.errors import AutoPeftError, ConfigError
+from autopeft.optimize import WarmStartSettings
+from autopeft.optimize.warm import WARM_SOURCE
 
 log = logging.getLogger("autopeft.api")
 
@@ -103,10 +109,19 @@ class Service:
     # -- studies --------------------------------------------------------------------------------
     def create_study(self, body: StudyCreate) -> StudyPublic:
         new = prepare_study(body, self.settings.lease_seconds, self.settings.max_retries)
+        if body.warm_start is not None:
+            ids = body.warm_start.studies
+            check_warm_start(ids, new.task, {i: self._study_or_none(i) for i in ids})
         study = self.storage.create_study(new)
         if self.proposer:
             self.proposer.wake()
         return self.study_view(study.id, detail=True)
+
+    def _study_or_none(self, study_id: int) -> StudyRecord | None:
+        try:
+            return self.storage.get_study(study_id)
+        except NotFoundError:
+            return None
 
     def study_view(self, study_id: int, detail: bool = True) -> StudyPublic:
         study = self.storage.get_study(study_id)
@@ -148,8 +163,10 @@ class Service:
                 "model_shape": space.shape.to_json(),
                 "failures": [FailureGroupPublic(**asdict(g)) for g in failures],
             }
+        fields = shared_fields(StudyPublic, s)
+        fields["warm_start"] = self._warm_start_view(s, detail)
         return StudyPublic(
-            **shared_fields(StudyPublic, s),
+            **fields,
             constraints=s.optimizer.get("constraints"),
             state=_state(s, counts),
             counts=TrialCounts(**counts),
@@ -160,6 +177,29 @@ class Service:
             elapsed_s=_elapsed(s, counts, last),
             **extra,
         )
+
+    def _warm_start_view(self, study: StudyRecord, detail: bool) -> WarmStartPublic | None:
+        """Which studies ``study`` started from; in detail, how many of its trials came from them and
+        what those studies are now."""
+        if not study.warm_start:
+            return None
+        spec = WarmStartSettings.model_validate(study.warm_start)
+        view = WarmStartPublic(studies=list(spec.studies), max_configs=spec.max_configs)
+        if not detail:
+            return view
+        view.configs = self.storage.trial_sources(study.id).get(WARM_SOURCE, 0)
+        sources = []
+        for i in spec.studies:
+            found = self._study_or_none(i)
+            if found is None:
+                sources.append(WarmStartSourcePublic(id=i, name=None, task=None, state=None))
+                continue
+            counts, _ = self.storage.trial_counts([i]).get(i, ({}, None))
+            sources.append(
+                WarmStartSourcePublic(id=i, name=found.name, task=found.task.get("name"), state=_state(found, counts))
+            )
+        view.sources = sources
+        return view
 
     def _space_size(self, study: StudyRecord, space: Any) -> dict[str, Any]:
         """The space's size within the study's budget (computed once per study: spaces never change)."""

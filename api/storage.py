@@ -44,6 +44,7 @@ from api.records import (
     REPORT_FIELDS,
     STUDY_INPUT,
     Claim,
+    CompletedTrial,
     CurveRecord,
     Demand,
     Lease,
@@ -55,6 +56,7 @@ from api.records import (
     TrialRecord,
 )
 from api.storage_protocol import CountsByStudy
+from autopeft.optimize.warm import WARM_SOURCE
 from migrations.engine import is_sqlite
 from migrations.tables import proposal_locks, studies, trials, workers
 
@@ -139,6 +141,29 @@ class Storage:
         )
         with transaction(self.engine) as conn:
             return [(int(i), float(m), float(f)) for i, m, f in conn.execute(query)]
+
+    def completed_trials(self, study_ids: Sequence[int]) -> list[CompletedTrial]:
+        """The completed trials of these studies, by study and id (a warm start reads them at each proposal,
+        so a study that still runs contributes what it has)."""
+        if not study_ids:
+            return []
+        query = (
+            select(trials.c.study_id, trials.c.id, trials.c.config, trials.c.metric, trials.c.param_fraction)
+            .where(trials.c.study_id.in_([int(i) for i in study_ids]), trials.c.state == "completed")
+            .order_by(trials.c.study_id, trials.c.id)
+        )
+        with transaction(self.engine) as conn:
+            return [
+                CompletedTrial(int(s), int(i), dict(c), float(m), float(f))
+                for s, i, c, m, f in conn.execute(query)
+                if m is not None and f is not None
+            ]
+
+    def trial_sources(self, study_id: int) -> dict[str, int]:
+        """How many of the study's trials each source queued."""
+        query = select(trials.c.source, func.count()).where(trials.c.study_id == study_id).group_by(trials.c.source)
+        with transaction(self.engine) as conn:
+            return {str(source): int(n) for source, n in conn.execute(query)}
 
     def stop_study(self, study_id: int, now: datetime | None = None) -> StudyRecord:
         """No more proposals; queued trials are removed; running ones may still report."""
@@ -611,9 +636,9 @@ class Storage:
         known = {} if known is None else known
         after = max(known, default=0)
         fresh_x = case((trials.c.id > after, trials.c.x), else_=null())
-        query = select(trials.c.id, trials.c.state, fresh_x, trials.c.metric, trials.c.param_fraction).where(
-            trials.c.study_id == study_id
-        )
+        query = select(
+            trials.c.id, trials.c.state, fresh_x, trials.c.metric, trials.c.param_fraction, trials.c.source
+        ).where(trials.c.study_id == study_id)
         with transaction(self.engine) as conn:
             study = sql.study_record(sql.one_study(conn, study_id))
             rows = conn.execute(query).all()
@@ -622,7 +647,7 @@ class Storage:
                 for trial_id, x in conn.execute(select(trials.c.id, trials.c.x).where(trials.c.id.in_(missing))):
                     known[trial_id] = sql.point_of(x)
         completed, pending, failed, stopped = [], [], [], []
-        for trial_id, state, x, metric, fraction in rows:
+        for trial_id, state, x, metric, fraction, _ in rows:
             if trial_id > after:
                 known[trial_id] = sql.point_of(x)
             point = known.get(trial_id)
@@ -637,8 +662,16 @@ class Storage:
             else:
                 pending.append(point)
         queued = sum(r[1] == "queued" for r in rows)
+        warm = sum(r[5] == WARM_SOURCE for r in rows)
         return ProposalSnapshot(
-            study, tuple(completed), tuple(pending), tuple(failed), queued, len(rows), stopped=tuple(stopped)
+            study,
+            tuple(completed),
+            tuple(pending),
+            tuple(failed),
+            queued,
+            len(rows),
+            stopped=tuple(stopped),
+            warm_started=warm,
         )
 
     def add_proposals(

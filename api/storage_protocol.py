@@ -22,6 +22,7 @@ from typing import Protocol, runtime_checkable
 from api.failures import FailedTrial
 from api.records import (
     Claim,
+    CompletedTrial,
     CurveRecord,
     Demand,
     Lease,
@@ -62,6 +63,14 @@ class StorageProtocol(Protocol):
 
     def completed_objectives(self, study_id: int) -> list[tuple[int, float, float]]:
         """``(trial id, metric, param_fraction)`` of the completed trials, by id."""
+        ...
+
+    def completed_trials(self, study_ids: Sequence[int]) -> list[CompletedTrial]:
+        """The completed trials of these studies (unknown ids: none), by study and id: what a warm start reads."""
+        ...
+
+    def trial_sources(self, study_id: int) -> dict[str, int]:
+        """How many of the study's trials each source (``sobol``, ``gp``, ``warm_start``, ...) queued."""
         ...
 
     def stop_study(self, study_id: int, now: datetime | None = None) -> StudyRecord:

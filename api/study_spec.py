@@ -196,8 +196,36 @@ def prepare_study(body: StudyCreate, default_lease_s: float, default_retries: in
         max_retries=default_retries if body.max_retries is None else body.max_retries,
         lease_seconds=body.lease_seconds or default_lease_s,
         early_stopping=body.early_stopping.model_dump(mode="json"),
+        warm_start=body.warm_start.model_dump(mode="json") if body.warm_start is not None else None,
         baselines=baseline_trials(body, space),
     )
+
+
+def task_kind(task: Mapping[str, Any]) -> str:
+    """``classification`` or ``regression``: what a stored task description says it is."""
+    return str(task.get("kind") or "classification")
+
+
+def check_warm_start(studies: Sequence[int], task: Mapping[str, Any], earlier: Mapping[int, StudyRecord | None]) -> None:
+    """Refuse a warm start from a study that does not exist or whose task is of another kind
+    (:class:`InvalidRequestError`, 422, naming the study and why).
+
+    Args:
+        studies: the ids the new study names, in its order.
+        task: the new study's resolved task description.
+        earlier: each named id's stored study, None where there is none.
+    """
+    kind = task_kind(task)
+    for study_id in studies:
+        found = earlier.get(study_id)
+        if found is None:
+            raise InvalidRequestError(f"warm_start.studies: study {study_id} does not exist on this server")
+        if task_kind(found.task) != kind:
+            raise InvalidRequestError(
+                f"warm_start.studies: study {study_id} ({found.name!r}) is a {task_kind(found.task)} task "
+                f"({found.task.get('name')}), this study's task {task.get('name')!r} is a {kind} task; a warm start "
+                "needs earlier studies of the same kind (their metrics would say nothing about this one)"
+            )
 
 
 def baseline_trials(body: StudyCreate, space: Space) -> tuple[NewTrial, ...]:
@@ -232,14 +260,17 @@ def _point_in(space: Space, config: PeftConfig) -> tuple[float, ...] | None:
 class StudyContext:
     """What proposing for a study needs, built once per study and process.
 
-    ``state`` (the optimiser's warm starts and key cache) and ``points`` (trial id -> point,
-    as read so far) change between proposals; proposals for one study never overlap.
+    ``state`` (the optimiser's warm starts and key cache), ``points`` (trial id -> point,
+    as read so far) and ``warm_points`` (the earlier studies' trials a warm start read, encoded)
+    change between proposals; proposals for one study never overlap.
     """
 
     space: MemoSpace
     optimizer: OptimizerSettings
     state: OptimizerState = field(default_factory=OptimizerState)
     points: dict[int, tuple[float, ...] | None] = field(default_factory=dict)
+    #: Earlier studies' trials as points of this space (None: it cannot encode them), by (study id, trial id).
+    warm_points: dict[tuple[int, int], tuple[float, ...] | None] = field(default_factory=dict)
 
     @property
     def n_layers(self) -> int:

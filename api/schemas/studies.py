@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from api.schemas.common import Id, JsonObject, Page, Strict, Text
 from api.schemas.trials import TrialPublic
 from autopeft.early_stopping import EarlyStoppingSettings
-from autopeft.optimize import OptimizerSettings, ParamBudget
+from autopeft.optimize import OptimizerSettings, ParamBudget, WarmStartSettings
 from autopeft.train.settings import TrainingSettings
 
 StudyState = Literal["running", "paused", "stopped", "done"]
@@ -70,6 +70,12 @@ class StudyCreate(Strict):
         description="Parameter budget: {max_param_fraction, min_param_fraction}. Nothing outside it is proposed "
         "(baselines are trained as given); a budget no configuration of the space meets is refused.",
     )
+    warm_start: WarmStartSettings | None = Field(
+        None,
+        description="Start from earlier studies: {'studies': [ids], 'max_configs': k}. Their front configurations "
+        "that this space encodes are trained again first (source warm_start) and the model learns from their trials "
+        "as related tasks (docs/warm_start.md). Unknown ids and studies of another kind of task are refused.",
+    )
 
 
 class TrialCounts(BaseModel):
@@ -89,6 +95,26 @@ class FailureGroupPublic(BaseModel):
     first_trial_number: int
     worker_id: str | None = Field(description="The worker that ran the first such trial.")
     last_at: datetime | None = Field(description="When the latest such trial failed.")
+
+
+class WarmStartSourcePublic(BaseModel):
+    """An earlier study a warm start names, as it is now (name and task null: deleted since)."""
+
+    id: int
+    name: str | None
+    task: str | None = Field(description="Its task's name.")
+    state: StudyState | None
+
+
+class WarmStartPublic(BaseModel):
+    """Which studies a study started from, and what it took from them so far."""
+
+    studies: list[int] = Field(description="The earlier studies' ids, as given.")
+    max_configs: int | None = Field(description="Front configurations re-evaluated at most, as given (null: n_initial).")
+    configs: int | None = Field(
+        None, description="Trials of this study that re-evaluate an earlier front configuration (in GET one)."
+    )
+    sources: list[WarmStartSourcePublic] | None = Field(None, description="The earlier studies now (in GET one).")
 
 
 class StudyPublic(BaseModel):
@@ -133,6 +159,9 @@ class StudyPublic(BaseModel):
     pause_reason: str | None = Field(None, description="Why it paused: how many trials failed, and with what.")
     early_stopping: dict[str, Any] | None = Field(
         None, description="The study's early-stopping settings (null: created before they existed; off)."
+    )
+    warm_start: WarmStartPublic | None = Field(
+        None, description="The earlier studies it started from (null: none); their trials never count here."
     )
     failures: list[FailureGroupPublic] | None = Field(
         None, description="Failed trials grouped by cause, most frequent first (in GET /studies/{id})."

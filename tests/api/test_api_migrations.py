@@ -150,3 +150,27 @@ def test_downgrades_keep_the_trials(engine):
             command.downgrade(cfg, target)
         with engine.connect() as conn:
             assert conn.execute(text("SELECT id, state FROM trials")).all() == [(1, "completed")], target
+
+
+def test_0005_adds_the_warm_start_of_a_study_keeping_data(engine):
+    """Issue 19: from 0004 with a study and a trial, to head (``studies.warm_start``), and back to 0004."""
+    from alembic import command
+
+    _at_0003_with_a_trial(engine)
+    migrations.upgrade(engine, "0004")
+    assert "warm_start" not in {c["name"] for c in inspect(engine).get_columns("studies")}
+    assert migrations.upgrade(engine) == migrations.head_revision()
+    assert "warm_start" in {c["name"] for c in inspect(engine).get_columns("studies")}
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT warm_start FROM studies WHERE id = 1")).scalar() is None
+        conn.execute(text("UPDATE studies SET warm_start = :w WHERE id = 1"), {"w": '{"studies": [7]}'})
+    _insert_trial(engine, 2, "queued")
+    cfg = migrations.alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0004")
+    assert "warm_start" not in {c["name"] for c in inspect(engine).get_columns("studies")}
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT id, state FROM trials ORDER BY id")).all() == [(1, "completed"), (2, "queued")]
+        assert conn.execute(text("SELECT name FROM studies")).all() == [("old",)]
+    assert migrations.upgrade(engine) == migrations.head_revision()

@@ -269,3 +269,24 @@ def test_a_released_trial_takes_no_late_report(storage):
     storage.release(c.trial.id, c.lease.token)
     with pytest.raises(StaleLeaseError, match="back to the queue"):
         storage.complete(c.trial.id, c.lease.token, Report(0.6, 10, 0.01))
+
+
+def test_a_warm_start_is_stored_and_earlier_results_are_read_back(storage):
+    """Issue 19: the study keeps which studies it starts from; their completed trials are read by study."""
+    earlier = storage.create_study(_study(baselines=3))
+    done = [storage.claim("w") for _ in range(2)]
+    for i, c in enumerate(done):
+        storage.complete(c.trial.id, c.lease.token, Report(0.6 + 0.1 * i, 5, 0.02))
+    spec = {"studies": [earlier.id], "max_configs": 2}
+    warm = NewStudy(**{**_study().__dict__, "warm_start": spec, "baselines": (_trial(7, "warm_start"),)})
+    study = storage.create_study(warm)
+    assert study.warm_start == spec and storage.get_study(study.id).warm_start == spec
+    assert earlier.warm_start is None
+    got = storage.completed_trials([earlier.id, 12345])
+    assert [(t.study_id, t.id, t.metric) for t in got] == [(earlier.id, done[0].trial.id, 0.6), (earlier.id, done[1].trial.id, 0.7)]
+    assert got[0].config == {"lora": {"rank": 1}} and got[0].param_fraction == 0.02
+    assert storage.completed_trials([]) == []
+    assert storage.trial_sources(study.id) == {"warm_start": 1}
+    assert storage.trial_sources(earlier.id) == {"baseline": 3}
+    assert storage.proposal_snapshot(study.id).warm_started == 1
+    assert storage.proposal_snapshot(earlier.id).warm_started == 0
