@@ -163,7 +163,7 @@ async function renderStudy(id, first) {
   const front = paretoFront(trials);
   const metricName = study.task.metric || "metric";
   if (!first && view.selected && !trials.some((t) => t.id === view.selected)) view.selected = null;
-  app.replaceChildren(
+  app.replaceChildren(...[ // replaceChildren writes a null as the text "null": parts a study lacks are left out
     el("p", {}, el("a", { href: "#/" }, "← all studies")),
     el("h1", { id: "study-title" }, study.name),
     el("p", { class: "muted", id: "study-summary" },
@@ -173,6 +173,7 @@ async function renderStudy(id, first) {
       `${study.counts.failed} failed, ${study.counts.stopped || 0} stopped early of ${study.max_trials} · ` +
       `best ${metricName} ${fmt.metric(study.best_metric)} · ` +
       `hypervolume ${fmt.hv(study.hypervolume)} · ${fmt.secs(study.elapsed_s)}`),
+    warmStartNote(study),
     pausedBanner(study),
     el("div", { class: "grid" },
       el("div", { class: "card" },
@@ -184,12 +185,35 @@ async function renderStudy(id, first) {
           el("span", {}, el("i", { style: "border:1.5px solid #7a56c4" }), "running"),
           el("span", { title: "ended by the study's early-stopping rule: the metric is partial, not on the front" },
             el("i", { style: "border:1.5px solid #8a8f99;border-radius:0" }), "stopped early"),
-          el("span", {}, el("i", { style: "background:#222" }), "baseline"))),
+          el("span", {}, el("i", { style: "background:#222" }), "baseline"),
+          trials.some((t) => t.source === "warm_start")
+            ? el("span", { id: "legend-warm-start", title: "an earlier study's front configuration, trained again on this task" },
+              el("i", { style: "border:2px solid #2b8a3e" }), "warm start")
+            : null)),
       el("div", { class: "card", id: "details" }, details(trials, study))),
     el("div", { class: "card" }, el("h2", {}, "Hypervolume over trials"), hvChart(trials, study.reference ? study.reference.metric : 0)),
     el("h2", {}, `Pareto front (${front.length})`),
     frontTable(front, study, metricName),
-    failuresTable(study));
+    failuresTable(study)].filter((part) => part !== null));
+}
+
+/** Which studies this one started from (links), and how many of its trials re-evaluate their fronts. */
+function warmStartNote(study) {
+  const warm = study.warm_start;
+  if (!warm) return null;
+  const sources = warm.sources || warm.studies.map((id) => ({ id, name: null }));
+  const links = [];
+  sources.forEach((s, i) => {
+    if (i) links.push(", ");
+    links.push(s.name === null && warm.sources
+      ? el("span", { class: "muted" }, `#${s.id} (deleted)`)
+      : el("a", { href: `#/study/${s.id}`, "data-study-id": s.id }, `#${s.id}${s.name ? " " + s.name : ""}`));
+    if (s.task) links.push(el("span", { class: "muted" }, ` (${s.task}, ${s.state})`));
+  });
+  const configs = warm.configs === null || warm.configs === undefined ? ""
+    : ` · ${warm.configs} front configuration${warm.configs === 1 ? "" : "s"} of theirs trained again on this task ` +
+      `(at most ${warm.max_configs ?? "n_initial"}); their own results never count here`;
+  return el("p", { id: "warm-start" }, el("strong", {}, "Warm start from "), ...links, configs);
 }
 
 function pausedBanner(study) {
@@ -308,11 +332,13 @@ function scatter(trials, front, metricName, constraints) {
     const baseline = t.source === "baseline";
     const attrs = { "data-trial-id": t.id, "data-x": t.param_fraction, "data-y": t.metric,
       cx: x(xOf(t)), cy: y(t.metric), onclick: () => select(t.id) };
-    const cls = baseline ? "baseline" : `point${onFront.has(t.id) ? " on-front" : ""}`;
+    const warm = t.source === "warm_start" ? " warm-start" : "";
+    const cls = baseline ? "baseline" : `point${onFront.has(t.id) ? " on-front" : ""}${warm}`;
     const node = baseline
       ? el("rect", { ...attrs, class: cls, x: x(xOf(t)) - 5, y: y(t.metric) - 5, width: 10, height: 10 })
       : el("circle", { ...attrs, class: cls + (view.selected === t.id ? " selected" : ""), r: onFront.has(t.id) ? 6 : 5 });
-    node.append(el("title", {}, `#${t.number} ${t.label ? t.label + " · " : ""}${fmt.metric(t.metric)} at ${fmt.pct(t.param_fraction)}`));
+    node.append(el("title", {}, `#${t.number} ${t.label ? t.label + " · " : ""}${warm ? "warm start · " : ""}` +
+      `${fmt.metric(t.metric)} at ${fmt.pct(t.param_fraction)}`));
     svg.append(node);
     if (baseline && t.label) {
       svg.append(el("text", { class: "baseline-label", x: x(xOf(t)) + 7, y: y(t.metric) - 6 }, t.label));
@@ -432,7 +458,8 @@ function details(trials, study) {
       el("span", { class: "muted" }, "metric"), el("span", {}, fmt.metric(t.metric)),
       el("span", { class: "muted" }, "parameters"), el("span", {}, `${fmt.int(t.peft_params)} (${fmt.pct(t.param_fraction)})`),
       el("span", { class: "muted" }, "other scores"), el("span", {}, metrics || "–"),
-      el("span", { class: "muted" }, "proposed by"), el("span", {}, t.source),
+      el("span", { class: "muted" }, "proposed by"), el("span", { id: "trial-source" }, t.source === "warm_start"
+        ? "warm start (a front configuration of an earlier study, trained again on this task)" : t.source),
       el("span", { class: "muted" }, "worker"), el("span", {}, t.worker_id || "–"),
       el("span", { class: "muted" }, "duration"), el("span", {}, fmt.secs(t.duration_s))),
     el("h3", {}, `Learning curve (${metricName} on the search split)`),

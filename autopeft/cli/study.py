@@ -252,6 +252,8 @@ def _print_study(s: dict[str, Any]) -> None:
         f"best metric {_num(s['best_metric'])} (trial {s['best_trial_id']}), hypervolume {s['hypervolume']:.4f}, "
         f"elapsed {s['elapsed_s'] / 60:.1f} min"
     )
+    if s.get("warm_start"):
+        print(warm_start_line(s["warm_start"]))
     rule = s.get("early_stopping") or {}
     if rule.get("enabled"):
         print(
@@ -265,6 +267,23 @@ def _print_study(s: dict[str, Any]) -> None:
         print(f"fix the workers (see the failures below), then: autopeft study resume {s['id']}")
     if s.get("failures"):
         print(failure_table(s["failures"]))
+
+
+def warm_start_line(warm: dict[str, Any]) -> str:
+    """``warm start from study 3 'sst2 gp' (sst2, done): 4 earlier front configurations trained again (at most 8)``."""
+    sources = warm.get("sources") or [{"id": i} for i in warm["studies"]]
+    named = []
+    for src in sources:
+        if src.get("name") is None and "sources" in warm and warm["sources"] is not None:
+            named.append(f"study {src['id']} (deleted)")
+        elif src.get("name") is None:
+            named.append(f"study {src['id']}")
+        else:
+            named.append(f"study {src['id']} {src['name']!r} ({src['task']}, {src['state']})")
+    limit = "n_initial" if warm.get("max_configs") is None else warm["max_configs"]
+    done = warm.get("configs")
+    tail = f": {done} earlier front configurations trained again (at most {limit})" if done is not None else ""
+    return f"warm start from {', '.join(named)}{tail}"
 
 
 def failure_table(groups: list[dict[str, Any]]) -> str:

@@ -154,3 +154,21 @@ def test_autopeft_serve_starts_migrates_and_stops(tmp_path, study_body):
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
     assert "autopeft server on http://127.0.0.1" in out
+
+
+def test_study_show_says_which_studies_it_started_from(db_url, capsys, study_body):
+    """Issue 19: `study show` names the earlier studies; `study trials` shows the warm-start source."""
+    from tests.api.conftest import report
+
+    with live_server(db_url) as server, httpx.Client(base_url=server.url, timeout=30) as http:
+        args = ["--server", server.url]
+        earlier = http.post("/api/v1/studies", json=study_body(name="sst2 gp", max_trials=1)).json()
+        trial = claim(http, "w", earlier["id"]).json()
+        assert http.post(f"/api/v1/trials/{trial['id']}/complete", json=report(trial["lease"]["token"])).status_code == 200
+        warm = http.post("/api/v1/studies", json=study_body(max_trials=2, warm_start={"studies": [earlier["id"]]})).json()
+        assert claim(http, "w", warm["id"]).json()["source"] == "warm_start"
+        assert main(["study", "show", str(warm["id"]), *args]) == 0
+        shown = capsys.readouterr().out
+        assert f"warm start from study {earlier['id']} 'sst2 gp' (rte, done): 1 earlier front" in shown, shown
+        assert main(["study", "trials", str(warm["id"]), *args]) == 0
+        assert "warm_start" in capsys.readouterr().out

@@ -249,3 +249,41 @@ def test_a_budgeted_study_draws_its_budget_line(browser, db_url, study_body):
         assert lines == [pytest.approx(30.0)]
         assert page.locator("#scatter .budget-label").text_content() == "budget max 30.0%"
         page.close()
+
+
+def test_a_warm_started_study_links_its_earlier_studies_and_marks_their_configurations(
+    browser, db_url, study_body, tmp_path
+):
+    """Issue 19: the study page names the studies it started from (links), and its warm-start trials say so."""
+    with live_server(db_url) as server:
+        api = httpx.Client(base_url=f"{server.url}/api/v1", timeout=30)
+        earlier = api.post("/studies", json=study_body(name="earlier on SST-2", max_trials=2)).json()
+        for i in range(2):
+            _complete(api, _claim(api), 0.6 + 0.1 * i)
+        body = study_body(name="warm MRPC", max_trials=4, warm_start={"studies": [earlier["id"]]})
+        study = api.post("/studies", json=body).json()
+        first = _claim(api)
+        assert first["source"] == "warm_start"
+        _complete(api, first, 0.7)
+        _complete(api, _claim(api), 0.5)
+
+        page = browser.new_page(viewport={"width": 1300, "height": 1300})
+        page.goto(f"{server.url}/#/study/{study['id']}")
+        page.wait_for_selector("#warm-start")
+        note = page.inner_text("#warm-start")
+        assert "Warm start from" in note and f"#{earlier['id']} earlier on SST-2" in note and "(rte, done)" in note
+        assert page.get_attribute("#warm-start a", "href") == f"#/study/{earlier['id']}"
+        marked = page.eval_on_selector_all("#scatter circle.warm-start", "ns => ns.map(n => Number(n.dataset.trialId))")
+        assert first["id"] in marked
+        assert page.locator("#legend-warm-start").count() == 1
+        page.click(f"#scatter circle[data-trial-id='{first['id']}']")
+        page.wait_for_selector("#trial-source")
+        assert "warm start (a front configuration of an earlier study" in page.inner_text("#trial-source")
+        page.screenshot(path=str(tmp_path / "dashboard-warm-start.png"), full_page=True)
+        texts = page.eval_on_selector_all("#app > *", "ns => ns.map(n => n.textContent)")
+        assert "null" not in [t.strip() for t in texts]  # no stray text where a study has no banner
+        assert page.evaluate("[...document.getElementById('app').childNodes].some(n => n.nodeType === 3)") is False
+        page.click("#warm-start a")
+        page.wait_for_function("document.getElementById('study-title')?.textContent === 'earlier on SST-2'")
+        assert page.query_selector("#warm-start") is None
+        page.close()
