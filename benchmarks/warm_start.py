@@ -1,0 +1,408 @@
+"""Issue 19: does a study warm-started from an SST-2 study find MRPC's front sooner? Real training on CPU.
+
+    # the real run (about 5 h on 2 cores; resumable: the same command continues where it stopped)
+    python benchmarks/warm_start.py --out runs/warm_start --time-limit 120
+    # the same, starting from the SST-2 gp study of the CPU results experiment instead of running one
+    python benchmarks/warm_start.py --out runs/warm_start --time-limit 120 \\
+        --source-study-file benchmarks/results/cpu/study-sst2-autopeft-gp.json
+    # a dry run of the pipeline on the test fixtures (a few minutes; meaningless numbers)
+    python benchmarks/warm_start.py --dry-run --out /tmp/ws_dry
+
+The protocol of the CPU results experiment (``benchmarks/gpu_experiment.py --profile cpu``): the
+real service (``autopeft serve``, two ``autopeft worker --device cpu`` of one thread), the bundled
+MiniLM, the ``autopeft`` space, gp with 8 Sobol trials, the family learning rates of the ``short``
+preset, the objective on 500 held-out training examples, 30 trials a study.
+
+1. ``source``: a gp study on SST-2 at that experiment's budget (200 steps of batch 16, max length 64),
+   or, with ``--source-study-file``, a study record that experiment saved, imported into this server
+   through its API (a study whose baselines are the record's completed configurations, each completed
+   with its recorded result: what a warm start reads of an earlier study is exactly that).
+2. ``run``: for each seed, two gp studies on MRPC side by side (same workers, same load), at MRPC's
+   own budget (300 steps, max length 128: at SST-2's budget MRPC stays at the majority class), identical
+   but for ``"warm_start": {"studies": [source]}`` in one of them.
+3. ``report``: hypervolume over trials of each study (its own trials; the warm-start trials count, they
+   are trials of the study), how many trials the warm study needs to reach the cold study's hypervolume
+   at 30 trials, and the final hypervolumes; ``benchmarks/results/warm_start.json``, a plot, and the
+   measured section of docs/warm_start.md. The issue's target is checked, not asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks"
+for _p in (ROOT, BENCH):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+import gpu_experiment as gx  # noqa: E402
+
+ARMS = ("cold", "warm")
+SOURCE_KEY = "ws-source-sst2"
+TARGET_TASK = "mrpc"
+#: MRPC's budget in the CPU profile (gpu_experiment's ``task_budgets`` where it has them): at SST-2's
+#: 200 steps of max length 64 MRPC stays at the majority class.
+MRPC_BUDGET = {"max_steps": 300, "max_length": 128}
+#: The issue's target: the warm study reaches the cold study's hypervolume at BUDGET trials within WITHIN trials.
+BUDGET, WITHIN = 30, 10
+PUBLISH = ROOT / "benchmarks" / "results" / "warm_start.json"
+PLOT = ROOT / "benchmarks" / "results" / "warm_start_hypervolume.png"
+DOC = ROOT / "docs" / "warm_start.md"
+BEGIN, END = "<!-- WS_BENCHMARK_BEGIN -->", "<!-- WS_BENCHMARK_END -->"
+COMMAND = "python benchmarks/warm_start.py --out runs/warm_start --time-limit 120"
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--dry-run", action="store_true", help="test fixtures, tiny budgets: checks the pipeline")
+    p.add_argument("--out", type=Path, default=None, help="results folder (default runs/warm_start)")
+    p.add_argument("--trials", type=int, default=None, help=f"trials of each study (default {BUDGET}; dry run 6)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="study seeds (default 0 1 2; dry run 0)")
+    p.add_argument("--data", default=None, help="GLUE root with SST-2/ and MRPC/ (default: the CPU experiment's)")
+    p.add_argument(
+        "--source-study-file",
+        type=Path,
+        default=None,
+        metavar="JSON",
+        help="a study record of gpu_experiment.py (e.g. benchmarks/results/cpu/study-sst2-autopeft-gp.json) to\n"
+        "import as the source instead of running an SST-2 study",
+    )
+    p.add_argument("--phases", nargs="+", choices=("source", "run", "report"), default=["source", "run", "report"])
+    p.add_argument("--time-limit", type=float, default=None, metavar="MIN", help="stop cleanly after MIN minutes")
+    p.add_argument("--publish", type=Path, default=None, help="JSON of the figures (default: benchmarks/results)")
+    p.add_argument("--doc", type=Path, default=None, help="page whose measured section is rewritten")
+    return p.parse_args(argv)
+
+
+def make_plan(args: argparse.Namespace) -> dict[str, Any]:
+    """The CPU results experiment's plan (its budget, workers, data), with this benchmark's settings."""
+    base = ["--profile", "cpu"] + (["--dry-run"] if args.dry_run else []) + (["--data", args.data] if args.data else [])
+    out = args.out or (ROOT / "runs" / ("warm_start-dry" if args.dry_run else "warm_start"))
+    plan = gx.make_plan(gx.parse_args(base + ["--out", str(out), "--searches", "sst2-autopeft-gp"]))
+    plan["trials"] = args.trials or (6 if args.dry_run else BUDGET)
+    plan["study_seeds"] = list(args.seeds if args.seeds is not None else ([0] if args.dry_run else [0, 1, 2]))
+    budget = (plan.get("task_budgets") or {}).get(TARGET_TASK) or MRPC_BUDGET
+    plan["target_training"] = target_training(plan["training"], None if args.dry_run else budget)
+    plan["source_file"] = str(args.source_study_file.resolve()) if args.source_study_file else None
+    return plan
+
+
+def target_training(training: Mapping[str, Any], budget: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The MRPC studies' training settings: the plan's, with MRPC's own budget (None: the plan's as they are)."""
+    out = dict(training)
+    if budget:
+        out.pop("epochs", None)
+        out.update(budget)
+    return out
+
+
+def key(seed: int, arm: str) -> str:
+    return f"ws-{arm}-seed{seed}"
+
+
+def target_body(plan: Mapping[str, Any], seed: int, arm: str, source_id: int) -> dict[str, Any]:
+    """One MRPC study: gp on the autopeft space, the plan's search settings, warm or cold."""
+    body = gx.search_body(plan, key(seed, arm), "autopeft", "gp")
+    body["name"] = f"issue 19 warm start: MRPC {arm}, seed {seed}" + (f" (from study {source_id})" if arm == "warm" else "")
+    body["task"] = {"name": TARGET_TASK, "data_dir": plan["data"]}
+    body["seed"] = seed
+    body["training"] = {**plan["target_training"], "seed": seed}
+    if arm == "warm":
+        body["warm_start"] = {"studies": [source_id]}
+    return body
+
+
+# -- the source study -------------------------------------------------------------------------------
+
+
+def import_body(record: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """A study that holds a saved study's completed configurations as baselines (to be completed with
+    their recorded results): the same task, model, space and training, no proposals of its own."""
+    done = completed(record["trials"])
+    if not done:
+        raise gx.ExperimentError(f"{path}: the study record holds no completed trial")
+    source = record["body"]
+    return {
+        "name": f"issue 19 source: {source['name']} (imported from {Path(path).name})",
+        "task": source["task"],
+        "model": source.get("model"),
+        "space": source.get("space", "autopeft"),
+        "optimizer": {"method": "sobol"},
+        "max_trials": len(done),
+        "training": source.get("training", {}),
+        "seed": source.get("seed", 0),
+        "baselines": [{"config": t["config"], "label": f"#{t['number']}"} for t in done],
+    }
+
+
+def completed(trials: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The completed trials with a result, by number."""
+    done = [t for t in trials if t.get("state") == "completed" and t.get("metric") is not None]
+    return sorted(done, key=lambda t: t["number"])
+
+
+def import_source(svc: gx.Service, out: Path, path: str) -> int:
+    """The imported source study's id (imported once; a later run finds it in the server's database)."""
+    state = out / "studies" / f"{SOURCE_KEY}.imported.json"
+    if state.exists():
+        saved = gx.load_json(state)
+        study = svc.study_or_none(saved["id"])
+        if saved["file"] == path and study is not None and study["state"] == "done":
+            return int(saved["id"])
+    record = gx.load_json(Path(path))
+    body = import_body(record, path)
+    study = svc.create(body)
+    by_label = {f"#{t['number']}": t for t in completed(record["trials"])}
+    while True:
+        r = svc.http.post("/api/v1/trials/claim", json={"worker_id": "importer", "study_id": study["id"]})
+        if r.status_code == 204:
+            break
+        if r.status_code != 200:
+            raise gx.ExperimentError(f"importing {path}: claim answered {r.status_code} {r.text[:300]}")
+        trial = r.json()
+        t = by_label[trial["label"]]
+        report = {"lease_token": trial["lease"]["token"], "metric": t["metric"], "peft_params": t["peft_params"]}
+        report |= {"param_fraction": t["param_fraction"], "metrics": t.get("metrics"), "extra": t.get("extra")}
+        done = svc.http.post(f"/api/v1/trials/{trial['id']}/complete", json=report)
+        if done.status_code != 200:
+            raise gx.ExperimentError(f"importing {path}: trial {t['number']} refused: {done.text[:300]}")
+    gx.save_json(state, {"id": study["id"], "file": path, "created": gx.now()})
+    gx.say(f"source: imported {len(by_label)} completed trials of {path} as study {study['id']}")
+    return int(study["id"])
+
+
+def source_study(plan: Mapping[str, Any], out: Path, svc: gx.Service, deadline: float | None) -> int:
+    """The SST-2 study the warm studies start from: imported, or run here with the plan's budget."""
+    if plan["source_file"]:
+        return import_source(svc, out, plan["source_file"])
+    body = gx.search_body(plan, SOURCE_KEY, "autopeft", "gp")
+    body["name"] = "issue 19 warm start: source, SST-2 gp"
+    record = gx.run_batch(svc, plan, out, "ws-source", {SOURCE_KEY: body}, False, deadline)[SOURCE_KEY]
+    return int(record["id"])
+
+
+def run(plan: dict[str, Any], out: Path, phases: Sequence[str], deadline: float | None) -> None:
+    """The source, then cold and warm side by side for each seed (finished batches are kept)."""
+    with gx.Service(out) as svc:
+        source = source_study(plan, out, svc, deadline)
+        gx.save_json(out / "ws-source.json", {"id": source, "file": plan["source_file"]})
+        if "run" not in phases:
+            return
+        for seed in plan["study_seeds"]:
+            bodies = {key(seed, arm): target_body(plan, seed, arm, source) for arm in ARMS}
+            gx.run_batch(svc, plan, out, f"ws-seed{seed}", bodies, False, deadline)
+
+
+# -- analysis (pure; tested) ------------------------------------------------------------------------
+
+
+def hypervolume_curve(trials: Sequence[Mapping[str, Any]]) -> list[float]:
+    """Hypervolume of the completed trials among the first ``k`` (by number), for each ``k``
+    (:func:`plots.hypervolume_curve`, as the CPU results experiment draws it)."""
+    from plots import hypervolume_curve as curve
+
+    return curve(trials)
+
+
+def at(curve: Sequence[float], k: int) -> float:
+    """The hypervolume after ``k`` trials (the last value when the study has fewer)."""
+    if not curve:
+        return 0.0
+    return float(curve[min(k, len(curve)) - 1])
+
+
+def trials_to_reach(curve: Sequence[float], target: float) -> int | None:
+    """The first trial count at which ``curve`` reaches ``target`` (None: never)."""
+    for k, value in enumerate(curve, start=1):
+        if value >= target - 1e-12:
+            return k
+    return None
+
+
+def mean_curve(curves: Sequence[Sequence[float]]) -> list[float]:
+    """The mean of several curves, point by point, over the length of the shortest."""
+    if not curves:
+        return []
+    n = min(len(c) for c in curves)
+    return [statistics.fmean(c[i] for c in curves) for i in range(n)]
+
+
+def seed_row(seed: int, cold: Mapping[str, Any], warm: Mapping[str, Any], budget: int) -> dict[str, Any]:
+    """One seed: both curves, the cold study's hypervolume at ``budget`` trials, when the warm study reaches it."""
+    cold_curve, warm_curve = hypervolume_curve(cold["trials"]), hypervolume_curve(warm["trials"])
+    target = at(cold_curve, budget)
+    front = {t["id"] for t in warm["pareto"]["data"]}
+    seeded = [t for t in warm["trials"] if t["source"] == "warm_start"]
+    return {
+        "seed": seed,
+        "cold": {"study_id": cold["id"], "curve": cold_curve, "final": at(cold_curve, len(cold_curve))},
+        "warm": {"study_id": warm["id"], "curve": warm_curve, "final": at(warm_curve, len(warm_curve))},
+        "cold_at_budget": target,
+        "warm_reaches_at": trials_to_reach(warm_curve, target),
+        "cold_at_within": at(cold_curve, WITHIN),
+        "warm_at_within": at(warm_curve, WITHIN),
+        "warm_start_trials": len(seeded),
+        "warm_start_on_front": sum(t["id"] in front for t in seeded),
+        "warm_start_completed": sum(t["state"] == "completed" for t in seeded),
+    }
+
+
+def analyse(records: Mapping[str, Mapping[str, Any]], seeds: Sequence[int], budget: int = BUDGET) -> dict[str, Any]:
+    """Per seed and on the mean curves: reach and finals; then the issue's targets."""
+    rows = [
+        seed_row(seed, records[key(seed, "cold")], records[key(seed, "warm")], budget)
+        for seed in seeds
+        if key(seed, "cold") in records and key(seed, "warm") in records
+    ]
+    cold_mean = mean_curve([r["cold"]["curve"] for r in rows])
+    warm_mean = mean_curve([r["warm"]["curve"] for r in rows])
+    mean = {
+        "cold": cold_mean,
+        "warm": warm_mean,
+        "cold_at_budget": at(cold_mean, budget),
+        "warm_reaches_at": trials_to_reach(warm_mean, at(cold_mean, budget)) if rows else None,
+    }
+    return {"budget": budget, "within": WITHIN, "seeds": rows, "mean": mean, "targets": targets(rows, mean)}
+
+
+def targets(rows: Sequence[Mapping[str, Any]], mean: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The issue's two targets, per seed (the warm study of seed s against the cold study of seed s)."""
+    if not rows:
+        return []
+    reach = [r["warm_reaches_at"] for r in rows]
+    within = all(k is not None and k <= WITHIN for k in reach)
+    shown = ", ".join("never" if k is None else str(k) for k in reach)
+    never_below = all(r["warm"]["final"] >= r["cold"]["final"] for r in rows)
+    finals = ", ".join(f"{r['warm']['final']:.4f} vs {r['cold']['final']:.4f}" for r in rows)
+    return [
+        {
+            "target": f"the warm study reaches the cold study's hypervolume at {BUDGET} trials in at most {WITHIN} trials",
+            "met": within,
+            "detail": f"trials needed per seed: {shown} (mean curves: {mean['warm_reaches_at'] or 'never'})",
+        },
+        {
+            "target": "the warm study never ends below the cold one",
+            "met": never_below,
+            "detail": f"final hypervolume per seed, warm vs cold: {finals}",
+        },
+    ]
+
+
+# -- report -----------------------------------------------------------------------------------------
+
+
+def section(result: Mapping[str, Any]) -> str:
+    """The measured section of docs/warm_start.md."""
+    plan, meta, analysis = result["plan"], result["meta"], result["analysis"]
+    t = plan["target_training"]
+    rows = [
+        f"| {r['seed']} | {r['cold_at_budget']:.4f} | {r['warm_reaches_at'] or 'never'} | "
+        f"{r['cold_at_within']:.4f} | {r['warm_at_within']:.4f} | {r['cold']['final']:.4f} | {r['warm']['final']:.4f} | "
+        f"{r['warm_start_trials']} ({r['warm_start_on_front']} on the front) |"
+        for r in analysis["seeds"]
+    ]
+    checks = "\n".join(f"| {c['target']} | {'yes' if c['met'] else '**no**'} | {c['detail']} |" for c in analysis["targets"])
+    source = (
+        f"imported from `{Path(plan['source_file']).name}`" if plan["source_file"] else "a gp study on SST-2 run first"
+    )
+    return (
+        f"{BEGIN}\n## Measured (issue 19): MRPC warm-started from SST-2, CPU\n\n"
+        f"`{COMMAND}` on **{meta['device']}** ({meta['cpu_count']} cores), {meta['started']} to {meta['finished']}; "
+        f"versions {', '.join(f'{k} {v}' for k, v in meta['versions'].items())}.\n\n"
+        f"Source: {source} (study {result['source']['id']}). Per seed, two gp studies of the `autopeft` space on MRPC "
+        f"({plan['trials']} trials, {plan['n_initial']} Sobol trials for the cold one), side by side on two "
+        f"`autopeft worker --device cpu`; {t.get('max_steps')} steps of batch {t['batch_size']}, max length "
+        f"{t['max_length']}, objective (F1) on {t.get('max_search_examples')} held-out training examples. "
+        "Hypervolumes are of each study's own trials by trial number; the warm-start trials are trials of the warm "
+        "study and count towards its trial numbers.\n\n"
+        f"| seed | cold at {analysis['budget']} | warm reaches it at | cold at {WITHIN} | warm at {WITHIN} | cold final | "
+        "warm final | warm-start trials |\n|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
+        "| target | met | numbers |\n|---|---|---|\n" + checks + "\n\n"
+        "Figures as JSON: [`benchmarks/results/warm_start.json`](../benchmarks/results/warm_start.json); "
+        "hypervolume over trials: [`warm_start_hypervolume.png`](../benchmarks/results/warm_start_hypervolume.png).\n"
+        f"{END}\n"
+    )
+
+
+def write_section(doc: Path, text: str) -> None:
+    """Replace the measured section of ``doc`` (between the markers), or add it at the end."""
+    old = doc.read_text() if doc.exists() else ""
+    if BEGIN in old and END in old:
+        new = old[: old.index(BEGIN)] + text.rstrip("\n") + old[old.index(END) + len(END) :]
+    else:
+        new = old.rstrip("\n") + "\n\n" + text
+    doc.write_text(new)
+
+
+def report(plan: Mapping[str, Any], out: Path, publish: Path, plot: Path, doc: Path | None, dry: bool) -> dict[str, Any]:
+    records = {}
+    for seed in plan["study_seeds"]:
+        for arm in ARMS:
+            path = out / "studies" / f"{key(seed, arm)}.json"
+            if path.exists():
+                records[key(seed, arm)] = gx.load_json(path)
+    meta = gx.load_json(out / "ws-meta.json")
+    meta["finished"] = max((r["finished"] for r in records.values()), default=None)
+    analysis = analyse(records, plan["study_seeds"], min(BUDGET, plan["trials"]))
+    source = gx.load_json(out / "ws-source.json")
+    result = {"dry_run": dry, "plan": plan, "meta": meta, "source": source, "analysis": analysis}
+    gx.save_json(publish, result)
+    if analysis["seeds"]:
+        from plots import plot_hypervolume
+
+        curves = {f"{arm} (mean of {len(analysis['seeds'])} seeds)": analysis["mean"][arm] for arm in ARMS}
+        note = "dry run: meaningless numbers" if dry else None
+        plot_hypervolume(plot, curves, title="MRPC, autopeft space, gp: warm-started from SST-2 vs cold", note=note)
+    if doc is not None and analysis["seeds"]:
+        write_section(doc, section(result))
+    for c in analysis["targets"]:
+        label = "[dry run: meaningless] " if dry else ""
+        gx.say(f"{label}target: {c['target']}: {'met' if c['met'] else 'NOT met'} ({c['detail']})")
+    gx.say(f"report: wrote {publish}" + (f" and {doc}" if doc is not None else ""))
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    deadline = time.monotonic() + 60 * args.time_limit if args.time_limit else None
+    try:
+        plan = make_plan(args)
+        out = Path(plan["out"])
+        out.mkdir(parents=True, exist_ok=True)
+        meta_path = out / "ws-meta.json"
+        if not meta_path.exists():
+            gx.save_json(
+                meta_path,
+                {
+                    "device": gx.device_description(plan["device"]),
+                    "cpu_count": gx.bl.machine(plan["device"]).get("cpu_count"),
+                    "versions": gx.bl.versions() | {"botorch": gx._version("botorch")},
+                    "started": gx.now(),
+                },
+            )
+        if "source" in args.phases or "run" in args.phases:
+            run(plan, out, args.phases, deadline)
+        if "report" in args.phases:
+            dry = bool(args.dry_run)
+            publish = args.publish or (out / "warm_start.json" if dry else PUBLISH)
+            plot = publish.parent / (f"{publish.stem}_hypervolume.png") if args.publish or dry else PLOT
+            doc = args.doc if args.doc is not None else (None if dry else DOC)
+            report(plan, out, publish, plot, doc, dry)
+    except gx.Unfinished as err:
+        gx.say(f"time limit reached ({err}): run the same command again to continue")
+        return 3
+    except gx.ExperimentError as err:
+        gx.say(f"error: {err}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""The pure parts of benchmarks/warm_start.py (issue 19): hypervolume over trials, when the warm study
+reaches the cold one, the targets, the import of a saved source study. Synthetic records only."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import warm_start as ws
+
+
+def trial(number: int, metric: float | None, fraction: float, source: str = "gp", state: str = "completed") -> dict:
+    return {
+        "id": 1000 + number,
+        "number": number,
+        "state": state,
+        "source": source,
+        "label": None,
+        "config": {"serial_adapter": {"size": 2 + number}},
+        "metric": metric,
+        "peft_params": 10 * (number + 1),
+        "param_fraction": fraction,
+        "metrics": {"f1": metric} if metric is not None else None,
+        "extra": None,
+    }
+
+
+def record(study_id: int, trials: list[dict]) -> dict:
+    from autopeft.pareto import study_front
+
+    done = [t for t in trials if t["state"] == "completed"]
+    idx, _ = study_front([t["metric"] for t in done], [t["param_fraction"] for t in done])
+    return {"id": study_id, "trials": trials, "pareto": {"data": [done[i] for i in idx]}, "finished": "x"}
+
+
+def test_reach_and_values_after_k_trials() -> None:
+    curve = [0.0, 1.0, 1.0, 2.5, 3.0]
+    assert ws.at(curve, 4) == 2.5 and ws.at(curve, 30) == 3.0 and ws.at([], 3) == 0.0
+    assert ws.trials_to_reach(curve, 2.5) == 4 and ws.trials_to_reach(curve, 3.5) is None
+    assert ws.trials_to_reach(curve, 0.0) == 1
+    assert ws.mean_curve([[1.0, 3.0, 5.0], [3.0, 5.0]]) == [2.0, 4.0]
+
+
+def test_hypervolume_curve_counts_only_completed_trials_by_number() -> None:
+    trials = [trial(1, 0.8, 0.01), trial(0, None, 0.01, state="failed"), trial(2, 0.7, 0.001)]
+    curve = ws.hypervolume_curve(trials)
+    assert len(curve) == 3 and curve[0] == 0.0 and 0 < curve[1] < curve[2]
+
+
+def _pair(seed: int, warm_good: bool) -> dict[str, dict]:
+    """A cold study improving slowly over 30 trials; a warm one whose first trials (warm starts) are good."""
+    cold = [trial(i, 0.5 + 0.01 * i, 0.01) for i in range(30)]
+    if warm_good:
+        warm = [trial(i, 0.85, 0.001 * (i + 1), source="warm_start") for i in range(3)]
+        warm += [trial(i, 0.6, 0.05) for i in range(3, 30)]
+    else:
+        warm = [trial(i, 0.4 + 0.01 * i, 0.01) for i in range(30)]
+    return {ws.key(seed, "cold"): record(10 + seed, cold), ws.key(seed, "warm"): record(20 + seed, warm)}
+
+
+def test_a_warm_study_that_starts_on_the_front_meets_both_targets() -> None:
+    records = _pair(0, True) | _pair(1, True)
+    result = ws.analyse(records, [0, 1, 2])  # seed 2 has no records yet: left out
+    assert [r["seed"] for r in result["seeds"]] == [0, 1]
+    row = result["seeds"][0]
+    assert row["warm_reaches_at"] == 1 and row["warm_start_trials"] == 3 and row["warm_start_on_front"] >= 1
+    assert row["cold_at_budget"] == row["cold"]["final"]
+    assert [t["met"] for t in result["targets"]] == [True, True]
+    assert result["mean"]["warm_reaches_at"] == 1
+
+
+def test_a_warm_study_that_never_catches_up_fails_both_targets() -> None:
+    result = ws.analyse(_pair(0, False), [0])
+    assert result["seeds"][0]["warm_reaches_at"] is None
+    assert [t["met"] for t in result["targets"]] == [False, False]
+    assert "never" in result["targets"][0]["detail"]
+    assert ws.analyse({}, [0])["targets"] == []
+
+
+def test_the_section_reports_every_seed_and_the_targets(tmp_path) -> None:
+    plan = {
+        "trials": 30,
+        "n_initial": 8,
+        "source_file": None,
+        "target_training": {"max_steps": 300, "batch_size": 16, "max_length": 128, "max_search_examples": 500},
+    }
+    meta = {"device": "CPU: test", "cpu_count": 2, "versions": {"torch": "2"}, "started": "a", "finished": "b"}
+    result = {"plan": plan, "meta": meta, "source": {"id": 1}, "analysis": ws.analyse(_pair(0, True), [0])}
+    text = ws.section(result)
+    assert text.startswith(ws.BEGIN) and text.rstrip().endswith(ws.END)
+    assert "| 0 |" in text and "| yes |" in text and "300 steps" in text
+    doc = tmp_path / "page.md"
+    doc.write_text(f"# Page\n\nbefore\n\n{ws.BEGIN}\nnot run yet\n{ws.END}\n\nafter\n")
+    ws.write_section(doc, text)
+    written = doc.read_text()
+    assert "not run yet" not in written and "before" in written and "after" in written
+    assert written.count(ws.BEGIN) == 1
+
+
+def test_import_body_holds_the_saved_completed_configurations() -> None:
+    saved = {
+        "body": {"name": "sst2 gp", "task": {"name": "sst2", "data_dir": "/d"}, "model": None, "space": "autopeft",
+                 "training": {"max_steps": 200}, "seed": 0},
+        "trials": [trial(0, 0.8, 0.01), trial(1, None, 0.02, state="failed"), trial(2, 0.7, 0.001)],
+    }  # fmt: skip
+    body = ws.import_body(saved, "/x/study-sst2.json")
+    assert body["max_trials"] == 2 and [b["label"] for b in body["baselines"]] == ["#0", "#2"]
+    assert body["task"] == {"name": "sst2", "data_dir": "/d"} and "study-sst2.json" in body["name"]
+    with pytest.raises(ws.gx.ExperimentError, match="no completed trial"):
+        ws.import_body({"body": saved["body"], "trials": []}, "/x/empty.json")
+
+
+def test_the_plan_is_the_cpu_experiment_with_mrpc_at_its_own_budget() -> None:
+    fixtures = str(ROOT / "tests" / "fixtures" / "glue")
+    plan = ws.make_plan(ws.parse_args(["--out", "/tmp/ws-plan", "--data", fixtures]))
+    assert plan["trials"] == 30 and plan["study_seeds"] == [0, 1, 2] and plan["n_initial"] == 8
+    assert plan["target_training"]["max_steps"] == 300 and plan["target_training"]["max_length"] == 128
+    assert plan["training"]["max_steps"] == 200 and plan["training"]["max_length"] == 64  # the source's budget
+    body = ws.target_body(plan, 1, "warm", 7)
+    assert body["warm_start"] == {"studies": [7]} and body["task"]["name"] == "mrpc" and body["seed"] == 1
+    assert "warm_start" not in ws.target_body(plan, 1, "cold", 7)
+    dry = ws.make_plan(ws.parse_args(["--dry-run", "--out", "/tmp/ws-plan-dry"]))
+    assert dry["trials"] == 6 and dry["study_seeds"] == [0] and dry["target_training"] == dry["training"]
