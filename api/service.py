@@ -16,10 +16,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from api.errors import NotFoundError
 from api.failures import PAUSE_WINDOW, group_failures, pause_reason
 from api.proposer import Proposer
 from api.records import REPORT_FIELDS, Claim, Report, StudyRecord, TrialRecord, field_names
-from api.errors import NotFoundError
 from api.schemas.studies import (
     FailureGroupPublic,
     ParetoPublic,
