@@ -657,3 +657,25 @@ def test_transfer_check_scores_against_the_majority_class_and_the_task_baselines
     weak = ge.transfer_check(transfer, [base("full", 1.0, [floor + 0.01, floor + 0.01])], "mrpc", fixtures)
     assert not weak["ranks_methods"]
     assert "under the 3 points" in ge.transfer_text("mrpc", {"training": {"batch_size": 16}}, weak)
+
+
+def test_the_transfer_bullet_states_budget_margin_and_dominance_from_the_numbers() -> None:
+    check = {
+        "metric": "f1", "majority": 0.80, "full_dev_mean": 0.84, "full_margin": 0.04, "ranks_methods": True,
+        "configs": [{"label": "~0.1%", "param_fraction": 0.001, "dev_mean": 0.82, "dev_std": 0.01, "seeds": [0]}],
+        "dominance": [
+            {"label": "full fine-tuning", "param_fraction": 1.0, "dev_mean": 0.84, "beaten_by": []},
+            {"label": "BitFit", "param_fraction": 0.002, "dev_mean": 0.81, "beaten_by": ["~0.1%"]},
+            {"label": "LoRA", "param_fraction": 0.003, "dev_mean": 0.83, "beaten_by": []},
+        ],
+    }
+    baselines = {"trials": [
+        {"task": "mrpc", "method": "full", "wall_seconds": 300.0},
+        {"task": "mrpc", "method": "lora", "wall_seconds": 200.0},
+        {"task": "sst2", "method": "lora", "wall_seconds": 50.0},
+    ]}
+    plan = {"task_budgets": {"mrpc": {"max_steps": 300, "max_length": 128}}}
+    text = ge.transfer_bullet("mrpc", plan, check, baselines)
+    assert "300 steps, max length 128" in text and "300-300 s for full fine-tuning and 200-200 s" in text
+    assert "by 4.0 points" in text and "~0.1% f1 0.820 (+2.0 points)" in text
+    assert "dominate 1 of 3 MRPC baselines (BitFit); not dominated: LoRA." in text
