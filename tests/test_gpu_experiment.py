@@ -586,3 +586,96 @@ def test_a_dry_run_of_the_cpu_profile_is_labelled_and_publishes_nothing(tmp_path
     assert doc == out / "results.md"
     assert doc.read_text().startswith("# CPU DRY RUN: MEANINGLESS NUMBERS")
     assert not (out / "plots" / "summary.json").exists()
+
+
+# -- issue 14's transfer: a per-task budget, measured units restored, the transfer evaluated -----------
+
+
+def test_a_transfer_task_trains_with_its_own_budget(tmp_path: Path) -> None:
+    fixtures = str(ROOT / "tests" / "fixtures" / "glue")
+    plan = ge.make_plan(ge.parse_args(["--profile", "cpu", "--data", fixtures, "--phases", "baselines", "transfer"]))
+    assert plan["task_budgets"] == {"mrpc": {"max_steps": 300, "max_length": 128}}
+    # the search task keeps the search budget; MRPC's baselines and transfer trials get its own
+    sst2, mrpc = ge.task_baseline_args(plan, "sst2"), ge.task_baseline_args(plan, "mrpc")
+    assert sst2 == plan["baseline_args"]
+    assert mrpc[mrpc.index("--max-steps") + 1] == "300" and mrpc[mrpc.index("--max-length") + 1] == "128"
+    assert mrpc[mrpc.index("--batch-size") + 1] == "16"
+    body = ge.eval_body(plan, "t", "mrpc", 1, [{"label": "c0", "config": {"lora": {"rank": 8}}}])
+    assert body["training"]["max_steps"] == 300 and body["training"]["max_length"] == 128
+    assert body["training"]["seed"] == 1 and body["training"]["evaluate_dev"] is True
+    assert ge.eval_body(plan, "t", "sst2", 1, [])["training"]["max_steps"] == 200
+    flagged = ge.make_plan(ge.parse_args(["--profile", "cpu", "--data", fixtures, "--task-budget", "mrpc:400:96"]))
+    assert flagged["task_budgets"] == {"mrpc": {"max_steps": 400, "max_length": 96}}
+    for bad in ("mrpc:400", "qqp:400:96", "mrpc:0:96", "mrpc:x:96"):
+        with pytest.raises(ge.ExperimentError, match="TASK:STEPS:LENGTH"):
+            ge.make_plan(ge.parse_args(["--profile", "cpu", "--data", fixtures, "--task-budget", bad]))
+
+
+def test_measured_baselines_of_a_published_file_are_not_trained_again(tmp_path: Path) -> None:
+    trial = {"task": "sst2", "method": "lora", "seed": 1, "wall_seconds": 60.0}
+    merged = {"complete": True, "date": "d", "learning_rates": {"lora": 1e-3}, "trials": [trial], "total_seconds": 60.0}
+    ge.save_json(tmp_path / "baselines.json", merged)
+    units = {("sst2", "lora", 1): tmp_path / "b" / "sst2-lora-seed1.json", ("mrpc", "lora", 1): tmp_path / "b" / "m.json"}
+    (tmp_path / "b").mkdir()
+    assert ge.restore_units(tmp_path / "baselines.json", units) == 1
+    unit = ge.load_json(units[("sst2", "lora", 1)])
+    assert unit["complete"] and unit["trials"] == [trial] and unit["learning_rates"] == {"lora": 1e-3}
+    assert not units[("mrpc", "lora", 1)].exists()
+    assert ge.restore_units(tmp_path / "baselines.json", units) == 0  # an existing unit file is kept
+    # an unfinished merge restores nothing (its trials may be partial)
+    ge.save_json(tmp_path / "partial.json", merged | {"complete": False})
+    units[("sst2", "lora", 1)].unlink()
+    assert ge.restore_units(tmp_path / "partial.json", units) == 0
+
+
+def test_transfer_check_scores_against_the_majority_class_and_the_task_baselines() -> None:
+    fixtures = str(ROOT / "tests" / "fixtures" / "glue")
+    floor = ge.bl.majority_dev_metrics("mrpc", fixtures)["f1"]
+
+    def base(method: str, fraction: float, f1: list[float]) -> dict:
+        return {"method": method, "label": ge.bl.METHODS[method][0], "param_fraction": fraction,
+                "metric_name": "f1", "dev": {"f1": f1, "accuracy": f1}, "seeds": [0, 1]}
+
+    baselines = [base("full", 1.0, [floor + 0.05, floor + 0.03]), base("lora", 0.003, [floor + 0.01, floor + 0.01])]
+    transfer = {"aggregate": {"mrpc": [
+        {"label": "~0.1%", "param_fraction": 0.001, "metric_name": "f1", "seeds": [0, 1],
+         "dev": {"f1": [floor + 0.02, floor + 0.02]}, "search": [0.8, 0.8]},
+        {"label": "~1%", "param_fraction": 0.01, "metric_name": "f1", "seeds": [0, 1],
+         "dev": {"f1": [floor - 0.01, floor - 0.01]}, "search": [0.8, 0.8]},
+    ]}}
+    check = ge.transfer_check(transfer, baselines, "mrpc", fixtures)
+    assert check["metric"] == "f1" and check["majority"] == pytest.approx(floor)
+    assert check["full_margin"] == pytest.approx(0.04) and check["ranks_methods"]
+    assert check["above_majority"] == ["~0.1%"]
+    beaten = {d["label"]: d["beaten_by"] for d in check["dominance"]}
+    # ~1% is below LoRA on F1; ~0.1% beats LoRA with fewer parameters but not full fine-tuning
+    assert beaten == {ge.bl.METHODS["full"][0]: [], ge.bl.METHODS["lora"][0]: ["~0.1%"]}
+    assert ge.transfer_check(transfer, baselines[:1], "mrpc", fixtures)["dominance"][0]["beaten_by"] == []
+    text = ge.transfer_text("mrpc", {"training": {"batch_size": 16}, "task_budgets": {"mrpc": {"max_steps": 300, "max_length": 128}}}, check)
+    assert "300 steps of batch 16, max length 128" in text and "the budget ranks methods" in text
+    assert "not above the majority class" in text
+    weak = ge.transfer_check(transfer, [base("full", 1.0, [floor + 0.01, floor + 0.01])], "mrpc", fixtures)
+    assert not weak["ranks_methods"]
+    assert "under the 3 points" in ge.transfer_text("mrpc", {"training": {"batch_size": 16}}, weak)
+
+
+def test_the_transfer_bullet_states_budget_margin_and_dominance_from_the_numbers() -> None:
+    check = {
+        "metric": "f1", "majority": 0.80, "full_dev_mean": 0.84, "full_margin": 0.04, "ranks_methods": True,
+        "configs": [{"label": "~0.1%", "param_fraction": 0.001, "dev_mean": 0.82, "dev_std": 0.01, "seeds": [0]}],
+        "dominance": [
+            {"label": "full fine-tuning", "param_fraction": 1.0, "dev_mean": 0.84, "beaten_by": []},
+            {"label": "BitFit", "param_fraction": 0.002, "dev_mean": 0.81, "beaten_by": ["~0.1%"]},
+            {"label": "LoRA", "param_fraction": 0.003, "dev_mean": 0.83, "beaten_by": []},
+        ],
+    }
+    baselines = {"trials": [
+        {"task": "mrpc", "method": "full", "wall_seconds": 300.0},
+        {"task": "mrpc", "method": "lora", "wall_seconds": 200.0},
+        {"task": "sst2", "method": "lora", "wall_seconds": 50.0},
+    ]}
+    plan = {"task_budgets": {"mrpc": {"max_steps": 300, "max_length": 128}}}
+    text = ge.transfer_bullet("mrpc", plan, check, baselines)
+    assert "300 steps, max length 128" in text and "300-300 s for full fine-tuning and 200-200 s" in text
+    assert "by 4.0 points" in text and "~0.1% f1 0.820 (+2.0 points)" in text
+    assert "dominate 1 of 3 MRPC baselines (BitFit); not dominated: LoRA." in text

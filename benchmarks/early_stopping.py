@@ -1,0 +1,424 @@
+"""Issue 16: what early stopping saves and what it costs, measured with real training on CPU.
+
+    # the real run: SST-2, the bundled MiniLM, issue 14's CPU budget (about 65 min on 2 cores; resumable)
+    python benchmarks/early_stopping.py --out runs/early_stopping --time-limit 120
+    # a dry run of the pipeline on the test fixtures (a minute; meaningless numbers)
+    python benchmarks/early_stopping.py --dry-run --out /tmp/es_dry
+
+For each study seed, two gp studies of the ``autopeft`` space on SST-2, identical but for
+``"early_stopping": {"enabled": ...}``, run side by side through the real service (``autopeft
+serve``, two ``autopeft worker --device cpu`` taking trials from both), so that both arms train
+under the same load. Every trial trains with the budget of the CPU results experiment
+(``benchmarks/gpu_experiment.py --profile cpu``: 200 steps of batch 16, max length 64, the
+family learning rates of the ``short`` preset, the objective on 500 held-out training
+examples), evaluates every ``--eval-every`` steps (the points where the rule may stop it) and
+scores the SST-2 dev file at its end (``evaluate_dev``; reported, never optimised).
+
+Reported per arm and seed (``benchmarks/results/early_stopping.json``, a section of
+docs/early_stopping.md):
+
+- training seconds: the sum over trials of the worker's ``train_seconds`` (stopped trials count
+  what they trained), and the sum of trial durations (training, evaluation, data);
+- hypervolume over trials (search objective) and the dev hypervolume of the final front (each
+  front trial's own dev score);
+- hypervolume over cumulative training seconds, to compare at equal compute;
+- false stops: of the front configurations of the run without early stopping, how many the run
+  with it trained and stopped (the Sobol trials of a seed are the same in both arms), and how
+  many the rule would have stopped had it watched that run (a replay on its curves, each trial's
+  peers being the trials that started before it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks"
+for _p in (ROOT, BENCH):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+import gpu_experiment as gx  # noqa: E402
+
+from autopeft.early_stopping import EarlyStoppingSettings, Peer, decide  # noqa: E402
+from autopeft.pareto import study_front  # noqa: E402
+
+ARMS = ("off", "on")
+PUBLISH = ROOT / "benchmarks" / "results" / "early_stopping.json"
+DOC = ROOT / "docs" / "early_stopping.md"
+BEGIN, END = "<!-- ES_BENCHMARK_BEGIN -->", "<!-- ES_BENCHMARK_END -->"
+COMMAND = "python benchmarks/early_stopping.py --out runs/early_stopping --time-limit 120"
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--dry-run", action="store_true", help="test fixtures, tiny budgets: checks the pipeline")
+    p.add_argument("--out", type=Path, default=None, help="results folder (default runs/early_stopping)")
+    p.add_argument("--trials", type=int, default=None, help="trials of each study (default 16; dry run 6)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="study seeds (default 0 1 2)")
+    p.add_argument("--eval-every", type=int, default=None, help="steps between evaluations (default 50; dry run 1)")
+    p.add_argument("--phases", nargs="+", choices=("run", "report"), default=["run", "report"])
+    p.add_argument("--time-limit", type=float, default=None, metavar="MIN", help="stop cleanly after MIN minutes")
+    p.add_argument("--publish", type=Path, default=None, help="JSON of the figures (default: benchmarks/results)")
+    p.add_argument("--doc", type=Path, default=None, help="page whose measured section is rewritten")
+    return p.parse_args(argv)
+
+
+def make_plan(args: argparse.Namespace) -> dict[str, Any]:
+    """The CPU results experiment's plan (its budget, workers, data), with this benchmark's settings."""
+    base = ["--profile", "cpu"] + (["--dry-run"] if args.dry_run else [])
+    out = args.out or (ROOT / "runs" / ("early_stopping-dry" if args.dry_run else "early_stopping"))
+    plan = gx.make_plan(gx.parse_args(base + ["--out", str(out), "--searches", "sst2-autopeft-gp"]))
+    plan["trials"] = args.trials or (6 if args.dry_run else 16)
+    plan["seeds"] = list(args.seeds)
+    plan["eval_every"] = args.eval_every or (1 if args.dry_run else 50)
+    return plan
+
+
+def study_body(plan: Mapping[str, Any], seed: int, arm: str) -> dict[str, Any]:
+    body = gx.search_body(plan, f"es-{arm}-seed{seed}", "autopeft", "gp")
+    body["name"] = f"issue 16 early stopping {arm}, seed {seed}: SST-2, space autopeft, gp"
+    body["seed"] = seed
+    body["training"] = {**body["training"], "seed": seed, "eval_every": plan["eval_every"], "evaluate_dev": True}
+    body["early_stopping"] = {"enabled": arm == "on"}
+    return body
+
+
+def key(seed: int, arm: str) -> str:
+    return f"es-{arm}-seed{seed}"
+
+
+def run(plan: dict[str, Any], out: Path, deadline: float | None) -> None:
+    """Both arms of each seed side by side (one batch per seed); finished batches are kept."""
+    with gx.Service(out) as svc:
+        for seed in plan["seeds"]:
+            bodies = {key(seed, arm): study_body(plan, seed, arm) for arm in ARMS}
+            gx.run_batch(svc, plan, out, f"es-seed{seed}", bodies, False, deadline)
+
+
+# -- analysis (pure; tested) ------------------------------------------------------------------------
+
+
+def finished(trials: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Completed and stopped trials, in the order they finished."""
+    done = [t for t in trials if t["state"] in ("completed", "stopped") and t.get("finished_at")]
+    return sorted(done, key=lambda t: t["finished_at"])
+
+
+def train_seconds(trial: Mapping[str, Any]) -> float:
+    return float((trial.get("extra") or {}).get("train_seconds") or 0.0)
+
+
+def dev_metric(trial: Mapping[str, Any]) -> float | None:
+    extra = trial.get("extra") or {}
+    dev = (extra.get("metrics") or {}).get("dev") or {}
+    return dev.get(extra.get("metric_name", "accuracy"))
+
+
+def front_trials(trials: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The completed trials on the study's front (search objective against trained share)."""
+    done = [t for t in trials if t["state"] == "completed" and t.get("metric") is not None]
+    idx, _ = study_front([t["metric"] for t in done], [t["param_fraction"] for t in done])
+    return [done[i] for i in idx]
+
+
+def dev_hypervolume(trials: Sequence[Mapping[str, Any]]) -> float:
+    """Hypervolume of the final front's trials scored by their own dev metric."""
+    front = [t for t in front_trials(trials) if dev_metric(t) is not None]
+    return study_front([dev_metric(t) for t in front], [t["param_fraction"] for t in front])[1]
+
+
+def hypervolume_over_seconds(trials: Sequence[Mapping[str, Any]]) -> list[tuple[float, float]]:
+    """(cumulative training seconds, hypervolume) after each finished trial, in finishing order."""
+    points, metrics, fractions, spent = [], [], [], 0.0
+    hv = 0.0
+    for t in finished(trials):
+        spent += train_seconds(t)
+        if t["state"] == "completed":
+            metrics.append(t["metric"])
+            fractions.append(t["param_fraction"])
+            hv = study_front(metrics, fractions)[1]
+        points.append((spent, hv))
+    return points
+
+
+def hypervolume_at(points: Sequence[tuple[float, float]], seconds: float) -> float:
+    """The hypervolume reached within ``seconds`` of training (0 before the first trial ends)."""
+    best = 0.0
+    for s, hv in points:
+        if s <= seconds + 1e-9:
+            best = hv
+    return best
+
+
+def replay_stops(trials: Sequence[Mapping[str, Any]], settings: EarlyStoppingSettings, total_steps: int) -> set[int]:
+    """Trial numbers the rule would have stopped in a run without it: each trial's curve is checked
+    at each of its evaluations against the trials that started before it (they reached every step
+    first: same budget, same workers)."""
+    ordered = sorted((t for t in trials if t.get("curve") and t.get("started_at")), key=lambda t: t["started_at"])
+    stopped = set()
+    for i, t in enumerate(ordered):
+        peers = [Peer(float(p["param_fraction"]), [tuple(x) for x in p["curve"]]) for p in ordered[:i]]
+        curve = [tuple(x) for x in t["curve"]]
+        for n in range(1, len(curve) + 1):
+            d = decide(
+                settings,
+                step=int(curve[n - 1][0]),
+                total_steps=total_steps,
+                curve=curve[:n],
+                param_fraction=float(t["param_fraction"]),
+                peers=peers,
+            )
+            if not d.go_on:
+                stopped.add(int(t["number"]))
+                break
+    return stopped
+
+
+def config_id(config: Mapping[str, Any]) -> str:
+    import json
+
+    return json.dumps(config, sort_keys=True)
+
+
+def mean_std(values: Sequence[float]) -> dict[str, float]:
+    return {
+        "mean": statistics.fmean(values) if values else float("nan"),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+    }
+
+
+def analyse(records: Mapping[str, Mapping[str, Any]], plan: Mapping[str, Any]) -> dict[str, Any]:
+    """Per seed and arm: seconds, hypervolumes, stops; then the issue's targets."""
+    settings = EarlyStoppingSettings(enabled=True)
+    total_steps = int(plan["training"].get("max_steps") or 0)
+    seeds = []
+    for seed in plan["seeds"]:
+        off, on = records.get(key(seed, "off")), records.get(key(seed, "on"))
+        if off is None or on is None:
+            continue
+        row: dict[str, Any] = {"seed": seed}
+        for arm, rec in (("off", off), ("on", on)):
+            trials = rec["trials"]
+            curve = hypervolume_over_seconds(trials)
+            row[arm] = {
+                "study_id": rec["id"],
+                "trials": len([t for t in trials if t["state"] in ("completed", "stopped", "failed")]),
+                "completed": sum(t["state"] == "completed" for t in trials),
+                "stopped": sum(t["state"] == "stopped" for t in trials),
+                "failed": sum(t["state"] == "failed" for t in trials),
+                "train_seconds": sum(train_seconds(t) for t in trials),
+                "trial_seconds": sum(float(t.get("duration_s") or 0.0) for t in trials),
+                "hypervolume": rec["study"]["hypervolume"],
+                "dev_hypervolume": dev_hypervolume(trials),
+                "hypervolume_over_seconds": curve,
+                "front": [
+                    {
+                        "trial": t["number"],
+                        "param_fraction": t["param_fraction"],
+                        "search": t["metric"],
+                        "dev": dev_metric(t),
+                    }
+                    for t in front_trials(trials)
+                ],
+                "stops": [
+                    {"trial": t["number"], "last_step": t.get("last_step"), "param_fraction": t["param_fraction"]}
+                    for t in trials
+                    if t["state"] == "stopped"
+                ],
+            }
+        row["seconds_ratio"] = row["on"]["train_seconds"] / row["off"]["train_seconds"]
+        row["off_hypervolume_at_on_seconds"] = hypervolume_at(
+            row["off"]["hypervolume_over_seconds"], row["on"]["train_seconds"]
+        )
+        # the front configurations of the run without early stopping, in the run with it
+        on_state = {config_id(t["config"]): t["state"] for t in on["trials"]}
+        front = front_trials(off["trials"])
+        shared = [t for t in front if config_id(t["config"]) in on_state]
+        row["front_off_in_on"] = len(shared)
+        row["front_off_stopped_in_on"] = sum(on_state[config_id(t["config"])] == "stopped" for t in shared)
+        replayed = replay_stops(off["trials"], settings, total_steps)
+        row["front_off"] = len(front)
+        row["front_off_stopped_by_replay"] = sum(t["number"] in replayed for t in front)
+        row["replay_stopped"] = len(replayed)
+        seeds.append(row)
+    return {"seeds": seeds, "targets": targets(seeds)}
+
+
+def targets(seeds: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    if not seeds:
+        return []
+
+    def of(arm: str, field: str) -> list[float]:
+        return [s[arm][field] for s in seeds]
+
+    ratio = sum(of("on", "train_seconds")) / sum(of("off", "train_seconds"))
+    per_seed = ", ".join(f"{s['seconds_ratio']:.0%}" for s in seeds)
+    out = [
+        {
+            "target": "at the same number of trials, at most 60% of the training seconds",
+            "met": ratio <= 0.6,
+            "detail": f"{ratio:.0%} ({sum(of('on', 'train_seconds')):.0f} s vs {sum(of('off', 'train_seconds')):.0f} s; "
+            f"per seed {per_seed})",
+        }
+    ]
+    for field, name in (("dev_hypervolume", "dev hypervolume"), ("hypervolume", "search hypervolume")):
+        off, on = mean_std(of("off", field)), mean_std(of("on", field))
+        out.append(
+            {
+                "target": f"final {name} within the seed-to-seed spread of the run without (or better)",
+                "met": on["mean"] >= off["mean"] - off["std"],
+                "detail": f"with {on['mean']:.4f} ± {on['std']:.4f}, without {off['mean']:.4f} ± {off['std']:.4f}",
+            }
+        )
+    at = [s["off_hypervolume_at_on_seconds"] for s in seeds]
+    wins = sum(s["on"]["hypervolume"] > a for s, a in zip(seeds, at))
+    out.append(
+        {
+            "target": "at the same training seconds, a larger hypervolume (search)",
+            "met": statistics.fmean(of("on", "hypervolume")) > statistics.fmean(at),
+            "detail": f"with {statistics.fmean(of('on', 'hypervolume')):.4f}, without at the same seconds "
+            f"{statistics.fmean(at):.4f} (mean of seeds; larger in {wins} of {len(seeds)} seeds)",
+        }
+    )
+    shared = sum(s["front_off_in_on"] for s in seeds)
+    stopped = sum(s["front_off_stopped_in_on"] for s in seeds)
+    front = sum(s["front_off"] for s in seeds)
+    replayed = sum(s["front_off_stopped_by_replay"] for s in seeds)
+    out.append(
+        {
+            "target": "a trial that would have been on the front is stopped in at most 1 case in 10",
+            "met": replayed <= 0.1 * front and stopped <= 0.1 * max(shared, 1),
+            "detail": f"replay on the runs without: {replayed} of {front} front trials stopped; the same front "
+            f"configurations trained by the runs with: {stopped} of {shared} stopped",
+        }
+    )
+    return out
+
+
+# -- report -----------------------------------------------------------------------------------------
+
+
+def section(result: Mapping[str, Any]) -> str:
+    """The measured section of docs/early_stopping.md."""
+    plan, meta = result["plan"], result["meta"]
+    t = plan["training"]
+    rows = []
+    for s in result["analysis"]["seeds"]:
+        for arm in ARMS:
+            a = s[arm]
+            rows.append(
+                f"| {s['seed']} | {arm} | {a['completed']} + {a['stopped']} stopped"
+                + (f" + {a['failed']} failed" if a["failed"] else "")
+                + f" | {a['train_seconds']:.0f} | {a['trial_seconds']:.0f} | {a['hypervolume']:.4f} | "
+                f"{a['dev_hypervolume']:.4f} | {len(a['front'])} |"
+            )
+    fronts = []
+    for s in result["analysis"]["seeds"]:
+        fronts.append(
+            f"| {s['seed']} | {s['front_off']} | {s['front_off_stopped_by_replay']} | {s['front_off_in_on']} | "
+            f"{s['front_off_stopped_in_on']} | {s['replay_stopped']} of {s['off']['trials']} | "
+            f"{s['off_hypervolume_at_on_seconds']:.4f} vs {s['on']['hypervolume']:.4f} |"
+        )
+    checks = "\n".join(
+        f"| {c['target']} | {'yes' if c['met'] else '**no**'} | {c['detail']} |" for c in result["analysis"]["targets"]
+    )
+    return (
+        f"{BEGIN}\n## Measured (issue 16): with and without early stopping on SST-2, CPU\n\n"
+        f"`{COMMAND}` on **{meta['device']}** ({meta['cpu_count']} cores), {meta['started']} to "
+        f"{meta['finished']}; versions {', '.join(f'{k} {v}' for k, v in meta['versions'].items())}.\n\n"
+        f"Per seed, two gp studies of the `autopeft` space ({plan['trials']} trials each, the first "
+        f"{plan['n_initial']} Sobol), identical but for `early_stopping.enabled`, run side by side by two "
+        f"`autopeft worker --device cpu` (one thread each) so both arms train under the same load. "
+        f"The CPU results experiment's budget: {t.get('max_steps')} steps of batch {t['batch_size']}, max length "
+        f"{t['max_length']}, objective on {t.get('max_search_examples')} held-out training examples, evaluated "
+        f"every {plan['eval_every']} steps (where the rule may stop a trial: its defaults, grace "
+        f"{EarlyStoppingSettings().grace}, so at steps {plan['eval_every']}-"
+        f"{t.get('max_steps', 0) - plan['eval_every']}). Each trial also scores the SST-2 dev file at its end; "
+        "the dev hypervolume is that of the final front (on the search objective) scored by its own dev values.\n\n"
+        "| seed | early stopping | trials | training s | trial s (all) | hypervolume | dev hypervolume | front |\n"
+        "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
+        "Front trials of the run without early stopping, and what early stopping did with them (`replay`: "
+        "the rule's defaults applied to that run's curves, each trial's peers being the trials that started "
+        "before it; `shared`: the same configuration trained by the run with early stopping, which shares its "
+        "Sobol trials):\n\n"
+        "| seed | front (without) | stopped by replay | shared with the run with | stopped there | replay "
+        "stopped (all trials) | hypervolume at the same training seconds: without vs with |\n"
+        "|---|---|---|---|---|---|---|\n" + "\n".join(fronts) + "\n\n"
+        "| target | met | numbers |\n|---|---|---|\n" + checks + "\n\n"
+        f"Figures as JSON: [`benchmarks/results/early_stopping.json`](../benchmarks/results/early_stopping.json).\n"
+        f"{END}\n"
+    )
+
+
+def write_section(doc: Path, text: str) -> None:
+    old = doc.read_text() if doc.exists() else ""
+    if BEGIN in old and END in old:
+        new = old[: old.index(BEGIN)] + text.rstrip("\n") + old[old.index(END) + len(END) :]
+    else:
+        new = old.rstrip("\n") + "\n\n" + text
+    doc.write_text(new)
+
+
+def report(plan: Mapping[str, Any], out: Path, publish: Path, doc: Path | None, dry: bool) -> dict[str, Any]:
+    records = {}
+    for seed in plan["seeds"]:
+        for arm in ARMS:
+            path = out / "studies" / f"{key(seed, arm)}.json"
+            if path.exists():
+                records[key(seed, arm)] = gx.load_json(path)
+    meta = gx.load_json(out / "es-meta.json")
+    meta["finished"] = max((r["finished"] for r in records.values()), default=None)
+    analysis = analyse(records, plan)
+    result = {"dry_run": dry, "plan": plan, "meta": meta, "analysis": analysis}
+    gx.save_json(publish, result)
+    if doc is not None and analysis["seeds"]:
+        write_section(doc, section(result))
+    for c in analysis["targets"]:
+        gx.say(f"{'[dry run: meaningless] ' if dry else ''}target: {c['target']}: {'met' if c['met'] else 'NOT met'} ({c['detail']})")
+    gx.say(f"report: wrote {publish}" + (f" and {doc}" if doc is not None else ""))
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    deadline = time.monotonic() + 60 * args.time_limit if args.time_limit else None
+    try:
+        plan = make_plan(args)
+        out = Path(plan["out"])
+        out.mkdir(parents=True, exist_ok=True)
+        meta_path = out / "es-meta.json"
+        if not meta_path.exists():
+            gx.save_json(
+                meta_path,
+                {
+                    "device": gx.device_description(plan["device"]),
+                    "cpu_count": gx.bl.machine(plan["device"]).get("cpu_count"),
+                    "versions": gx.bl.versions() | {"botorch": gx._version("botorch")},
+                    "started": gx.now(),
+                },
+            )
+        if "run" in args.phases:
+            run(plan, out, deadline)
+        if "report" in args.phases:
+            dry = bool(args.dry_run)
+            publish = args.publish or (out / "early_stopping.json" if dry else PUBLISH)
+            doc = args.doc if args.doc is not None else (None if dry else DOC)
+            report(plan, out, publish, doc, dry)
+    except gx.Unfinished as err:
+        gx.say(f"time limit reached ({err}): run the same command again to continue")
+        return 3
+    except gx.ExperimentError as err:
+        gx.say(f"error: {err}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

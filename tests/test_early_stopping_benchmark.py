@@ -1,0 +1,96 @@
+"""The pure analysis of benchmarks/early_stopping.py (issue 16): seconds, hypervolume at equal
+compute, false stops by replay and by shared configurations, the targets. Synthetic trials only."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import early_stopping as es
+
+from autopeft.early_stopping import EarlyStoppingSettings
+
+
+def trial(number: int, fraction: float, curve: list[list[float]], *, state: str = "completed", seconds: float = 10.0,
+          dev: float | None = None, config: dict | None = None) -> dict:
+    best = max(m for _, m in curve)
+    return {
+        "number": number,
+        "state": state,
+        "config": config or {"lora": {"rank": number}},
+        "param_fraction": fraction,
+        "metric": best,
+        "curve": curve,
+        "last_step": int(curve[-1][0]),
+        "started_at": f"2026-01-01T00:{number:02d}:00Z",
+        "finished_at": f"2026-01-01T01:{number:02d}:00Z",
+        "duration_s": seconds + 1,
+        "extra": {"train_seconds": seconds, "metric_name": "accuracy",
+                  "metrics": {"dev": {"accuracy": best - 0.01 if dev is None else dev}}},
+    }
+
+
+FULL = [[50, 0.80], [100, 0.84], [150, 0.86], [200, 0.87]]
+
+
+def test_a_trial_far_below_three_smaller_earlier_peers_would_be_stopped_in_replay() -> None:
+    peers = [trial(i, 0.001, FULL) for i in range(3)]
+    bad = trial(3, 0.01, [[50, 0.55], [100, 0.56], [150, 0.57], [200, 0.58]])
+    smaller_and_bad = trial(4, 0.0001, [[50, 0.55], [100, 0.56], [150, 0.57], [200, 0.58]])
+    settings = EarlyStoppingSettings(enabled=True)
+    assert es.replay_stops([*peers, bad, smaller_and_bad], settings, 200) == {3}
+    # the same trial started first has no peers yet: never stopped
+    first = dict(bad, started_at="2025-12-31T00:00:00Z")
+    assert es.replay_stops([*peers, first], settings, 200) == set()
+
+
+def test_hypervolume_at_equal_training_seconds() -> None:
+    trials = [trial(0, 0.01, FULL, seconds=30), trial(1, 0.001, FULL, seconds=30),
+              trial(2, 0.02, FULL, state="stopped", seconds=5)]
+    points = es.hypervolume_over_seconds(trials)
+    assert [s for s, _ in points] == [30, 60, 65]
+    assert points[1][1] > points[0][1] and points[2][1] == points[1][1]  # a stopped trial adds no result
+    assert es.hypervolume_at(points, 29) == 0.0 and es.hypervolume_at(points, 45) == points[0][1]
+    assert es.hypervolume_at(points, 1e9) == points[-1][1]
+
+
+def test_analyse_counts_seconds_false_stops_and_evaluates_the_targets() -> None:
+    # bigger and better: all four on the front
+    cheap = [trial(i, 0.001 * (i + 1), [[s, m + 0.01 * i] for s, m in FULL], seconds=60) for i in range(4)]
+    off = [*cheap, trial(4, 0.05, [[50, 0.5], [100, 0.5], [150, 0.5], [200, 0.5]], seconds=60)]
+    # with early stopping the bad trial stops at step 50, and so (wrongly) does a front configuration
+    on = [*cheap[:3], trial(3, 0.004, [[50, 0.80]], state="stopped", seconds=15, config=cheap[3]["config"]),
+          trial(4, 0.05, [[50, 0.5]], state="stopped", seconds=15)]
+    records = {
+        es.key(0, "off"): {"id": 1, "trials": off, "study": {"hypervolume": 2.0}},
+        es.key(0, "on"): {"id": 2, "trials": on, "study": {"hypervolume": 1.9}},
+    }
+    plan = {"seeds": [0], "training": {"max_steps": 200}}
+    out = es.analyse(records, plan)
+    (row,) = out["seeds"]
+    assert row["off"]["train_seconds"] == 300 and row["on"]["train_seconds"] == 210
+    assert row["seconds_ratio"] == pytest.approx(0.7)
+    assert row["on"]["stopped"] == 2 and row["off"]["stopped"] == 0
+    front_off = {t["trial"] for t in row["off"]["front"]}
+    assert 3 in front_off and row["front_off_in_on"] == len(front_off)
+    assert row["front_off_stopped_in_on"] == 1
+    met = {t["target"]: t["met"] for t in out["targets"]}
+    assert met["at the same number of trials, at most 60% of the training seconds"] is False
+    assert met["a trial that would have been on the front is stopped in at most 1 case in 10"] is False
+    # the seed of a missing arm is left out rather than half-counted
+    assert es.analyse({es.key(0, "off"): records[es.key(0, "off")]}, plan)["seeds"] == []
+
+
+def test_the_measured_section_replaces_itself_in_the_page(tmp_path: Path) -> None:
+    doc = tmp_path / "page.md"
+    doc.write_text("# Early stopping\n\nintro\n")
+    es.write_section(doc, f"{es.BEGIN}\nfirst\n{es.END}\n")
+    es.write_section(doc, f"{es.BEGIN}\nsecond\n{es.END}\n")
+    text = doc.read_text()
+    assert text.startswith("# Early stopping\n\nintro\n") and "second" in text and "first" not in text
+    assert text.count(es.BEGIN) == 1
