@@ -157,14 +157,20 @@ def hypervolume_at(points: Sequence[tuple[float, float]], seconds: float) -> flo
     return best
 
 
-def replay_stops(trials: Sequence[Mapping[str, Any]], settings: EarlyStoppingSettings, total_steps: int) -> set[int]:
-    """Trial numbers the rule would have stopped in a run without it: each trial's curve is checked
-    at each of its evaluations against the trials that started before it (they reached every step
-    first: same budget, same workers)."""
+def replay_stops(
+    trials: Sequence[Mapping[str, Any]], settings: EarlyStoppingSettings, total_steps: int
+) -> dict[int, int]:
+    """Trial number -> step at which the rule would have stopped it, in a run without the rule: each
+    trial's curve is checked at each of its evaluations against the trials that started before it
+    (they reached every step first: same budget, same workers)."""
     ordered = sorted((t for t in trials if t.get("curve") and t.get("started_at")), key=lambda t: t["started_at"])
-    stopped = set()
+    stopped: dict[int, int] = {}
     for i, t in enumerate(ordered):
-        peers = [Peer(float(p["param_fraction"]), [tuple(x) for x in p["curve"]]) for p in ordered[:i]]
+        # a peer's curve as the rule saw it: cut where the replay stopped that peer
+        peers = [
+            Peer(float(p["param_fraction"]), [tuple(x) for x in p["curve"] if x[0] <= stopped.get(p["number"], x[0])])
+            for p in ordered[:i]
+        ]
         curve = [tuple(x) for x in t["curve"]]
         for n in range(1, len(curve) + 1):
             d = decide(
@@ -176,9 +182,37 @@ def replay_stops(trials: Sequence[Mapping[str, Any]], settings: EarlyStoppingSet
                 peers=peers,
             )
             if not d.go_on:
-                stopped.add(int(t["number"]))
+                stopped[int(t["number"])] = int(curve[n - 1][0])
                 break
     return stopped
+
+
+#: Settings replayed on the runs without early stopping (what a different rule would have done).
+REPLAYED = {
+    "defaults (quantile 0.5, margin 0.01)": {},
+    "margin 0": {"margin": 0.0},
+    "quantile 0.75, margin 0": {"quantile": 0.75, "margin": 0.0},
+    "min_peers 2, margin 0": {"min_peers": 2, "margin": 0.0},
+}
+
+
+def replay_savings(
+    trials: Sequence[Mapping[str, Any]], settings: EarlyStoppingSettings, total_steps: int
+) -> dict[str, Any]:
+    """What the rule would have saved on a run without it (each stopped trial's training seconds
+    scaled by the share of steps it would have skipped) and how many front trials it would have stopped."""
+    stops = replay_stops(trials, settings, total_steps)
+    spent = sum(train_seconds(t) for t in trials)
+    saved = sum(
+        train_seconds(t) * (1 - stops[t["number"]] / total_steps) for t in trials if t["number"] in stops
+    )
+    front = front_trials(trials)
+    return {
+        "stopped": len(stops),
+        "seconds_ratio": (spent - saved) / spent if spent else None,
+        "front": len(front),
+        "front_stopped": sum(t["number"] in stops for t in front),
+    }
 
 
 def config_id(config: Mapping[str, Any]) -> str:
@@ -247,6 +281,10 @@ def analyse(records: Mapping[str, Mapping[str, Any]], plan: Mapping[str, Any]) -
         row["front_off"] = len(front)
         row["front_off_stopped_by_replay"] = sum(t["number"] in replayed for t in front)
         row["replay_stopped"] = len(replayed)
+        row["replay"] = {
+            name: replay_savings(off["trials"], settings.model_copy(update=change), total_steps)
+            for name, change in REPLAYED.items()
+        }
         seeds.append(row)
     return {"seeds": seeds, "targets": targets(seeds)}
 
@@ -326,6 +364,18 @@ def section(result: Mapping[str, Any]) -> str:
             f"{s['front_off_stopped_in_on']} | {s['replay_stopped']} of {s['off']['trials']} | "
             f"{s['off_hypervolume_at_on_seconds']:.4f} vs {s['on']['hypervolume']:.4f} |"
         )
+    replay_rows = []
+    seeds = result["analysis"]["seeds"]
+    for name in REPLAYED:
+        got = [s["replay"][name] for s in seeds if name in s.get("replay", {})]
+        if not got:
+            continue
+        spent = [s["off"]["train_seconds"] for s in seeds if name in s.get("replay", {})]
+        ratio = sum(g["seconds_ratio"] * w for g, w in zip(got, spent)) / sum(spent)
+        replay_rows.append(
+            f"| {name} | {sum(g['stopped'] for g in got)} of {sum(s['off']['trials'] for s in seeds)} | "
+            f"{ratio:.0%} | {sum(g['front_stopped'] for g in got)} of {sum(g['front'] for g in got)} |"
+        )
     checks = "\n".join(
         f"| {c['target']} | {'yes' if c['met'] else '**no**'} | {c['detail']} |" for c in result["analysis"]["targets"]
     )
@@ -352,6 +402,11 @@ def section(result: Mapping[str, Any]) -> str:
         "stopped (all trials) | hypervolume at the same training seconds: without vs with |\n"
         "|---|---|---|---|---|---|---|\n" + "\n".join(fronts) + "\n\n"
         "| target | met | numbers |\n|---|---|---|\n" + checks + "\n\n"
+        "Other settings of the rule, replayed on the curves of the runs without early stopping (a "
+        "simulation on measured curves: each stopped trial's training seconds scaled by the share of steps "
+        "it would have skipped; the proposals that the saved time would have bought are not simulated):\n\n"
+        "| settings | trials stopped | training seconds vs without | front trials stopped |\n"
+        "|---|---|---|---|\n" + "\n".join(replay_rows) + "\n\n"
         f"Figures as JSON: [`benchmarks/results/early_stopping.json`](../benchmarks/results/early_stopping.json).\n"
         f"{END}\n"
     )

@@ -43,10 +43,10 @@ def test_a_trial_far_below_three_smaller_earlier_peers_would_be_stopped_in_repla
     bad = trial(3, 0.01, [[50, 0.55], [100, 0.56], [150, 0.57], [200, 0.58]])
     smaller_and_bad = trial(4, 0.0001, [[50, 0.55], [100, 0.56], [150, 0.57], [200, 0.58]])
     settings = EarlyStoppingSettings(enabled=True)
-    assert es.replay_stops([*peers, bad, smaller_and_bad], settings, 200) == {3}
+    assert es.replay_stops([*peers, bad, smaller_and_bad], settings, 200) == {3: 50}
     # the same trial started first has no peers yet: never stopped
     first = dict(bad, started_at="2025-12-31T00:00:00Z")
-    assert es.replay_stops([*peers, first], settings, 200) == set()
+    assert es.replay_stops([*peers, first], settings, 200) == {}
 
 
 def test_hypervolume_at_equal_training_seconds() -> None:
@@ -94,3 +94,15 @@ def test_the_measured_section_replaces_itself_in_the_page(tmp_path: Path) -> Non
     text = doc.read_text()
     assert text.startswith("# Early stopping\n\nintro\n") and "second" in text and "first" not in text
     assert text.count(es.BEGIN) == 1
+
+
+def test_replay_savings_scale_each_stopped_trial_by_the_steps_it_skips() -> None:
+    peers = [trial(i, 0.001, FULL, seconds=100) for i in range(3)]
+    bad = trial(3, 0.01, [[50, 0.55], [100, 0.56], [150, 0.57], [200, 0.58]], seconds=100)
+    out = es.replay_savings([*peers, bad], EarlyStoppingSettings(enabled=True), 200)
+    # 400 s spent; the bad trial stops at step 50 of 200: 75 s saved
+    assert out["stopped"] == 1 and out["seconds_ratio"] == pytest.approx(325 / 400)
+    assert out["front_stopped"] == 0 and out["front"] == 1
+    # a rule that needs more peers than there are stops nothing
+    none = es.replay_savings([*peers, bad], EarlyStoppingSettings(enabled=True, min_peers=4), 200)
+    assert none["stopped"] == 0 and none["seconds_ratio"] == 1.0
