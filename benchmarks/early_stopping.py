@@ -413,12 +413,8 @@ def section(result: Mapping[str, Any]) -> str:
 
 
 def write_section(doc: Path, text: str) -> None:
-    old = doc.read_text() if doc.exists() else ""
-    if BEGIN in old and END in old:
-        new = old[: old.index(BEGIN)] + text.rstrip("\n") + old[old.index(END) + len(END) :]
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    doc.write_text(new)
+    """Replace the measured section of ``doc`` (between the markers), or add it at the end."""
+    gx.write_marked_section(doc, text, BEGIN, END)
 
 
 def report(plan: Mapping[str, Any], out: Path, publish: Path, doc: Path | None, dry: bool) -> dict[str, Any]:
@@ -448,17 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         plan = make_plan(args)
         out = Path(plan["out"])
         out.mkdir(parents=True, exist_ok=True)
-        meta_path = out / "es-meta.json"
-        if not meta_path.exists():
-            gx.save_json(
-                meta_path,
-                {
-                    "device": gx.device_description(plan["device"]),
-                    "cpu_count": gx.bl.machine(plan["device"]).get("cpu_count"),
-                    "versions": gx.bl.versions() | {"botorch": gx._version("botorch")},
-                    "started": gx.now(),
-                },
-            )
+        gx.bench_meta(out / "es-meta.json", plan)
         if "run" in args.phases:
             run(plan, out, deadline)
         if "report" in args.phases:

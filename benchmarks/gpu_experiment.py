@@ -2034,6 +2034,31 @@ def demote(text: str) -> str:
     return "\n".join(out)
 
 
+def write_marked_section(doc: Path, text: str, begin: str, end: str) -> None:
+    """Replace the part of ``doc`` between the ``begin`` and ``end`` markers with ``text`` (which
+    carries the markers), or add ``text`` at the end: a benchmark's measured section of a page."""
+    old = doc.read_text() if doc.exists() else ""
+    if begin in old and end in old:
+        new = old[: old.index(begin)] + text.rstrip("\n") + old[old.index(end) + len(end) :]
+    else:
+        new = old.rstrip("\n") + "\n\n" + text
+    doc.write_text(new)
+
+
+def bench_meta(path: Path, plan: Mapping[str, Any]) -> None:
+    """A benchmark's meta file (device, cores, versions, start), written once: a resumed run keeps it."""
+    if not path.exists():
+        save_json(
+            path,
+            {
+                "device": device_description(plan["device"]),
+                "cpu_count": bl.machine(plan["device"]).get("cpu_count"),
+                "versions": bl.versions() | {"botorch": _version("botorch")},
+                "started": now(),
+            },
+        )
+
+
 def write_results_page(doc: Path, *, cpu: str | None = None, gpu: str | None = None) -> None:
     """docs/results.md: the CPU section first (when there is one), then the GPU page; a part not
     given is kept from the file as it is."""

@@ -333,12 +333,7 @@ def section(result: Mapping[str, Any]) -> str:
 
 def write_section(doc: Path, text: str) -> None:
     """Replace the measured section of ``doc`` (between the markers), or add it at the end."""
-    old = doc.read_text() if doc.exists() else ""
-    if BEGIN in old and END in old:
-        new = old[: old.index(BEGIN)] + text.rstrip("\n") + old[old.index(END) + len(END) :]
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    doc.write_text(new)
+    gx.write_marked_section(doc, text, BEGIN, END)
 
 
 def report(plan: Mapping[str, Any], out: Path, publish: Path, plot: Path, doc: Path | None, dry: bool) -> dict[str, Any]:
@@ -376,17 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         plan = make_plan(args)
         out = Path(plan["out"])
         out.mkdir(parents=True, exist_ok=True)
-        meta_path = out / "ws-meta.json"
-        if not meta_path.exists():
-            gx.save_json(
-                meta_path,
-                {
-                    "device": gx.device_description(plan["device"]),
-                    "cpu_count": gx.bl.machine(plan["device"]).get("cpu_count"),
-                    "versions": gx.bl.versions() | {"botorch": gx._version("botorch")},
-                    "started": gx.now(),
-                },
-            )
+        gx.bench_meta(out / "ws-meta.json", plan)
         if "source" in args.phases or "run" in args.phases:
             run(plan, out, args.phases, deadline)
         if "report" in args.phases:
