@@ -33,9 +33,11 @@ Steps align because every trial of a study trains with the same settings (``eval
 batch size, budget). The comparison is of best-so-far values (what the trial's kept state
 scores), which is robust to one noisy evaluation.
 
-Off by default (``enabled: false``): the benchmark that measures what the rule costs in
-hypervolume and saves in training (``benchmarks/early_stopping.py``) has not been run yet; until
-it has, a study turns the rule on explicitly. Pure Python; no HTTP, no SQL.
+Off by default (``enabled: false``): measured by ``benchmarks/early_stopping.py`` (SST-2 on
+CPU, 16 trials a study, 3 seeds; docs/early_stopping.md) it saves 9% of the training for the
+same hypervolume, too little to change what every study sees; a study turns it on explicitly.
+
+Pure Python; no HTTP, no SQL.
 """
 
 from __future__ import annotations
@@ -57,7 +59,9 @@ class EarlyStoppingSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    enabled: bool = Field(False, description="Stop trials early by the rule (off by default: not benchmarked yet).")
+    enabled: bool = Field(
+        False, description="Stop trials early by the rule (off by default: see docs/early_stopping.md)."
+    )
     grace: float = Field(
         0.25,
         ge=0.0,
