@@ -431,8 +431,7 @@ def report(plan: Mapping[str, Any], out: Path, publish: Path, doc: Path | None, 
     gx.save_json(publish, result)
     if doc is not None and analysis["seeds"]:
         write_section(doc, section(result))
-    for c in analysis["targets"]:
-        gx.say(f"{'[dry run: meaningless] ' if dry else ''}target: {c['target']}: {'met' if c['met'] else 'NOT met'} ({c['detail']})")
+    gx.say_targets(analysis["targets"], "[dry run: meaningless] " if dry else "")
     gx.say(f"report: wrote {publish}" + (f" and {doc}" if doc is not None else ""))
     return result
 

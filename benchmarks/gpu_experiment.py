@@ -2034,6 +2034,13 @@ def demote(text: str) -> str:
     return "\n".join(out)
 
 
+def say_targets(targets: Iterable[Mapping[str, Any]], tag: str = "") -> None:
+    """Print each evaluated target (``met``: True, False or None when not measured) on a line."""
+    for c in targets:
+        met = {True: "met", False: "NOT met", None: "not measured"}[c["met"]]
+        say(f"{tag}target: {c['target']}: {met} ({c['detail']})")
+
+
 def write_marked_section(doc: Path, text: str, begin: str, end: str) -> None:
     """Replace the part of ``doc`` between the ``begin`` and ``end`` markers with ``text`` (which
     carries the markers), or add ``text`` at the end: a benchmark's measured section of a page."""
@@ -2305,11 +2312,7 @@ def phase_report(plan: dict[str, Any], out: Path, doc: Path | None, publish: Pat
             "plots": {k: str(p) for k, p in made.items()},
         },
     )
-    tag = "" if real else "[dry run / not a real run: meaningless] "
-    for c in summary["targets"]:
-        say(
-            f"{tag}target: {c['target']}: {({True: 'met', False: 'NOT met', None: 'not measured'})[c['met']]} ({c['detail']})"
-        )
+    say_targets(summary["targets"], "" if real else "[dry run / not a real run: meaningless] ")
     say(f"report: wrote {doc} and {len(made)} plot(s) in {publish}")
     return doc
 

@@ -357,9 +357,7 @@ def report(plan: Mapping[str, Any], out: Path, publish: Path, plot: Path, doc: P
         plot_hypervolume(plot, curves, title="MRPC, autopeft space, gp: warm-started from SST-2 vs cold", note=note)
     if doc is not None and analysis["seeds"]:
         write_section(doc, section(result))
-    for c in analysis["targets"]:
-        label = "[dry run: meaningless] " if dry else ""
-        gx.say(f"{label}target: {c['target']}: {'met' if c['met'] else 'NOT met'} ({c['detail']})")
+    gx.say_targets(analysis["targets"], "[dry run: meaningless] " if dry else "")
     gx.say(f"report: wrote {publish}" + (f" and {doc}" if doc is not None else ""))
     return result
 
