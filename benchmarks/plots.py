@@ -106,14 +106,17 @@ def plot_front(
     return _save(fig, path)
 
 
-def hypervolume_curve(trials: Sequence[Mapping[str, Any]]) -> list[float]:
+def hypervolume_curve(trials: Sequence[Mapping[str, Any]], metric_floor: float | None = None) -> list[float]:
     """Hypervolume of the completed trials among the first ``k`` (by trial number), for each ``k``.
 
     ``trials``: dicts with ``number``, ``state``, ``metric`` and ``param_fraction`` (the
     server's trial JSON). Hypervolume of (metric, -log10 fraction) against the study's
-    fixed reference, as :func:`autopeft.pareto.study_front` computes it.
+    fixed reference, as :func:`autopeft.pareto.study_front` computes it, or, with
+    ``metric_floor``, against that metric (e.g. the majority class: what does not beat it adds nothing).
     """
-    from autopeft.pareto import study_front
+    from autopeft.pareto import STUDY_REFERENCE, study_front
+
+    reference = STUDY_REFERENCE if metric_floor is None else (float(metric_floor), STUDY_REFERENCE[1])
 
     curve: list[float] = []
     metrics: list[float] = []
@@ -122,7 +125,7 @@ def hypervolume_curve(trials: Sequence[Mapping[str, Any]]) -> list[float]:
         if t.get("state") == "completed" and t.get("metric") is not None and math.isfinite(t["metric"]):
             metrics.append(float(t["metric"]))
             fractions.append(float(t["param_fraction"]))
-            curve.append(study_front(metrics, fractions)[1])
+            curve.append(study_front(metrics, fractions, reference)[1])
         else:
             curve.append(curve[-1] if curve else 0.0)
     return curve

@@ -90,10 +90,11 @@ def test_the_section_reports_every_seed_and_the_targets(tmp_path) -> None:
         "target_training": {"max_steps": 300, "batch_size": 16, "max_length": 128, "max_search_examples": 500},
     }
     meta = {"device": "CPU: test", "cpu_count": 2, "versions": {"torch": "2"}, "started": "a", "finished": "b"}
-    result = {"plan": plan, "meta": meta, "source": {"id": 1}, "analysis": ws.analyse(_pair(0, True), [0])}
+    result = {"plan": plan, "meta": meta, "source": {"id": 1}, "analysis": ws.analyse(_pair(0, True), [0], majority=0.5)}
     text = ws.section(result)
     assert text.startswith(ws.BEGIN) and text.rstrip().endswith(ws.END)
     assert "| 0 |" in text and "| yes |" in text and "300 steps" in text
+    assert text.count("| mean curves |") == 2 and "above the majority class" in text
     doc = tmp_path / "page.md"
     doc.write_text(f"# Page\n\nbefore\n\n{ws.BEGIN}\nnot run yet\n{ws.END}\n\nafter\n")
     ws.write_section(doc, text)
@@ -115,14 +116,62 @@ def test_import_body_holds_the_saved_completed_configurations() -> None:
         ws.import_body({"body": saved["body"], "trials": []}, "/x/empty.json")
 
 
-def test_the_plan_is_the_cpu_experiment_with_mrpc_at_its_own_budget() -> None:
+def test_the_plan_is_the_cpu_experiment_with_the_second_task_at_its_own_budget() -> None:
     fixtures = str(ROOT / "tests" / "fixtures" / "glue")
     plan = ws.make_plan(ws.parse_args(["--out", "/tmp/ws-plan", "--data", fixtures]))
     assert plan["trials"] == 30 and plan["study_seeds"] == [0, 1, 2] and plan["n_initial"] == 8
-    assert plan["target_training"]["max_steps"] == 300 and plan["target_training"]["max_length"] == 128
     assert plan["training"]["max_steps"] == 200 and plan["training"]["max_length"] == 64  # the source's budget
+    low = plan["target_training"]  # the CPU default: SST-2, low-resource, another split
+    assert plan["target"]["task"] == "sst2" and low["max_steps"] == 100 and low["max_length"] == 64
+    assert low["max_train_examples"] == 1000 and low["split_seed"] == 1 and low["max_search_examples"] == 500
     body = ws.target_body(plan, 1, "warm", 7)
-    assert body["warm_start"] == {"studies": [7]} and body["task"]["name"] == "mrpc" and body["seed"] == 1
+    assert body["warm_start"] == {"studies": [7]} and body["task"]["name"] == "sst2" and body["seed"] == 1
+    assert body["training"]["split_seed"] == 1 and body["training"]["seed"] == 1
     assert "warm_start" not in ws.target_body(plan, 1, "cold", 7)
+    mrpc = ws.make_plan(ws.parse_args(["--target", "mrpc", "--out", "/tmp/ws-plan-mrpc", "--data", fixtures]))
+    assert mrpc["target"]["task"] == "mrpc" and ws.target_body(mrpc, 0, "cold", 7)["task"]["name"] == "mrpc"
+    assert mrpc["target_training"]["max_steps"] == 300 and mrpc["target_training"]["max_length"] == 128
     dry = ws.make_plan(ws.parse_args(["--dry-run", "--out", "/tmp/ws-plan-dry"]))
-    assert dry["trials"] == 6 and dry["study_seeds"] == [0] and dry["target_training"] == dry["training"]
+    assert dry["trials"] == 6 and dry["study_seeds"] == [0]
+    assert dry["target_training"] == {**dry["training"], "split_seed": 1}
+
+
+def test_the_majority_class_is_scored_on_the_studies_search_split(tmp_path) -> None:
+    folder = tmp_path / "SST-2"
+    folder.mkdir()
+    # 80 rows: label 1 in the first 60, so 1 is the majority of any large training side
+    rows = "".join(f"sentence number {i}\t{int(i < 60)}\n" for i in range(80))
+    (folder / "train.tsv").write_text("sentence\tlabel\n" + rows)
+    (folder / "dev.tsv").write_text("sentence\tlabel\nfine\t1\n")
+    training = {"search_split": 0.25, "split_seed": 4}
+    from autopeft.tasks import read_labeled, resolve_data_dir, resolve_task
+    from autopeft.tasks.data import TaskData
+
+    spec = resolve_task("sst2", str(tmp_path))
+    labels = read_labeled(spec, resolve_data_dir(spec) / "train.tsv", spec.labels)
+    split = TaskData(spec, folder, spec.labels, labels, tokenizer=None).split(0.25, 4)
+    expected = sum(labels["labels"][int(i)] == 1 for i in split.search) / len(split.search)
+    assert ws.majority_search_metric("sst2", str(tmp_path), training) == pytest.approx(expected)
+    assert expected != pytest.approx(0.75)  # the search split's own share, not the file's
+
+
+def test_the_ranking_counts_cold_scores_that_clear_the_majority_class() -> None:
+    records = _pair(0, True) | _pair(1, False)
+    result = ws.analyse(records, [0, 1], majority=0.6)
+    r = result["ranking"]
+    assert r["trials"] == 60 and r["min"] == 0.5 and r["max"] == pytest.approx(0.79)
+    assert r["clear_by_2_points"] == sum(0.5 + 0.01 * i >= 0.62 for i in range(30)) * 2
+    assert "0.600" in ws.ranking_text(r) and ws.ranking_text({"trials": 0}) == "No cold trial completed."
+    assert "majority" not in ws.ranking_text(ws.ranking([records[ws.key(0, "cold")]], None))
+
+
+def test_the_hypervolume_above_the_majority_class_ignores_what_does_not_beat_it() -> None:
+    cold = [trial(0, 0.55, 1e-7), trial(1, 0.70, 0.01), trial(2, 0.80, 0.05)]  # a head-only-like majority trial first
+    warm = [trial(0, 0.70, 0.01), trial(1, 0.80, 0.05)]
+    records = {ws.key(0, "cold"): record(1, cold), ws.key(0, "warm"): record(2, warm)}
+    row = ws.analyse(records, [0], budget=3, majority=0.6)["seeds"][0]
+    # on the study's hypervolume the majority-level trial at the smallest size puts cold ahead
+    assert row["cold"]["final"] > row["warm"]["final"] and row["warm_reaches_at"] is None
+    above = row["above_majority"]
+    assert above["cold_curve"][0] == 0.0 and above["cold_final"] == pytest.approx(above["warm_final"])
+    assert above["warm_reaches_at"] == 2
