@@ -1,6 +1,7 @@
 """Issue 16: what early stopping saves and what it costs, measured with real training on CPU.
 
-    # the real run: SST-2, the bundled MiniLM, issue 14's CPU budget (about 65 min on 2 cores; resumable)
+    # the real run: SST-2, the bundled MiniLM, issue 14's CPU budget, 30 trials a study (about 45 min
+    # a seed on 2 cores; resumable, also from a fresh checkout: finished seeds are published)
     python benchmarks/early_stopping.py --out runs/early_stopping --time-limit 120
     # a dry run of the pipeline on the test fixtures (a minute; meaningless numbers)
     python benchmarks/early_stopping.py --dry-run --out /tmp/es_dry
@@ -13,6 +14,10 @@ under the same load. Every trial trains with the budget of the CPU results exper
 family learning rates of the ``short`` preset, the objective on 500 held-out training
 examples), evaluates every ``--eval-every`` steps (the points where the rule may stop it) and
 scores the SST-2 dev file at its end (``evaluate_dev``; reported, never optimised).
+
+Each finished seed's two study records (every trial with its curve) are copied to
+``benchmarks/results/early_stopping/``: the same command in a fresh checkout restores them instead
+of training them again, and other settings of the rule can be replayed on them.
 
 Reported per arm and seed (``benchmarks/results/early_stopping.json``, a section of
 docs/early_stopping.md):
@@ -51,16 +56,23 @@ from autopeft.pareto import study_front  # noqa: E402
 
 ARMS = ("off", "on")
 PUBLISH = ROOT / "benchmarks" / "results" / "early_stopping.json"
+#: The finished studies' records (every trial's curve): a fresh checkout resumes from them, and a
+#: new setting of the rule can be replayed on them without training again.
+RECORDS = ROOT / "benchmarks" / "results" / "early_stopping"
 DOC = ROOT / "docs" / "early_stopping.md"
 BEGIN, END = "<!-- ES_BENCHMARK_BEGIN -->", "<!-- ES_BENCHMARK_END -->"
 COMMAND = "python benchmarks/early_stopping.py --out runs/early_stopping --time-limit 120"
+#: Trials of each study: the CPU results experiment's count.
+TRIALS = 30
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--dry-run", action="store_true", help="test fixtures, tiny budgets: checks the pipeline")
     p.add_argument("--out", type=Path, default=None, help="results folder (default runs/early_stopping)")
-    p.add_argument("--trials", type=int, default=None, help="trials of each study (default 16; dry run 6)")
+    p.add_argument(
+        "--trials", type=int, default=None, help=f"trials of each study (default {TRIALS}, as the CPU experiment; dry run 6)"
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="study seeds (default 0 1 2)")
     p.add_argument("--eval-every", type=int, default=None, help="steps between evaluations (default 50; dry run 1)")
     p.add_argument("--phases", nargs="+", choices=("run", "report"), default=["run", "report"])
@@ -75,7 +87,7 @@ def make_plan(args: argparse.Namespace) -> dict[str, Any]:
     base = ["--profile", "cpu"] + (["--dry-run"] if args.dry_run else [])
     out = args.out or (ROOT / "runs" / ("early_stopping-dry" if args.dry_run else "early_stopping"))
     plan = gx.make_plan(gx.parse_args(base + ["--out", str(out), "--searches", "sst2-autopeft-gp"]))
-    plan["trials"] = args.trials or (6 if args.dry_run else 16)
+    plan["trials"] = args.trials or (6 if args.dry_run else TRIALS)
     plan["seeds"] = list(args.seeds)
     plan["eval_every"] = args.eval_every or (1 if args.dry_run else 50)
     return plan
@@ -94,12 +106,17 @@ def key(seed: int, arm: str) -> str:
     return f"es-{arm}-seed{seed}"
 
 
-def run(plan: dict[str, Any], out: Path, deadline: float | None) -> None:
-    """Both arms of each seed side by side (one batch per seed); finished batches are kept."""
+def run(plan: dict[str, Any], out: Path, deadline: float | None, published: Path | None) -> None:
+    """Both arms of each seed side by side (one batch per seed); finished batches are kept, and with
+    ``published``, restored from and copied to it (a later checkout resumes there)."""
+    bodies = {seed: {key(seed, arm): study_body(plan, seed, arm) for arm in ARMS} for seed in plan["seeds"]}
+    if published is not None:
+        gx.restore_records(published, out, {k: b for batch in bodies.values() for k, b in batch.items()})
     with gx.Service(out) as svc:
         for seed in plan["seeds"]:
-            bodies = {key(seed, arm): study_body(plan, seed, arm) for arm in ARMS}
-            gx.run_batch(svc, plan, out, f"es-seed{seed}", bodies, False, deadline)
+            gx.run_batch(svc, plan, out, f"es-seed{seed}", bodies[seed], False, deadline)
+            if published is not None:
+                gx.publish_records(published, out, list(bodies[seed]))
 
 
 # -- analysis (pure; tested) ------------------------------------------------------------------------
@@ -381,7 +398,7 @@ def section(result: Mapping[str, Any]) -> str:
     )
     return (
         f"{BEGIN}\n## Measured (issue 16): with and without early stopping on SST-2, CPU\n\n"
-        f"`{COMMAND}` on **{meta['device']}** ({meta['cpu_count']} cores), {meta['started']} to "
+        f"`{command(plan)}` on **{meta['device']}** ({meta['cpu_count']} cores), {meta['started']} to "
         f"{meta['finished']}; versions {', '.join(f'{k} {v}' for k, v in meta['versions'].items())}.\n\n"
         f"Per seed, two gp studies of the `autopeft` space ({plan['trials']} trials each, the first "
         f"{plan['n_initial']} Sobol), identical but for `early_stopping.enabled`, run side by side by two "
@@ -410,6 +427,11 @@ def section(result: Mapping[str, Any]) -> str:
         f"Figures as JSON: [`benchmarks/results/early_stopping.json`](../benchmarks/results/early_stopping.json).\n"
         f"{END}\n"
     )
+
+
+def command(plan: Mapping[str, Any]) -> str:
+    """The command that measured ``plan`` (its trial count, where it is not the default)."""
+    return COMMAND + ("" if plan["trials"] == TRIALS else f" --trials {plan['trials']}")
 
 
 def write_section(doc: Path, text: str) -> None:
@@ -445,7 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.mkdir(parents=True, exist_ok=True)
         gx.bench_meta(out / "es-meta.json", plan)
         if "run" in args.phases:
-            run(plan, out, deadline)
+            run(plan, out, deadline, None if args.dry_run else RECORDS)
         if "report" in args.phases:
             dry = bool(args.dry_run)
             publish = args.publish or (out / "early_stopping.json" if dry else PUBLISH)

@@ -1092,6 +1092,41 @@ def restore_units(merged: Path, paths: Mapping[tuple[str, str, int], Path]) -> i
     return restored
 
 
+def portable_body(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A study body without what depends on the machine (the data folder's path)."""
+    out = dict(body)
+    if isinstance(out.get("task"), Mapping):
+        out["task"] = {k: v for k, v in out["task"].items() if k != "data_dir"}
+    return out
+
+
+def restore_records(published: Path, out: Path, bodies: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Copy into ``out/studies`` the finished study records published under ``published`` (a fresh
+    checkout keeps only those) whose study body is the one this run would create, so that
+    :func:`run_batch` does not train them again. Returns the keys restored."""
+    restored = []
+    for key, body in bodies.items():
+        src, dst = published / f"{key}.json", out / "studies" / f"{key}.json"
+        if dst.exists() or not src.exists():
+            continue
+        record = load_json(src)
+        if portable_body(record.get("body", {})) == portable_body(body):
+            save_json(dst, record)
+            restored.append(key)
+    if restored:
+        say(f"restored {len(restored)} finished stud{'y' if len(restored) == 1 else 'ies'} from {published}: {restored}")
+    return restored
+
+
+def publish_records(published: Path, out: Path, keys: Sequence[str]) -> None:
+    """Copy the finished study records of ``keys`` from ``out/studies`` to ``published`` (committed:
+    a later checkout resumes from them, and they keep every trial's curve for replays)."""
+    for key in keys:
+        src = out / "studies" / f"{key}.json"
+        if src.exists():
+            save_json(published / f"{key}.json", load_json(src))
+
+
 def merge_baselines(
     parts: Sequence[Mapping[str, Any]],
     args: Sequence[str],

@@ -106,3 +106,23 @@ def test_replay_savings_scale_each_stopped_trial_by_the_steps_it_skips() -> None
     # a rule that needs more peers than there are stops nothing
     none = es.replay_savings([*peers, bad], EarlyStoppingSettings(enabled=True, min_peers=4), 200)
     assert none["stopped"] == 0 and none["seconds_ratio"] == 1.0
+
+
+def test_finished_seeds_are_published_and_a_fresh_checkout_restores_only_the_same_studies(tmp_path) -> None:
+    plan = es.make_plan(es.parse_args(["--out", str(tmp_path / "run"), "--seeds", "0", "1"]))
+    assert plan["trials"] == es.TRIALS == 30 and es.command(plan) == es.COMMAND
+    assert es.command({**plan, "trials": 16}).endswith(" --trials 16")
+    out, published = Path(plan["out"]), tmp_path / "published"
+    bodies = {es.key(s, arm): es.study_body(plan, s, arm) for s in (0, 1) for arm in es.ARMS}
+    for k in (es.key(0, "off"), es.key(0, "on")):  # seed 0 finished in an earlier checkout
+        es.gx.save_json(out / "studies" / f"{k}.json", {"body": bodies[k], "trials": [], "finished": "x"})
+    es.gx.publish_records(published, out, [es.key(0, "off"), es.key(0, "on"), es.key(1, "off")])
+    assert sorted(p.name for p in published.iterdir()) == ["es-off-seed0.json", "es-on-seed0.json"]
+
+    fresh = tmp_path / "fresh"
+    moved = {k: {**b, "task": {**b["task"], "data_dir": "/elsewhere/glue"}} for k, b in bodies.items()}
+    assert es.gx.restore_records(published, fresh, moved) == [es.key(0, "off"), es.key(0, "on")]
+    assert (fresh / "studies" / "es-on-seed0.json").exists() and not (fresh / "studies" / "es-off-seed1.json").exists()
+    # another budget is another study: nothing is restored for it
+    other = {k: {**b, "max_trials": 16} for k, b in bodies.items()}
+    assert es.gx.restore_records(published, tmp_path / "other", other) == []
