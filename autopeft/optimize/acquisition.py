@@ -117,6 +117,22 @@ class _CachedNEHVI:
         self._fast.set_baseline(torch.cat([self._fast.X_baseline, X]))
 
 
+def use_pure_torch_kernel() -> None:
+    """Make botorch's qLogNEHVI use its pure-PyTorch path, never its JIT-compiled C++ kernel.
+
+    On first use botorch compiles ``logei_fused_ext`` (``-march=native``) into the user's
+    ``~/.cache/torch_extensions``: a 40 s stall in the middle of a study, a C++ compiler needed,
+    a binary that other CPUs sharing that home cannot run, and, when the process is stopped
+    while it compiles (a server stopped in its first minute), a lock file left behind on which
+    every later proposal waits forever. The pure path is the same estimator, the one botorch
+    falls back to without a compiler. A kernel already loaded in this process is kept.
+    """
+    from botorch.acquisition.multi_objective import logei
+
+    if getattr(logei, "_C", None) is None and hasattr(logei, "_load_attempted"):
+        logei._load_attempted = True
+
+
 class _BotorchNEHVI:
     """botorch's ``qLogNoisyExpectedHypervolumeImprovement`` (``prune_baseline=True``, cached root where
     the model supports it: not for the multi-task GPs of a warm-started study)."""
@@ -130,6 +146,7 @@ class _BotorchNEHVI:
         from botorch.sampling.normal import SobolQMCNormalSampler
         from botorch.utils.transforms import is_ensemble
 
+        use_pure_torch_kernel()
         self._pending = pending
         self._acqf = qLogNoisyExpectedHypervolumeImprovement(
             model=model,

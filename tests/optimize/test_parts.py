@@ -105,13 +105,38 @@ def test_first_new_skips_taken_points():
     assert first_new(idx, vals, cards, lambda x: domain.key(x.tolist()), taken) is None
 
 
+def test_botorch_acquisition_never_compiles_its_cpp_kernel(tmp_path, monkeypatch):
+    """botorch JIT-compiles a C++ kernel on first use (a 40 s stall, a compiler, a lock file that
+    hangs every later proposal when the compile is interrupted): proposals use the pure path."""
+    from botorch.acquisition.multi_objective import logei
+
+    from autopeft.optimize.acquisition import build_acquisition
+    from autopeft.optimize.gp import fit_gp_list
+
+    monkeypatch.setattr(logei, "_C", None)
+    monkeypatch.setattr(logei, "_load_attempted", False)
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    torch.manual_seed(0)
+    cards = [6, 6, 6]
+    X = snap(torch.rand(12, 3, dtype=torch.double), t(cards))
+    Y = torch.stack([-(X - 0.3).pow(2).sum(-1), -(X - 0.7).pow(2).sum(-1)], -1)
+    model = fit_gp_list(X, Y, cards, None, False)
+    acqf = build_acquisition(model, X, Y, Y.min(0).values - 0.1, X[:0], 64, 32, 0, cached=False)
+    values = acqf(snap(torch.rand(8, 3, dtype=torch.double), t(cards)).unsqueeze(-2))
+    assert values.shape == (8,) and torch.isfinite(values).any()
+    assert logei._C is None and list(tmp_path.iterdir()) == []
+
+
 def test_cached_nehvi_agrees_with_botorch_qlognehvi():
     from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
     from botorch.sampling.normal import SobolQMCNormalSampler
     from scipy.stats import spearmanr
 
+    from autopeft.optimize.acquisition import use_pure_torch_kernel
     from autopeft.optimize.gp import fit_gp_list
     from autopeft.optimize.nehvi import FastLogNEHVI
+
+    use_pure_torch_kernel()
 
     torch.manual_seed(0)
     cards = [6, 6, 6]
