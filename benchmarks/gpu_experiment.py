@@ -494,6 +494,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def server_transport(log_path: Path) -> Any:
+    """An httpx transport whose failures (no answer, refused, timed out) are an :class:`ExperimentError`
+    that names the request and the server's log, not a traceback."""
+    import httpx
+
+    class _Transport(httpx.HTTPTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            try:
+                return super().handle_request(request)
+            except httpx.TransportError as err:
+                raise ExperimentError(
+                    f"the server did not answer {request.method} {request.url.path} "
+                    f"({type(err).__name__}{f': {err}' if str(err) else ''}); its log: {log_path}"
+                ) from err
+
+    return _Transport()
+
+
 class Service:
     """``autopeft serve`` on ``OUT/autopeft.db`` as a subprocess, and an HTTP client to it."""
 
@@ -516,19 +534,32 @@ class Service:
         headers = {}
         if os.environ.get("AUTOPEFT_API_KEY"):
             headers["Authorization"] = f"Bearer {os.environ['AUTOPEFT_API_KEY']}"
-        self.http = httpx.Client(base_url=self.url, timeout=120, headers=headers)
-        end = time.monotonic() + 180
+        self.http = httpx.Client(
+            base_url=self.url, timeout=120, headers=headers, transport=server_transport(self.log_path)
+        )
+        try:
+            self._wait_healthy(180)
+        except BaseException:  # never leave the server running behind a failed start
+            self.__exit__()
+            raise
+        say(f"server {self.url} (database {self.out / 'autopeft.db'}, log {self.log_path})")
+        return self
+
+    def _wait_healthy(self, timeout: float) -> None:
+        import httpx
+
+        assert self.proc is not None
+        end = time.monotonic() + timeout
         while time.monotonic() < end:
             if self.proc.poll() is not None:
                 raise ExperimentError(f"autopeft serve exited ({self.proc.returncode}): {_tail(self.log_path)}")
             try:
                 if self.http.get("/api/v1/health", timeout=2).status_code == 200:
-                    say(f"server {self.url} (database {self.out / 'autopeft.db'}, log {self.log_path})")
-                    return self
-            except httpx.HTTPError:
+                    return
+            except (httpx.HTTPError, ExperimentError):
                 pass
             time.sleep(0.5)
-        raise ExperimentError(f"autopeft serve did not answer in 180 s; see {self.log_path}")
+        raise ExperimentError(f"autopeft serve did not answer in {timeout:.0f} s; see {self.log_path}")
 
     def __exit__(self, *exc: object) -> None:
         if self.http is not None:

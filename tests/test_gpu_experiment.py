@@ -679,3 +679,33 @@ def test_the_transfer_bullet_states_budget_margin_and_dominance_from_the_numbers
     assert "300 steps, max length 128" in text and "300-300 s for full fine-tuning and 200-200 s" in text
     assert "by 4.0 points" in text and "~0.1% f1 0.820 (+2.0 points)" in text
     assert "dominate 1 of 3 MRPC baselines (BitFit); not dominated: LoRA." in text
+
+
+def test_a_server_that_does_not_answer_is_a_clear_error_naming_its_log(tmp_path) -> None:
+    import httpx
+
+    log = tmp_path / "server.log"
+    with httpx.Client(base_url=f"http://127.0.0.1:{ge.free_port()}", transport=ge.server_transport(log)) as http:
+        with pytest.raises(ge.ExperimentError, match=r"did not answer GET /api/v1/studies/3 \(ConnectError") as err:
+            http.get("/api/v1/studies/3")
+    assert str(log) in str(err.value)
+
+
+def test_a_server_that_never_becomes_healthy_is_stopped(tmp_path, monkeypatch) -> None:
+    import subprocess
+
+    started: list[subprocess.Popen] = []
+    real = subprocess.Popen
+
+    def popen(cmd, **kw):  # a stand-in for `autopeft serve` that never answers
+        started.append(real([sys.executable, "-c", "import time; time.sleep(60)"], **kw))
+        return started[-1]
+
+    def unhealthy(self, timeout: float) -> None:
+        raise ge.ExperimentError("autopeft serve did not answer")
+
+    monkeypatch.setattr(ge.subprocess, "Popen", popen)
+    monkeypatch.setattr(ge.Service, "_wait_healthy", unhealthy)
+    with pytest.raises(ge.ExperimentError, match="did not answer"):
+        ge.Service(tmp_path).__enter__()
+    assert len(started) == 1 and started[0].poll() is not None
