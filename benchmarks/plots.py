@@ -131,13 +131,22 @@ def hypervolume_curve(trials: Sequence[Mapping[str, Any]], metric_floor: float |
     return curve
 
 
-def plot_hypervolume(path: Path, curves: Mapping[str, Sequence[float]], *, title: str, note: str | None = None) -> Path:
-    """Hypervolume over the trial count, one line per study (e.g. gp vs sobol)."""
+def plot_hypervolume(
+    path: Path,
+    curves: Mapping[str, Sequence[float]],
+    *,
+    title: str,
+    note: str | None = None,
+    metric_floor: float | None = None,
+) -> Path:
+    """Hypervolume over the trial count, one line per study (e.g. gp vs sobol); ``metric_floor``: the
+    curves' reference metric where it is not 0 (:func:`hypervolume_curve`)."""
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     for label, curve in curves.items():
         ax.plot(range(1, len(curve) + 1), curve, lw=1.8, label=label)
     ax.set_xlabel("trials")
-    ax.set_ylabel("hypervolume (metric x -log10 fraction, ref (0, 100%))")
+    floor = "0" if metric_floor is None else f"{metric_floor:.3f}"
+    ax.set_ylabel(f"hypervolume (metric x -log10 fraction, ref ({floor}, 100%))")
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)

@@ -534,8 +534,9 @@ def report(plan: Mapping[str, Any], out: Path, publish: Path, plot: Path, doc: P
             plot_hypervolume(
                 plot.with_name(f"{plot.stem}_above_majority.png"),
                 above,
-                title=f"{title}\n(hypervolume above the majority class, {majority:.3f})",
+                title=f"{title}\n(hypervolume above the majority class of the search split)",
                 note=note,
+                metric_floor=majority,
             )
     if doc is not None and analysis["seeds"]:
         write_section(doc, section(result))
