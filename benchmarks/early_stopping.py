@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -440,12 +439,7 @@ def write_section(doc: Path, text: str) -> None:
 
 
 def report(plan: Mapping[str, Any], out: Path, publish: Path, doc: Path | None, dry: bool) -> dict[str, Any]:
-    records = {}
-    for seed in plan["seeds"]:
-        for arm in ARMS:
-            path = out / "studies" / f"{key(seed, arm)}.json"
-            if path.exists():
-                records[key(seed, arm)] = gx.load_json(path)
+    records = gx.load_records(out, [key(seed, arm) for seed in plan["seeds"] for arm in ARMS])
     meta = gx.load_json(out / "es-meta.json")
     meta["finished"] = max((r["finished"] for r in records.values()), default=None)
     analysis = analyse(records, plan)
@@ -460,26 +454,21 @@ def report(plan: Mapping[str, Any], out: Path, publish: Path, doc: Path | None, 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    deadline = time.monotonic() + 60 * args.time_limit if args.time_limit else None
-    try:
-        plan = make_plan(args)
-        out = Path(plan["out"])
-        out.mkdir(parents=True, exist_ok=True)
-        gx.bench_meta(out / "es-meta.json", plan)
-        if "run" in args.phases:
-            run(plan, out, deadline, None if args.dry_run else RECORDS)
-        if "report" in args.phases:
-            dry = bool(args.dry_run)
-            publish = args.publish or (out / "early_stopping.json" if dry else PUBLISH)
-            doc = args.doc if args.doc is not None else (None if dry else DOC)
-            report(plan, out, publish, doc, dry)
-    except gx.Unfinished as err:
-        gx.say(f"time limit reached ({err}): run the same command again to continue")
-        return 3
-    except gx.ExperimentError as err:
-        gx.say(f"error: {err}")
-        return 1
-    return 0
+    return gx.exit_code(lambda deadline: run_phases(args, deadline), args.time_limit)
+
+
+def run_phases(args: argparse.Namespace, deadline: float | None) -> None:
+    plan = make_plan(args)
+    out = Path(plan["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    gx.bench_meta(out / "es-meta.json", plan)
+    if "run" in args.phases:
+        run(plan, out, deadline, None if args.dry_run else RECORDS)
+    if "report" in args.phases:
+        dry = bool(args.dry_run)
+        publish = args.publish or (out / "early_stopping.json" if dry else PUBLISH)
+        doc = args.doc if args.doc is not None else (None if dry else DOC)
+        report(plan, out, publish, doc, dry)
 
 
 if __name__ == "__main__":

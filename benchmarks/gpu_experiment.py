@@ -350,14 +350,19 @@ def task_budgets(flags: Sequence[str] | None, default: Mapping[str, Any]) -> dic
     return out
 
 
+def training_with(training: Mapping[str, Any], budget: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``training`` with ``budget``'s settings over it; a budget in steps or epochs replaces the other."""
+    out = dict(training)
+    if budget and ("max_steps" in budget or "epochs" in budget):
+        out.pop("epochs", None)
+        out.pop("max_steps", None)
+    out.update(budget or {})
+    return out
+
+
 def task_training(plan: Mapping[str, Any], task: str) -> dict[str, Any]:
     """The training settings of ``task``'s trials: the plan's, with the task's own budget if it has one."""
-    training = dict(plan["training"])
-    budget = plan.get("task_budgets", {}).get(task)
-    if budget:
-        training.pop("epochs", None)
-        training.update(budget)
-    return training
+    return training_with(plan["training"], plan.get("task_budgets", {}).get(task))
 
 
 def task_baseline_args(plan: Mapping[str, Any], task: str) -> list[str]:
@@ -1147,6 +1152,12 @@ def restore_records(published: Path, out: Path, bodies: Mapping[str, Mapping[str
     if restored:
         say(f"restored {len(restored)} finished stud{'y' if len(restored) == 1 else 'ies'} from {published}: {restored}")
     return restored
+
+
+def load_records(out: Path, keys: Iterable[str]) -> dict[str, Any]:
+    """The finished study records of ``keys`` that ``out/studies`` holds (what :func:`run_batch` saved)."""
+    paths = {key: out / "studies" / f"{key}.json" for key in keys}
+    return {key: load_json(path) for key, path in paths.items() if path.exists()}
 
 
 def publish_records(published: Path, out: Path, keys: Sequence[str]) -> None:
@@ -2386,60 +2397,73 @@ def phase_report(plan: dict[str, Any], out: Path, doc: Path | None, publish: Pat
 # -- main -------------------------------------------------------------------------------------------
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    deadline = time.monotonic() + 60 * args.time_limit if args.time_limit else None
+def exit_code(work: Callable[[float | None], object], time_limit: float | None) -> int:
+    """A benchmark command's exit code: run ``work`` with its deadline (``time_limit`` minutes from now,
+    or none); 0 when it ends, 3 when the time limit stopped it cleanly (the same command continues),
+    1 on an :class:`ExperimentError`, said on one line."""
+    deadline = time.monotonic() + 60 * time_limit if time_limit else None
     try:
-        plan = make_plan(args)
-        out = Path(plan["out"])
-        out.mkdir(parents=True, exist_ok=True)
-        meta = start_meta(out, plan)
-        dry = "DRY RUN (meaningless numbers): " if plan["dry_run"] else ""
-        say(f"{dry}device {meta['device_name']}, out {out}, phases {' '.join(args.phases)}")
-        svc: Service | None = None
-        try:
-            for phase in args.phases:
-                marker = out / ("studies.json" if phase == "studies" else f"{phase}.json")
-                # the baselines phase always looks: it skips the units it has (a later phase may need more tasks)
-                if phase not in ("report", "baselines") and marker.exists() and not args.force:
-                    say(f"{phase}: already done ({marker}); --force runs it again")
-                    continue
-                say(f"== {phase} ==")
-                if phase in ("studies", "retrain", "transfer") and svc is None:
-                    svc = Service(out).__enter__()
-                if phase in ("throughput", "report") and svc is not None:
-                    svc.__exit__()  # the device to itself, and the database closed
-                    svc = None
-                started = time.monotonic()
-                finished = False
-                try:
-                    if phase == "baselines":
-                        phase_baselines(plan, out, args.force, deadline)
-                    elif phase == "studies":
-                        phase_studies(plan, out, svc, args.force, deadline)
-                    elif phase == "retrain":
-                        phase_retrain(plan, out, svc, args.force, deadline)
-                    elif phase == "transfer":
-                        phase_transfer(plan, out, svc, args.force, deadline)
-                    elif phase == "throughput":
-                        phase_throughput(plan, out, deadline)
-                    elif phase == "report":
-                        _record_phase(out, phase, time.monotonic() - started, True)
-                        phase_report(plan, out, args.doc, args.publish)
-                        continue
-                    finished = True
-                finally:
-                    _record_phase(out, phase, time.monotonic() - started, finished)
-        finally:
-            if svc is not None:
-                svc.__exit__()
+        work(deadline)
     except Unfinished as err:
-        say(f"time limit of {args.time_limit:g} min reached ({err}): run the same command again to continue")
+        limit = f" of {time_limit:g} min" if time_limit else ""
+        say(f"time limit{limit} reached ({err}): run the same command again to continue")
         return 3
     except ExperimentError as err:
         say(f"error: {err}")
         return 1
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    return exit_code(lambda deadline: run_phases(args, deadline), args.time_limit)
+
+
+def run_phases(args: argparse.Namespace, deadline: float | None) -> None:
+    """The phases ``args`` names, in order (finished ones are skipped unless ``--force``)."""
+    plan = make_plan(args)
+    out = Path(plan["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    meta = start_meta(out, plan)
+    dry = "DRY RUN (meaningless numbers): " if plan["dry_run"] else ""
+    say(f"{dry}device {meta['device_name']}, out {out}, phases {' '.join(args.phases)}")
+    svc: Service | None = None
+    try:
+        for phase in args.phases:
+            marker = out / ("studies.json" if phase == "studies" else f"{phase}.json")
+            # the baselines phase always looks: it skips the units it has (a later phase may need more tasks)
+            if phase not in ("report", "baselines") and marker.exists() and not args.force:
+                say(f"{phase}: already done ({marker}); --force runs it again")
+                continue
+            say(f"== {phase} ==")
+            if phase in ("studies", "retrain", "transfer") and svc is None:
+                svc = Service(out).__enter__()
+            if phase in ("throughput", "report") and svc is not None:
+                svc.__exit__()  # the device to itself, and the database closed
+                svc = None
+            started = time.monotonic()
+            finished = False
+            try:
+                if phase == "baselines":
+                    phase_baselines(plan, out, args.force, deadline)
+                elif phase == "studies":
+                    phase_studies(plan, out, svc, args.force, deadline)
+                elif phase == "retrain":
+                    phase_retrain(plan, out, svc, args.force, deadline)
+                elif phase == "transfer":
+                    phase_transfer(plan, out, svc, args.force, deadline)
+                elif phase == "throughput":
+                    phase_throughput(plan, out, deadline)
+                elif phase == "report":
+                    _record_phase(out, phase, time.monotonic() - started, True)
+                    phase_report(plan, out, args.doc, args.publish)
+                    continue
+                finished = True
+            finally:
+                _record_phase(out, phase, time.monotonic() - started, finished)
+    finally:
+        if svc is not None:
+            svc.__exit__()
 
 
 def _record_phase(out: Path, phase: str, seconds: float, finished: bool) -> None:

@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -126,19 +125,9 @@ def make_plan(args: argparse.Namespace) -> dict[str, Any]:
     if args.dry_run:  # the fixtures' tiny budget, with the target's data choices
         budget = {k: v for k, v in budget.items() if k in ("split_seed",)}
     plan["target"] = {"name": args.target, "task": target["task"], "label": target["label"]}
-    plan["target_training"] = target_training(plan["training"], budget)
+    plan["target_training"] = gx.training_with(plan["training"], budget)
     plan["source_file"] = str(args.source_study_file.resolve()) if args.source_study_file else None
     return plan
-
-
-def target_training(training: Mapping[str, Any], budget: Mapping[str, Any]) -> dict[str, Any]:
-    """The second task's training settings: the plan's, with the target's budget over them."""
-    out = dict(training)
-    if "max_steps" in budget or "epochs" in budget:
-        out.pop("epochs", None)
-        out.pop("max_steps", None)
-    out.update(budget)
-    return out
 
 
 def key(seed: int, arm: str) -> str:
@@ -508,12 +497,7 @@ def write_section(doc: Path, text: str) -> None:
 
 
 def report(plan: Mapping[str, Any], out: Path, publish: Path, plot: Path, doc: Path | None, dry: bool) -> dict[str, Any]:
-    records = {}
-    for seed in plan["study_seeds"]:
-        for arm in ARMS:
-            path = out / "studies" / f"{key(seed, arm)}.json"
-            if path.exists():
-                records[key(seed, arm)] = gx.load_json(path)
+    records = gx.load_records(out, [key(seed, arm) for seed in plan["study_seeds"] for arm in ARMS])
     meta = gx.load_json(out / "ws-meta.json")
     meta["finished"] = max((r["finished"] for r in records.values()), default=None)
     target = plan.get("target") or {"task": "mrpc"}
@@ -547,28 +531,23 @@ def report(plan: Mapping[str, Any], out: Path, publish: Path, plot: Path, doc: P
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    deadline = time.monotonic() + 60 * args.time_limit if args.time_limit else None
-    try:
-        plan = make_plan(args)
-        out = Path(plan["out"])
-        out.mkdir(parents=True, exist_ok=True)
-        gx.bench_meta(out / "ws-meta.json", plan)
-        if "source" in args.phases or "run" in args.phases:
-            published = None if args.dry_run else RECORDS / plan["target"]["name"]
-            run(plan, out, args.phases, deadline, published)
-        if "report" in args.phases:
-            dry = bool(args.dry_run)
-            publish = args.publish or (out / "warm_start.json" if dry else PUBLISH)
-            plot = publish.parent / (f"{publish.stem}_hypervolume.png") if args.publish or dry else PLOT
-            doc = args.doc if args.doc is not None else (None if dry else DOC)
-            report(plan, out, publish, plot, doc, dry)
-    except gx.Unfinished as err:
-        gx.say(f"time limit reached ({err}): run the same command again to continue")
-        return 3
-    except gx.ExperimentError as err:
-        gx.say(f"error: {err}")
-        return 1
-    return 0
+    return gx.exit_code(lambda deadline: run_phases(args, deadline), args.time_limit)
+
+
+def run_phases(args: argparse.Namespace, deadline: float | None) -> None:
+    plan = make_plan(args)
+    out = Path(plan["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    gx.bench_meta(out / "ws-meta.json", plan)
+    if "source" in args.phases or "run" in args.phases:
+        published = None if args.dry_run else RECORDS / plan["target"]["name"]
+        run(plan, out, args.phases, deadline, published)
+    if "report" in args.phases:
+        dry = bool(args.dry_run)
+        publish = args.publish or (out / "warm_start.json" if dry else PUBLISH)
+        plot = publish.parent / (f"{publish.stem}_hypervolume.png") if args.publish or dry else PLOT
+        doc = args.doc if args.doc is not None else (None if dry else DOC)
+        report(plan, out, publish, plot, doc, dry)
 
 
 if __name__ == "__main__":

@@ -709,3 +709,19 @@ def test_a_server_that_never_becomes_healthy_is_stopped(tmp_path, monkeypatch) -
     with pytest.raises(ge.ExperimentError, match="did not answer"):
         ge.Service(tmp_path).__enter__()
     assert len(started) == 1 and started[0].poll() is not None
+
+
+def test_a_benchmark_command_exits_3_at_its_time_limit_and_1_on_an_error(capsys) -> None:
+    deadlines: list[float | None] = []
+
+    def stops(deadline: float | None) -> None:
+        deadlines.append(deadline)
+        raise ge.Unfinished("studies: 3 of 8 trials")
+
+    def fails(deadline: float | None) -> None:
+        raise ge.ExperimentError("the server refused study 'x'")
+
+    assert ge.exit_code(stops, 0.5) == 3 and deadlines[0] is not None
+    assert "time limit of 0.5 min reached (studies: 3 of 8 trials)" in capsys.readouterr().out
+    assert ge.exit_code(fails, None) == 1 and "error: the server refused study 'x'" in capsys.readouterr().out
+    assert ge.exit_code(deadlines.append, None) == 0 and deadlines[-1] is None
