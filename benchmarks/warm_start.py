@@ -3,6 +3,9 @@
     # the real run on CPU (about 75 min on 2 cores; resumable: the same command continues where it stopped)
     python benchmarks/warm_start.py --out runs/warm_start --time-limit 120 \\
         --source-study-file benchmarks/results/cpu/study-sst2-autopeft-gp.json
+    # the "same search again" case: SST-2 on another sample at the source's budget (about 2 h 10 min on 2 cores)
+    python benchmarks/warm_start.py --target sst2-sample --out runs/warm_start-sst2-sample --time-limit 140 \\
+        --source-study-file benchmarks/results/cpu/study-sst2-autopeft-gp.json
     # the same with MRPC as the second task (about 7.5 h on 2 cores: a GPU's run)
     python benchmarks/warm_start.py --target mrpc --out runs/warm_start-mrpc \\
         --source-study-file benchmarks/results/cpu/study-sst2-autopeft-gp.json
@@ -28,6 +31,10 @@ preset, the objective on 500 held-out training examples, 30 trials a study.
      majority class only at 300 steps of max length 128 (full fine-tuning +3.1 F1 points, the PEFT
      baselines +0.2 to +2.0, within 1 to 2 standard deviations), about 5 min a trial on one core,
      so 180 trials take 7.5 h and their hypervolumes would mostly measure noise.
+   - ``sst2-sample``: SST-2 at the source's budget (200 steps) on another sample of the task: 4,000
+     training examples drawn with another split seed, so another held-out search split. A study run again
+     on new data, without the budget shift of ``sst2-low`` (where the source's smallest configurations
+     no longer clear the majority class).
    - ``mrpc``: MRPC at its CPU budget (300 steps, max length 128).
 3. ``report``: hypervolume over trials of each study (its own trials; the warm-start trials count, they
    are trials of the study), how many trials the warm study needs to reach the cold study's hypervolume
@@ -64,6 +71,11 @@ TARGETS: dict[str, dict[str, Any]] = {
         "budget": {"max_steps": 100, "max_train_examples": 1000, "split_seed": 1},
         "label": "SST-2, low-resource (1,000 training examples of another split seed, 100 steps)",
     },
+    "sst2-sample": {
+        "task": "sst2",
+        "budget": {"max_train_examples": 4000, "split_seed": 1},
+        "label": "SST-2, another sample (4,000 training examples of another split seed, the source's 200 steps)",
+    },
     "mrpc": {
         "task": "mrpc",
         "budget": {"max_steps": 300, "max_length": 128},
@@ -73,16 +85,38 @@ TARGETS: dict[str, dict[str, Any]] = {
 DEFAULT_TARGET = "sst2-low"
 #: The issue's target: the warm study reaches the cold study's hypervolume at BUDGET trials within WITHIN trials.
 BUDGET, WITHIN = 30, 10
-PUBLISH = ROOT / "benchmarks" / "results" / "warm_start.json"
+RESULTS = ROOT / "benchmarks" / "results"
 #: The finished studies' records, per target: a fresh checkout resumes from them.
-RECORDS = ROOT / "benchmarks" / "results" / "warm_start"
-PLOT = ROOT / "benchmarks" / "results" / "warm_start_hypervolume.png"
+RECORDS = RESULTS / "warm_start"
 DOC = ROOT / "docs" / "warm_start.md"
 BEGIN, END = "<!-- WS_BENCHMARK_BEGIN -->", "<!-- WS_BENCHMARK_END -->"
-COMMAND = (
-    "python benchmarks/warm_start.py --out runs/warm_start --time-limit 120 "
-    "--source-study-file benchmarks/results/cpu/study-sst2-autopeft-gp.json"
-)
+SOURCE_FILE = "benchmarks/results/cpu/study-sst2-autopeft-gp.json"
+
+
+def suffix(target: str) -> str:
+    """The file-name suffix of a target's outputs: none for the default one."""
+    return "" if target == DEFAULT_TARGET else f"-{target}"
+
+
+def published(target: str) -> tuple[Path, Path]:
+    """The target's figures as JSON and its hypervolume plot, in benchmarks/results."""
+    return RESULTS / f"warm_start{suffix(target)}.json", RESULTS / f"warm_start{suffix(target)}_hypervolume.png"
+
+
+def markers(target: str) -> tuple[str, str]:
+    """The markers of the target's measured section of docs/warm_start.md."""
+    if target == DEFAULT_TARGET:
+        return BEGIN, END
+    return f"<!-- WS_BENCHMARK_BEGIN {target} -->", f"<!-- WS_BENCHMARK_END {target} -->"
+
+
+def command(target: str) -> str:
+    """The command that measures ``target`` (and resumes it)."""
+    option = "" if target == DEFAULT_TARGET else f"--target {target} "
+    return (
+        f"python benchmarks/warm_start.py {option}--out runs/warm_start{suffix(target)} --time-limit 120 "
+        f"--source-study-file {SOURCE_FILE}"
+    )
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -113,8 +147,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def make_plan(args: argparse.Namespace) -> dict[str, Any]:
     """The CPU results experiment's plan (its budget, workers, data), with this benchmark's settings."""
     base = ["--profile", "cpu"] + (["--dry-run"] if args.dry_run else []) + (["--data", args.data] if args.data else [])
-    suffix = "" if args.target == DEFAULT_TARGET else f"-{args.target}"
-    out = args.out or (ROOT / "runs" / (f"warm_start{suffix}-dry" if args.dry_run else f"warm_start{suffix}"))
+    name = f"warm_start{suffix(args.target)}"
+    out = args.out or (ROOT / "runs" / (f"{name}-dry" if args.dry_run else name))
     plan = gx.make_plan(gx.parse_args(base + ["--out", str(out), "--searches", "sst2-autopeft-gp"]))
     plan["trials"] = args.trials or (6 if args.dry_run else BUDGET)
     plan["study_seeds"] = list(args.seeds if args.seeds is not None else ([0] if args.dry_run else [0, 1, 2]))
@@ -422,12 +456,15 @@ def section(result: Mapping[str, Any]) -> str:
         f"imported from `{Path(plan['source_file']).name}`" if plan["source_file"] else "a gp study on SST-2 run first"
     )
     target = plan.get("target") or {"name": "mrpc", "label": "MRPC"}
+    begin, end = markers(target["name"])
+    json_name, plot_name = (p.name for p in published(target["name"]))
+    plot_name = plot_name.removesuffix(".png")
     budget = f"{t.get('max_steps')} steps of batch {t['batch_size']}, max length {t['max_length']}"
     if t.get("max_train_examples"):
         budget += f", {t['max_train_examples']} training examples (split seed {t.get('split_seed', 0)})"
     return (
-        f"{BEGIN}\n## Measured (issue 19): {target['label']} warm-started from SST-2, CPU\n\n"
-        f"`{COMMAND}` on **{meta['device']}** ({meta['cpu_count']} cores), {meta['started']} to {meta['finished']}; "
+        f"{begin}\n## Measured (issue 19): {target['label']} warm-started from SST-2, CPU\n\n"
+        f"`{command(target['name'])}` on **{meta['device']}** ({meta['cpu_count']} cores), {meta['started']} to {meta['finished']}; "
         f"versions {', '.join(f'{k} {v}' for k, v in meta['versions'].items())}.\n\n"
         f"Source: {source} (study {result['source']['id']}). Per seed, two gp studies of the `autopeft` space on "
         f"{target['label']} ({plan['trials']} trials, {plan['n_initial']} Sobol trials for the cold one), side by side "
@@ -451,11 +488,11 @@ def section(result: Mapping[str, Any]) -> str:
         + "| target | met | numbers |\n|---|---|---|\n"
         + checks
         + "\n\n"
-        "Figures as JSON: [`benchmarks/results/warm_start.json`](../benchmarks/results/warm_start.json); "
-        "hypervolume over trials: [`warm_start_hypervolume.png`](../benchmarks/results/warm_start_hypervolume.png), "
-        "above the majority class: [`warm_start_hypervolume_above_majority.png`]"
-        "(../benchmarks/results/warm_start_hypervolume_above_majority.png).\n"
-        f"{END}\n"
+        f"Figures as JSON: [`benchmarks/results/{json_name}`](../benchmarks/results/{json_name}); "
+        f"hypervolume over trials: [`{plot_name}.png`](../benchmarks/results/{plot_name}.png), "
+        f"above the majority class: [`{plot_name}_above_majority.png`]"
+        f"(../benchmarks/results/{plot_name}_above_majority.png).\n"
+        f"{end}\n"
     )
 
 
@@ -491,9 +528,9 @@ def ranking_text(r: Mapping[str, Any]) -> str:
     return text + "."
 
 
-def write_section(doc: Path, text: str) -> None:
-    """Replace the measured section of ``doc`` (between the markers), or add it at the end."""
-    gx.write_marked_section(doc, text, BEGIN, END)
+def write_section(doc: Path, text: str, target: str = DEFAULT_TARGET) -> None:
+    """Replace the target's measured section of ``doc`` (between its markers), or add it at the end."""
+    gx.write_marked_section(doc, text, *markers(target))
 
 
 def report(plan: Mapping[str, Any], out: Path, publish: Path, plot: Path, doc: Path | None, dry: bool) -> dict[str, Any]:
@@ -523,7 +560,7 @@ def report(plan: Mapping[str, Any], out: Path, publish: Path, plot: Path, doc: P
                 metric_floor=majority,
             )
     if doc is not None and analysis["seeds"]:
-        write_section(doc, section(result))
+        write_section(doc, section(result), target.get("name", "mrpc"))
     gx.say_targets(analysis["targets"], "[dry run: meaningless] " if dry else "")
     gx.say(f"report: wrote {publish}" + (f" and {doc}" if doc is not None else ""))
     return result
@@ -544,8 +581,9 @@ def run_phases(args: argparse.Namespace, deadline: float | None) -> None:
         run(plan, out, args.phases, deadline, published)
     if "report" in args.phases:
         dry = bool(args.dry_run)
-        publish = args.publish or (out / "warm_start.json" if dry else PUBLISH)
-        plot = publish.parent / (f"{publish.stem}_hypervolume.png") if args.publish or dry else PLOT
+        default_json, default_plot = published(args.target)
+        publish = args.publish or (out / "warm_start.json" if dry else default_json)
+        plot = publish.parent / (f"{publish.stem}_hypervolume.png") if args.publish or dry else default_plot
         doc = args.doc if args.doc is not None else (None if dry else DOC)
         report(plan, out, publish, plot, doc, dry)
 

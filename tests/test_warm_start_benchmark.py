@@ -82,7 +82,7 @@ def test_a_warm_study_that_never_catches_up_fails_both_targets() -> None:
     assert ws.analyse({}, [0])["targets"] == []
 
 
-def test_the_section_reports_every_seed_and_the_targets(tmp_path) -> None:
+def test_each_target_has_its_own_section_figures_and_command(tmp_path) -> None:
     plan = {
         "trials": 30,
         "n_initial": 8,
@@ -90,17 +90,25 @@ def test_the_section_reports_every_seed_and_the_targets(tmp_path) -> None:
         "target_training": {"max_steps": 300, "batch_size": 16, "max_length": 128, "max_search_examples": 500},
     }
     meta = {"device": "CPU: test", "cpu_count": 2, "versions": {"torch": "2"}, "started": "a", "finished": "b"}
-    result = {"plan": plan, "meta": meta, "source": {"id": 1}, "analysis": ws.analyse(_pair(0, True), [0], majority=0.5)}
-    text = ws.section(result)
-    assert text.startswith(ws.BEGIN) and text.rstrip().endswith(ws.END)
-    assert "| 0 |" in text and "| yes |" in text and "300 steps" in text
-    assert text.count("| mean curves |") == 2 and "above the majority class" in text
+    analysis = ws.analyse(_pair(0, True), [0], majority=0.5)
     doc = tmp_path / "page.md"
     doc.write_text(f"# Page\n\nbefore\n\n{ws.BEGIN}\nnot run yet\n{ws.END}\n\nafter\n")
-    ws.write_section(doc, text)
+    for name in (ws.DEFAULT_TARGET, "sst2-sample"):
+        target = {"name": name, "task": "sst2", "label": ws.TARGETS[name]["label"]}
+        text = ws.section({"plan": plan | {"target": target}, "meta": meta, "source": {"id": 1}, "analysis": analysis})
+        begin, end = ws.markers(name)
+        assert text.startswith(begin) and text.rstrip().endswith(end)
+        assert "| 0 |" in text and "| yes |" in text and "300 steps" in text
+        assert text.count("| mean curves |") == 2 and "above the majority class" in text
+        assert ws.command(name) in text and ws.published(name)[0].name in text
+        ws.write_section(doc, text, name)
     written = doc.read_text()
     assert "not run yet" not in written and "before" in written and "after" in written
-    assert written.count(ws.BEGIN) == 1
+    assert written.count(ws.BEGIN) == 1 and written.count(ws.markers("sst2-sample")[0]) == 1
+    # the default target keeps the published names; another one never overwrites them
+    assert ws.published(ws.DEFAULT_TARGET)[0].name == "warm_start.json"
+    assert ws.published("sst2-sample")[0].name == "warm_start-sst2-sample.json"
+    assert "--target sst2-sample --out runs/warm_start-sst2-sample" in ws.command("sst2-sample")
 
 
 def test_import_body_holds_the_saved_completed_configurations() -> None:
@@ -131,6 +139,12 @@ def test_the_plan_is_the_cpu_experiment_with_the_second_task_at_its_own_budget()
     mrpc = ws.make_plan(ws.parse_args(["--target", "mrpc", "--out", "/tmp/ws-plan-mrpc", "--data", fixtures]))
     assert mrpc["target"]["task"] == "mrpc" and ws.target_body(mrpc, 0, "cold", 7)["task"]["name"] == "mrpc"
     assert mrpc["target_training"]["max_steps"] == 300 and mrpc["target_training"]["max_length"] == 128
+    sample = ws.make_plan(ws.parse_args(["--target", "sst2-sample", "--out", "/tmp/ws-plan-s", "--data", fixtures]))
+    same = sample["target_training"]  # the source's budget, another sample and search split
+    assert {k: same[k] for k in ("max_steps", "max_length", "batch_size")} == {
+        k: plan["training"][k] for k in ("max_steps", "max_length", "batch_size")
+    }
+    assert same["max_train_examples"] == 4000 and same["split_seed"] == 1
     dry = ws.make_plan(ws.parse_args(["--dry-run", "--out", "/tmp/ws-plan-dry"]))
     assert dry["trials"] == 6 and dry["study_seeds"] == [0]
     assert dry["target_training"] == {**dry["training"], "split_seed": 1}
