@@ -50,7 +50,7 @@ for _p in (ROOT, BENCH):
 
 import gpu_experiment as gx  # noqa: E402
 
-from autopeft.early_stopping import EarlyStoppingSettings, Peer, decide  # noqa: E402
+from autopeft.early_stopping import EarlyStoppingSettings, Peer, best_until, decide  # noqa: E402
 from autopeft.pareto import study_front  # noqa: E402
 
 ARMS = ("off", "on")
@@ -60,6 +60,8 @@ PUBLISH = ROOT / "benchmarks" / "results" / "early_stopping.json"
 RECORDS = ROOT / "benchmarks" / "results" / "early_stopping"
 DOC = ROOT / "docs" / "early_stopping.md"
 BEGIN, END = "<!-- ES_BENCHMARK_BEGIN -->", "<!-- ES_BENCHMARK_END -->"
+BOUND_BEGIN, BOUND_END = "<!-- ES_BOUND_BEGIN -->", "<!-- ES_BOUND_END -->"
+BOUND_PUBLISH = ROOT / "benchmarks" / "results" / "early_stopping_bound.json"
 COMMAND = "python benchmarks/early_stopping.py --out runs/early_stopping --time-limit 120"
 #: Trials of each study: the CPU results experiment's count.
 TRIALS = 30
@@ -74,7 +76,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="study seeds (default 0 1 2)")
     p.add_argument("--eval-every", type=int, default=None, help="steps between evaluations (default 50; dry run 1)")
-    p.add_argument("--phases", nargs="+", choices=("run", "report"), default=["run", "report"])
+    p.add_argument(
+        "--phases",
+        nargs="+",
+        choices=("run", "report", "bound"),
+        default=["run", "report"],
+        help="run, report, and bound: what any setting of the rule (and an oracle) could save on the\n"
+        "finished runs without early stopping (no training)",
+    )
     p.add_argument("--time-limit", type=float, default=None, metavar="MIN", help="stop cleanly after MIN minutes")
     p.add_argument("--publish", type=Path, default=None, help="JSON of the figures (default: benchmarks/results)")
     p.add_argument("--doc", type=Path, default=None, help="page whose measured section is rewritten")
@@ -229,6 +238,71 @@ def replay_savings(
         "front": len(front),
         "front_stopped": sum(t["number"] in stops for t in front),
     }
+
+
+#: The rule's settings searched by the bound (:func:`grid_best`): 160 of them.
+GRID = {
+    "quantile": (0.25, 0.5, 0.75, 0.9, 1.0),
+    "margin": (0.0, 0.01, 0.02, 0.05),
+    "min_peers": (1, 2, 3, 5),
+    "grace": (0.25, 0.5),
+}
+
+
+def grid_best(trials: Sequence[Mapping[str, Any]], total_steps: int) -> dict[int, dict[str, Any]]:
+    """For each number of front trials stopped, the replayed setting of :data:`GRID` that spends the
+    fewest training seconds on a run without the rule (:func:`replay_savings`)."""
+    import itertools
+
+    best: dict[int, dict[str, Any]] = {}
+    for values in itertools.product(*GRID.values()):
+        change = dict(zip(GRID, values, strict=True))
+        got = replay_savings(trials, EarlyStoppingSettings(enabled=True, **change), total_steps)
+        k = got["front_stopped"]
+        if got["seconds_ratio"] is not None and (k not in best or got["seconds_ratio"] < best[k]["seconds_ratio"]):
+            best[k] = {**got, "settings": change}
+    return dict(sorted(best.items()))
+
+
+def oracle(trials: Sequence[Mapping[str, Any]], total_steps: int) -> list[dict[str, Any]]:
+    """What no rule that spares every front trial can beat, per evaluation step ``s``: the training
+    seconds spent if every other trial were stopped at ``s`` (and the front trained to the end), and
+    how many front trials score no better at ``s`` than the study's worst trial there (a rule on the
+    metric cannot tell them from the trials it should stop)."""
+    done = [t for t in trials if t["state"] == "completed" and t.get("curve")]
+    front = {t["number"] for t in front_trials(done)}
+    spent = sum(train_seconds(t) for t in done)
+    steps = sorted({int(s) for t in done for s, _ in t["curve"] if int(s) < total_steps})
+    out = []
+    for step in steps:
+        at = {t["number"]: best_until([tuple(x) for x in t["curve"]], step) for t in done}
+        floor = min(v for v in at.values() if v is not None)
+        saved = sum(train_seconds(t) * (1 - step / total_steps) for t in done if t["number"] not in front)
+        out.append(
+            {
+                "step": step,
+                "seconds_ratio": (spent - saved) / spent if spent else None,
+                "front": len(front),
+                "front_at_floor": sum(at[n] is not None and at[n] <= floor for n in front),
+                "floor": floor,
+            }
+        )
+    return out
+
+
+def bound(records: Mapping[str, Mapping[str, Any]], plan: Mapping[str, Any]) -> dict[str, Any]:
+    """Per seed, on the run without early stopping: :func:`oracle` and :func:`grid_best`."""
+    total_steps = int(plan["training"].get("max_steps") or 0)
+    seeds = []
+    for seed in plan["seeds"]:
+        off = records.get(key(seed, "off"))
+        if off is None:
+            continue
+        trials = [t for t in off["trials"] if t["state"] == "completed"]
+        seeds.append(
+            {"seed": seed, "trials": len(trials), "oracle": oracle(trials, total_steps), "grid": grid_best(trials, total_steps)}
+        )
+    return {"total_steps": total_steps, "grid": {k: list(v) for k, v in GRID.items()}, "seeds": seeds}
 
 
 def config_id(config: Mapping[str, Any]) -> str:
@@ -433,6 +507,49 @@ def command(plan: Mapping[str, Any]) -> str:
     return COMMAND + ("" if plan["trials"] == TRIALS else f" --trials {plan['trials']}")
 
 
+def bound_section(result: Mapping[str, Any]) -> str:
+    """The bound's section of docs/early_stopping.md."""
+    plan, b = result["plan"], result["bound"]
+    lines = []
+    for s in b["seeds"]:
+        for o in s["oracle"]:
+            lines.append(
+                f"| {s['seed']} | {o['step']} | {o['seconds_ratio']:.0%} | {o['front_at_floor']} of {o['front']} "
+                f"(floor {o['floor']:.3f}) |"
+            )
+    grid = []
+    for s in b["seeds"]:
+        for k, g in s["grid"].items():
+            shown = ", ".join(f"{name} {value:g}" for name, value in g["settings"].items())
+            grid.append(
+                f"| {s['seed']} | {k} of {g['front']} | {g['seconds_ratio']:.0%} | {g['stopped']} of {s['trials']} | {shown} |"
+            )
+    n = 1
+    for values in b["grid"].values():
+        n *= len(values)
+    seeds = " ".join(str(s["seed"]) for s in b["seeds"])
+    return (
+        f"{BOUND_BEGIN}\n## What any setting could save at this budget (issue 16)\n\n"
+        f"`python benchmarks/early_stopping.py --out runs/early_stopping --phases bound --seeds {seeds}` (no "
+        f"training: it reads the published records of the runs without early stopping, {plan['trials']} trials "
+        f"a study, {b['total_steps']} steps, an evaluation every {plan['eval_every']} steps).\n\n"
+        "An oracle that knows the final front and stops every other trial at one evaluation step, the front "
+        "trained to the end: no rule that spares the front and stops nothing earlier can spend less. "
+        "`front at the floor`: front trials that score no better at that step than the study's worst trial "
+        "(the majority class): a rule that reads the metric cannot tell them from the trials it should stop.\n\n"
+        "| seed | stop at step | training seconds vs without | front at the floor |\n|---|---|---|---|\n"
+        + "\n".join(lines)
+        + "\n\n"
+        f"The rule itself, replayed with each of {n} settings ("
+        + "; ".join(f"{name} {', '.join(f'{v:g}' for v in values)}" for name, values in b["grid"].items())
+        + "): for each number of front trials stopped, the setting that spends the least.\n\n"
+        "| seed | front trials stopped | training seconds vs without | trials stopped | settings |\n"
+        "|---|---|---|---|---|\n" + "\n".join(grid) + "\n\n"
+        f"Figures as JSON: [`benchmarks/results/{BOUND_PUBLISH.name}`](../benchmarks/results/{BOUND_PUBLISH.name}).\n"
+        f"{BOUND_END}\n"
+    )
+
+
 def write_section(doc: Path, text: str) -> None:
     """Replace the measured section of ``doc`` (between the markers), or add it at the end."""
     gx.write_marked_section(doc, text, BEGIN, END)
@@ -464,6 +581,19 @@ def run_phases(args: argparse.Namespace, deadline: float | None) -> None:
     gx.bench_meta(out / "es-meta.json", plan)
     if "run" in args.phases:
         run(plan, out, deadline, None if args.dry_run else RECORDS)
+    if "bound" in args.phases:
+        dry = bool(args.dry_run)
+        if not dry:
+            bodies = {key(seed, "off"): study_body(plan, seed, "off") for seed in plan["seeds"]}
+            gx.restore_records(RECORDS, out, bodies)
+        records = gx.load_records(out, [key(seed, "off") for seed in plan["seeds"]])
+        result = {"plan": plan, "bound": bound(records, plan)}
+        publish = args.publish or (out / BOUND_PUBLISH.name if dry else BOUND_PUBLISH)
+        gx.save_json(publish, result)
+        doc = args.doc if args.doc is not None else (None if dry else DOC)
+        if doc is not None and result["bound"]["seeds"]:
+            gx.write_marked_section(doc, bound_section(result), BOUND_BEGIN, BOUND_END)
+        gx.say(f"bound: wrote {publish}" + (f" and {doc}" if doc is not None else ""))
     if "report" in args.phases:
         dry = bool(args.dry_run)
         publish = args.publish or (out / "early_stopping.json" if dry else PUBLISH)

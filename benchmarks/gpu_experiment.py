@@ -2397,11 +2397,22 @@ def phase_report(plan: dict[str, Any], out: Path, doc: Path | None, publish: Pat
 # -- main -------------------------------------------------------------------------------------------
 
 
+class Terminated(Exception):
+    """The command got SIGTERM: raised in its main thread so that every ``finally`` runs (the
+    workers give their trials back, the server stops) instead of the process dying around them."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated(signal.Signals(signum).name)
+
+
 def exit_code(work: Callable[[float | None], object], time_limit: float | None) -> int:
     """A benchmark command's exit code: run ``work`` with its deadline (``time_limit`` minutes from now,
     or none); 0 when it ends, 3 when the time limit stopped it cleanly (the same command continues),
-    1 on an :class:`ExperimentError`, said on one line."""
+    1 on an :class:`ExperimentError`, said on one line; 143 on SIGTERM and 130 on Ctrl-C, after the
+    server and workers it started have stopped."""
     deadline = time.monotonic() + 60 * time_limit if time_limit else None
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         work(deadline)
     except Unfinished as err:
@@ -2411,6 +2422,11 @@ def exit_code(work: Callable[[float | None], object], time_limit: float | None) 
     except ExperimentError as err:
         say(f"error: {err}")
         return 1
+    except (Terminated, KeyboardInterrupt) as err:
+        say(f"stopped ({err or 'SIGINT'}); its server and workers are stopped: run the same command again to continue")
+        return 143 if isinstance(err, Terminated) else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -126,3 +126,32 @@ def test_finished_seeds_are_published_and_a_fresh_checkout_restores_only_the_sam
     # another budget is another study: nothing is restored for it
     other = {k: {**b, "max_trials": 16} for k, b in bodies.items()}
     assert es.gx.restore_records(published, tmp_path / "other", other) == []
+
+
+def test_the_oracle_bound_spares_the_front_and_counts_front_trials_at_the_floor() -> None:
+    late = [[50, 0.53], [100, 0.80], [150, 0.85], [200, 0.86]]  # small, late-blooming: the front
+    early = [[50, 0.75], [100, 0.80], [150, 0.82], [200, 0.84]]  # large, early leader: dominated at the end
+    trials = [trial(0, 0.001, late, seconds=40), trial(1, 0.01, early, seconds=100), trial(2, 0.02, early, seconds=100)]
+    rows = {o["step"]: o for o in es.oracle(trials, 200)}
+    assert sorted(rows) == [50, 100, 150]  # the last evaluation is never a stop
+    # stopping both dominated trials at step 50 saves 3/4 of their 200 s of 240 s
+    assert rows[50]["seconds_ratio"] == pytest.approx((240 - 150) / 240)
+    assert rows[100]["seconds_ratio"] == pytest.approx((240 - 100) / 240)
+    assert rows[50]["front"] == 1 and rows[50]["front_at_floor"] == 1 and rows[50]["floor"] == 0.53
+    assert rows[100]["front_at_floor"] == 1  # 0.80 everywhere at step 100: still indistinguishable
+    assert rows[150]["front_at_floor"] == 0
+
+
+def test_the_grid_finds_the_cheapest_setting_for_each_number_of_front_stops(tmp_path: Path) -> None:
+    peers = [trial(i, 0.001, FULL) for i in range(3)]
+    bad = trial(3, 0.01, [[50, 0.55], [100, 0.56], [150, 0.57], [200, 0.58]], seconds=100)
+    best = es.grid_best([*peers, bad], 200)
+    assert list(best) == [0]  # the front (one of trials 0-2: same size, same results) is never stopped
+    assert best[0]["stopped"] == 1 and best[0]["seconds_ratio"] == pytest.approx((130 - 75) / 130)
+    assert set(best[0]["settings"]) == set(es.GRID)
+    plan = {"training": {"max_steps": 200}, "seeds": [0, 1], "trials": 4, "eval_every": 50}
+    result = {"plan": plan, "bound": es.bound({es.key(0, "off"): {"trials": [*peers, bad]}}, plan)}
+    assert [s["seed"] for s in result["bound"]["seeds"]] == [0]  # seed 1 has no record: left out
+    text = es.bound_section(result)
+    assert text.startswith(es.BOUND_BEGIN) and text.rstrip().endswith(es.BOUND_END)
+    assert "| 0 | 50 |" in text and "| 0 | 0 of 1 |" in text and "--phases bound --seeds 0" in text

@@ -725,3 +725,29 @@ def test_a_benchmark_command_exits_3_at_its_time_limit_and_1_on_an_error(capsys)
     assert "time limit of 0.5 min reached (studies: 3 of 8 trials)" in capsys.readouterr().out
     assert ge.exit_code(fails, None) == 1 and "error: the server refused study 'x'" in capsys.readouterr().out
     assert ge.exit_code(deadlines.append, None) == 0 and deadlines[-1] is None
+
+
+def test_sigterm_stops_a_benchmark_command_after_its_processes(tmp_path, capsys) -> None:
+    """A benchmark killed with SIGTERM (a scheduler, ``kill``) still stops the server and workers it
+    started: the signal becomes an exception, so every ``finally`` runs."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    child: list[subprocess.Popen] = []
+
+    def work(deadline: float | None) -> None:
+        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        child.append(proc)
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # never reached: the handler raises at once
+        finally:
+            ge._terminate([proc], 10)
+
+    before = signal.getsignal(signal.SIGTERM)
+    assert ge.exit_code(work, None) == 143
+    assert child[0].poll() is not None  # the child was stopped, not left running
+    assert "stopped (SIGTERM)" in capsys.readouterr().out
+    assert signal.getsignal(signal.SIGTERM) is before
