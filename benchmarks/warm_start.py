@@ -368,6 +368,49 @@ def majority_search_metric(task: str, data_dir: str, training: Mapping[str, Any]
     return float(compute_metrics([spec.metric], [majority] * len(search), search)[spec.metric])
 
 
+def source_ranking(source: Mapping[str, Any], records: Mapping[str, Mapping[str, Any]]) -> dict[str, float | None]:
+    """How well the source study predicts each study's own results: Kendall's tau between a GP of the
+    source's metric (the optimiser's model, fitted on its completed trials) and each study's
+    completed metrics, by record key (None: fewer than 3 results; configurations the source's space
+    cannot encode are left out; empty: the source has fewer than 3). What a ranking-weighted transfer
+    (RGPE, Feurer et al. 2018) weighs an earlier study by; positive: the source ranks them right."""
+    import torch
+    from scipy.stats import kendalltau
+
+    from autopeft.encoder import model_shape
+    from autopeft.optimize.domain import snap
+    from autopeft.optimize.gp import fit_gp_list
+    from autopeft.optimize.transforms import fit_transform
+    from autopeft.optimize.warm import encoded
+    from autopeft.space import build_space
+
+    body = source["body"]
+    space = build_space(body.get("space", "autopeft"), model_shape(body.get("model")))
+    cards = list(space.cardinalities)
+
+    def points(trials: Sequence[Mapping[str, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
+        done = [(x, t["metric"]) for t in completed(trials) if (x := encoded(space, t["config"])) is not None]
+        X = torch.tensor([list(x) for x, _ in done], dtype=torch.double).reshape(-1, len(cards))
+        y = torch.tensor([[m] for _, m in done], dtype=torch.double).reshape(-1, 1)
+        return snap(X, torch.tensor(cards, dtype=torch.double)), y
+
+    X, y = points(source["trials"])
+    if len(y) < 3:
+        return {}
+    z = fit_transform(y, "standardize")[0]
+    model = fit_gp_list(X, z, cards, None, False).models[0]
+    out: dict[str, float | None] = {}
+    for k, record in records.items():
+        Xk, yk = points(record["trials"])
+        if len(yk) < 3:
+            out[k] = None
+            continue
+        with torch.no_grad():
+            mean = model.posterior(Xk).mean.reshape(-1)
+        out[k] = float(kendalltau(mean.numpy(), yk.reshape(-1).numpy()).statistic)
+    return out
+
+
 def ranking(records: Sequence[Mapping[str, Any]], majority: float | None) -> dict[str, Any]:
     """Does the budget rank configurations? The spread of the cold studies' completed scores, and how
     many clear the majority class by 2 points or more."""
@@ -471,7 +514,7 @@ def section(result: Mapping[str, Any]) -> str:
         f"on two `autopeft worker --device cpu`; {budget}, objective on {t.get('max_search_examples')} held-out "
         "training examples. Hypervolumes are of each study's own trials by trial number; the warm-start trials are "
         "trials of the warm study and count towards its trial numbers.\n\n"
-        f"{ranking_text(analysis.get('ranking') or {})}\n\n"
+        f"{ranking_text(analysis.get('ranking') or {})}{source_ranking_text(analysis)}\n\n"
         "The study's hypervolume (what the server reports: metric from 0, parameters from 100%):\n\n"
         + reach_header(analysis["budget"])
         + "\n".join(rows)
@@ -528,6 +571,24 @@ def ranking_text(r: Mapping[str, Any]) -> str:
     return text + "."
 
 
+def source_ranking_text(analysis: Mapping[str, Any]) -> str:
+    """One sentence: how well the source's model ranks each study's own results (:func:`source_ranking`)."""
+    taus = analysis.get("source_ranking")
+    if not taus:
+        return ""
+    parts = []
+    for arm in ARMS:
+        shown = [f"{taus[k]:+.2f}" for s in analysis["seeds"] if (k := key(s["seed"], arm)) in taus and taus[k] is not None]
+        if shown:
+            parts.append(f"{arm} {', '.join(shown)}")
+    if not parts:
+        return ""
+    return (
+        " The source ranks this task's results (Kendall's tau between a GP of the source study's metric and each "
+        f"study's own results, by seed): {'; '.join(parts)}."
+    )
+
+
 def write_section(doc: Path, text: str, target: str = DEFAULT_TARGET) -> None:
     """Replace the target's measured section of ``doc`` (between its markers), or add it at the end."""
     gx.write_marked_section(doc, text, *markers(target))
@@ -541,6 +602,11 @@ def report(plan: Mapping[str, Any], out: Path, publish: Path, plot: Path, doc: P
     majority = majority_search_metric(target["task"], plan["data"], plan["target_training"])
     analysis = analyse(records, plan["study_seeds"], min(BUDGET, plan["trials"]), majority)
     source = gx.load_json(out / "ws-source.json")
+    source_record = (
+        gx.load_json(Path(plan["source_file"])) if plan["source_file"] else gx.load_records(out, [SOURCE_KEY]).get(SOURCE_KEY)
+    )
+    if source_record is not None:
+        analysis["source_ranking"] = source_ranking(source_record, records)
     result = {"dry_run": dry, "plan": plan, "meta": meta, "source": source, "analysis": analysis}
     gx.save_json(publish, result)
     if analysis["seeds"]:
@@ -577,8 +643,8 @@ def run_phases(args: argparse.Namespace, deadline: float | None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     gx.bench_meta(out / "ws-meta.json", plan)
     if "source" in args.phases or "run" in args.phases:
-        published = None if args.dry_run else RECORDS / plan["target"]["name"]
-        run(plan, out, args.phases, deadline, published)
+        records = None if args.dry_run else RECORDS / plan["target"]["name"]
+        run(plan, out, args.phases, deadline, records)
     if "report" in args.phases:
         dry = bool(args.dry_run)
         default_json, default_plot = published(args.target)

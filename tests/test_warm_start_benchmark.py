@@ -189,3 +189,46 @@ def test_the_hypervolume_above_the_majority_class_ignores_what_does_not_beat_it(
     above = row["above_majority"]
     assert above["cold_curve"][0] == 0.0 and above["cold_final"] == pytest.approx(above["warm_final"])
     assert above["warm_reaches_at"] == 2
+
+
+def test_the_source_ranking_is_positive_when_the_new_results_follow_the_source() -> None:
+    import json
+
+    saved = json.loads((ROOT / "benchmarks" / "results" / "cpu" / "study-sst2-autopeft-gp.json").read_text())
+    configs = [t["config"] for t in ws.completed(saved["trials"])][:8]
+
+    def study(metrics: list[float]) -> dict:
+        return {"trials": [dict(trial(i, m, 0.001), config=c) for i, (m, c) in enumerate(zip(metrics, configs))]}
+
+    source = {"body": saved["body"], **study([0.5 + 0.04 * i for i in range(8)])}
+    same = study([0.6 + 0.03 * i for i in range(8)])
+    reverse = study([0.9 - 0.03 * i for i in range(8)])
+    taus = ws.source_ranking(source, {"same": same, "reverse": reverse, "few": study([0.7])})
+    assert taus["same"] > 0.5 and taus["reverse"] < -0.5 and taus["few"] is None
+    assert ws.source_ranking({**source, "trials": source["trials"][:2]}, {"same": same}) == {}
+    analysis = {"seeds": [{"seed": 0}], "source_ranking": {ws.key(0, "cold"): 0.4, ws.key(0, "warm"): None}}
+    assert ws.source_ranking_text(analysis).endswith("by seed): cold +0.40.")
+
+
+def test_the_report_of_the_published_records_gives_the_published_figures(tmp_path) -> None:
+    """What a fresh checkout holds (the sst2-low records, the source file) reports again, with the
+    same hypervolumes, through the command's own report phase."""
+    import json
+    import shutil
+
+    out = tmp_path / "out"
+    (out / "studies").mkdir(parents=True)
+    published = json.loads((ROOT / "benchmarks" / "results" / "warm_start.json").read_text())
+    for path in (ROOT / "benchmarks" / "results" / "warm_start" / "sst2-low").glob("*.json"):
+        shutil.copy(path, out / "studies" / path.name)
+    (out / "ws-meta.json").write_text(json.dumps(published["meta"]))
+    (out / "ws-source.json").write_text(json.dumps(published["source"]))
+    fixtures = str(ROOT / "tests" / "fixtures" / "glue")  # only the majority class is scored on them
+    argv = ["--phases", "report", "--out", str(out), "--data", fixtures, "--publish", str(tmp_path / "ws.json")]
+    argv += ["--doc", str(tmp_path / "page.md"), "--source-study-file", str(ROOT / ws.SOURCE_FILE)]
+    ws.run_phases(ws.parse_args(argv), None)
+    again = json.loads((tmp_path / "ws.json").read_text())["analysis"]
+    assert [t["detail"] for t in again["targets"]] == [t["detail"] for t in published["analysis"]["targets"]]
+    assert again["source_ranking"] == pytest.approx(published["analysis"]["source_ranking"], abs=0.05)
+    page = (tmp_path / "page.md").read_text()
+    assert page.count(ws.BEGIN) == 1 and "cold +0." in page
