@@ -3,8 +3,8 @@
     # the real run on CPU (about 75 min on 2 cores; resumable: the same command continues where it stopped)
     python benchmarks/warm_start.py --out runs/warm_start --time-limit 120 \\
         --source-study-file benchmarks/results/cpu/study-sst2-autopeft-gp.json
-    # the "same search again" case: SST-2 on another sample at the source's budget (about 2 h 10 min on 2 cores)
-    python benchmarks/warm_start.py --target sst2-sample --out runs/warm_start-sst2-sample --time-limit 140 \\
+    # the "same search again" case: SST-2 on another sample at the source's budget (about 3 h on 2 cores)
+    python benchmarks/warm_start.py --target sst2-sample --out runs/warm_start-sst2-sample --time-limit 120 \\
         --source-study-file benchmarks/results/cpu/study-sst2-autopeft-gp.json
     # the same with MRPC as the second task (about 7.5 h on 2 cores: a GPU's run)
     python benchmarks/warm_start.py --target mrpc --out runs/warm_start-mrpc \\
