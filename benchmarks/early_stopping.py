@@ -36,6 +36,7 @@ docs/early_stopping.md):
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 from collections.abc import Mapping, Sequence
@@ -524,9 +525,7 @@ def bound_section(result: Mapping[str, Any]) -> str:
             grid.append(
                 f"| {s['seed']} | {k} of {g['front']} | {g['seconds_ratio']:.0%} | {g['stopped']} of {s['trials']} | {shown} |"
             )
-    n = 1
-    for values in b["grid"].values():
-        n *= len(values)
+    n = math.prod(len(values) for values in b["grid"].values())
     seeds = " ".join(str(s["seed"]) for s in b["seeds"])
     return (
         f"{BOUND_BEGIN}\n## What any setting could save at this budget (issue 16)\n\n"
