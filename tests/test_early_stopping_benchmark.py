@@ -140,6 +140,11 @@ def test_the_oracle_bound_spares_the_front_and_counts_front_trials_at_the_floor(
     assert rows[50]["front"] == 1 and rows[50]["front_at_floor"] == 1 and rows[50]["floor"] == 0.53
     assert rows[100]["front_at_floor"] == 1  # 0.80 everywhere at step 100: still indistinguishable
     assert rows[150]["front_at_floor"] == 0
+    # trials 1 and 2 lead at step 50 (above the floor): the split oracle stops them there
+    split = es.oracle_split(trials, 200)
+    assert split["stopped_first"] == [1, 2] and split["front_above_floor"] == [] and split["steps"] == [50, 100]
+    assert split["seconds_ratio"] == pytest.approx((240 - 150) / 240)
+    assert es.oracle_split([trials[0]], 50) is None  # one evaluation before the end: no second step
 
 
 def test_the_grid_finds_the_cheapest_setting_for_each_number_of_front_stops(tmp_path: Path) -> None:
@@ -154,4 +159,4 @@ def test_the_grid_finds_the_cheapest_setting_for_each_number_of_front_stops(tmp_
     assert [s["seed"] for s in result["bound"]["seeds"]] == [0]  # seed 1 has no record: left out
     text = es.bound_section(result)
     assert text.startswith(es.BOUND_BEGIN) and text.rstrip().endswith(es.BOUND_END)
-    assert "| 0 | 50 |" in text and "| 0 | 0 of 1 |" in text and "--phases bound --seeds 0" in text
+    assert "| 0 | 50 |" in text and "| 0 | 0 of 1 |" in text and "seed 0: " in text and "--phases bound --seeds 0" in text
