@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 
 log = logging.getLogger("autopeft.api")
 
@@ -48,14 +49,41 @@ def die_with_server() -> None:
 
 
 def _set_parent_death_signal(sig: int) -> None:
-    if not sys.platform.startswith("linux"):
-        return
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        if libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
-            log.warning("prctl(PR_SET_PDEATHSIG) failed (errno %s); relying on the watchdog", ctypes.get_errno())
+        prctl = _prctl()
     except OSError as err:  # no libc to load: the watchdog still works
         log.warning("prctl unavailable (%s); relying on the watchdog", err)
+        return
+    if prctl is not None and prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+        log.warning("prctl(PR_SET_PDEATHSIG) failed (errno %s); relying on the watchdog", ctypes.get_errno())
+
+
+def _prctl() -> Callable[..., int] | None:
+    """libc's ``prctl`` (None off Linux); OSError where libc cannot be loaded."""
+    if not sys.platform.startswith("linux"):
+        return None
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+
+
+def ends_with_this_process(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
+    """A ``preexec_fn`` for ``subprocess.Popen``: the child gets ``sig`` when this process dies, even
+    by SIGKILL (``PR_SET_PDEATHSIG``). None where prctl is unavailable. libc is loaded here, in
+    the parent, so the forked child only makes the call. Start the child from the main thread:
+    Linux sends the signal when the thread that started it ends."""
+    try:
+        prctl = _prctl()
+    except OSError:
+        return None
+    if prctl is None:
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the call: nobody will send the signal
+            os.kill(os.getpid(), sig)
+
+    return preexec
 
 
 def _watch(parent_pid: int, sig: int) -> None:

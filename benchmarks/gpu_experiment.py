@@ -67,6 +67,7 @@ for _p in (ROOT, BENCH):
         sys.path.insert(0, str(_p))
 
 import baselines as bl
+from api.lifeline import ends_with_this_process
 
 PHASES = ("baselines", "studies", "retrain", "transfer", "throughput", "report")
 TRANSFER_TARGETS = (0.001, 0.01)
@@ -534,8 +535,11 @@ class Service:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "autopeft", "serve", "--db", str(self.out / "autopeft.db")]
         cmd += ["--port", str(self.port), "--log-level", "warning"]
+        ends = ends_with_this_process()  # also when this benchmark is killed with SIGKILL
         with self.log_path.open("a") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_env(), cwd=self.out)
+            self.proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=_env(), cwd=self.out, preexec_fn=ends
+            )
         headers = {}
         if os.environ.get("AUTOPEFT_API_KEY"):
             headers["Authorization"] = f"Bearer {os.environ['AUTOPEFT_API_KEY']}"
@@ -630,7 +634,9 @@ class GpuSampler:
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("w") as f:
-                self.proc = subprocess.Popen(NVIDIA_SMI, stdout=f, stderr=subprocess.DEVNULL)
+                self.proc = subprocess.Popen(
+                    NVIDIA_SMI, stdout=f, stderr=subprocess.DEVNULL, preexec_fn=ends_with_this_process()
+                )
 
     def stop(self) -> dict[str, Any]:
         if self.proc is None:
@@ -678,7 +684,10 @@ def start_workers(svc: Service, plan: Mapping[str, Any], batch: str, study_id: i
             cmd += ["--study", str(study_id)]
         log = svc.out / "logs" / f"{batch}-worker{i}.log"
         with log.open("a") as f:
-            procs.append(subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=svc.out))
+            ends = ends_with_this_process()
+            procs.append(
+                subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=svc.out, preexec_fn=ends)
+            )
     say(f"{batch}: started {len(procs)} worker(s) on {plan['device']} (logs {svc.out / 'logs'}/{batch}-worker*.log)")
     return procs
 
@@ -1063,7 +1072,13 @@ def phase_baselines(plan: dict[str, Any], out: Path, force: bool, deadline: floa
                 log = out / "logs" / f"baselines-{u[0]}-{u[1]}-seed{u[2]}.log"
                 log.parent.mkdir(parents=True, exist_ok=True)
                 proc = subprocess.Popen(
-                    cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(), cwd=ROOT
+                    cmd,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    env=_env(),
+                    cwd=ROOT,
+                    preexec_fn=ends_with_this_process(),
                 )
                 thread = threading.Thread(target=_pump, args=(proc, log, "baselines"), daemon=True)
                 thread.start()

@@ -34,6 +34,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from api.lifeline import ends_with_this_process
+
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN = os.environ.get("AUTOPEFT_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -289,7 +291,10 @@ def server(db_url: str, processes: int):
     ]
     log_path = Path(tempfile.gettempdir()) / f"autopeft-bench-server-{port}.log"
     log_file = log_path.open("w")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True)
+    ends = ends_with_this_process()  # the server ends with this benchmark, even one killed with SIGKILL
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True, preexec_fn=ends
+    )
     try:
         deadline = time.monotonic() + 120
         while True:

@@ -18,6 +18,7 @@ import gpu_experiment as ge
 import plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+FIXTURE_GLUE = ROOT / "tests" / "fixtures" / "glue"
 
 
 # -- choosing the front points to transfer -----------------------------------------------------------
@@ -751,3 +752,38 @@ def test_sigterm_stops_a_benchmark_command_after_its_processes(tmp_path, capsys)
     assert child[0].poll() is not None  # the child was stopped, not left running
     assert "stopped (SIGTERM)" in capsys.readouterr().out
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.slow
+def test_a_benchmark_killed_with_sigkill_leaves_no_server_or_worker_running(tmp_path) -> None:
+    """SIGKILL runs no ``finally``: the server and workers a benchmark started end anyway, because
+    Linux signals them when it dies (``PR_SET_PDEATHSIG``), and the server takes its proposer along."""
+    import signal
+    import subprocess
+
+    from tests.api.test_serve_lifetime import assert_all_end, descendants
+
+    script = tmp_path / "bench.py"
+    script.write_text(
+        f"""import sys, time
+sys.path.insert(0, {str(Path(ge.__file__).parent)!r})
+import gpu_experiment as ge
+svc = ge.Service(ge.Path({str(tmp_path / "out")!r})).__enter__()
+ge.start_workers(svc, {{"device": "cpu", "workers": 1, "data": {str(FIXTURE_GLUE)!r}}}, "b", None)
+print("ready", flush=True)
+time.sleep(300)
+"""
+    )
+    bench = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        lines = iter(bench.stdout.readline, "")
+        assert "ready" in (line.strip() for line in lines)  # after the benchmark's own lines
+        children = descendants(bench.pid)
+        commands = [Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ") for pid in children]
+        assert any(b" serve " in c for c in commands) and any(b" worker " in c for c in commands), commands
+        bench.send_signal(signal.SIGKILL)
+        assert_all_end(bench, children)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.wait(10)
