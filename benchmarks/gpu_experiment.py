@@ -773,6 +773,7 @@ def run_batch(
         _terminate(workers, 60)
         gpu = sampler.stop()
     wall = time.monotonic() - started
+    machine = {"device": device_description(plan["device"]), "cpu_count": bl.machine(plan["device"]).get("cpu_count")}
     for key, sid in ids.items():
         record = {
             "key": key,
@@ -786,6 +787,7 @@ def run_batch(
             "batch_studies": list(ids),
             "workers": plan["workers"],
             "gpu": gpu,
+            "machine": machine,
             "finished": now(),
         }
         save_json(out / "studies" / f"{key}.json", record)

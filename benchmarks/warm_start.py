@@ -47,6 +47,7 @@ preset, the objective on 500 held-out training examples, 30 trials a study.
 from __future__ import annotations
 
 import argparse
+import datetime
 import statistics
 import sys
 from collections.abc import Mapping, Sequence
@@ -398,7 +399,9 @@ def source_ranking(source: Mapping[str, Any], records: Mapping[str, Mapping[str,
     if len(y) < 3:
         return {}
     z = fit_transform(y, "standardize")[0]
-    model = fit_gp_list(X, z, cards, None, False).models[0]
+    with torch.random.fork_rng():  # the fit's random restarts: the same figures on every report
+        torch.manual_seed(0)
+        model = fit_gp_list(X, z, cards, None, False).models[0]
     out: dict[str, float | None] = {}
     for k, record in records.items():
         Xk, yk = points(record["trials"])
@@ -507,7 +510,7 @@ def section(result: Mapping[str, Any]) -> str:
         budget += f", {t['max_train_examples']} training examples (split seed {t.get('split_seed', 0)})"
     return (
         f"{begin}\n## Measured (issue 19): {target['label']} warm-started from SST-2, CPU\n\n"
-        f"`{command(target['name'])}` on **{meta['device']}** ({meta['cpu_count']} cores), {meta['started']} to {meta['finished']}; "
+        f"`{command(target['name'])}` on {runs_text(meta)}; "
         f"versions {', '.join(f'{k} {v}' for k, v in meta['versions'].items())}.\n\n"
         f"Source: {source} (study {result['source']['id']}). Per seed, two gp studies of the `autopeft` space on "
         f"{target['label']} ({plan['trials']} trials, {plan['n_initial']} Sobol trials for the cold one), side by side "
@@ -589,6 +592,43 @@ def source_ranking_text(analysis: Mapping[str, Any]) -> str:
     )
 
 
+def machine_runs(records: Mapping[str, Any], meta: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Where and when the seeds ran: one entry per machine, in the order of their first study.
+
+    A benchmark resumed on another machine keeps the earlier seeds' records, so the figures come
+    from several machines; each record names its own (older records: this run's ``meta``).
+    """
+    runs: dict[tuple[str, Any], dict[str, Any]] = {}
+    for rec in sorted(records.values(), key=lambda r: _started(r)):
+        machine = rec.get("machine") or {"device": meta["device"], "cpu_count": meta["cpu_count"]}
+        run = runs.setdefault(
+            (machine["device"], machine["cpu_count"]), {**machine, "seeds": [], "started": _started(rec), "finished": ""}
+        )
+        seed = int(rec["key"].rsplit("seed", 1)[1])
+        if seed not in run["seeds"]:
+            run["seeds"].append(seed)
+        run["finished"] = max(run["finished"], rec["finished"])
+    return list(runs.values())
+
+
+def _started(record: Mapping[str, Any]) -> str:
+    """When a record's study was created, as ``now()`` writes times."""
+    created = datetime.datetime.fromisoformat(record["study"]["created_at"].replace("Z", "+00:00"))
+    return created.replace(microsecond=0).isoformat()
+
+
+def runs_text(meta: Mapping[str, Any]) -> str:
+    """The section's "on MACHINE (N cores), START to END" for one machine or several."""
+    runs = meta.get("runs") or [{**meta, "seeds": []}]
+    parts = [
+        f"**{r['device']}** ({r['cpu_count']} cores)"
+        + (f" for seed{'s' if len(r['seeds']) > 1 else ''} {', '.join(map(str, r['seeds']))}" if len(runs) > 1 else "")
+        + f", {r['started']} to {r['finished']}"
+        for r in runs
+    ]
+    return ", and on ".join(parts)
+
+
 def write_section(doc: Path, text: str, target: str = DEFAULT_TARGET) -> None:
     """Replace the target's measured section of ``doc`` (between its markers), or add it at the end."""
     gx.write_marked_section(doc, text, *markers(target))
@@ -598,6 +638,7 @@ def report(plan: Mapping[str, Any], out: Path, publish: Path, plot: Path, doc: P
     records = gx.load_records(out, [key(seed, arm) for seed in plan["study_seeds"] for arm in ARMS])
     meta = gx.load_json(out / "ws-meta.json")
     meta["finished"] = max((r["finished"] for r in records.values()), default=None)
+    meta["runs"] = machine_runs(records, meta)
     target = plan.get("target") or {"task": "mrpc"}
     majority = majority_search_metric(target["task"], plan["data"], plan["target_training"])
     analysis = analyse(records, plan["study_seeds"], min(BUDGET, plan["trials"]), majority)

@@ -232,3 +232,34 @@ def test_the_report_of_the_published_records_gives_the_published_figures(tmp_pat
     assert again["source_ranking"] == pytest.approx(published["analysis"]["source_ranking"], abs=0.05)
     page = (tmp_path / "page.md").read_text()
     assert page.count(ws.BEGIN) == 1 and "cold +0." in page
+    # where and when they ran, from the records (not from the machine that reports them)
+    assert "on **CPU: AMD EPYC** (2 cores), 2026-11-30T14:53:45+00:00 to 2026-11-30T16:04:45+00:00;" in page
+
+
+def test_seeds_resumed_on_another_machine_are_reported_with_their_own_machine() -> None:
+    def record(seed: int, arm: str, device: str | None, created: str, finished: str) -> dict:
+        rec = {"key": ws.key(seed, arm), "study": {"created_at": created}, "finished": finished}
+        return rec | ({"machine": {"device": device, "cpu_count": 2}} if device else {})
+
+    records = {
+        r["key"]: r
+        for r in [
+            record(0, "cold", None, "2026-11-30T18:19:12.85Z", "2026-11-30T19:16:50+00:00"),  # before records named it
+            record(0, "warm", None, "2026-11-30T18:19:13.01Z", "2026-11-30T19:16:50+00:00"),
+            record(1, "cold", "CPU: AMD EPYC", "2026-11-30T19:16:50.9Z", "2026-11-30T20:14:10+00:00"),
+            record(2, "warm", "CPU: Intel Xeon", "2026-11-30T22:30:10.8Z", "2026-11-30T23:02:00+00:00"),
+            record(2, "cold", "CPU: Intel Xeon", "2026-11-30T22:30:10.9Z", "2026-11-30T23:01:08+00:00"),
+        ]
+    }
+    meta = {"device": "CPU: AMD EPYC", "cpu_count": 2}
+    runs = ws.machine_runs(records, meta)
+    assert [(r["device"], r["seeds"], r["started"], r["finished"]) for r in runs] == [
+        ("CPU: AMD EPYC", [0, 1], "2026-11-30T18:19:12+00:00", "2026-11-30T20:14:10+00:00"),
+        ("CPU: Intel Xeon", [2], "2026-11-30T22:30:10+00:00", "2026-11-30T23:02:00+00:00"),
+    ]
+    assert ws.runs_text({"runs": runs}) == (
+        "**CPU: AMD EPYC** (2 cores) for seeds 0, 1, 2026-11-30T18:19:12+00:00 to 2026-11-30T20:14:10+00:00, "
+        "and on **CPU: Intel Xeon** (2 cores) for seed 2, 2026-11-30T22:30:10+00:00 to 2026-11-30T23:02:00+00:00"
+    )
+    one = ws.machine_runs({k: v for k, v in records.items() if "seed2" not in k}, meta)
+    assert ws.runs_text({"runs": one}) == "**CPU: AMD EPYC** (2 cores), 2026-11-30T18:19:12+00:00 to 2026-11-30T20:14:10+00:00"
