@@ -13,7 +13,7 @@ its children in its shutdown path (SIGTERM or SIGINT to it).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import logging
 import os
 import signal
@@ -58,11 +58,18 @@ def _set_parent_death_signal(sig: int) -> None:
         log.warning("prctl(PR_SET_PDEATHSIG) failed (errno %s); relying on the watchdog", ctypes.get_errno())
 
 
+@functools.cache
 def _prctl() -> Callable[..., int] | None:
-    """libc's ``prctl`` (None off Linux); OSError where libc cannot be loaded."""
+    """libc's ``prctl`` (None off Linux); OSError where libc cannot be loaded. Looked up among the
+    symbols the interpreter has loaded (``ctypes.util.find_library`` would start processes)."""
     if not sys.platform.startswith("linux"):
         return None
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+    for name in (None, "libc.so.6"):
+        try:
+            return ctypes.CDLL(name, use_errno=True).prctl
+        except (OSError, AttributeError):
+            continue
+    raise OSError("no libc with prctl")
 
 
 def ends_with_this_process(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
