@@ -599,7 +599,7 @@ def machine_runs(records: Mapping[str, Any], meta: Mapping[str, Any]) -> list[di
     from several machines; each record names its own (older records: this run's ``meta``).
     """
     runs: dict[tuple[str, Any], dict[str, Any]] = {}
-    for rec in sorted(records.values(), key=lambda r: _started(r)):
+    for rec in sorted(records.values(), key=_started):
         machine = rec.get("machine") or {"device": meta["device"], "cpu_count": meta["cpu_count"]}
         run = runs.setdefault(
             (machine["device"], machine["cpu_count"]), {**machine, "seeds": [], "started": _started(rec), "finished": ""}
