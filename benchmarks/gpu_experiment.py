@@ -481,6 +481,11 @@ def _version(name: str) -> str:
         return "not installed"
 
 
+def machine_of(device: str) -> dict[str, Any]:
+    """The machine a figure was measured on: ``device`` (as :func:`device_description` names it) and ``cpu_count``."""
+    return {"device": device_description(device), "cpu_count": bl.machine(device).get("cpu_count")}
+
+
 def device_description(device: str) -> str:
     import torch
 
@@ -773,7 +778,7 @@ def run_batch(
         _terminate(workers, 60)
         gpu = sampler.stop()
     wall = time.monotonic() - started
-    machine = {"device": device_description(plan["device"]), "cpu_count": bl.machine(plan["device"]).get("cpu_count")}
+    machine = machine_of(plan["device"])
     for key, sid in ids.items():
         record = {
             "key": key,
@@ -2152,8 +2157,7 @@ def bench_meta(path: Path, plan: Mapping[str, Any]) -> None:
         save_json(
             path,
             {
-                "device": device_description(plan["device"]),
-                "cpu_count": bl.machine(plan["device"]).get("cpu_count"),
+                **machine_of(plan["device"]),
                 "versions": bl.versions() | {"botorch": _version("botorch")},
                 "started": now(),
             },
