@@ -56,9 +56,9 @@ from autopeft.api.records import (
     TrialRecord,
 )
 from autopeft.api.storage_protocol import CountsByStudy
-from autopeft.optimize.warm import WARM_SOURCE
 from autopeft.migrations.engine import is_sqlite
 from autopeft.migrations.tables import proposal_locks, studies, trials, workers
+from autopeft.optimize.warm import WARM_SOURCE
 
 OPEN_STATES = ("queued", "running")
 #: Studies that propose and hand out trials: neither stopped nor paused.

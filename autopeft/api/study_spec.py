@@ -29,6 +29,7 @@ from autopeft.tasks.spec import METRIC_RANGES, resolve_task
 if TYPE_CHECKING:
     from autopeft.api.schemas.studies import StudyCreate
     from autopeft.encoder import ModelShape
+    from autopeft.shape import shape_of_config
 
 #: Limits on a model config sent by a client, checked before anything is built from it.
 HF_LIMITS = {
@@ -82,11 +83,11 @@ _SHAPE_LOCK = threading.Lock()
 
 @lru_cache(maxsize=64)
 def _shape_from_json(hf_json: str, num_labels: int) -> ModelShape:
-    from autopeft.encoder import ModelShape, config_from_dict
+    from autopeft.encoder import config_from_dict
 
     try:
         with _SHAPE_LOCK:
-            return ModelShape.from_hf_config(config_from_dict(json.loads(hf_json)), num_labels)
+            return shape_of_config(config_from_dict(json.loads(hf_json)), num_labels)
     except ModelError:
         raise
     except (ValueError, TypeError, KeyError, AttributeError, RuntimeError, ZeroDivisionError, OverflowError) as err:
