@@ -29,7 +29,6 @@ from autopeft.tasks.spec import METRIC_RANGES, resolve_task
 if TYPE_CHECKING:
     from autopeft.api.schemas.studies import StudyCreate
     from autopeft.encoder import ModelShape
-    from autopeft.shape import shape_of_config
 
 #: Limits on a model config sent by a client, checked before anything is built from it.
 HF_LIMITS = {
@@ -84,6 +83,7 @@ _SHAPE_LOCK = threading.Lock()
 @lru_cache(maxsize=64)
 def _shape_from_json(hf_json: str, num_labels: int) -> ModelShape:
     from autopeft.encoder import config_from_dict
+    from autopeft.shape import shape_of_config
 
     try:
         with _SHAPE_LOCK:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,15 +20,14 @@ from autopeft.handle import PeftHandle, inject
 from autopeft.modules import FAMILIES
 from autopeft.saving import FORMAT, FORMAT_VERSION, INFO_FILE, WEIGHTS_FILE, header, write_saved
 from autopeft.shape import shape_of
-from autopeft.tasks.data import tokenize
-from autopeft.tasks.files import encode_labels, encode_regression, read_rows
+from autopeft.tasks.data import tokenize_columns
+from autopeft.tasks.files import encode_labels, encode_regression, read_columns
 from autopeft.tasks.metrics import compute_metrics
 from autopeft.tasks.spec import TaskSpec
 from autopeft.train.evaluate import pad_id_of, predict_logits, predictions_from_logits
 from autopeft.train.trial import TrainedTrial, resolve_device
 
 if TYPE_CHECKING:
-    from datasets import Dataset
     from torch import nn
 
 
@@ -79,17 +78,14 @@ class TrainedModel:
             raise ModelError("this save has no task description (saved from Python with handle.save); use .model")
         return self.task
 
-    def logits(self, rows: Dataset, batch_size: int = 64) -> np.ndarray:
-        """``n x num_labels`` logits for rows with ``text_a`` (and ``text_b``) columns."""
-        tokens = tokenize(
-            rows.select_columns([c for c in ("text_a", "text_b") if c in rows.column_names]),
-            self.tokenizer,
-            self.max_length,
-        )
+    def logits(self, rows: Mapping[str, Sequence[str]], batch_size: int = 64) -> np.ndarray:
+        """``n x num_labels`` logits for rows given as ``text_a`` (and ``text_b``) columns."""
+        texts = {c: list(rows[c]) for c in ("text_a", "text_b") if c in rows}
+        tokens = tokenize_columns(texts, self.tokenizer, self.max_length)
         return predict_logits(
             self.model,
             tokens,
-            range(tokens.num_rows),
+            range(len(tokens["length"])),
             batch_size=batch_size,
             pad_id=pad_id_of(self.tokenizer),
             device=self.device,
@@ -98,14 +94,12 @@ class TrainedModel:
 
     def predict(self, texts: Sequence[str | tuple[str, str]], batch_size: int = 64) -> list[str | float]:
         """Label names (or regression outputs) for single texts or ``(text_a, text_b)`` pairs."""
-        from datasets import Dataset
-
         task = self._need_task()
         pairs = [t if isinstance(t, tuple) else (t,) for t in texts]
         columns = {"text_a": [p[0] for p in pairs]}
         if len(task.text_columns) > 1:
             columns["text_b"] = [p[1] if len(p) > 1 else "" for p in pairs]
-        return self.decode(self.logits(Dataset.from_dict(columns), batch_size))
+        return self.decode(self.logits(columns, batch_size))
 
     def decode(self, logits: np.ndarray) -> list[str | float]:
         out = predictions_from_logits(logits, self.is_regression)
@@ -114,9 +108,9 @@ class TrainedModel:
     def predict_file(self, path: str | os.PathLike[str]) -> tuple[list[str | float], dict[str, float] | None]:
         """Predictions for a file in the task's format, and the task's metrics when it has labels."""
         task = self._need_task()
-        rows = read_rows(task, Path(path), need_label=False)
+        rows = read_columns(task, Path(path), need_label=False)
         logits = self.logits(rows)
-        if "labels" not in rows.column_names:
+        if "labels" not in rows:
             return self.decode(logits), None
         raw = list(rows["labels"])
         if self.is_regression:
