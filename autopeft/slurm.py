@@ -25,6 +25,7 @@ from autopeft.errors import LaunchError
 #: What an array task calls itself on the server: the job and the task, as squeue shows them.
 WORKER_ID = "slurm-${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"
 _TIME = re.compile(r"(\d+-)?\d+:[0-5]\d:[0-5]\d")
+_DEVICE = re.compile(r"cuda(:\d+)?|cpu")
 _DIRECTIVE_VALUE = re.compile(r"[A-Za-z0-9_.,:%=/@+-]+")
 
 
@@ -41,6 +42,9 @@ class SlurmWorkers:
     models: tuple[str, ...] = ()
     study: int | None = None
     exit_when_idle: float = 300.0
+    #: The worker's ``--device``: by default ``cuda`` (the task's GPU) with a GPU, ``cpu`` without. Set it
+    #: to ``cuda`` with ``gpus_per_worker=0`` when the GPU comes otherwise (``--gres=shard:1`` in sbatch_args).
+    device: str | None = None
     #: The interpreter that runs ``-m autopeft worker`` (default: the one running this, so the job
     #: uses the same environment; it must exist at the same path on the compute nodes).
     python: str = field(default_factory=lambda: sys.executable)
@@ -66,17 +70,19 @@ class SlurmWorkers:
             raise LaunchError(f"--partition must be a partition name (or a comma list), got {self.partition!r}")
         if self.study is not None and self.study < 1:
             raise LaunchError(f"--study must be a study id (1 or more), got {self.study}")
+        if self.device is not None and not _DEVICE.fullmatch(self.device):
+            raise LaunchError(f"--device must be cuda, cuda:N or cpu, got {self.device!r}")
         if not self.exit_when_idle > 0:
             raise LaunchError(f"--exit-when-idle must be positive, got {self.exit_when_idle}")
         _check_sbatch_args(self.sbatch_args)
 
     @property
-    def device(self) -> str:
-        return "cuda" if self.gpus_per_worker else "cpu"
+    def worker_device(self) -> str:
+        return self.device or ("cuda" if self.gpus_per_worker else "cpu")
 
     def worker_args(self) -> list[str]:
         """``autopeft``'s arguments in each array task (the worker id is expanded there, by the shell)."""
-        args = ["worker", "--server", self.server, "--device", self.device]
+        args = ["worker", "--server", self.server, "--device", self.worker_device]
         args += ["--exit-when-idle", f"{self.exit_when_idle:g}", "--no-progress"]
         for folder in self.data:
             args += ["--data", folder]
@@ -103,7 +109,7 @@ class SlurmWorkers:
 
         lines = [" ".join(_shell_word(a) for a in group) for group in _option_groups(self.worker_args())]
         command = " \\\n    ".join([f"exec {shlex.quote(self.python)} -m autopeft {lines[0]}", *lines[1:]])
-        where = "its GPU (Slurm sets CUDA_VISIBLE_DEVICES)" if self.gpus_per_worker else "the CPU"
+        where = "the CPU" if self.worker_device == "cpu" else "its GPU (Slurm sets CUDA_VISIBLE_DEVICES)"
         until = f"study {self.study} ends" if self.study is not None else "no work comes"
         return "\n".join(
             [

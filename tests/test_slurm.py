@@ -82,6 +82,13 @@ def test_slurm_script_words_reach_the_worker_as_written(tmp_path):
     assert worker_namespace(words[3:]).device == "cpu" and "--gres" not in job.batch_script()
 
 
+def test_slurm_workers_sharing_gpus_run_on_cuda_with_the_shards_sbatch_gives_them():
+    job = SlurmWorkers(server="http://h:1", workers=8, gpus_per_worker=0, device="cuda", sbatch_args=("--gres=shard:1",))
+    script = job.batch_script()
+    assert "--gres=shard:1" in directives(script) and "--gres=gpu:1" not in directives(script)
+    assert worker_namespace(job.worker_args()).device == "cuda" and "on its GPU" in script
+
+
 def test_slurm_script_never_holds_the_api_key(monkeypatch, capsys):
     monkeypatch.setenv("AUTOPEFT_API_KEY", "the-secret-key")
     assert main(["launch", "slurm", "--server", "http://h:8000", "--workers", "2", "--dry-run"]) == 0
@@ -111,6 +118,7 @@ def test_launch_slurm_dry_run_passes_extra_sbatch_args_after_the_double_dash(cap
         (["--server", "http://h:8000", "--workers", "2", "--partition", "a b"], "--partition must be"),
         (["--server", "http://h:8000", "--workers", "2", "--study", "0"], "--study must be a study id"),
         (["--server", "http://h:8000", "--workers", "2", "--exit-when-idle", "0"], "--exit-when-idle must be"),
+        (["--server", "http://h:8000", "--workers", "2", "--device", "gpu"], "--device must be cuda, cuda:N or cpu"),
         (["--server", "http://h:8000", "--workers", "2", "--", "mem=4G"], "are sbatch options and start with '-'"),
     ],
 )

@@ -36,6 +36,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--exit-when-idle", type=float, default=300.0, metavar="S", help="end a worker after S s without work (300)"
     )
     s.add_argument(
+        "--device",
+        default=None,
+        help="the workers' device (default: cuda with a GPU, else cpu); cuda with --gpus-per-worker 0 when the "
+        "GPU comes from the sbatch options, e.g. -- --gres=shard:1 to share GPUs between workers",
+    )
+    s.add_argument(
         "--python",
         default=None,
         metavar="PATH",
@@ -59,6 +65,7 @@ def run_slurm(args: argparse.Namespace) -> int:
         models=absolute(args.models),
         study=args.study,
         exit_when_idle=args.exit_when_idle,
+        device=args.device,
         python=args.python or sys.executable,
         sbatch_args=tuple(args.sbatch_args),
     )

@@ -2,7 +2,7 @@
 
 Debian's ``slurm-wlm`` and ``munge`` (``.ci/run`` installs them). Everything lives under one folder:
 the munge key and socket, a generated ``slurm.conf`` (this host's name, 2 CPUs, two stand-in GPUs
-so that scripts asking for ``--gres=gpu:1`` are accepted and get ``CUDA_VISIBLE_DEVICES``; no cgroup
+so that scripts asking for ``--gres=gpu:1`` or ``--gres=shard:1`` are accepted and get ``CUDA_VISIBLE_DEVICES``; no cgroup
 plugins; ports that are free), state, spool and logs. Client commands find it through
 :attr:`SlurmCluster.env` (``SLURM_CONF``). :meth:`stop` ends every process the cluster started, job
 steps included, and :meth:`leftovers` finds any that did not end: a process is the cluster's when
@@ -94,18 +94,21 @@ class SlurmCluster:
             "SelectTypeParameters": "CR_CPU",
             "SchedulerType": "sched/builtin",
             "ReturnToService": 2,
-            "GresTypes": "gpu",
+            "GresTypes": "gpu,shard",
             "KillWait": 30,
             "MinJobAge": 600,
             "SlurmctldDebug": "info",
             "SlurmdDebug": "info",
         }
         text = "".join(f"{key}={value}\n" for key, value in lines.items())
-        text += f"NodeName={self.node} NodeAddr=127.0.0.1 CPUs=2 Gres=gpu:2 State=UNKNOWN\n"
+        text += f"NodeName={self.node} NodeAddr=127.0.0.1 CPUs=2 Gres=gpu:2,shard:4 State=UNKNOWN\n"
         text += f"PartitionName=debug Nodes={self.node} Default=YES MaxTime=INFINITE State=UP\n"
         (r / "slurm.conf").write_text(text)
-        # Two character devices stand in for GPUs: Slurm hands them out and sets CUDA_VISIBLE_DEVICES.
-        (r / "gres.conf").write_text("Name=gpu File=/dev/null\nName=gpu File=/dev/zero\n")
+        # Two character devices stand in for GPUs: Slurm hands them out (whole, or as two shards each, for
+        # workers that share a GPU) and sets CUDA_VISIBLE_DEVICES.
+        gres = ["Name=gpu File=/dev/null", "Name=gpu File=/dev/zero"]
+        gres += ["Name=shard Count=2 File=/dev/null", "Name=shard Count=2 File=/dev/zero"]
+        (r / "gres.conf").write_text("".join(f"{line}\n" for line in gres))
 
     def _start_munge(self) -> None:
         key = self.root / "munge" / "munge.key"

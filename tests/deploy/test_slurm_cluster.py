@@ -116,7 +116,12 @@ def worker_logs(tmp_path: Path, job_id: str) -> str:
 def test_slurm_dry_run_scripts_and_the_template_pass_sbatch_test_only(cluster, tmp_path):
     """sbatch --test-only schedules without running: the directives are valid and fit the cluster."""
     base = ["--server", "http://127.0.0.1:8000", "--workers", "2", "--partition", "debug", "--time", "00:30:00"]
-    cases = {"gpu": [], "cpu": ["--gpus-per-worker", "0"], "extra": ["--", "--cpus-per-task=1", "--comment", "a b"]}
+    cases = {
+        "gpu": [],
+        "cpu": ["--gpus-per-worker", "0"],
+        "shared-gpu": ["--gpus-per-worker", "0", "--device", "cuda", "--", "--gres=shard:1"],
+        "extra": ["--", "--cpus-per-task=1", "--comment", "a b"],
+    }
     for name, extra in cases.items():
         printed = launch(cluster.env, tmp_path, *base, "--dry-run", *extra)
         assert printed.returncode == 0, printed.stderr
