@@ -115,7 +115,7 @@ class SlurmWorkers:
             [
                 "#!/bin/bash",
                 f"# {self.workers} autopeft worker(s) as a Slurm job array, written by `autopeft launch slurm` "
-                f"(autopeft {__version__}).",
+                + f"(autopeft {__version__}).",
                 f"# Each array task runs one worker on {where} until {until} (or {self.exit_when_idle:g} s pass",
                 "# without work). The API key comes from the environment sbatch was called in (--export=ALL),",
                 "# never from this file. `scancel JOBID` sends SIGTERM: each worker gives its running trial back.",
@@ -164,11 +164,18 @@ def submit(script: str, sbatch: str = "sbatch") -> str:
     """Submit ``script`` (on sbatch's standard input, so that no file is left behind); its job id."""
     found = shutil.which(sbatch)
     if found is None:
-        raise LaunchError(f"{sbatch} not found on PATH: run this on a Slurm login node (or --dry-run to see the script)")
+        raise LaunchError(
+            f"{sbatch} not found on PATH: run this on a Slurm login node (or --dry-run to see the script)"
+        )
     try:
         done = subprocess.run(
             # --export=ALL here too: on the command line it overrides an $SBATCH_EXPORT the cluster may set
-            [found, "--parsable", "--export=ALL"], input=script, capture_output=True, text=True, timeout=120, check=False
+            [found, "--parsable", "--export=ALL"],
+            input=script,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
     except subprocess.TimeoutExpired:
         raise LaunchError("sbatch did not answer within 120 s (is slurmctld reachable?)") from None

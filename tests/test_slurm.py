@@ -63,7 +63,11 @@ def test_slurm_script_asks_for_one_gpu_per_array_task_and_runs_this_python(tmp_p
 
     ns = worker_namespace(job.worker_args())
     assert (ns.server, ns.device, ns.study, ns.exit_when_idle, ns.no_progress) == (
-        "http://10.0.0.5:8000", "cuda", 3, 300.0, True
+        "http://10.0.0.5:8000",
+        "cuda",
+        3,
+        300.0,
+        True,
     )
     assert ns.data == ["/shared/glue"] and ns.models == ["/shared/models", "/scratch/more models"]
     assert ns.worker_id == WORKER_ID and f'--worker-id "{WORKER_ID}"' in script  # expanded in the job
@@ -83,7 +87,9 @@ def test_slurm_script_words_reach_the_worker_as_written(tmp_path):
 
 
 def test_slurm_workers_sharing_gpus_run_on_cuda_with_the_shards_sbatch_gives_them():
-    job = SlurmWorkers(server="http://h:1", workers=8, gpus_per_worker=0, device="cuda", sbatch_args=("--gres=shard:1",))
+    job = SlurmWorkers(
+        server="http://h:1", workers=8, gpus_per_worker=0, device="cuda", sbatch_args=("--gres=shard:1",)
+    )
     script = job.batch_script()
     assert "--gres=shard:1" in directives(script) and "--gres=gpu:1" not in directives(script)
     assert worker_namespace(job.worker_args()).device == "cuda" and "on its GPU" in script
@@ -169,10 +175,16 @@ def test_slurm_template_builds_a_worker_command_the_worker_parser_accepts(tmp_pa
     assert words[:2] == ["-m", "autopeft"]
     ns = worker_namespace(words[2:])
     assert (ns.server, ns.device, ns.study, ns.models, ns.worker_id, ns.exit_when_idle) == (
-        "http://server.example:8000", "cuda", 5, ["/shared/models"], "slurm-7_3", 300.0
+        "http://server.example:8000",
+        "cuda",
+        5,
+        ["/shared/models"],
+        "slurm-7_3",
+        300.0,
     )
 
     without_server = {k: v for k, v in env.items() if k != "AUTOPEFT_SERVER"}
-    done = subprocess.run(["bash", str(TEMPLATE)], env=without_server, capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        ["bash", str(TEMPLATE)], env=without_server, capture_output=True, text=True, timeout=30, check=False
+    )
     assert done.returncode != 0 and "set AUTOPEFT_SERVER to the server URL" in done.stderr
-

@@ -24,9 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     s.add_argument("--server", required=True, metavar="URL", help="the server as the compute nodes reach it")
     s.add_argument("--workers", type=int, required=True, metavar="N", help="workers: one array task each")
-    s.add_argument(
-        "--gpus-per-worker", type=int, default=1, metavar="G", help="1 (default), or 0 for workers on CPU"
-    )
+    s.add_argument("--gpus-per-worker", type=int, default=1, metavar="G", help="1 (default), or 0 for workers on CPU")
     s.add_argument("--partition", default=None, metavar="P", help="the Slurm partition (default: the cluster's)")
     s.add_argument("--time", default=None, metavar="HH:MM:SS", help="time limit of each array task")
     s.add_argument("--data", action="append", default=None, metavar="DIR", help="task data folder (repeatable)")

@@ -143,7 +143,13 @@ class SlurmCluster:
         self, *cmd: str, check: bool = True, env: dict[str, str] | None = None, cwd: Path | None = None
     ) -> subprocess.CompletedProcess:
         done = subprocess.run(
-            [_program(cmd[0]), *cmd[1:]], env=env or self.env, cwd=cwd, capture_output=True, text=True, timeout=60
+            [_program(cmd[0]), *cmd[1:]],
+            env=env or self.env,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         if check and done.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr.strip()}")

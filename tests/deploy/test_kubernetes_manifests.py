@@ -90,7 +90,9 @@ def test_every_kubernetes_manifest_validates_against_the_api_models():
             for doc in documents(path):
                 api_object(doc)
                 checked.append(doc["kind"])
-    assert sorted(checked) == sorted(["Deployment", "Service", "PersistentVolumeClaim", "Job", "StatefulSet", "Service"])
+    assert sorted(checked) == sorted(
+        ["Deployment", "Service", "PersistentVolumeClaim", "Job", "StatefulSet", "Service"]
+    )
 
     job = documents(KUBE / "base" / "workers.yaml")[0]  # the check can fail: a misspelt field, a number as text
     job["spec"]["template"]["spec"]["containers"][0]["arg"] = ["worker"]
@@ -170,7 +172,7 @@ def build(installation: str, tmp_path: Path) -> list[dict[str, Any]]:
         }
         example.with_suffix("").write_text("".join(f"{line}{values[line.rstrip('=')]}\n" for line in lines))
     done = subprocess.run(
-        ["kubectl", "kustomize", str(copy / installation)], capture_output=True, text=True, timeout=120
+        ["kubectl", "kustomize", str(copy / installation)], capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stderr
     return list(yaml.safe_load_all(done.stdout))
@@ -199,8 +201,11 @@ def test_kustomize_builds_each_kubernetes_installation_into_valid_connected_obje
                 assert volume["persistentVolumeClaim"]["claimName"] in claims
         assert pod["metadata"]["labels"]["app.kubernetes.io/part-of"] == "autopeft"  # kubectl get -l finds all
     for service in (d for d in docs if d["kind"] == "Service"):
-        assert any(service["spec"]["selector"].items() <= w["spec"]["template"]["metadata"]["labels"].items()
-                   for w in pods if w["kind"] != "Job"), service["metadata"]["name"]
+        assert any(
+            service["spec"]["selector"].items() <= w["spec"]["template"]["metadata"]["labels"].items()
+            for w in pods
+            if w["kind"] != "Job"
+        ), service["metadata"]["name"]
 
     server_env = {e["name"]: e for e in container(only(docs, "Deployment"), "server")["env"]}
     if installation == "with-postgres":  # the server's database is the StatefulSet, through its Service
@@ -208,9 +213,11 @@ def test_kustomize_builds_each_kubernetes_installation_into_valid_connected_obje
         postgres = only(docs, "StatefulSet")
         service = only(docs, "Service", url.hostname)
         assert service["spec"]["selector"].items() <= postgres["spec"]["template"]["metadata"]["labels"].items()
-        assert url.port == service["spec"]["ports"][0]["port"] == container(postgres, "postgres")["ports"][0][
-            "containerPort"
-        ]
+        assert (
+            url.port
+            == service["spec"]["ports"][0]["port"]
+            == container(postgres, "postgres")["ports"][0]["containerPort"]
+        )
         names = list(server_env)
         assert names.index("POSTGRES_PASSWORD") < names.index("AUTOPEFT_DATABASE_URL")  # $(...) needs it first
     else:

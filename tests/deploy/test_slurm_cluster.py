@@ -99,7 +99,13 @@ def job_env(cluster, tmp_path) -> dict[str, str]:
 
 def launch(job_env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [*AUTOPEFT, "launch", "slurm", *args], env=job_env, cwd=cwd, capture_output=True, text=True, timeout=120
+        [*AUTOPEFT, "launch", "slurm", *args],
+        env=job_env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
