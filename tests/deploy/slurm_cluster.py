@@ -193,8 +193,11 @@ class SlurmCluster:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10)
-        for pid in self.leftovers():  # job steps whose slurmd is gone
-            _kill(pid)
+        deadline = time.monotonic() + 10
+        while (left := self.leftovers()) and time.monotonic() < deadline:  # job steps whose slurmd is gone
+            for pid in left:
+                _kill(pid)
+            time.sleep(0.2)
 
     def leftovers(self) -> list[int]:
         """Processes of this cluster still alive: daemons, job steps, the jobs' programs."""

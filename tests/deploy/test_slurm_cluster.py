@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -194,7 +195,10 @@ def test_slurm_scancel_makes_the_template_workers_give_their_trials_back(
         tasks = cluster.job_records(job_id)  # each task was given its own (stand-in) GPU
         assert sorted(t["GRES"] for t in tasks) == ["gpu:1(IDX:0)", "gpu:1(IDX:1)"], tasks
         workers = _worker_processes(f"slurm-{job_id}_")
-        assert len(workers) == 2
+        assert {re.search(r"--worker-id (\S+)", cmdline)[1] for cmdline, _ in workers} == {
+            f"slurm-{job_id}_0",
+            f"slurm-{job_id}_1",
+        }
         for cmdline, environ in workers:  # the key travels in the environment, not on a command line
             assert API_KEY not in cmdline and f"AUTOPEFT_API_KEY={API_KEY}" in environ
         script = cluster.run("scontrol", "write", "batch_script", job_id, "-").stdout
