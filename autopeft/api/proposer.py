@@ -223,6 +223,7 @@ class Proposer:
             state=context.state,
             stopped=list(snap.stopped),
             warm=warm,
+            constraints=context.constraints,
         )
         return [
             NewTrial(p.config.to_json(), config_key(p.config, context.n_layers), tuple(p.x), p.source)
@@ -237,7 +238,7 @@ class Proposer:
             EarlierTrial(t.study_id, t.id, t.config, t.metric, t.param_fraction)
             for t in self.storage.completed_trials(spec.studies)
         ]
-        slots = spec.max_configs_for(context.space.d, context.optimizer) - snap.warm_started
+        slots = spec.max_configs_for(context.optimizer.n_initial_for(context.space.d)) - snap.warm_started
         return build_warm_start(context.space, spec.studies, earlier, slots, context.warm_points)
 
     def _record_error(self, study_id: int, message: str) -> None:

@@ -170,8 +170,11 @@ class Demand:
 
     @property
     def space_filling(self) -> bool:
-        """Proposals are cheap (Sobol, random), so the queue may run ahead of the workers."""
-        return self.method in ("sobol", "random")
+        """Proposals are cheap (Sobol, random: no model), so the queue may run ahead of the workers."""
+        from autopeft.optimize import METHODS
+
+        method = METHODS.get(self.method)
+        return method is not None and method.space_filling
 
     @property
     def budget_left(self) -> int:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from autopeft.api.schemas.common import Id, JsonObject, Page, Strict, Text
 from autopeft.api.schemas.trials import TrialPublic
 from autopeft.early_stopping import EarlyStoppingSettings
-from autopeft.optimize import OptimizerSettings, ParamBudget, WarmStartSettings
+from autopeft.optimize import OptimizerSettings, ParamBudget, WarmStartSettings, parse_optimizer
 from autopeft.train.settings import TrainingSettings
 
 StudyState = Literal["running", "paused", "stopped", "done"]
@@ -52,7 +52,11 @@ class StudyCreate(Strict):
     space: Annotated[Text, Field(min_length=1, max_length=100)] | JsonObject = Field(
         "autopeft", description="autopeft, grouped, full, or a user-defined space (JSON)."
     )
-    optimizer: OptimizerSettings = Field(default_factory=OptimizerSettings)
+    optimizer: OptimizerSettings = Field(
+        default_factory=parse_optimizer,
+        description="How the study proposes: {'method': 'gp'} (default), saas, sobol or random, with that method's "
+        "settings (a field of another method is refused; docs/optimizer.md).",
+    )
     max_trials: int = Field(ge=1, le=1_000_000, description="Trials the study may create in all (its budget).")
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Makes the study's proposals reproducible.")
