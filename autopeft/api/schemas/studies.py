@@ -133,15 +133,15 @@ class StudyPublic(BaseModel):
     space_name: str
     space: dict[str, Any]
     d: int | None = Field(None, description="Dimensions of the space (in GET /studies/{id}).")
-    constraints: dict[str, Any] | None = Field(None, description="The study's parameter budget, if it has one.")
+    constraints: ParamBudget | None = Field(None, description="The study's parameter budget, if it has one.")
     space_size: dict[str, Any] | None = Field(
         None,
         description="Grid points of the space and those within the budget, exact or estimated from samples, and "
         "the param_fraction range seen (in GET /studies/{id}).",
     )
     model_shape: dict[str, Any] | None = Field(None, description="The model as the server sees it (in GET one).")
-    optimizer: dict[str, Any]
-    training: dict[str, Any]
+    optimizer: OptimizerSettings
+    training: TrainingSettings
     seed: int
     max_trials: int
     max_retries: int
@@ -161,7 +161,7 @@ class StudyPublic(BaseModel):
     proposal_error: str | None = Field(None, description="The last error of the proposer, if proposing fails.")
     paused_at: datetime | None = Field(None, description="When the study paused itself (state paused).")
     pause_reason: str | None = Field(None, description="Why it paused: how many trials failed, and with what.")
-    early_stopping: dict[str, Any] | None = Field(
+    early_stopping: EarlyStoppingSettings | None = Field(
         None, description="The study's early-stopping settings (null: created before they existed; off)."
     )
     warm_start: WarmStartPublic | None = Field(
