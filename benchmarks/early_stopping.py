@@ -43,26 +43,36 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "benchmarks"
-for _p in (ROOT, BENCH):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
-
-import gpu_experiment as gx  # noqa: E402
-
-from autopeft.early_stopping import EarlyStoppingSettings, Peer, best_until, decide  # noqa: E402
-from autopeft.pareto import study_front  # noqa: E402
+from autopeft.early_stopping import EarlyStoppingSettings, Peer, best_until, decide
+from autopeft.pareto import study_front
+from benchmarks.experiment.plan import make_plan as experiment_plan
+from benchmarks.experiment.plan import parse_args as experiment_args
+from benchmarks.experiment.plan import search_body
+from benchmarks.harness.phases import exit_code, say
+from benchmarks.harness.records import (
+    DOCS,
+    RESULTS,
+    ROOT,
+    bench_meta,
+    load_json,
+    publish_records,
+    read_records,
+    restore_records,
+    save_json,
+)
+from benchmarks.harness.report import render, say_targets, write_marked_section
+from benchmarks.harness.services import Service
+from benchmarks.harness.studies import run_batch
 
 ARMS = ("off", "on")
-PUBLISH = ROOT / "benchmarks" / "results" / "early_stopping.json"
+PUBLISH = RESULTS / "early_stopping.json"
 #: The finished studies' records (every trial's curve): a fresh checkout resumes from them, and a
 #: new setting of the rule can be replayed on them without training again.
-RECORDS = ROOT / "benchmarks" / "results" / "early_stopping"
-DOC = ROOT / "docs" / "early_stopping.md"
+RECORDS = RESULTS / "early_stopping"
+DOC = DOCS / "early_stopping.md"
 BEGIN, END = "<!-- ES_BENCHMARK_BEGIN -->", "<!-- ES_BENCHMARK_END -->"
 BOUND_BEGIN, BOUND_END = "<!-- ES_BOUND_BEGIN -->", "<!-- ES_BOUND_END -->"
-BOUND_PUBLISH = ROOT / "benchmarks" / "results" / "early_stopping_bound.json"
+BOUND_PUBLISH = RESULTS / "early_stopping_bound.json"
 COMMAND = "python benchmarks/early_stopping.py --out runs/early_stopping --time-limit 120"
 #: Trials of each study: the CPU results experiment's count.
 TRIALS = 30
@@ -73,7 +83,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dry-run", action="store_true", help="test fixtures, tiny budgets: checks the pipeline")
     p.add_argument("--out", type=Path, default=None, help="results folder (default runs/early_stopping)")
     p.add_argument(
-        "--trials", type=int, default=None, help=f"trials of each study (default {TRIALS}, as the CPU experiment; dry run 6)"
+        "--trials",
+        type=int,
+        default=None,
+        help=f"trials of each study (default {TRIALS}, as the CPU experiment; dry run 6)",
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="study seeds (default 0 1 2)")
     p.add_argument("--eval-every", type=int, default=None, help="steps between evaluations (default 50; dry run 1)")
@@ -95,7 +108,7 @@ def make_plan(args: argparse.Namespace) -> dict[str, Any]:
     """The CPU results experiment's plan (its budget, workers, data), with this benchmark's settings."""
     base = ["--profile", "cpu"] + (["--dry-run"] if args.dry_run else [])
     out = args.out or (ROOT / "runs" / ("early_stopping-dry" if args.dry_run else "early_stopping"))
-    plan = gx.make_plan(gx.parse_args(base + ["--out", str(out), "--searches", "sst2-autopeft-gp"]))
+    plan = experiment_plan(experiment_args(base + ["--out", str(out), "--searches", "sst2-autopeft-gp"]))
     plan["trials"] = args.trials or (6 if args.dry_run else TRIALS)
     plan["seeds"] = list(args.seeds)
     plan["eval_every"] = args.eval_every or (1 if args.dry_run else 50)
@@ -103,7 +116,7 @@ def make_plan(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def study_body(plan: Mapping[str, Any], seed: int, arm: str) -> dict[str, Any]:
-    body = gx.search_body(plan, f"es-{arm}-seed{seed}", "autopeft", "gp")
+    body = search_body(plan, f"es-{arm}-seed{seed}", "autopeft", "gp")
     body["name"] = f"issue 16 early stopping {arm}, seed {seed}: SST-2, space autopeft, gp"
     body["seed"] = seed
     body["training"] = {**body["training"], "seed": seed, "eval_every": plan["eval_every"], "evaluate_dev": True}
@@ -120,12 +133,12 @@ def run(plan: dict[str, Any], out: Path, deadline: float | None, published: Path
     ``published``, restored from and copied to it (a later checkout resumes there)."""
     bodies = {seed: {key(seed, arm): study_body(plan, seed, arm) for arm in ARMS} for seed in plan["seeds"]}
     if published is not None:
-        gx.restore_records(published, out, {k: b for batch in bodies.values() for k, b in batch.items()})
-    with gx.Service(out) as svc:
+        restore_records(published, out, {k: b for batch in bodies.values() for k, b in batch.items()})
+    with Service(out) as svc:
         for seed in plan["seeds"]:
-            gx.run_batch(svc, plan, out, f"es-seed{seed}", bodies[seed], False, deadline)
+            run_batch(svc, plan, out, f"es-seed{seed}", bodies[seed], False, deadline)
             if published is not None:
-                gx.publish_records(published, out, list(bodies[seed]))
+                publish_records(published, out, list(bodies[seed]))
 
 
 # -- analysis (pure; tested) ------------------------------------------------------------------------
@@ -229,9 +242,7 @@ def replay_savings(
     scaled by the share of steps it would have skipped) and how many front trials it would have stopped."""
     stops = replay_stops(trials, settings, total_steps)
     spent = sum(train_seconds(t) for t in trials)
-    saved = sum(
-        train_seconds(t) * (1 - stops[t["number"]] / total_steps) for t in trials if t["number"] in stops
-    )
+    saved = sum(train_seconds(t) * (1 - stops[t["number"]] / total_steps) for t in trials if t["number"] in stops)
     front = front_trials(trials)
     return {
         "stopped": len(stops),
@@ -466,71 +477,32 @@ def targets(seeds: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def section(result: Mapping[str, Any]) -> str:
-    """The measured section of docs/early_stopping.md."""
-    plan, meta = result["plan"], result["meta"]
-    t = plan["training"]
-    rows = []
-    for s in result["analysis"]["seeds"]:
-        for arm in ARMS:
-            a = s[arm]
-            rows.append(
-                f"| {s['seed']} | {arm} | {a['completed']} + {a['stopped']} stopped"
-                + (f" + {a['failed']} failed" if a["failed"] else "")
-                + f" | {a['train_seconds']:.0f} | {a['trial_seconds']:.0f} | {a['hypervolume']:.4f} | "
-                f"{a['dev_hypervolume']:.4f} | {len(a['front'])} |"
-            )
-    fronts = []
-    for s in result["analysis"]["seeds"]:
-        fronts.append(
-            f"| {s['seed']} | {s['front_off']} | {s['front_off_stopped_by_replay']} | {s['front_off_in_on']} | "
-            f"{s['front_off_stopped_in_on']} | {s['replay_stopped']} of {s['off']['trials']} | "
-            f"{s['off_hypervolume_at_on_seconds']:.4f} vs {s['on']['hypervolume']:.4f} |"
-        )
-    replay_rows = []
+    """The measured section of docs/early_stopping.md (``benchmarks/templates/early_stopping_section.md.j2``)."""
     seeds = result["analysis"]["seeds"]
+    replays = []
     for name in REPLAYED:
         got = [s["replay"][name] for s in seeds if name in s.get("replay", {})]
         if not got:
             continue
         spent = [s["off"]["train_seconds"] for s in seeds if name in s.get("replay", {})]
         ratio = sum(g["seconds_ratio"] * w for g, w in zip(got, spent)) / sum(spent)
-        replay_rows.append(
-            f"| {name} | {sum(g['stopped'] for g in got)} of {sum(s['off']['trials'] for s in seeds)} | "
-            f"{ratio:.0%} | {sum(g['front_stopped'] for g in got)} of {sum(g['front'] for g in got)} |"
-        )
-    checks = "\n".join(
-        f"| {c['target']} | {'yes' if c['met'] else '**no**'} | {c['detail']} |" for c in result["analysis"]["targets"]
-    )
-    return (
-        f"{BEGIN}\n## Measured (issue 16): with and without early stopping on SST-2, CPU\n\n"
-        f"`{command(plan)}` on **{meta['device']}** ({meta['cpu_count']} cores), {meta['started']} to "
-        f"{meta['finished']}; versions {', '.join(f'{k} {v}' for k, v in meta['versions'].items())}.\n\n"
-        f"Per seed, two gp studies of the `autopeft` space ({plan['trials']} trials each, the first "
-        f"{plan['n_initial']} Sobol), identical but for `early_stopping.enabled`, run side by side by two "
-        f"`autopeft worker --device cpu` (one thread each) so both arms train under the same load. "
-        f"The CPU results experiment's budget: {t.get('max_steps')} steps of batch {t['batch_size']}, max length "
-        f"{t['max_length']}, objective on {t.get('max_search_examples')} held-out training examples, evaluated "
-        f"every {plan['eval_every']} steps (where the rule may stop a trial: its defaults, grace "
-        f"{EarlyStoppingSettings().grace}, so at steps {plan['eval_every']}-"
-        f"{t.get('max_steps', 0) - plan['eval_every']}). Each trial also scores the SST-2 dev file at its end; "
-        "the dev hypervolume is that of the final front (on the search objective) scored by its own dev values.\n\n"
-        "| seed | early stopping | trials | training s | trial s (all) | hypervolume | dev hypervolume | front |\n"
-        "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
-        "Front trials of the run without early stopping, and what early stopping did with them (`replay`: "
-        "the rule's defaults applied to that run's curves, each trial's peers being the trials that started "
-        "before it; `shared`: the same configuration trained by the run with early stopping, which shares its "
-        "Sobol trials):\n\n"
-        "| seed | front (without) | stopped by replay | shared with the run with | stopped there | replay "
-        "stopped (all trials) | hypervolume at the same training seconds: without vs with |\n"
-        "|---|---|---|---|---|---|---|\n" + "\n".join(fronts) + "\n\n"
-        "| target | met | numbers |\n|---|---|---|\n" + checks + "\n\n"
-        "Other settings of the rule, replayed on the curves of the runs without early stopping (a "
-        "simulation on measured curves: each stopped trial's training seconds scaled by the share of steps "
-        "it would have skipped; the proposals that the saved time would have bought are not simulated):\n\n"
-        "| settings | trials stopped | training seconds vs without | front trials stopped |\n"
-        "|---|---|---|---|\n" + "\n".join(replay_rows) + "\n\n"
-        f"Figures as JSON: [`benchmarks/results/early_stopping.json`](../benchmarks/results/early_stopping.json).\n"
-        f"{END}\n"
+        stopped, front = sum(g["front_stopped"] for g in got), sum(g["front"] for g in got)
+        trials = sum(s["off"]["trials"] for s in seeds)
+        replays.append({"name": name, "stopped": sum(g["stopped"] for g in got), "trials": trials,
+                        "ratio": ratio, "front_stopped": stopped, "front": front})  # fmt: skip
+    return render(
+        "early_stopping_section.md.j2",
+        begin=BEGIN,
+        end=END,
+        command=command(result["plan"]),
+        meta=result["meta"],
+        plan=result["plan"],
+        t=result["plan"]["training"],
+        arms=ARMS,
+        grace=EarlyStoppingSettings().grace,
+        seeds=seeds,
+        replays=replays,
+        targets=result["analysis"]["targets"],
     )
 
 
@@ -540,103 +512,88 @@ def command(plan: Mapping[str, Any]) -> str:
 
 
 def bound_section(result: Mapping[str, Any]) -> str:
-    """The bound's section of docs/early_stopping.md."""
-    plan, b = result["plan"], result["bound"]
-    lines = []
-    for s in b["seeds"]:
-        for o in s["oracle"]:
-            lines.append(
-                f"| {s['seed']} | {o['step']} | {o['seconds_ratio']:.0%} | {o['front_at_floor']} of {o['front']} "
-                f"(floor {o['floor']:.3f}) |"
-            )
-    grid = []
-    for s in b["seeds"]:
-        for k, g in s["grid"].items():
-            shown = ", ".join(f"{name} {value:g}" for name, value in g["settings"].items())
-            grid.append(
-                f"| {s['seed']} | {k} of {g['front']} | {g['seconds_ratio']:.0%} | {g['stopped']} of {s['trials']} | {shown} |"
-            )
-    split = []
-    for s in b["seeds"]:
-        if o := s.get("oracle_split"):
-            split.append(
-                f"seed {s['seed']}: {o['seconds_ratio']:.0%}, stopping {len(o['stopped_first'])} trials at step "
-                f"{o['steps'][0]} and the other non-front trials at step {o['steps'][1]}"
-            )
-    n = math.prod(len(values) for values in b["grid"].values())
-    seeds = " ".join(str(s["seed"]) for s in b["seeds"])
-    return (
-        f"{BOUND_BEGIN}\n## What any setting could save at this budget (issue 16)\n\n"
-        f"`python benchmarks/early_stopping.py --out runs/early_stopping --phases bound --seeds {seeds}` (no "
-        f"training: it reads the published records of the runs without early stopping, {plan['trials']} trials "
-        f"a study, {b['total_steps']} steps, an evaluation every {plan['eval_every']} steps).\n\n"
-        "An oracle that knows the final front and stops every other trial at one evaluation step, the front "
-        "trained to the end: no rule that spares the front and stops nothing earlier can spend less. "
-        "`front at the floor`: front trials that score no better at that step than the study's worst trial "
-        "(the majority class): a rule that reads the metric cannot tell them from the trials it should stop.\n\n"
-        "| seed | stop at step | training seconds vs without | front at the floor |\n|---|---|---|---|\n"
-        + "\n".join(lines)
-        + "\n\n"
-        + (
-            "The oracle that stops at the first evaluation the non-front trials a metric can tell from the floor "
-            "there, and the others at the second: " + "; ".join(split) + ".\n\n"
-            if split
-            else ""
-        )
-        + f"The rule itself, replayed with each of {n} settings ("
-        + "; ".join(f"{name} {', '.join(f'{v:g}' for v in values)}" for name, values in b["grid"].items())
-        + "): for each number of front trials stopped, the setting that spends the least.\n\n"
-        "| seed | front trials stopped | training seconds vs without | trials stopped | settings |\n"
-        "|---|---|---|---|---|\n" + "\n".join(grid) + "\n\n"
-        f"Figures as JSON: [`benchmarks/results/{BOUND_PUBLISH.name}`](../benchmarks/results/{BOUND_PUBLISH.name}).\n"
-        f"{BOUND_END}\n"
+    """The bound's section of docs/early_stopping.md (``benchmarks/templates/early_stopping_bound.md.j2``)."""
+    b = result["bound"]
+    return render(
+        "early_stopping_bound.md.j2",
+        begin=BOUND_BEGIN,
+        end=BOUND_END,
+        plan=result["plan"],
+        bound=b,
+        seeds=" ".join(str(s["seed"]) for s in b["seeds"]),
+        settings=math.prod(len(values) for values in b["grid"].values()),
+        json_name=BOUND_PUBLISH.name,
     )
 
 
 def write_section(doc: Path, text: str) -> None:
     """Replace the measured section of ``doc`` (between the markers), or add it at the end."""
-    gx.write_marked_section(doc, text, BEGIN, END)
+    write_marked_section(doc, text, BEGIN, END)
 
 
 def report(plan: Mapping[str, Any], out: Path, publish: Path, doc: Path | None, dry: bool) -> dict[str, Any]:
-    records = gx.load_records(out, [key(seed, arm) for seed in plan["seeds"] for arm in ARMS])
-    meta = gx.load_json(out / "es-meta.json")
+    records = read_records(out / "studies", [key(seed, arm) for seed in plan["seeds"] for arm in ARMS])
+    meta = load_json(out / "es-meta.json")
     meta["finished"] = max((r["finished"] for r in records.values()), default=None)
     analysis = analyse(records, plan)
     result = {"dry_run": dry, "plan": plan, "meta": meta, "analysis": analysis}
-    gx.save_json(publish, result)
+    save_json(publish, result)
     if doc is not None and analysis["seeds"]:
         write_section(doc, section(result))
-    gx.say_targets(analysis["targets"], "[dry run: meaningless] " if dry else "")
-    gx.say(f"report: wrote {publish}" + (f" and {doc}" if doc is not None else ""))
+    say_targets(analysis["targets"], "[dry run: meaningless] " if dry else "")
+    say(f"report: wrote {publish}" + (f" and {doc}" if doc is not None else ""))
     return result
+
+
+def bound_report(
+    plan: Mapping[str, Any], records: Mapping[str, Any], publish: Path, doc: Path | None
+) -> dict[str, Any]:
+    """The bound of the runs without early stopping in ``records``: its JSON and its section."""
+    result = {"plan": plan, "bound": bound(records, plan)}
+    save_json(publish, result)
+    if doc is not None and result["bound"]["seeds"]:
+        write_marked_section(doc, bound_section(result), BOUND_BEGIN, BOUND_END)
+    say(f"bound: wrote {publish}" + (f" and {doc}" if doc is not None else ""))
+    return result
+
+
+def republish(into: Path) -> list[Path]:
+    """Both sections of docs/early_stopping.md and the bound's JSON again, under ``into`` laid out as the
+    repository (its page updated in place, a copy of this checkout's when there is none). The measured
+    section from the published figures (the records of that 16-trial run were not kept); the bound
+    from the published records of the runs without early stopping. Returns the JSON and the page."""
+    doc = into / DOC.relative_to(ROOT)
+    if not doc.exists():
+        doc.parent.mkdir(parents=True, exist_ok=True)
+        doc.write_text(DOC.read_text())
+    write_section(doc, section(load_json(PUBLISH)))
+    plan = load_json(BOUND_PUBLISH)["plan"]
+    records = read_records(RECORDS, [key(seed, "off") for seed in plan["seeds"]])
+    publish = into / BOUND_PUBLISH.relative_to(ROOT)
+    bound_report(plan, records, publish, doc)
+    return [publish, doc]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    return gx.exit_code(lambda deadline: run_phases(args, deadline), args.time_limit)
+    return exit_code(lambda deadline: run_phases(args, deadline), args.time_limit)
 
 
 def run_phases(args: argparse.Namespace, deadline: float | None) -> None:
     plan = make_plan(args)
     out = Path(plan["out"])
     out.mkdir(parents=True, exist_ok=True)
-    gx.bench_meta(out / "es-meta.json", plan)
+    bench_meta(out / "es-meta.json", plan)
     if "run" in args.phases:
         run(plan, out, deadline, None if args.dry_run else RECORDS)
     if "bound" in args.phases:
         dry = bool(args.dry_run)
         if not dry:
             bodies = {key(seed, "off"): study_body(plan, seed, "off") for seed in plan["seeds"]}
-            gx.restore_records(RECORDS, out, bodies)
-        records = gx.load_records(out, [key(seed, "off") for seed in plan["seeds"]])
-        result = {"plan": plan, "bound": bound(records, plan)}
+            restore_records(RECORDS, out, bodies)
+        records = read_records(out / "studies", [key(seed, "off") for seed in plan["seeds"]])
         publish = args.publish or (out / BOUND_PUBLISH.name if dry else BOUND_PUBLISH)
-        gx.save_json(publish, result)
-        doc = args.doc if args.doc is not None else (None if dry else DOC)
-        if doc is not None and result["bound"]["seeds"]:
-            gx.write_marked_section(doc, bound_section(result), BOUND_BEGIN, BOUND_END)
-        gx.say(f"bound: wrote {publish}" + (f" and {doc}" if doc is not None else ""))
+        bound_report(plan, records, publish, args.doc if args.doc is not None else (None if dry else DOC))
     if "report" in args.phases:
         dry = bool(args.dry_run)
         publish = args.publish or (out / "early_stopping.json" if dry else PUBLISH)

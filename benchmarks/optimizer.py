@@ -39,8 +39,6 @@ from typing import Any
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from autopeft.optimize import Observation, OptimizerState, parse_optimizer, propose
 from autopeft.optimize.domain import GridDomain
 from autopeft.optimize.engine import propose_points

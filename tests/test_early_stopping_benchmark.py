@@ -3,17 +3,13 @@ compute, false stops by replay and by shared configurations, the targets. Synthe
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-import early_stopping as es
-
 from autopeft.early_stopping import EarlyStoppingSettings
+from benchmarks import early_stopping as es
+from benchmarks.harness import records
 
 
 def trial(number: int, fraction: float, curve: list[list[float]], *, state: str = "completed", seconds: float = 10.0,
@@ -115,17 +111,17 @@ def test_finished_seeds_are_published_and_a_fresh_checkout_restores_only_the_sam
     out, published = Path(plan["out"]), tmp_path / "published"
     bodies = {es.key(s, arm): es.study_body(plan, s, arm) for s in (0, 1) for arm in es.ARMS}
     for k in (es.key(0, "off"), es.key(0, "on")):  # seed 0 finished in an earlier checkout
-        es.gx.save_json(out / "studies" / f"{k}.json", {"body": bodies[k], "trials": [], "finished": "x"})
-    es.gx.publish_records(published, out, [es.key(0, "off"), es.key(0, "on"), es.key(1, "off")])
+        records.save_json(out / "studies" / f"{k}.json", {"body": bodies[k], "trials": [], "finished": "x"})
+    records.publish_records(published, out, [es.key(0, "off"), es.key(0, "on"), es.key(1, "off")])
     assert sorted(p.name for p in published.iterdir()) == ["es-off-seed0.json", "es-on-seed0.json"]
 
     fresh = tmp_path / "fresh"
     moved = {k: {**b, "task": {**b["task"], "data_dir": "/elsewhere/glue"}} for k, b in bodies.items()}
-    assert es.gx.restore_records(published, fresh, moved) == [es.key(0, "off"), es.key(0, "on")]
+    assert records.restore_records(published, fresh, moved) == [es.key(0, "off"), es.key(0, "on")]
     assert (fresh / "studies" / "es-on-seed0.json").exists() and not (fresh / "studies" / "es-off-seed1.json").exists()
     # another budget is another study: nothing is restored for it
     other = {k: {**b, "max_trials": 16} for k, b in bodies.items()}
-    assert es.gx.restore_records(published, tmp_path / "other", other) == []
+    assert records.restore_records(published, tmp_path / "other", other) == []
 
 
 def test_the_oracle_bound_spares_the_front_and_counts_front_trials_at_the_floor() -> None:

@@ -3,15 +3,14 @@ reaches the cold one, the targets, the import of a saved source study. Synthetic
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchmarks import warm_start as ws
+from benchmarks.harness.phases import ExperimentError
 
-import warm_start as ws
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def trial(number: int, metric: float | None, fraction: float, source: str = "gp", state: str = "completed") -> dict:
@@ -120,7 +119,7 @@ def test_import_body_holds_the_saved_completed_configurations() -> None:
     body = ws.import_body(saved, "/x/study-sst2.json")
     assert body["max_trials"] == 2 and [b["label"] for b in body["baselines"]] == ["#0", "#2"]
     assert body["task"] == {"name": "sst2", "data_dir": "/d"} and "study-sst2.json" in body["name"]
-    with pytest.raises(ws.gx.ExperimentError, match="no completed trial"):
+    with pytest.raises(ExperimentError, match="no completed trial"):
         ws.import_body({"body": saved["body"], "trials": []}, "/x/empty.json")
 
 
