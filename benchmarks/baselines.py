@@ -1,10 +1,10 @@
 """Baselines the search must beat: eight reference PEFT methods on the bundled MiniLM.
 
     # the CPU run published in docs/baselines.md (about an hour on 2 busy shared CPU cores)
-    python benchmarks/baselines.py --max-steps 100 --batch-size 16 --eval-every 50 \\
+    python -m benchmarks.baselines --max-steps 100 --batch-size 16 --eval-every 50 \\
         --max-search-examples 200 --fish-samples 128 --threads 1 --lr-preset short
     # full budgets on a GPU
-    python benchmarks/baselines.py --device cuda --epochs 3 --batch-size 32 --seeds 0 1 2
+    python -m benchmarks.baselines --device cuda --epochs 3 --batch-size 32 --seeds 0 1 2
 
 Methods: full fine-tuning, LoRA r=8 on query/value, a Pfeiffer adapter of width 64
 (``serial_adapter`` after the feed-forward block), prefix tuning of length 16, BitFit,

@@ -1,11 +1,11 @@
 """Issue 9, "A real search on a GPU": the whole experiment in one command.
 
     # the real run (a CUDA GPU; about 2-4 hours on one H100-class GPU, resumable)
-    python benchmarks/gpu_experiment.py --device cuda --out runs/gpu
+    python -m benchmarks.gpu_experiment --device cuda --out runs/gpu
     # a CPU dry run of the pipeline on the tiny test fixtures (minutes; meaningless numbers)
-    python benchmarks/gpu_experiment.py --dry-run --out /tmp/gpu_dry
+    python -m benchmarks.gpu_experiment --dry-run --out /tmp/gpu_dry
     # issue 14's CPU profile: SST-2 searches at a 2-core budget (about 100 min; resumable)
-    python benchmarks/gpu_experiment.py --profile cpu --out runs/cpu --time-limit 120 \
+    python -m benchmarks.gpu_experiment --profile cpu --out runs/cpu --time-limit 120 \
         --searches sst2-autopeft-gp sst2-autopeft-sobol
 
 The CPU profile (``--profile cpu``) runs the same phases with the budget of ``DEFAULTS["cpu"]``
@@ -18,7 +18,7 @@ It uses the service as a user would: ``autopeft serve`` on a SQLite file in ``--
 studies created with ``POST /api/v1/studies``, ``autopeft worker`` processes sharing the
 GPU, results read back from ``/trials`` and ``/pareto``. Phases (``--phases`` runs a subset):
 
-- ``baselines``: ``benchmarks/baselines.py`` on RTE, MRPC and SST-2, 8 methods, every seed
+- ``baselines``: ``python -m benchmarks.baselines`` on RTE, MRPC and SST-2, 8 methods, every seed
   (one process per task, side by side on the GPU).
 - ``studies``: RTE searches, one after another, each with all workers: the ``autopeft``
   space with ``gp``, the ``full`` space with ``gp``, and the ``autopeft`` space with
@@ -30,8 +30,8 @@ GPU, results read back from ``/trials`` and ``/pareto``. Phases (``--phases`` ru
   parameters, unchanged, on MRPC and SST-2, every seed, scored on dev.
 - ``throughput``: training examples/s of each baseline method (and the transferred
   configurations) alone on the device, full fine-tuning among them.
-- ``report``: PNG plots (``benchmarks/plots.py``) and the report, ``docs/results.md`` for a
-  real run; checks of the issue's targets are printed, not asserted.
+- ``report``: PNG plots (:mod:`benchmarks.plots`) and the report (:mod:`benchmarks.experiment.report`),
+  ``docs/results.md`` for a real run; checks of the issue's targets are printed, not asserted.
 
 Every phase saves JSON under ``--out``; a phase whose JSON exists is skipped (``--force``
 runs it again), and an interrupted study is resumed from the server's database, so

@@ -1,7 +1,7 @@
 """Optimiser benchmark: hypervolume against Sobol, random, NSGA-II and TPE; proposal latency.
 
-    python benchmarks/optimizer.py --quick          # < 5 minutes on 2 CPU cores
-    python benchmarks/optimizer.py                  # the figures in docs/optimizer.md (~1 hour)
+    python -m benchmarks.optimizer --quick          # < 5 minutes on 2 CPU cores
+    python -m benchmarks.optimizer                  # the figures in docs/optimizer.md (~1 hour)
 
 Every method runs on the same problems (benchmarks/problems.py), budgets and seeds,
 with four workers simulated: proposals come in batches of 4 while the previous

@@ -121,7 +121,9 @@ def differences(into: Path, written: Sequence[Path]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--check", action="store_true", help="compare with this checkout instead of writing into it")
     p.add_argument("--into", type=Path, default=None, help="folder to write under (default: this checkout)")
     p.add_argument("--pages", nargs="+", choices=list(PAGES), default=list(PAGES), help="only these pages")

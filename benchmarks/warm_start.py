@@ -1,18 +1,18 @@
 """Issue 19: does a study warm-started from an SST-2 study find a second task's front sooner? Real training on CPU.
 
     # the real run on CPU (about 75 min on 2 cores; resumable: the same command continues where it stopped)
-    python benchmarks/warm_start.py --out runs/warm_start --time-limit 120 \\
+    python -m benchmarks.warm_start --out runs/warm_start --time-limit 120 \\
         --source-study-file benchmarks/results/cpu/study-sst2-autopeft-gp.json
     # the "same search again" case: SST-2 on another sample at the source's budget (about 3 h on 2 cores)
-    python benchmarks/warm_start.py --target sst2-sample --out runs/warm_start-sst2-sample --time-limit 120 \\
+    python -m benchmarks.warm_start --target sst2-sample --out runs/warm_start-sst2-sample --time-limit 120 \\
         --source-study-file benchmarks/results/cpu/study-sst2-autopeft-gp.json
     # the same with MRPC as the second task (about 7.5 h on 2 cores: a GPU's run)
-    python benchmarks/warm_start.py --target mrpc --out runs/warm_start-mrpc \\
+    python -m benchmarks.warm_start --target mrpc --out runs/warm_start-mrpc \\
         --source-study-file benchmarks/results/cpu/study-sst2-autopeft-gp.json
     # a dry run of the pipeline on the test fixtures (a few minutes; meaningless numbers)
-    python benchmarks/warm_start.py --dry-run --out /tmp/ws_dry
+    python -m benchmarks.warm_start --dry-run --out /tmp/ws_dry
 
-The protocol of the CPU results experiment (``benchmarks/gpu_experiment.py --profile cpu``): the
+The protocol of the CPU results experiment (``python -m benchmarks.gpu_experiment --profile cpu``): the
 real service (``autopeft serve``, two ``autopeft worker --device cpu`` of one thread), the bundled
 MiniLM, the ``autopeft`` space, gp with 8 Sobol trials, the family learning rates of the ``short``
 preset, the objective on 500 held-out training examples, 30 trials a study.
@@ -47,13 +47,22 @@ preset, the objective on 500 held-out training examples, 30 trials a study.
 from __future__ import annotations
 
 import argparse
-import datetime
-import statistics
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks.analysis.warm_start import (
+    ARMS,
+    BUDGET,
+    WITHIN,
+    analyse,
+    completed,
+    key,
+    machine_runs,
+    majority_search_metric,
+    source_ranking,
+)
 from benchmarks.experiment.plan import make_plan as experiment_plan
 from benchmarks.experiment.plan import parse_args as experiment_args
 from benchmarks.experiment.plan import search_body, training_with
@@ -74,7 +83,6 @@ from benchmarks.harness.report import render, say_targets, write_marked_section
 from benchmarks.harness.services import Service
 from benchmarks.harness.studies import run_batch
 
-ARMS = ("cold", "warm")
 SOURCE_KEY = "ws-source-sst2"
 #: The second tasks: its task name, its budget over the plan's training, and a line for the report.
 #: MRPC's budget is the CPU profile's (gpu_experiment's ``task_budgets`` where it has them).
@@ -96,8 +104,6 @@ TARGETS: dict[str, dict[str, Any]] = {
     },
 }
 DEFAULT_TARGET = "sst2-low"
-#: The issue's target: the warm study reaches the cold study's hypervolume at BUDGET trials within WITHIN trials.
-BUDGET, WITHIN = 30, 10
 #: The finished studies' records, per target: a fresh checkout resumes from them.
 RECORDS = RESULTS / "warm_start"
 DOC = DOCS / "warm_start.md"
@@ -126,7 +132,7 @@ def command(target: str) -> str:
     """The command that measures ``target`` (and resumes it)."""
     option = "" if target == DEFAULT_TARGET else f"--target {target} "
     return (
-        f"python benchmarks/warm_start.py {option}--out runs/warm_start{suffix(target)} --time-limit 120 "
+        f"python -m benchmarks.warm_start {option}--out runs/warm_start{suffix(target)} --time-limit 120 "
         f"--source-study-file {SOURCE_FILE}"
     )
 
@@ -146,8 +152,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=Path,
         default=None,
         metavar="JSON",
-        help="a study record of gpu_experiment.py (e.g. benchmarks/results/cpu/study-sst2-autopeft-gp.json) to\n"
-        "import as the source instead of running an SST-2 study",
+        help="a study record of benchmarks.gpu_experiment (e.g.\n"
+        "benchmarks/results/cpu/study-sst2-autopeft-gp.json) to import as the source instead of running an SST-2 study",
     )
     p.add_argument("--phases", nargs="+", choices=("source", "run", "report"), default=["source", "run", "report"])
     p.add_argument("--time-limit", type=float, default=None, metavar="MIN", help="stop cleanly after MIN minutes")
@@ -174,10 +180,6 @@ def make_plan(args: argparse.Namespace) -> dict[str, Any]:
     plan["target_training"] = training_with(plan["training"], budget)
     plan["source_file"] = str(args.source_study_file.resolve()) if args.source_study_file else None
     return plan
-
-
-def key(seed: int, arm: str) -> str:
-    return f"ws-{arm}-seed{seed}"
 
 
 def target_body(plan: Mapping[str, Any], seed: int, arm: str, source_id: int) -> dict[str, Any]:
@@ -216,12 +218,6 @@ def import_body(record: Mapping[str, Any], path: str) -> dict[str, Any]:
         "seed": source.get("seed", 0),
         "baselines": [{"config": t["config"], "label": f"#{t['number']}"} for t in done],
     }
-
-
-def completed(trials: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The completed trials with a result, by number."""
-    done = [t for t in trials if t.get("state") == "completed" and t.get("metric") is not None]
-    return sorted(done, key=lambda t: t["number"])
 
 
 def import_source(svc: Service, out: Path, path: str) -> int:
@@ -283,218 +279,6 @@ def run(plan: dict[str, Any], out: Path, phases: Sequence[str], deadline: float 
                 publish_records(published, out, list(bodies[seed]))
 
 
-# -- analysis (pure; tested) ------------------------------------------------------------------------
-
-
-def hypervolume_curve(trials: Sequence[Mapping[str, Any]], metric_floor: float | None = None) -> list[float]:
-    """Hypervolume of the completed trials among the first ``k`` (by number), for each ``k``
-    (:func:`plots.hypervolume_curve`, as the CPU results experiment draws it; with ``metric_floor``,
-    above that metric only)."""
-    from benchmarks.plots import hypervolume_curve as curve
-
-    return curve(trials, metric_floor)
-
-
-def at(curve: Sequence[float], k: int) -> float:
-    """The hypervolume after ``k`` trials (the last value when the study has fewer)."""
-    if not curve:
-        return 0.0
-    return float(curve[min(k, len(curve)) - 1])
-
-
-def trials_to_reach(curve: Sequence[float], target: float) -> int | None:
-    """The first trial count at which ``curve`` reaches ``target`` (None: never)."""
-    for k, value in enumerate(curve, start=1):
-        if value >= target - 1e-12:
-            return k
-    return None
-
-
-def mean_curve(curves: Sequence[Sequence[float]]) -> list[float]:
-    """The mean of several curves, point by point, over the length of the shortest."""
-    if not curves:
-        return []
-    n = min(len(c) for c in curves)
-    return [statistics.fmean(c[i] for c in curves) for i in range(n)]
-
-
-def compare(cold_curve: Sequence[float], warm_curve: Sequence[float], budget: int) -> dict[str, Any]:
-    """Two hypervolume curves: the cold one at ``budget`` trials, when the warm one reaches it, both
-    at :data:`WITHIN` trials and at their ends."""
-    target = at(cold_curve, budget)
-    return {
-        "cold_at_budget": target,
-        "warm_reaches_at": trials_to_reach(warm_curve, target),
-        "cold_at_within": at(cold_curve, WITHIN),
-        "warm_at_within": at(warm_curve, WITHIN),
-        "cold_final": at(cold_curve, len(cold_curve)),
-        "warm_final": at(warm_curve, len(warm_curve)),
-    }
-
-
-def seed_row(
-    seed: int, cold: Mapping[str, Any], warm: Mapping[str, Any], budget: int, majority: float | None = None
-) -> dict[str, Any]:
-    """One seed: both curves, the cold study's hypervolume at ``budget`` trials, when the warm study
-    reaches it; with ``majority``, the same for the hypervolume above the majority class."""
-    cold_curve, warm_curve = hypervolume_curve(cold["trials"]), hypervolume_curve(warm["trials"])
-    front = {t["id"] for t in warm["pareto"]["data"]}
-    seeded = [t for t in warm["trials"] if t["source"] == "warm_start"]
-    row = {
-        "seed": seed,
-        "cold": {"study_id": cold["id"], "curve": cold_curve, "final": at(cold_curve, len(cold_curve))},
-        "warm": {"study_id": warm["id"], "curve": warm_curve, "final": at(warm_curve, len(warm_curve))},
-        **compare(cold_curve, warm_curve, budget),
-        "warm_start_trials": len(seeded),
-        "warm_start_on_front": sum(t["id"] in front for t in seeded),
-        "warm_start_completed": sum(t["state"] == "completed" for t in seeded),
-    }
-    if majority is not None:
-        curves = {arm: hypervolume_curve(r["trials"], majority) for arm, r in (("cold", cold), ("warm", warm))}
-        row["above_majority"] = {"cold_curve": curves["cold"], "warm_curve": curves["warm"]}
-        row["above_majority"] |= compare(curves["cold"], curves["warm"], budget)
-    return row
-
-
-def majority_search_metric(task: str, data_dir: str, training: Mapping[str, Any]) -> float:
-    """The objective of always predicting the most frequent training label, on the held-out search
-    split that the studies score (the same rows: :meth:`autopeft.tasks.data.TaskData.split`)."""
-    from collections import Counter
-
-    from autopeft.tasks import compute_metrics, read_labeled, resolve_data_dir, resolve_task
-    from autopeft.tasks.data import TaskData
-
-    spec = resolve_task(task, data_dir)
-    folder = resolve_data_dir(spec)
-    rows = read_labeled(spec, folder / spec.train_file, spec.labels)
-    data = TaskData(spec, folder, spec.labels, rows, tokenizer=None)
-    split = data.split(
-        training.get("search_split", 0.1),
-        training.get("split_seed", 0),
-        training.get("max_train_examples"),
-        training.get("max_search_examples"),
-    )
-    labels = rows["labels"]
-    majority = Counter(labels[int(i)] for i in split.train).most_common(1)[0][0]
-    search = [labels[int(i)] for i in split.search]
-    return float(compute_metrics([spec.metric], [majority] * len(search), search)[spec.metric])
-
-
-def source_ranking(source: Mapping[str, Any], records: Mapping[str, Mapping[str, Any]]) -> dict[str, float | None]:
-    """How well the source study predicts each study's own results: Kendall's tau between a GP of the
-    source's metric (the optimiser's model, fitted on its completed trials) and each study's
-    completed metrics, by record key (None: fewer than 3 results; configurations the source's space
-    cannot encode are left out; empty: the source has fewer than 3). What a ranking-weighted transfer
-    (RGPE, Feurer et al. 2018) weighs an earlier study by; positive: the source ranks them right."""
-    import torch
-    from scipy.stats import kendalltau
-
-    from autopeft.optimize.domain import snap
-    from autopeft.optimize.gp import fit_gp_list
-    from autopeft.optimize.transforms import fit_transform
-    from autopeft.optimize.warm import encoded
-    from autopeft.shape import model_shape
-    from autopeft.space import build_space
-
-    body = source["body"]
-    space = build_space(body.get("space", "autopeft"), model_shape(body.get("model")))
-    cards = list(space.cardinalities)
-
-    def points(trials: Sequence[Mapping[str, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
-        done = [(x, t["metric"]) for t in completed(trials) if (x := encoded(space, t["config"])) is not None]
-        X = torch.tensor([list(x) for x, _ in done], dtype=torch.double).reshape(-1, len(cards))
-        y = torch.tensor([[m] for _, m in done], dtype=torch.double).reshape(-1, 1)
-        return snap(X, torch.tensor(cards, dtype=torch.double)), y
-
-    X, y = points(source["trials"])
-    if len(y) < 3:
-        return {}
-    z = fit_transform(y, "standardize")[0]
-    with torch.random.fork_rng():  # the fit's random restarts: the same figures on every report
-        torch.manual_seed(0)
-        model = fit_gp_list(X, z, cards, None, False).models[0]
-    out: dict[str, float | None] = {}
-    for k, record in records.items():
-        Xk, yk = points(record["trials"])
-        if len(yk) < 3:
-            out[k] = None
-            continue
-        with torch.no_grad():
-            mean = model.posterior(Xk).mean.reshape(-1)
-        out[k] = float(kendalltau(mean.numpy(), yk.reshape(-1).numpy()).statistic)
-    return out
-
-
-def ranking(records: Sequence[Mapping[str, Any]], majority: float | None) -> dict[str, Any]:
-    """Does the budget rank configurations? The spread of the cold studies' completed scores, and how
-    many clear the majority class by 2 points or more."""
-    scores = sorted(t["metric"] for r in records for t in completed(r["trials"]))
-    if not scores:
-        return {"majority": majority, "trials": 0}
-    out: dict[str, Any] = {
-        "majority": majority,
-        "trials": len(scores),
-        "min": scores[0],
-        "median": statistics.median(scores),
-        "max": scores[-1],
-    }
-    if majority is not None:
-        out["clear_by_2_points"] = sum(s >= majority + 0.02 for s in scores)
-    return out
-
-
-def analyse(
-    records: Mapping[str, Mapping[str, Any]], seeds: Sequence[int], budget: int = BUDGET, majority: float | None = None
-) -> dict[str, Any]:
-    """Per seed and on the mean curves: reach and finals; the budget's ranking; then the issue's targets."""
-    rows = [
-        seed_row(seed, records[key(seed, "cold")], records[key(seed, "warm")], budget, majority)
-        for seed in seeds
-        if key(seed, "cold") in records and key(seed, "warm") in records
-    ]
-    cold_mean = mean_curve([r["cold"]["curve"] for r in rows])
-    warm_mean = mean_curve([r["warm"]["curve"] for r in rows])
-    mean = {"cold": cold_mean, "warm": warm_mean, **compare(cold_mean, warm_mean, budget)}
-    if not rows:
-        mean["warm_reaches_at"] = None
-    if rows and majority is not None:
-        means = {arm: mean_curve([r["above_majority"][f"{arm}_curve"] for r in rows]) for arm in ARMS}
-        mean["above_majority"] = {"cold": means["cold"], "warm": means["warm"]}
-        mean["above_majority"] |= compare(means["cold"], means["warm"], budget)
-    colds = [records[key(seed, "cold")] for seed in seeds if key(seed, "cold") in records]
-    return {
-        "budget": budget,
-        "within": WITHIN,
-        "seeds": rows,
-        "mean": mean,
-        "ranking": ranking(colds, majority),
-        "targets": targets(rows, mean),
-    }
-
-
-def targets(rows: Sequence[Mapping[str, Any]], mean: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The issue's two targets, per seed (the warm study of seed s against the cold study of seed s)."""
-    if not rows:
-        return []
-    reach = [r["warm_reaches_at"] for r in rows]
-    within = all(k is not None and k <= WITHIN for k in reach)
-    shown = ", ".join("never" if k is None else str(k) for k in reach)
-    never_below = all(r["warm"]["final"] >= r["cold"]["final"] for r in rows)
-    finals = ", ".join(f"{r['warm']['final']:.4f} vs {r['cold']['final']:.4f}" for r in rows)
-    return [
-        {
-            "target": f"the warm study reaches the cold study's hypervolume at {BUDGET} trials in at most {WITHIN} trials",
-            "met": within,
-            "detail": f"trials needed per seed: {shown} (mean curves: {mean['warm_reaches_at'] or 'never'})",
-        },
-        {
-            "target": "the warm study never ends below the cold one",
-            "met": never_below,
-            "detail": f"final hypervolume per seed, warm vs cold: {finals}",
-        },
-    ]
-
-
 # -- report -----------------------------------------------------------------------------------------
 
 
@@ -551,7 +335,8 @@ def ranking_text(r: Mapping[str, Any]) -> str:
     )
     if r.get("majority") is not None:
         text += (
-            f", where the majority class scores {r['majority']:.3f}; {r['clear_by_2_points']} of them clear it by 2 points"
+            f", where the majority class scores {r['majority']:.3f}; {r['clear_by_2_points']} of them clear it"
+            " by 2 points"
             " or more"
         )
     return text + "."
@@ -575,32 +360,6 @@ def source_ranking_text(analysis: Mapping[str, Any]) -> str:
         " The source ranks this task's results (Kendall's tau between a GP of the source study's metric and each "
         f"study's own results, by seed): {'; '.join(parts)}."
     )
-
-
-def machine_runs(records: Mapping[str, Any], meta: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Where and when the seeds ran: one entry per machine, in the order of their first study.
-
-    A benchmark resumed on another machine keeps the earlier seeds' records, so the figures come
-    from several machines; each record names its own (older records: this run's ``meta``).
-    """
-    runs: dict[tuple[str, Any], dict[str, Any]] = {}
-    for rec in sorted(records.values(), key=_started):
-        machine = rec.get("machine") or {"device": meta["device"], "cpu_count": meta["cpu_count"]}
-        run = runs.setdefault(
-            (machine["device"], machine["cpu_count"]),
-            {**machine, "seeds": [], "started": _started(rec), "finished": ""},
-        )
-        seed = int(rec["key"].rsplit("seed", 1)[1])
-        if seed not in run["seeds"]:
-            run["seeds"].append(seed)
-        run["finished"] = max(run["finished"], rec["finished"])
-    return list(runs.values())
-
-
-def _started(record: Mapping[str, Any]) -> str:
-    """When a record's study was created, as ``now()`` writes times."""
-    created = datetime.datetime.fromisoformat(record["study"]["created_at"].replace("Z", "+00:00"))
-    return created.replace(microsecond=0).isoformat()
 
 
 def runs_text(meta: Mapping[str, Any]) -> str:

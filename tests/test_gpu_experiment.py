@@ -1,5 +1,6 @@
-"""The pure parts of the results experiment (benchmarks.experiment, issue 9), the harness and benchmarks/plots.py: front-point
-choice, target checks, the report text and its refusal to present a dry run as results, plots.
+"""The pure parts of the results experiment (benchmarks.experiment, issue 9), of the harness and of
+benchmarks/plots.py: front-point choice, target checks, the report text and its refusal to present a
+dry run as results, plots.
 
 Fast: no training, no server; synthetic results only.
 """
@@ -520,12 +521,20 @@ def test_cpu_profile_plan_is_sst2_at_the_stated_budget(tmp_path: Path) -> None:
     assert experiment_phases.baseline_tasks(plan) == ["sst2"]
     body = experiment_plan.search_body(plan, "sst2-autopeft-gp", "autopeft", "gp")
     assert body["task"]["name"] == "sst2" and body["optimizer"] == {"method": "gp", "n_initial": 8}
-    with_transfer = experiment_plan.make_plan(experiment_plan.parse_args(["--profile", "cpu", "--data", fixtures, "--phases", "transfer"]))
+    with_transfer = experiment_plan.make_plan(
+        experiment_plan.parse_args(["--profile", "cpu", "--data", fixtures, "--phases", "transfer"])
+    )
     assert experiment_phases.baseline_tasks(with_transfer) == ["sst2", "mrpc"]
-    narrowed = experiment_plan.profile_of(experiment_plan.make_plan(experiment_plan.parse_args(["--profile", "cpu", "--data", fixtures, "--searches", "sst2-full-gp"])))
+    narrowed = experiment_plan.profile_of(
+        experiment_plan.make_plan(
+            experiment_plan.parse_args(["--profile", "cpu", "--data", fixtures, "--searches", "sst2-full-gp"])
+        )
+    )
     assert narrowed["batches"] == [["sst2-full-gp"]] and narrowed["front_studies"] == ["sst2-full-gp"]
     with pytest.raises(phases.ExperimentError, match="unknown"):
-        experiment_plan.make_plan(experiment_plan.parse_args(["--profile", "cpu", "--data", fixtures, "--searches", "rte-full-gp"]))
+        experiment_plan.make_plan(
+            experiment_plan.parse_args(["--profile", "cpu", "--data", fixtures, "--searches", "rte-full-gp"])
+        )
 
 
 def test_cpu_summary_compares_each_search_front_on_dev() -> None:
@@ -597,7 +606,9 @@ def test_a_dry_run_of_the_cpu_profile_is_labelled_and_publishes_nothing(tmp_path
 
 def test_a_transfer_task_trains_with_its_own_budget(tmp_path: Path) -> None:
     fixtures = str(ROOT / "tests" / "fixtures" / "glue")
-    plan = experiment_plan.make_plan(experiment_plan.parse_args(["--profile", "cpu", "--data", fixtures, "--phases", "baselines", "transfer"]))
+    plan = experiment_plan.make_plan(
+        experiment_plan.parse_args(["--profile", "cpu", "--data", fixtures, "--phases", "baselines", "transfer"])
+    )
     assert plan["task_budgets"] == {"mrpc": {"max_steps": 300, "max_length": 128}}
     # the search task keeps the search budget; MRPC's baselines and transfer trials get its own
     sst2, mrpc = experiment_plan.task_baseline_args(plan, "sst2"), experiment_plan.task_baseline_args(plan, "mrpc")
@@ -608,18 +619,25 @@ def test_a_transfer_task_trains_with_its_own_budget(tmp_path: Path) -> None:
     assert body["training"]["max_steps"] == 300 and body["training"]["max_length"] == 128
     assert body["training"]["seed"] == 1 and body["training"]["evaluate_dev"] is True
     assert experiment_plan.eval_body(plan, "t", "sst2", 1, [])["training"]["max_steps"] == 200
-    flagged = experiment_plan.make_plan(experiment_plan.parse_args(["--profile", "cpu", "--data", fixtures, "--task-budget", "mrpc:400:96"]))
+    flagged = experiment_plan.make_plan(
+        experiment_plan.parse_args(["--profile", "cpu", "--data", fixtures, "--task-budget", "mrpc:400:96"])
+    )
     assert flagged["task_budgets"] == {"mrpc": {"max_steps": 400, "max_length": 96}}
     for bad in ("mrpc:400", "qqp:400:96", "mrpc:0:96", "mrpc:x:96"):
         with pytest.raises(phases.ExperimentError, match="TASK:STEPS:LENGTH"):
-            experiment_plan.make_plan(experiment_plan.parse_args(["--profile", "cpu", "--data", fixtures, "--task-budget", bad]))
+            experiment_plan.make_plan(
+                experiment_plan.parse_args(["--profile", "cpu", "--data", fixtures, "--task-budget", bad])
+            )
 
 
 def test_measured_baselines_of_a_published_file_are_not_trained_again(tmp_path: Path) -> None:
     trial = {"task": "sst2", "method": "lora", "seed": 1, "wall_seconds": 60.0}
     merged = {"complete": True, "date": "d", "learning_rates": {"lora": 1e-3}, "trials": [trial], "total_seconds": 60.0}
     records.save_json(tmp_path / "baselines.json", merged)
-    units = {("sst2", "lora", 1): tmp_path / "b" / "sst2-lora-seed1.json", ("mrpc", "lora", 1): tmp_path / "b" / "m.json"}
+    units = {
+        ("sst2", "lora", 1): tmp_path / "b" / "sst2-lora-seed1.json",
+        ("mrpc", "lora", 1): tmp_path / "b" / "m.json",
+    }
     (tmp_path / "b").mkdir()
     assert experiment_phases.restore_units(tmp_path / "baselines.json", units) == 1
     unit = records.load_json(units[("sst2", "lora", 1)])
@@ -637,16 +655,38 @@ def test_transfer_check_scores_against_the_majority_class_and_the_task_baselines
     floor = reference.majority_dev_metrics("mrpc", fixtures)["f1"]
 
     def base(method: str, fraction: float, f1: list[float]) -> dict:
-        return {"method": method, "label": reference.METHODS[method][0], "param_fraction": fraction,
-                "metric_name": "f1", "dev": {"f1": f1, "accuracy": f1}, "seeds": [0, 1]}
+        return {
+            "method": method,
+            "label": reference.METHODS[method][0],
+            "param_fraction": fraction,
+            "metric_name": "f1",
+            "dev": {"f1": f1, "accuracy": f1},
+            "seeds": [0, 1],
+        }
 
     baselines = [base("full", 1.0, [floor + 0.05, floor + 0.03]), base("lora", 0.003, [floor + 0.01, floor + 0.01])]
-    transfer = {"aggregate": {"mrpc": [
-        {"label": "~0.1%", "param_fraction": 0.001, "metric_name": "f1", "seeds": [0, 1],
-         "dev": {"f1": [floor + 0.02, floor + 0.02]}, "search": [0.8, 0.8]},
-        {"label": "~1%", "param_fraction": 0.01, "metric_name": "f1", "seeds": [0, 1],
-         "dev": {"f1": [floor - 0.01, floor - 0.01]}, "search": [0.8, 0.8]},
-    ]}}
+    transfer = {
+        "aggregate": {
+            "mrpc": [
+                {
+                    "label": "~0.1%",
+                    "param_fraction": 0.001,
+                    "metric_name": "f1",
+                    "seeds": [0, 1],
+                    "dev": {"f1": [floor + 0.02, floor + 0.02]},
+                    "search": [0.8, 0.8],
+                },
+                {
+                    "label": "~1%",
+                    "param_fraction": 0.01,
+                    "metric_name": "f1",
+                    "seeds": [0, 1],
+                    "dev": {"f1": [floor - 0.01, floor - 0.01]},
+                    "search": [0.8, 0.8],
+                },
+            ]
+        }
+    }
     check = figures.transfer_check(transfer, baselines, "mrpc", floor)
     assert check["metric"] == "f1" and check["majority"] == pytest.approx(floor)
     assert check["full_margin"] == pytest.approx(0.04) and check["ranks_methods"]
@@ -655,7 +695,9 @@ def test_transfer_check_scores_against_the_majority_class_and_the_task_baselines
     # ~1% is below LoRA on F1; ~0.1% beats LoRA with fewer parameters but not full fine-tuning
     assert beaten == {reference.METHODS["full"][0]: [], reference.METHODS["lora"][0]: ["~0.1%"]}
     assert figures.transfer_check(transfer, baselines[:1], "mrpc", floor)["dominance"][0]["beaten_by"] == []
-    text = report.transfer_text("mrpc", {"training": {"batch_size": 16}, "task_budgets": {"mrpc": {"max_steps": 300, "max_length": 128}}}, check)
+    text = report.transfer_text(
+        "mrpc", {"training": {"batch_size": 16}, "task_budgets": {"mrpc": {"max_steps": 300, "max_length": 128}}}, check
+    )
     assert "300 steps of batch 16, max length 128" in text and "the budget ranks methods" in text
     assert "not above the majority class" in text
     weak = figures.transfer_check(transfer, [base("full", 1.0, [floor + 0.01, floor + 0.01])], "mrpc", floor)
@@ -665,7 +707,11 @@ def test_transfer_check_scores_against_the_majority_class_and_the_task_baselines
 
 def test_the_transfer_bullet_states_budget_margin_and_dominance_from_the_numbers() -> None:
     check = {
-        "metric": "f1", "majority": 0.80, "full_dev_mean": 0.84, "full_margin": 0.04, "ranks_methods": True,
+        "metric": "f1",
+        "majority": 0.80,
+        "full_dev_mean": 0.84,
+        "full_margin": 0.04,
+        "ranks_methods": True,
         "configs": [{"label": "~0.1%", "param_fraction": 0.001, "dev_mean": 0.82, "dev_std": 0.01, "seeds": [0]}],
         "dominance": [
             {"label": "full fine-tuning", "param_fraction": 1.0, "dev_mean": 0.84, "beaten_by": []},
@@ -673,11 +719,13 @@ def test_the_transfer_bullet_states_budget_margin_and_dominance_from_the_numbers
             {"label": "LoRA", "param_fraction": 0.003, "dev_mean": 0.83, "beaten_by": []},
         ],
     }
-    baselines = {"trials": [
-        {"task": "mrpc", "method": "full", "wall_seconds": 300.0},
-        {"task": "mrpc", "method": "lora", "wall_seconds": 200.0},
-        {"task": "sst2", "method": "lora", "wall_seconds": 50.0},
-    ]}
+    baselines = {
+        "trials": [
+            {"task": "mrpc", "method": "full", "wall_seconds": 300.0},
+            {"task": "mrpc", "method": "lora", "wall_seconds": 200.0},
+            {"task": "sst2", "method": "lora", "wall_seconds": 50.0},
+        ]
+    }
     plan = {"task_budgets": {"mrpc": {"max_steps": 300, "max_length": 128}}}
     text = report.transfer_bullet("mrpc", plan, check, baselines)
     assert "300 steps, max length 128" in text and "300-300 s for full fine-tuning and 200-200 s" in text
@@ -689,7 +737,9 @@ def test_a_server_that_does_not_answer_is_a_clear_error_naming_its_log(tmp_path)
     import httpx
 
     log = tmp_path / "server.log"
-    with httpx.Client(base_url=f"http://127.0.0.1:{services.free_port()}", transport=services.server_transport(log)) as http:
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{services.free_port()}", transport=services.server_transport(log)
+    ) as http:
         with pytest.raises(phases.ExperimentError, match=r"did not answer GET /api/v1/studies/3 \(ConnectError") as err:
             http.get("/api/v1/studies/3")
     assert str(log) in str(err.value)

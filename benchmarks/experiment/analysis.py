@@ -91,7 +91,8 @@ def check_targets(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
         n = sum(bool(d["beaten_by"]) for d in dom)
         checks.append(
             {
-                "target": f"a front configuration at least as good on {name} dev as each baseline with fewer parameters, for >= {need} of 8 baselines",
+                "target": f"a front configuration at least as good on {name} dev as each baseline with fewer "
+                f"parameters, for >= {need} of 8 baselines",
                 "met": n >= min(need, len(dom)) and len(dom) >= 8,
                 "detail": f"{n} of {len(dom)} baselines beaten",
             }
@@ -110,7 +111,8 @@ def check_targets(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
             {
                 "target": f"a front configuration below 1% parameters within 1 point of full fine-tuning on {name} dev",
                 "met": bool(close),
-                "detail": f"full fine-tuning {summary['full_dev_mean']:.4f}; {len(close)} configuration(s): {', '.join(close) or 'none'}",
+                "detail": f"full fine-tuning {summary['full_dev_mean']:.4f}; {len(close)} configuration(s): "
+                f"{', '.join(close) or 'none'}",
             }
         )
     else:

@@ -78,12 +78,12 @@ def start_meta(out: Path, plan: dict[str, Any]) -> dict[str, Any]:
 
 
 def baseline_units(seeds: Sequence[int], tasks: Sequence[str] = tuple(TASK_LABELS)) -> list[tuple[str, str, int]]:
-    """One baselines.py process per task, method and seed: a unit small enough to resume from."""
+    """One benchmarks.baselines process per task, method and seed: a unit small enough to resume from."""
     return [(task, method, seed) for task in tasks for method in METHODS for seed in seeds]
 
 
 def phase_baselines(plan: dict[str, Any], out: Path, force: bool, deadline: float | None = None) -> None:
-    """benchmarks/baselines.py for every task, method and seed, ``baseline_jobs`` processes side by
+    """``python -m benchmarks.baselines`` for every task, method and seed, ``baseline_jobs`` processes side by
     side; units already measured are kept (unless ``force``); merged into baselines.json."""
     folder = out / "baselines"
     units = baseline_units(plan["seeds"], baseline_tasks(plan))
@@ -96,7 +96,8 @@ def phase_baselines(plan: dict[str, Any], out: Path, force: bool, deadline: floa
         restore_units(out / "baselines.json", path)
     pending = [u for u in units if force or not done(u)]
     say(
-        f"baselines: {len(units)} trials ({len(units) - len(pending)} already measured), {plan['baseline_jobs']} at a time"
+        f"baselines: {len(units)} trials ({len(units) - len(pending)} already measured), "
+        f"{plan['baseline_jobs']} at a time"
     )
     running: list[tuple[tuple[str, str, int], subprocess.Popen, Path, threading.Thread]] = []
     try:
@@ -173,7 +174,7 @@ def merge_baselines(
     seeds: Sequence[int],
     budgets: Mapping[str, Mapping[str, int]] | None = None,
 ) -> dict[str, Any]:
-    """One baselines.json (baselines.py's format) from the runs of single trials."""
+    """One baselines.json (the format of benchmarks.baselines) from the runs of single trials."""
     tasks, methods = list(TASK_LABELS), list(METHODS)
     merged = dict(parts[0])
     merged["trials"] = sorted(
@@ -362,7 +363,8 @@ def phase_throughput(plan: dict[str, Any], out: Path, deadline: float | None = N
             }
         )
         say(
-            f"throughput: {item['label']}: {r.examples_per_second:.1f} examples/s ({100 * r.param_fraction:.3f}% params)"
+            f"throughput: {item['label']}: {r.examples_per_second:.1f} examples/s "
+            f"({100 * r.param_fraction:.3f}% params)"
         )
     shared = {}
     for key in SEARCHES:

@@ -164,7 +164,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="another budget for one task's baselines and transfer trials (CPU default: mrpc:300:128)",
     )
     p.add_argument("--n-initial", type=int, default=None, help="Sobol trials before the GP (default: the server's)")
-    p.add_argument("--baseline-jobs", type=int, default=None, help="baselines.py processes side by side (3)")
+    p.add_argument("--baseline-jobs", type=int, default=None, help="benchmarks.baselines processes side by side (3)")
     p.add_argument("--throughput-steps", type=int, default=None, help="steps per throughput trial (100)")
     p.add_argument("--poll", type=float, default=None, help="seconds between looks at the server")
     p.add_argument(
@@ -273,7 +273,8 @@ def task_budgets(flags: Sequence[str] | None, default: Mapping[str, Any]) -> dic
         parts = flag.split(":")
         if len(parts) != 3 or parts[0] not in TASK_LABELS or not all(x.isdigit() and int(x) > 0 for x in parts[1:]):
             raise ExperimentError(
-                f"--task-budget {flag!r}: expected TASK:STEPS:LENGTH with TASK one of {list(TASK_LABELS)}, e.g. mrpc:300:128"
+                f"--task-budget {flag!r}: expected TASK:STEPS:LENGTH with TASK one of {list(TASK_LABELS)}, "
+                "e.g. mrpc:300:128"
             )
         out[parts[0]] = {"max_steps": int(parts[1]), "max_length": int(parts[2])}
     return out
@@ -295,7 +296,7 @@ def task_training(plan: Mapping[str, Any], task: str) -> dict[str, Any]:
 
 
 def task_baseline_args(plan: Mapping[str, Any], task: str) -> list[str]:
-    """baselines.py's flags for ``task``: the plan's, with the task's own steps and max length if it has them."""
+    """benchmarks.baselines' flags for ``task``: the plan's, with the task's own steps and max length if it has them."""
     args = list(plan["baseline_args"])
     budget = plan.get("task_budgets", {}).get(task)
     if not budget:

@@ -23,10 +23,9 @@ from benchmarks.harness.report import demote, pct, render, say_targets, table
 REAL_DOC = DOCS / "results.md"
 REAL_PUBLISH = RESULTS / "gpu"
 CPU_PUBLISH = RESULTS / "cpu"
-ONE_COMMAND = "python benchmarks/gpu_experiment.py --device cuda --out runs/gpu"
-CPU_COMMAND = "python benchmarks/gpu_experiment.py --profile cpu --out runs/cpu --time-limit 120"
-DRY_COMMAND = "python benchmarks/gpu_experiment.py --dry-run --out /tmp/gpu_dry"
-CPU_BEGIN = "<!-- results on CPU: python benchmarks/gpu_experiment.py --profile cpu -->"
+ONE_COMMAND = "python -m benchmarks.gpu_experiment --device cuda --out runs/gpu"
+DRY_COMMAND = "python -m benchmarks.gpu_experiment --dry-run --out /tmp/gpu_dry"
+CPU_BEGIN = "<!-- results on CPU: python -m benchmarks.gpu_experiment --profile cpu -->"
 CPU_END = "<!-- end of the results on CPU -->"
 
 
