@@ -164,7 +164,7 @@ def test_study_show_says_which_studies_it_started_from(db_url, capsys, study_bod
         args = ["--server", server.url]
         earlier = http.post("/api/v1/studies", json=study_body(name="sst2 gp", max_trials=1)).json()
         trial = claim(http, "w", earlier["id"]).json()
-        assert http.post(f"/api/v1/trials/{trial['id']}/complete", json=report(trial["lease"]["token"])).status_code == 200
+        assert http.post(f"/api/v1/trials/{trial['id']}/complete", json=report(trial)).status_code == 200
         warm = http.post("/api/v1/studies", json=study_body(max_trials=2, warm_start={"studies": [earlier["id"]]})).json()
         assert claim(http, "w", warm["id"]).json()["source"] == "warm_start"
         assert main(["study", "show", str(warm["id"]), *args]) == 0

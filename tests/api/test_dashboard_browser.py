@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.conftest import live_server, params_for
+from tests.api.conftest import live_server, report
 
 CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "") if p and Path(p).exists()), None)
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
@@ -50,10 +50,7 @@ def _claim(api: httpx.Client) -> dict:
 
 
 def _complete(api: httpx.Client, trial: dict, metric: float) -> None:
-    fraction = 0.0005 * (1 + trial["number"])
-    body = {"lease_token": trial["lease"]["token"], "metric": metric, "peft_params": params_for(fraction)}
-    body["param_fraction"] = fraction
-    assert api.post(f"/trials/{trial['id']}/complete", json=body).status_code == 200
+    assert api.post(f"/trials/{trial['id']}/complete", json=report(trial, metric)).status_code == 200
 
 
 def _study(api: httpx.Client, study_body, n_done: int) -> dict:
