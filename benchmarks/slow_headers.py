@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+LIMIT_SETTINGS = ("AUTOPEFT_HEADER_TIMEOUT_S", "AUTOPEFT_MAX_CONNECTIONS")
 PARTIAL = b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
 
 
@@ -92,6 +93,10 @@ def run(connections: int, seconds: float, env: dict[str, str]) -> dict[str, Any]
             "timeline": timeline}  # fmt: skip
 
 
+def _load() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--connections", type=int, default=1000)
@@ -108,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         benchmark="slow_headers",
         command=" ".join(["python", "benchmarks/slow_headers.py", *(argv if argv is not None else sys.argv[1:])]),
         date=datetime.now(UTC).isoformat(timespec="seconds"),
-        machine={"cpus": os.cpu_count(), "platform": platform.platform(), "load": [round(v, 2) for v in os.getloadavg()]},
-        settings={k: v for k, v in os.environ.items() if k in ("AUTOPEFT_HEADER_TIMEOUT_S", "AUTOPEFT_MAX_CONNECTIONS")},
+        machine={"cpus": os.cpu_count(), "platform": platform.platform(), "load": _load()},
+        settings={k: os.environ[k] for k in LIMIT_SETTINGS if k in os.environ},
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

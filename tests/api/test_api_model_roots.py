@@ -50,7 +50,8 @@ def test_a_model_under_the_roots_is_read_and_one_outside_is_not(make_client, stu
         assert r.status_code == 422 and SECRET not in r.text
         assert "autopeft serve --models DIR" in detail and "model_config" in detail, detail
     # the answer is the same whether the folder exists or not: nothing about the disk leaks
-    said = [r.json()["detail"].replace(str(disk["private"] / name), "X") for r, name in ((outside, "model"), (missing, "no-such-folder"))]
+    said = [r.json()["detail"].replace(str(disk["private"] / name), "X") for r, name in ((outside, "model"),
+                                                                                     (missing, "no-such-folder"))]
     assert said[0] == said[1]
 
 

@@ -41,9 +41,10 @@ def tiny_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def env(tmp_path) -> dict[str, str]:
+def env(tmp_path, tmp_path_factory) -> dict[str, str]:
     return {
         **os.environ,
+        "AUTOPEFT_MODEL_ROOTS": str(tmp_path_factory.getbasetemp()),  # the server reads the tiny models' configs
         "AUTOPEFT_CACHE_DIR": str(tmp_path / "cache"),
         "AUTOPEFT_SWEEP_INTERVAL_S": "0.5",
         "AUTOPEFT_LOG_LEVEL": "WARNING",
