@@ -154,7 +154,7 @@ def drive(port: int, study_id: int, workers: int, seconds: float, warmup: float,
     """Run ``workers`` simulated workers for ``warmup + seconds``; merged per-request records."""
     import httpx
 
-    from autopeft.encoder import model_shape
+    from autopeft.shape import model_shape
 
     study = httpx.get(f"http://127.0.0.1:{port}/api/v1/studies/{study_id}", timeout=60).json()
     shape = model_shape(study["model"])  # the bundled model's, as the benchmark's studies use
