@@ -116,9 +116,11 @@ def _check_hf_config(hf_config: Mapping[str, Any]) -> None:
             raise ModelError(f"model_config.{name} = {value!r} is not an integer in 1..{limit}")
 
 
-def read_model_config(model: str | None, sent: Mapping[str, Any] | None, roots: Sequence[Path] = ()) -> dict[str, Any]:
-    """The model's ``config.json``: read here when ``model`` is a folder under the server's model ``roots``
-    (real paths; the bundled model always), else as the client sent it.
+def read_model_config(
+    model: str | None, sent: Mapping[str, Any] | None, roots: Sequence[Path] = ()
+) -> tuple[dict[str, Any], bool]:
+    """The model's ``config.json`` and whether this server read it: read here when ``model`` is a folder
+    under the server's model ``roots`` (real paths; the bundled model always), else as the client sent it.
 
     Nothing outside the roots is read or looked at, and the error for a model the server cannot read is
     the same whether or not its folder exists, so a request learns nothing about the server's disk.
@@ -133,14 +135,14 @@ def read_model_config(model: str | None, sent: Mapping[str, Any] | None, roots: 
     )
 
     if model in (None, "", BUNDLED_NAME):
-        return read_config_json(bundled_model_dir())
+        return read_config_json(bundled_model_dir()), True
     found = model_dir_under(model, roots)
     if found is not None:
         check_files_inside(found, roots, "this server may read", SERVER_MODELS_FLAG)  # before any file is opened
         if (found / CONFIG_FILE).is_file():
-            return read_config_json(found)
+            return read_config_json(found), True
     if sent is not None:
-        return dict(sent)
+        return dict(sent), False
     listed = ", ".join(str(r) for r in roots) or "only the bundled model"
     raise ModelError(
         f"model {model!r} is not a model folder under this server's model folders ({listed}), so the server "
@@ -153,15 +155,13 @@ def read_model_config(model: str | None, sent: Mapping[str, Any] | None, roots: 
 SERVER_MODELS_FLAG = "start the server with `autopeft serve --models DIR` naming a folder above it"
 
 
-def study_shape(
-    model: str | None, hf_config: Mapping[str, Any], sent: Mapping[str, Any] | None, num_labels: int
-) -> ModelShape:
-    """The shape of the model ``hf_config`` describes. When the server read that config from its own disk
-    (it is not what the client sent), an error says what is wrong without quoting the file."""
+def study_shape(model: str | None, hf_config: Mapping[str, Any], read_here: bool, num_labels: int) -> ModelShape:
+    """The shape of the model ``hf_config`` describes. When this server read that config from its own disk
+    (``read_here``), an error says what is wrong without quoting the file (the server log has it)."""
     try:
         return shape_from_hf_config(hf_config, num_labels)
     except ModelError as err:
-        if sent is not None and dict(sent) == dict(hf_config):
+        if not read_here:
             raise
         log.warning("the config.json of model %r cannot be built: %s", model, err)
         from autopeft.layouts import supported_model_types
@@ -172,8 +172,9 @@ def study_shape(
             if hf_config.get("model_type") not in supported
             else "the server log says why; its contents are not shown here"
         )
-        raise ModelError(f"model {model!r}: the config.json this server read does not describe a model it can build "
-                         f"({reason})") from None
+        raise ModelError(
+            f"model {model!r}: the config.json this server read does not describe a model it can build ({reason})"
+        ) from None
 
 
 #: How far a reported ``param_fraction`` may be from ``peft_params / backbone`` (relative). Both counts are
@@ -247,8 +248,8 @@ def prepare_study(
     ``model_roots``: the folders the server reads model configs under (:func:`read_model_config`)."""
     task = resolve_task(body.task)
     num_labels = task.num_labels or 2
-    hf_config = read_model_config(body.model, body.hf_config, model_roots)
-    shape = study_shape(body.model, hf_config, body.hf_config, num_labels)
+    hf_config, read_here = read_model_config(body.model, body.hf_config, model_roots)
+    shape = study_shape(body.model, hf_config, read_here, num_labels)
     space = build_study_space(body.space, shape)
     constraints = body.constraints if body.constraints is not None and body.constraints.active else None
     if constraints is not None:
