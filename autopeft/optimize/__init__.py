@@ -12,6 +12,8 @@ Methods (``OptimizerSettings.method``):
   reference point, and a discrete local search on the space's bins;
   batches are chosen greedily, each choice joining the pending points.
 - ``saas``: the same with fully Bayesian SAAS GPs (NUTS via pyro, bounded cost).
+- ``tpe``: the same Sobol design, then Optuna's multivariate multi-objective TPE with
+  constant liar for the pending trials (:mod:`autopeft.optimize.tpe`).
 - ``sobol`` / ``random``: the space-filling baselines.
 
 A study's parameter budget (``settings.constraints``, :mod:`autopeft.optimize.budget`) takes
@@ -24,7 +26,7 @@ related tasks (:mod:`autopeft.optimize.multitask`); see docs/warm_start.md.
 Objectives are maximised as ``(metric, -log10 max(param_fraction, 1e-6))``
 (:func:`autopeft.pareto.to_objectives`). Same inputs, seed and state give the same
 proposals; torch's threads and random state are restored afterwards. Layout:
-``engine`` (the loop), ``sobol``, ``gp``, ``saas``, ``multitask``, ``warm``, ``acquisition``,
+``engine`` (the loop), ``sobol``, ``gp``, ``saas``, ``tpe``, ``multitask``, ``warm``, ``acquisition``,
 ``discrete`` (acquisition optimiser), ``reference``, ``transforms``, ``domain``, ``runtime``,
 ``state``; see docs/optimizer.md.
 """
@@ -78,7 +80,7 @@ class Observation:
 class Proposal:
     """A configuration to train, its canonical point in the space (bin centres), and what
     chose it: ``warm_start`` (an earlier study's front configuration), ``sobol``/``random``
-    (the space-filling design) or ``gp``/``saas`` (the model)."""
+    (the space-filling design) or ``gp``/``saas``/``tpe`` (the model)."""
 
     config: PeftConfig
     x: tuple[float, ...]

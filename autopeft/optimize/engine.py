@@ -62,7 +62,7 @@ def propose_points(
 ) -> list[tuple[tuple[float, ...], str]]:
     """``n`` new canonical points, distinct trials, none of them completed, pending or failed,
     each with what chose it: ``warm_start`` (an earlier study's front point), ``sobol`` or
-    ``random`` (the space-filling design) or the model (``gp`` or ``saas``).
+    ``random`` (the space-filling design) or the model (``gp``, ``saas`` or ``tpe``).
 
     Args:
         domain: the grid and its trial identity.
@@ -95,10 +95,14 @@ def propose_points(
     sourced += [(point, filling) for point in out]
     if len(out) < n:
         extra = torch.tensor(out, dtype=torch.double).reshape(-1, d)
-        modelled = _model_based(
-            domain, X, Y, torch.cat([pending, extra]), n - len(out), seed, settings, state, reference, taken, history,
-            related,
-        )  # fmt: skip
+        if settings.method == "tpe":
+            more = torch.cat([pending, extra])
+            modelled = _tpe_based(domain, X, Y, more, n - len(out), seed, settings, state, taken, history)
+        else:
+            modelled = _model_based(
+                domain, X, Y, torch.cat([pending, extra]), n - len(out), seed, settings, state, reference, taken,
+                history, related,
+            )  # fmt: skip
         sourced += [(point, settings.method) for point in modelled]
     return sourced
 
@@ -196,6 +200,30 @@ def _model_based(
         state.timings = {"fit": t1 - t0, "acquisition": t2 - t1, "search": time.perf_counter() - t2}
     out = [domain.canonical(x.tolist()) for x in chosen]
     if len(out) < n:  # the acquisition found nothing new: fill with the space-filling design
+        out += space_filling(domain, n - len(out), seed, history + len(out), taken)
+    return out
+
+
+def _tpe_based(
+    domain: Domain,
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    pending: torch.Tensor,
+    n: int,
+    seed: int,
+    settings: OptimizerSettings,
+    state: OptimizerState | None,
+    taken: set[Hashable],
+    history: int,
+) -> list[tuple[float, ...]]:
+    """``n`` points from :mod:`.tpe` (the rest from the space-filling design when it keeps drawing taken ones)."""
+    from autopeft.optimize.tpe import propose_tpe
+
+    t0 = time.perf_counter()
+    out = propose_tpe(domain, X, Y, pending, n, derive_seed(seed, history), settings.tpe_candidates, taken)
+    if state is not None:
+        state.timings = {"search": time.perf_counter() - t0}
+    if len(out) < n:
         out += space_filling(domain, n - len(out), seed, history + len(out), taken)
     return out
 

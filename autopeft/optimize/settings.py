@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Method = Literal["gp", "saas", "sobol", "random"]
+Method = Literal["gp", "saas", "tpe", "sobol", "random"]
 OutcomeTransform = Literal["copula", "standardize"]
 NehviImpl = Literal["cached", "botorch"]
 KernelName = Literal["rbf", "rbf+additive"]
@@ -89,7 +89,9 @@ class OptimizerSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    method: Method = Field("gp", description="gp (default), saas, sobol, or random.")
+    method: Method = Field(
+        "gp", description="gp (default), saas, tpe (Optuna's multi-objective TPE), sobol, or random."
+    )
     n_initial: int | None = Field(
         None, ge=1, le=100_000, description="Sobol trials before the model takes over; default max(8, min(2d, 20))."
     )
@@ -134,6 +136,9 @@ class OptimizerSettings(BaseModel):
     saas_samples: int = Field(24, ge=1, le=4096, description="NUTS samples of the SAAS GP, before thinning.")
     saas_thinning: int = Field(3, ge=1, le=1024, description="Keep every k-th NUTS sample.")
     saas_max_tree_depth: int = Field(4, ge=1, le=10, description="NUTS tree depth (2^depth leapfrog steps at most).")
+    tpe_candidates: int = Field(
+        24, ge=1, le=4096, description="tpe: draws from the good-points density scored per proposal (Optuna's default)."
+    )
 
     @model_validator(mode="after")
     def _thinning_keeps_a_sample(self) -> OptimizerSettings:
