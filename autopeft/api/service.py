@@ -58,7 +58,6 @@ from autopeft.config import parse_config
 from autopeft.early_stopping import Decision, EarlyStoppingSettings, Peer, best_until, decide
 from autopeft.encoder import ModelShape
 from autopeft.errors import AutoPeftError, ConfigError
-from autopeft.optimize import WarmStartSettings
 from autopeft.optimize.warm import WARM_SOURCE
 
 log = logging.getLogger("autopeft.api")
@@ -167,7 +166,6 @@ class Service:
         fields["warm_start"] = self._warm_start_view(s, detail)
         return StudyPublic(
             **fields,
-            constraints=s.optimizer.get("constraints"),
             state=_state(s, counts),
             counts=TrialCounts(**counts),
             best_metric=front.best_metric,
@@ -181,9 +179,9 @@ class Service:
     def _warm_start_view(self, study: StudyRecord, detail: bool) -> WarmStartPublic | None:
         """Which studies ``study`` started from; in detail, how many of its trials came from them and
         what those studies are now."""
-        if not study.warm_start:
+        spec = study.warm_start
+        if spec is None:
             return None
-        spec = WarmStartSettings.model_validate(study.warm_start)
         view = WarmStartPublic(studies=list(spec.studies), max_configs=spec.max_configs)
         if not detail:
             return view
@@ -206,11 +204,9 @@ class Service:
         with self._lock:
             hit = self._sizes.get(study.id)
         if hit is None:
-            from autopeft.optimize import ParamBudget
             from autopeft.optimize.budget import budget_size
 
-            raw = study.optimizer.get("constraints")
-            hit = budget_size(space, ParamBudget.model_validate(raw) if raw else None, study.seed).to_json()
+            hit = budget_size(space, study.constraints, study.seed).to_json()
             with self._lock:
                 self._sizes[study.id] = hit
         return hit
@@ -280,7 +276,7 @@ class Service:
             attempt=t.attempts,
             task=study.task,
             model=study.model,
-            training=study.training,
+            training=study.training.model_dump(mode="json"),
             seed=study.seed,
             lease=LeasePublic(**shared_fields(LeasePublic, claim.lease)),
         )
@@ -334,8 +330,8 @@ class Service:
         return ProgressPublic(go_on=False, reason=decision.reason, lease_expires_at=None)
 
     def _decide(self, study: StudyRecord, trial: TrialRecord, req: ProgressRequest) -> Decision:
-        settings = EarlyStoppingSettings.model_validate(study.early_stopping or {})
-        total = req.total_steps or study.training.get("max_steps")
+        settings = study.early_stopping or EarlyStoppingSettings()
+        total = req.total_steps or study.training.max_steps
         if not settings.enabled or total is None or req.step < settings.grace * total:
             return decide(settings, step=req.step, total_steps=total, curve=(), param_fraction=None, peers=())
         peers = []

@@ -42,7 +42,6 @@ from autopeft.api.errors import ConflictError, NotFoundError, StaleLeaseError, S
 from autopeft.api.failures import FailedTrial
 from autopeft.api.records import (
     REPORT_FIELDS,
-    STUDY_INPUT,
     Claim,
     CompletedTrial,
     CurveRecord,
@@ -99,7 +98,7 @@ class Storage:
     def create_study(self, new: NewStudy, now: datetime | None = None) -> StudyRecord:
         """Store a study and its baseline trials (queued first, in the order given)."""
         now = now or utcnow()
-        values = {k: getattr(new, k) for k in STUDY_INPUT}
+        values = sql.study_values(new)
         with transaction(self.engine, write=True) as conn:
             study_id = conn.execute(
                 insert(studies).values(**values, n_trials=len(new.baselines), created_at=now).returning(studies.c.id)

@@ -8,14 +8,20 @@ may not share a column's name in an UPDATE).
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, Row, String, bindparam, cast, func, literal, select, update
 
-from autopeft.api.errors import NotFoundError
-from autopeft.api.records import REPORT_FIELDS, NewTrial, StudyRecord, TrialRecord
+from autopeft.api.errors import NotFoundError, StorageError
+from autopeft.api.records import REPORT_FIELDS, STUDY_INPUT, NewTrial, StudyInput, StudyRecord, TrialRecord
+from autopeft.early_stopping import EarlyStoppingSettings
+from autopeft.errors import AutoPeftError
 from autopeft.migrations.tables import studies, trials
+from autopeft.optimize import ParamBudget, WarmStartSettings, parse_optimizer
+from autopeft.train.settings import TrainingSettings
 
 
 # -- statements ------------------------------------------------------------------------------------------
@@ -129,9 +135,36 @@ def one_trial(conn: Connection, trial_id: int) -> Row[Any]:
     return row
 
 
+#: A study's settings: JSON columns that records hold as these models (None stays None).
+SETTINGS: dict[str, Callable[[Any], BaseModel]] = {
+    "optimizer": parse_optimizer,
+    "training": TrainingSettings.model_validate,
+    "constraints": ParamBudget.model_validate,
+    "early_stopping": EarlyStoppingSettings.model_validate,
+    "warm_start": WarmStartSettings.model_validate,
+}
+
+
+def study_values(new: StudyInput) -> dict[str, Any]:
+    """The columns of a new study: its fields, with its settings as JSON."""
+    values = {k: getattr(new, k) for k in STUDY_INPUT}
+    for name in SETTINGS:
+        if values[name] is not None:
+            values[name] = values[name].model_dump(mode="json")
+    return values
+
+
 def study_record(row: Row[Any]) -> StudyRecord:
+    """A stored study, its settings parsed (the one place they are: services and the proposer share them)."""
     m = row._mapping
-    return StudyRecord(**{f: m[f] for f in StudyRecord.__dataclass_fields__})
+    values = {f: m[f] for f in StudyRecord.__dataclass_fields__}
+    for name, parse in SETTINGS.items():
+        if values[name] is not None:
+            try:
+                values[name] = parse(values[name])
+            except (AutoPeftError, ValidationError) as err:
+                raise StorageError(f"study {values['id']}: its stored {name} cannot be read ({err})") from None
+    return StudyRecord(**values)
 
 
 def trial_record(row: Row[Any]) -> TrialRecord:

@@ -5,7 +5,8 @@ importing the app; :mod:`api.storage` reads and writes through them.
 
 - ``studies``: what to search (task, model, space, optimiser, budget) and ``n_trials``, the
   number of trials it holds, kept by every insert so the proposer never counts rows;
-  ``warm_start`` names the earlier studies it starts from (migration 0005).
+  ``warm_start`` names the earlier studies it starts from (migration 0005), ``constraints`` holds its
+  parameter budget (migration 0006).
 - ``trials``: one configuration of a study and its life: queued -> running (leased) ->
   completed | failed | stopped (ended early by the study's early-stopping rule, migration 0004);
   an expired lease returns it to queued. ``curve`` holds its ``[step, metric]`` progress reports. ``config_key`` is the
@@ -107,6 +108,9 @@ class Study(Base):
     early_stopping: Mapped[dict[str, Any] | None] = mapped_column(Json(nullable=True))
     #: The earlier studies it starts from (:class:`autopeft.optimize.WarmStartSettings`; migration 0005); null: none.
     warm_start: Mapped[dict[str, Any] | None] = mapped_column(Json(nullable=True))
+    #: Its parameter budget (:class:`autopeft.optimize.ParamBudget`; migration 0006 moved it out of ``optimizer``,
+    #: which holds the method's settings only); null: none.
+    constraints: Mapped[dict[str, Any] | None] = mapped_column(Json(nullable=True))
 
     __table_args__ = (
         CheckConstraint("max_trials >= 1", name="max_trials_positive"),

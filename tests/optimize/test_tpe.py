@@ -9,14 +9,15 @@ import torch
 
 from autopeft.accounting import estimate
 from autopeft.encoder import model_shape
-from autopeft.optimize import Observation, OptimizerSettings, ParamBudget, propose
+from autopeft.errors import OptimizerError
+from autopeft.optimize import METHODS, Observation, ParamBudget, RandomSettings, TpeSettings, parse_optimizer, propose
 from autopeft.optimize.domain import GridDomain
 from autopeft.optimize.engine import propose_points
 from autopeft.space import build_space
 from tests.optimize.conftest import observe, synthetic_metric
 from tests.optimize.test_quality import best_hypervolume, run
 
-TPE = OptimizerSettings(method="tpe", n_initial=4)
+TPE = TpeSettings(n_initial=4)
 
 
 def distinct_points(space, k: int, seed: int) -> list[tuple[float, ...]]:
@@ -47,7 +48,7 @@ def test_a_nearly_exhausted_grid_gets_its_last_points():
     grid = (torch.tensor(list(itertools.product(range(2), repeat=3)), dtype=torch.double) + 0.5) / cards
     X, pending = grid[:5], grid[5:6]
     Y = torch.stack([X.sum(-1), -X.sum(-1)], dim=-1)
-    settings = OptimizerSettings(method="tpe", n_initial=1)
+    settings = TpeSettings(n_initial=1)
     empty = torch.empty(0, 3, dtype=torch.double)
     out = propose_points(domain, X, Y, pending, empty, 2, seed=0, settings=settings)
     assert sorted(domain.key(x) for x, _ in out) == sorted(domain.key(x.tolist()) for x in grid[6:])
@@ -57,23 +58,28 @@ def test_a_tight_budget_on_the_full_space_holds_after_the_initial_design():
     """0.5% of the ``full`` space (d = 40): TPE's own proposals, not only the Sobol ones, stay inside."""
     space = build_space("full", model_shape(None))
     budget = ParamBudget(max_param_fraction=0.005)
-    settings = OptimizerSettings(method="tpe", n_initial=4, constraints=budget)
+    settings = TpeSettings(n_initial=4)
     completed: list[Observation] = []
     for _ in range(3):
-        for p in propose(space, completed, [], 4, seed=3, settings=settings):
+        for p in propose(space, completed, [], 4, seed=3, settings=settings, constraints=budget):
             assert estimate(p.config, space.shape).param_fraction <= 0.005, p.config.to_json()
             completed.append(Observation(p.x, *synthetic_metric(space, p.x)))
-    assert {p.source for p in propose(space, completed, [], 4, seed=3, settings=settings)} == {"tpe"}
+    later = propose(space, completed, [], 4, seed=3, settings=settings, constraints=budget)
+    assert {p.source for p in later} == {"tpe"}
+    assert all(estimate(p.config, space.shape).param_fraction <= 0.005 for p in later)
 
 
 def test_tpe_finds_the_known_front_better_than_random_search():
     best = best_hypervolume()
-    tpe = [run(OptimizerSettings(method="tpe", n_initial=8), seed=s, budget=40) for s in range(3)]
-    randoms = [run(OptimizerSettings(method="random"), seed=s, budget=40) for s in range(3)]
+    tpe = [run(TpeSettings(n_initial=8), seed=s, budget=40) for s in range(3)]
+    randoms = [run(RandomSettings(), seed=s, budget=40) for s in range(3)]
     assert sum(tpe) > sum(randoms), f"tpe {tpe} vs random {randoms} (best {best:.4f})"
 
 
-@pytest.mark.parametrize("bad", [0, 5000])
-def test_tpe_candidates_are_bounded(bad):
-    with pytest.raises(ValueError, match="tpe_candidates"):
-        OptimizerSettings(method="tpe", tpe_candidates=bad)
+def test_tpe_is_a_registered_method_with_its_own_settings():
+    assert type(parse_optimizer({"method": "tpe", "n_ei_candidates": 48})) is TpeSettings
+    assert METHODS["tpe"].settings_type is TpeSettings and not METHODS["tpe"].space_filling
+    with pytest.raises(OptimizerError, match="raw_samples: does not apply to method tpe"):
+        parse_optimizer({"method": "tpe", "raw_samples": 64})
+    with pytest.raises(OptimizerError, match="n_ei_candidates"):
+        parse_optimizer({"method": "tpe", "n_ei_candidates": 0})
