@@ -291,7 +291,12 @@ LEVERS: list[tuple[str, dict[str, Any], bool, bool]] = [
         False,
         False,
     ),
-    ("+ baseline capped to 96 best-ranked trials", {"fit_points": 100_000, "reuse_hyperparameters": False}, False, False),
+    (
+        "+ baseline capped to 96 best-ranked trials",
+        {"fit_points": 100_000, "reuse_hyperparameters": False},
+        False,
+        False,
+    ),
     ("+ hyperparameters fitted on at most 256 trials", {"reuse_hyperparameters": False}, False, False),
     ("+ warm-started fits (state kept between proposals)", {"refit_growth": 0.0}, True, False),
     ("+ lazy refit (every 10% growth; default)", {}, True, False),

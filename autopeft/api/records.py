@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from autopeft.early_stopping import EarlyStoppingSettings
     from autopeft.optimize import MethodSettings, ParamBudget, WarmStartSettings
     from autopeft.train.settings import TrainingSettings
+    from autopeft.trial_state import TrialState
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ class TrialRecord:
     x: tuple[float, ...] | None
     source: str
     label: str | None
-    state: str
+    state: TrialState
     attempts: int
     expiries: int
     worker_id: str | None
@@ -132,7 +133,7 @@ class CurveRecord:
     """What the early-stopping rule needs of another trial of the study: its size and its curve."""
 
     id: int
-    state: str
+    state: TrialState
     config: dict[str, Any]
     param_fraction: float | None
     curve: tuple[tuple[int, float], ...]

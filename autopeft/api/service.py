@@ -59,6 +59,7 @@ from autopeft.early_stopping import Decision, EarlyStoppingSettings, Peer, best_
 from autopeft.encoder import ModelShape
 from autopeft.errors import AutoPeftError, ConfigError
 from autopeft.optimize.warm import WARM_SOURCE
+from autopeft.trial_state import OPEN_STATES, TrialState
 
 log = logging.getLogger("autopeft.api")
 
@@ -151,11 +152,11 @@ class Service:
             self._fronts.pop(study_id, None)
 
     def _public(self, s: StudyRecord, counts: dict[str, int], last: datetime | None, detail: bool) -> StudyPublic:
-        front = self._front(s, counts.get("completed", 0), last)
+        front = self._front(s, counts.get(TrialState.COMPLETED, 0), last)
         extra: dict[str, Any] = {}
         if detail:
             space = self.contexts.get(s).space
-            failures = group_failures(self.storage.failed_trials(s.id)) if counts.get("failed") else []
+            failures = group_failures(self.storage.failed_trials(s.id)) if counts.get(TrialState.FAILED) else []
             extra = {
                 "d": space.d,
                 "space_size": self._space_size(s, space),
@@ -231,7 +232,7 @@ class Service:
     def pareto(self, study_id: int) -> ParetoPublic:
         study = self.storage.get_study(study_id)
         counts, last = self.storage.trial_counts([study_id]).get(study_id, ({}, None))
-        front = self._front(study, counts.get("completed", 0), last)
+        front = self._front(study, counts.get(TrialState.COMPLETED, 0), last)
         by_id = {t.id: t for t in self.storage.get_trials(front.front_ids)}
         shape = self.contexts.get(study).space.shape
         data = [trial_public(by_id[i], shape) for i in front.front_ids if i in by_id]
@@ -436,7 +437,7 @@ def _state(study: StudyRecord, counts: dict[str, int]) -> str:
         return "stopped"
     if study.paused_at is not None:
         return "paused"
-    open_trials = counts.get("queued", 0) + counts.get("running", 0)
+    open_trials = sum(counts.get(state, 0) for state in OPEN_STATES)
     return "done" if study.n_trials >= study.max_trials and open_trials == 0 else "running"
 
 
@@ -452,7 +453,7 @@ def trial_public(t: TrialRecord, shape: ModelShape | None = None) -> TrialPublic
     """The public view of a trial; with the study's ``shape``, open trials get their estimated fraction."""
     duration = (t.finished_at - t.started_at).total_seconds() if t.finished_at and t.started_at else None
     estimated = None
-    if shape is not None and t.state in ("queued", "running"):
+    if shape is not None and t.state in OPEN_STATES:
         estimated = estimate(t.config, shape).param_fraction
     n_layers = shape.n_layers if shape is not None else None
     try:

@@ -38,7 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-TRIAL_STATES = ("queued", "running", "completed", "failed", "stopped")
+from autopeft.trial_state import TrialState
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -154,7 +154,8 @@ class Trial(Base):
     __table_args__ = (
         UniqueConstraint("study_id", "config_key"),
         UniqueConstraint("study_id", "number"),
-        CheckConstraint("state IN ('queued', 'running', 'completed', 'failed', 'stopped')", name="state_known"),
+        # the states of TrialState (a migration that changes them writes its own list out)
+        CheckConstraint(f"state IN ({', '.join(repr(s.value) for s in TrialState)})", name="state_known"),
         Index(None, "state", "id"),
         Index(None, "study_id", "state"),
     )

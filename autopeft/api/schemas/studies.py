@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from autopeft.api.schemas.common import Id, JsonObject, Page, Strict, Text
 from autopeft.api.schemas.trials import TrialPublic
 from autopeft.early_stopping import EarlyStoppingSettings
 from autopeft.optimize import OptimizerSettings, ParamBudget, WarmStartSettings, parse_optimizer
 from autopeft.train.settings import TrainingSettings
+from autopeft.trial_state import TrialState
 
 StudyState = Literal["running", "paused", "stopped", "done"]
 
@@ -82,12 +83,12 @@ class StudyCreate(Strict):
     )
 
 
-class TrialCounts(BaseModel):
-    queued: int = 0
-    running: int = 0
-    completed: int = 0
-    failed: int = 0
-    stopped: int = 0
+#: A study's trials per state: one field for each :class:`~autopeft.trial_state.TrialState`, 0 when none.
+TrialCounts = create_model(
+    "TrialCounts",
+    __doc__="A study's trials per state.",
+    **{state.value: (int, 0) for state in TrialState},  # type: ignore[call-overload]
+)
 
 
 class FailureGroupPublic(BaseModel):
