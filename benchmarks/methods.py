@@ -1,7 +1,8 @@
 """Issue 32: gp against TPE and Sobol on real data, over 3 study seeds (SST-2 at the CPU budget).
 
-    # the real run on CPU (about 8 h on 2 cores; resumable: the same command continues where it stopped)
-    python benchmarks/methods.py --out runs/methods --time-limit 600
+    # the real run on CPU: 13 studies of 30 trials (the CPU experiment ran a pair of them in 39 min on
+    # 2 cores; longer under load); resumable: the same command continues where it stopped
+    python benchmarks/methods.py --out runs/methods --time-limit 900
     # only some studies (e.g. before a method exists on the server), or only the report
     python benchmarks/methods.py --out runs/methods --studies autopeft-gp-seed1 autopeft-sobol-seed1
     python benchmarks/methods.py --out runs/methods --phases report
@@ -77,7 +78,7 @@ RECORDS = RESULTS / "methods"
 CPU_RESULTS = RESULTS / "cpu"
 DOC = ROOT / "docs" / "results.md"
 BEGIN, END = "<!-- methods on real data: python benchmarks/methods.py -->", "<!-- end of the methods on real data -->"
-COMMAND = "python benchmarks/methods.py --out runs/methods --time-limit 600"
+COMMAND = "python benchmarks/methods.py --out runs/methods --time-limit 900"
 
 
 def key(space: str, method: str, seed: int) -> str:
@@ -424,11 +425,11 @@ def analyse(studies: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 # -- report -----------------------------------------------------------------------------------------
 
 
-def retrained_dev(seed: int) -> dict[str, float]:
+def retrained_dev(seed: int, n_layers: int) -> dict[str, float]:
     """The CPU experiment's retraining of its fronts: configuration key -> dev accuracy with ``seed``."""
     data = gx.load_json(CPU_RESULTS / "retrain.json")
     return {
-        gx.config_key(row["config"], 6): row["dev"]["accuracy"]
+        gx.config_key(row["config"], n_layers): row["dev"]["accuracy"]
         for row in data["rows"]
         if row["seed"] == seed and row.get("dev")
     }
@@ -461,7 +462,7 @@ def report(plan: Mapping[str, Any], out: Path, publish: Path, doc: Path | None, 
         retrained = None
         if record.get("reused_from"):
             record.setdefault("machine", reused_machine())
-            retrained = retrained_dev(record["body"]["training"]["seed"])
+            retrained = retrained_dev(record["body"]["training"]["seed"], gx.n_layers_of(record))
         studies.append(study_row(k, record, majority, metric, retrained))
     meta = gx.load_json(out / "methods-meta.json")
     result = {
