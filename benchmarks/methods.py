@@ -278,6 +278,11 @@ def study_row(
     counts = record["study"]["counts"]
     front = front_dev(record, metric, retrained)
     durations = [t["duration_s"] for t in trials if t.get("duration_s") is not None]
+    scoring = [
+        t["extra"]["eval_seconds"] / t["duration_s"]
+        for t in trials
+        if (t.get("extra") or {}).get("eval_seconds") is not None and t.get("duration_s")
+    ]
     row: dict[str, Any] = {
         "key": k,
         "space": space,
@@ -303,6 +308,8 @@ def study_row(
         "sources": _sources(trials),
         "front_sources": _sources(record["pareto"]["data"]),
         "trial_seconds_median": statistics.median(durations) if durations else None,
+        # the share of a trial spent scoring (the search split, and dev where the study scores it)
+        "scoring_share_median": statistics.median(scoring) if scoring else None,
         "batch": record.get("batch"),
         "batch_wall_seconds": record.get("batch_wall_seconds"),
         "machine": record.get("machine"),
@@ -533,6 +540,18 @@ def section(result: Mapping[str, Any], plots: Mapping[str, Path], doc: Path, pub
     started = min((r["created"] for r in new if r["created"]), default=None)
     finished = max((r["finished"] for r in new if r["finished"]), default=None)
     when = f", {started} to {finished}" if started and finished else ""
+    share = {
+        reused: [
+            r["scoring_share_median"] for r in studies if bool(r["reused_from"]) == reused and r["scoring_share_median"]
+        ]
+        for reused in (True, False)
+    }
+    cost = (
+        f" Scoring took a median {100 * statistics.median(share[False]):.0f}% of a trial's seconds with dev "
+        f"(this run's studies) against {100 * statistics.median(share[True]):.0f}% without (the reused ones)."
+        if share[True] and share[False]
+        else ""
+    )
     missing = ", ".join(f"`{k}`" for k in result["missing"])
     blocks = [
         f"{BEGIN}\n## Methods on real data (issue 32)",
@@ -570,7 +589,7 @@ def section(result: Mapping[str, Any], plots: Mapping[str, Path], doc: Path, pub
                     "front would give (the CPU experiment's retraining reproduced every search metric of its seed-0 "
                     "fronts exactly, and its seed-0 dev scores stand for the two reused fronts). One seed per front: "
                     "the spread comes from the study seeds. Above the majority class: against the dev majority class "
-                    f"({maj['dev']:.3f}), head-only left out."
+                    f"({maj['dev']:.3f}), head-only left out.{cost}"
                 ),
             ]
         ),

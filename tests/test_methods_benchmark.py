@@ -33,6 +33,7 @@ def trial(number: int, metric: float | None, fraction: float, config: dict | Non
         "param_fraction": fraction,
         "metrics": metrics if metric is not None else None,
         "duration_s": 60.0 + number,
+        "extra": {"eval_seconds": 2.0 + (dev is not None) * 6.0},
     }
 
 
@@ -111,6 +112,7 @@ def test_a_study_row_has_the_contract_fields_and_the_front_on_dev() -> None:
     short = mb.study_row("full-tpe-seed0", study("full-tpe-seed0", 0.005, n=12), MAJORITY, "accuracy")
     assert short["search_hypervolume_10"] is not None and short["search_hypervolume_20"] is None
     assert short["dev_hypervolume_30"] is None  # not at 30 trials yet
+    assert 0 < row["scoring_share_median"] < 1
 
 
 def test_a_reused_front_takes_its_dev_scores_from_the_retraining() -> None:
