@@ -40,7 +40,7 @@ import os
 import statistics
 import sys
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -536,8 +536,7 @@ def section(result: Mapping[str, Any], plots: Mapping[str, Path], doc: Path, pub
     last = TRIAL_COUNTS[-1]
     new = [r for r in studies if not r["reused_from"]]
     seconds = [r["trial_seconds_median"] for r in new if r["trial_seconds_median"]]
-    machines = sorted({(r["machine"]["device"], r["machine"]["cpu_count"]) for r in new if r.get("machine")})
-    where = ", ".join(f"**{d}** ({c} cores)" for d, c in machines) or "(no study of this run has finished)"
+    where = _where(new)
     started = min((r["created"] for r in new if r["created"]), default=None)
     finished = max((r["finished"] for r in new if r["finished"]), default=None)
     when = f", {started} to {finished}" if started and finished else ""
@@ -568,10 +567,16 @@ def section(result: Mapping[str, Any], plots: Mapping[str, Path], doc: Path, pub
             "`full` space)."
         ),
         (
-            f"{len(studies)} of {len(ALL_KEYS)} studies finished{f'; not yet run: {missing}' if missing else ''}. "
-            f"Measured on {where}, under load (other work shared the two cores: median trial {_range(seconds)} s, "
-            f"against 72-81 s in the CPU experiment){when}. gp and sobol of seed 0 on the `autopeft` space are the "
-            "CPU experiment's studies (`benchmarks/results/cpu`, the same budget), reused."
+            f"{len(studies)} of {len(ALL_KEYS)} studies finished{f'; not finished: {missing}' if missing else ''}. "
+            + (
+                f"Measured on {where}, under load (other work shared the two cores: median trial "
+                f"{_range(seconds)} s, against 72-81 s in the CPU experiment){when}. "
+                if new
+                else "No study of this run has finished yet. "
+            )
+            + "gp and sobol of seed 0 on the `autopeft` space are the CPU experiment's studies "
+            f"(`benchmarks/results/cpu`, the same budget, measured on {_where(r for r in studies if r['reused_from'])})"
+            ", reused."
         ),
         "\n".join(
             [
@@ -669,6 +674,12 @@ def _comparison_cells(c: Mapping[str, Any], measure: str) -> list[Any]:
     cells = [f"{d[str(s)]:+.4f}" if str(s) in d else "-" for s in SEEDS]
     count = f"{c[measure]['gp_ahead']} / {c[measure]['gp_behind']} / {c[measure]['level']}"
     return [c["space"], c["peer"], _label(measure), *cells, count]
+
+
+def _where(rows: Iterable[Mapping[str, Any]]) -> str:
+    """The machines that ran ``rows``' studies, as "**CPU: X** (2 cores)"."""
+    machines = sorted({(r["machine"]["device"], r["machine"]["cpu_count"]) for r in rows if r.get("machine")})
+    return ", ".join(f"**{d}** ({c} cores)" for d, c in machines) or "an unrecorded machine"
 
 
 def _range(values: Sequence[float]) -> str:
