@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from autopeft.accounting import estimate
 from autopeft.api.errors import NotFoundError
 from autopeft.api.failures import PAUSE_WINDOW, group_failures, pause_reason
 from autopeft.api.proposer import Proposer
@@ -53,7 +54,6 @@ from autopeft.api.study_spec import (
     prepare_study,
     shape_from_hf_config,
 )
-from autopeft.accounting import estimate
 from autopeft.config import parse_config
 from autopeft.early_stopping import Decision, EarlyStoppingSettings, Peer, best_until, decide
 from autopeft.encoder import ModelShape

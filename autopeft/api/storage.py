@@ -55,9 +55,9 @@ from autopeft.api.records import (
     TrialRecord,
 )
 from autopeft.api.storage_protocol import CountsByStudy
-from autopeft.optimize.warm import WARM_SOURCE
 from autopeft.migrations.engine import is_sqlite
 from autopeft.migrations.tables import proposal_locks, studies, trials, workers
+from autopeft.optimize.warm import WARM_SOURCE
 from autopeft.trial_state import FINISHED_STATES, OPEN_STATES, TrialState
 
 #: Studies that propose and hand out trials: neither stopped nor paused.

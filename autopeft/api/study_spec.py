@@ -82,11 +82,12 @@ _SHAPE_LOCK = threading.Lock()
 
 @lru_cache(maxsize=64)
 def _shape_from_json(hf_json: str, num_labels: int) -> ModelShape:
-    from autopeft.encoder import ModelShape, config_from_dict
+    from autopeft.encoder import config_from_dict
+    from autopeft.shape import shape_of_config
 
     try:
         with _SHAPE_LOCK:
-            return ModelShape.from_hf_config(config_from_dict(json.loads(hf_json)), num_labels)
+            return shape_of_config(config_from_dict(json.loads(hf_json)), num_labels)
     except ModelError:
         raise
     except (ValueError, TypeError, KeyError, AttributeError, RuntimeError, ZeroDivisionError, OverflowError) as err:

@@ -147,7 +147,7 @@ def run_retrain(args: argparse.Namespace) -> int:
 
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
-    from autopeft.train.saved import check_save_path
+    from autopeft.saving import check_save_path
 
     out = check_save_path(args.save)
     study = request(args, "GET", f"/studies/{args.id}")

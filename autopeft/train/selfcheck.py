@@ -19,9 +19,11 @@ from pathlib import Path
 import torch
 
 from autopeft.config import parse_config
-from autopeft.encoder import ModelShape, load_model, resolve_model_dir
+from autopeft.encoder import load_model, resolve_model_dir
 from autopeft.errors import AutoPeftError
-from autopeft.modules import FAMILIES, inject, trained_whole
+from autopeft.handle import inject, trained_whole
+from autopeft.modules import FAMILIES
+from autopeft.shape import shape_of
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ def check_families(
     ``device``, run one forward and backward pass on a tiny batch, and report what failed."""
     base = load_model(resolve_model_dir(model), 2).eval()
     if families is None:
-        unsupported = ModelShape.from_model(base).unsupported
+        unsupported = shape_of(base).unsupported
         families = [name for name in FAMILIES if name not in unsupported]
     out = []
     for family in families:

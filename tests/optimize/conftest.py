@@ -10,6 +10,7 @@ import torch
 from autopeft.accounting import estimate
 from autopeft.encoder import ModelShape
 from autopeft.optimize import METHODS, BayesianSettings, MethodSettings, Observation, parse_optimizer
+from autopeft.shape import shape_of
 from autopeft.space import Space, build_space
 from tests.conftest import tiny_model
 
@@ -25,7 +26,7 @@ def one_thread():
 
 @pytest.fixture(scope="session")
 def shape() -> ModelShape:
-    return ModelShape.from_model(tiny_model("bert"))
+    return shape_of(tiny_model("bert"))
 
 
 @pytest.fixture(scope="session")

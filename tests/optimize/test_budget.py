@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from autopeft.accounting import estimate
-from autopeft.encoder import model_shape
 from autopeft.errors import SpaceError
 from autopeft.optimize import Observation, ParamBudget, SobolSettings, propose
 from autopeft.optimize.budget import budget_size, check_budget
+from autopeft.shape import model_shape
 from autopeft.space import build_space
 from tests.optimize.conftest import quick, synthetic_metric
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autopeft.encoder import ModelShape
 from autopeft.optimize import GpSettings, SaasSettings, SobolSettings, WarmStartSettings, propose
 from autopeft.optimize.domain import GridDomain
 from autopeft.optimize.engine import Warm, propose_points
 from autopeft.optimize.warm import EarlierTrial, Related, build_warm_start, interleave, spread_order
+from autopeft.shape import shape_of
 from autopeft.space import build_space
 from tests.conftest import tiny_model
 from tests.optimize.conftest import observe, quick
@@ -29,7 +29,7 @@ def _trial(study: int, i: int, config: dict, metric: float, fraction: float) -> 
 @pytest.fixture(scope="module")
 def six_layer_space():
     """The ``autopeft`` space of a 6-layer encoder: another model with the same space."""
-    return build_space("autopeft", ModelShape.from_model(tiny_model("bert", num_hidden_layers=6)))
+    return build_space("autopeft", shape_of(tiny_model("bert", num_hidden_layers=6)))
 
 
 # -- the spec ----------------------------------------------------------------------------------
