@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from autopeft.accounting import estimate
-from autopeft.encoder import model_shape
 from autopeft.errors import OptimizerError
 from autopeft.optimize import METHODS, Observation, ParamBudget, RandomSettings, TpeSettings, parse_optimizer, propose
 from autopeft.optimize.domain import GridDomain
 from autopeft.optimize.engine import propose_points
+from autopeft.shape import model_shape
 from autopeft.space import build_space
 from tests.optimize.conftest import observe, synthetic_metric
 from tests.optimize.test_quality import best_hypervolume, run
