@@ -192,6 +192,30 @@ def test_two_workers_run_every_trial_of_a_study_exactly_once(backend, tiny_dir, 
         assert api.get(f"/studies/{study['id']}").json()["state"] == "done"
 
 
+def test_a_tpe_study_runs_end_to_end(tiny_dir, env, tmp_path):
+    """Issue 32: ``"method": "tpe"`` chosen by a user: the Sobol design, then Optuna's TPE, every trial once."""
+    with server(str(tmp_path / "tpe.db"), env, tmp_path) as srv:
+        api = httpx.Client(base_url=f"{srv.url}/api/v1", timeout=30)
+        created = api.post("/studies", json=study_body(tiny_dir, optimizer={"method": "tpe", "n_initial": 4}))
+        assert created.status_code == 201, created.text
+        study = created.json()
+        assert study["optimizer"]["method"] == "tpe"
+        workers = [
+            worker(srv.url, f"w{i}", env, tmp_path, "--study", str(study["id"]), models=tiny_dir) for i in (1, 2)
+        ]
+        finish(workers, timeout=240)
+        assert [w.returncode for w in workers] == [0, 0], [(tmp_path / f"w{i}.log").read_text() for i in (1, 2)]
+
+        done = sorted(trials(api, study["id"]), key=lambda t: t["number"])
+        assert len(done) == 8 and all(t["state"] == "completed" and t["attempts"] == 1 for t in done), done
+        assert len({repr(t["config"]) for t in done}) == 8  # never a configuration twice
+        sources = [t["source"] for t in done]
+        # the design, then TPE (a proposal made before 4 results is still the design's)
+        assert sources[:4] == ["sobol"] * 4 and set(sources) == {"sobol", "tpe"}, sources
+        assert api.get(f"/studies/{study['id']}").json()["state"] == "done"
+        assert api.get(f"/studies/{study['id']}/pareto").json()["hypervolume"] > 0
+
+
 @pytest.mark.parametrize("kind", ["deberta-v2", "modernbert"])
 def test_a_study_on_another_architecture_completes_through_the_server_and_a_worker(kind, env, tmp_path):
     """Issue 18: 4 short trials of the full space on a tiny random DeBERTa-v2 (v3 settings) or ModernBERT."""
