@@ -16,7 +16,7 @@ COPY . /app
 RUN python3 -m venv /app/.venv
 ENV PATH=/app/.venv/bin:$PATH VIRTUAL_ENV=/app/.venv
 RUN pip install -c requirements.lock torch==2.13.0
-RUN pip install -c requirements.lock -e .
+RUN pip install -c requirements.lock -e '.[all]'
 
 EXPOSE 8000
 VOLUME ["/data"]

@@ -67,7 +67,7 @@ for _p in (ROOT, BENCH):
         sys.path.insert(0, str(_p))
 
 import baselines as bl
-from api.lifeline import ends_with_this_process
+from autopeft.api.lifeline import ends_with_this_process
 
 PHASES = ("baselines", "studies", "retrain", "transfer", "throughput", "report")
 TRANSFER_TARGETS = (0.001, 0.01)

@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from api.lifeline import ends_with_this_process
+from autopeft.api.lifeline import ends_with_this_process
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN = os.environ.get("AUTOPEFT_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

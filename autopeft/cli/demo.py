@@ -72,7 +72,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=f"start no trial after this many minutes, then show the front (default: {CPU_MINUTES:g} on CPU, none on a GPU)",
     )
     p.add_argument("--serve", action="store_true", help="keep the server (and dashboard) running at the end")
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, extras=("worker", "server"))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     training = dict(GPU_TRAINING if on_gpu else CPU_TRAINING)
     if args.training:
         training.update(load_json_arg(args.training, "--training", ConfigError))
-    from autopeft.cli.worker import self_check
+    from autopeft.worker.command import self_check
 
     self_check(None, DEMO_FAMILIES, device)  # a family this environment breaks stops the demo here, by name
     port = args.port or _free_port(8000)
@@ -240,7 +240,7 @@ def _create_study(api: ServerClient, data_dir: str, trials: int, training: dict[
 
 
 def _work(api: ServerClient, study_id: int, device: str, trials: int, data_dir: Path, minutes: float | None) -> None:
-    from worker import Worker
+    from autopeft.worker import Worker
 
     started = time.monotonic()
     worker = Worker(

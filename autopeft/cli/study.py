@@ -60,7 +60,7 @@ def _verb(verbs: Any, name: str, help_text: str, fn: Any) -> argparse.ArgumentPa
     )
     v.add_argument("--api-key", default=None, help="API key (default: $AUTOPEFT_API_KEY)")
     v.add_argument("--json", action="store_true", help="print the server's JSON")
-    v.set_defaults(run=fn)
+    v.set_defaults(run=fn, extras=("worker",))
     return v
 
 

@@ -29,9 +29,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, MetaData, select, text
 from transformers import BertConfig  # noqa: F401
 
-from api.main import create_app
-from api.settings import Settings
-from migrations.engine import make_engine
+from autopeft.api.main import create_app
+from autopeft.api.settings import Settings
+from autopeft.migrations.engine import make_engine
 
 PG_ADMIN_URL = os.environ.get("AUTOPEFT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -155,7 +155,7 @@ def study_body(tiny_hf_config) -> Callable[..., dict[str, Any]]:
 @functools.lru_cache(maxsize=1)
 def tiny_backbone() -> int:
     """Backbone parameters of the ``study_body`` model: a result must be consistent with them."""
-    from api.study_spec import shape_from_hf_config
+    from autopeft.api.study_spec import shape_from_hf_config
     from tests.conftest import tiny_config
 
     return shape_from_hf_config(tiny_config("bert").to_dict(), 2).backbone_params

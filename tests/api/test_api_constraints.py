@@ -8,14 +8,14 @@ from tests.api.conftest import claim, report
 
 
 def _shape(study_body):
-    from api.study_spec import shape_from_hf_config
+    from autopeft.api.study_spec import shape_from_hf_config
 
     return shape_from_hf_config(study_body()["model_config"], 2)
 
 
 def _fractions(study_body) -> list[float]:
     """Every param_fraction the autopeft space of the test model reaches."""
-    from api.study_spec import build_study_space
+    from autopeft.api.study_spec import build_study_space
     from autopeft.accounting import estimate
     from autopeft.optimize.budget import _points
 

@@ -197,7 +197,7 @@ def test_bad_early_stopping_settings_are_422(client, study_body, bad):
 
 def test_the_proposer_sees_stopped_trials_apart(client, study_body, engine):
     """The optimiser input: stopped trials are neither observations nor pending, but listed apart."""
-    from api.storage import Storage
+    from autopeft.api.storage import Storage
 
     study = with_peers(client, study_body, max_trials=5)
     small = claim(client, "w", study["id"]).json()
@@ -214,9 +214,9 @@ def test_the_proposer_hands_stopped_points_to_the_optimiser_like_failed_ones(cli
     """A stopped configuration is excluded exactly as a failed one is (same proposals), not ignored."""
     from dataclasses import replace
 
-    from api.proposer import Proposer
-    from api.storage import Storage
-    from api.study_spec import StudyContexts
+    from autopeft.api.proposer import Proposer
+    from autopeft.api.storage import Storage
+    from autopeft.api.study_spec import StudyContexts
     from tests.api.conftest import test_settings
 
     study = with_peers(client, study_body, max_trials=5)

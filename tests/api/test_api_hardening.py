@@ -21,8 +21,8 @@ _PROBE = """
 import json, resource, sys
 resource.setrlimit(resource.RLIMIT_DATA, (3 << 30, 3 << 30))  # a regression fails on memory, not the machine
 from fastapi.testclient import TestClient
-from api.main import create_app
-from api.settings import Settings
+from autopeft.api.main import create_app
+from autopeft.api.settings import Settings
 settings = Settings(database_url=sys.argv[1], proposer_enabled=False, access_log=False, log_level="WARNING")
 with TestClient(create_app(settings)) as client:
     r = client.post("/api/v1/studies", json=json.loads(sys.argv[2]))

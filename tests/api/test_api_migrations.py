@@ -12,9 +12,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
-import migrations
+from autopeft import migrations
 from autopeft.cli import main as cli_main
-from migrations.tables import Base
+from autopeft.migrations.tables import Base
 
 TABLES = {"studies", "trials", "workers", "proposal_locks", "alembic_version"}
 

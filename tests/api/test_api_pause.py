@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.failures import PAUSE_STREAK, cause, group_failures, one_line, pause_reason
-from api.failures import FailedTrial
+from autopeft.api.failures import PAUSE_STREAK, cause, group_failures, one_line, pause_reason
+from autopeft.api.failures import FailedTrial
 from tests.api.conftest import claim, report
 
 SIZE_ERROR = "Traceback (most recent call last):\n  ...\nRuntimeError: The size of tensor a ({}) must match the size of tensor b ({})"

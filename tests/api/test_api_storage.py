@@ -8,11 +8,11 @@ from datetime import timedelta
 
 import pytest
 
-import migrations
-from api.errors import NotFoundError, StaleLeaseError
-from api.records import NewStudy, NewTrial, Report
-from api.storage import Storage, utcnow
-from api.storage_protocol import StorageProtocol
+from autopeft import migrations
+from autopeft.api.errors import NotFoundError, StaleLeaseError
+from autopeft.api.records import NewStudy, NewTrial, Report
+from autopeft.api.storage import Storage, utcnow
+from autopeft.api.storage_protocol import StorageProtocol
 
 
 def _study(max_trials: int = 10, baselines: int = 0, max_retries: int = 1, lease: float = 30.0) -> NewStudy:

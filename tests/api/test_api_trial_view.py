@@ -9,7 +9,7 @@ from pathlib import Path
 from autopeft.modules.registry import FAMILIES
 from tests.api.conftest import claim, report
 
-DASHBOARD = Path(__file__).resolve().parents[2] / "api" / "static" / "dashboard.js"
+DASHBOARD = Path(__file__).resolve().parents[2] / "autopeft" / "api" / "static" / "dashboard.js"
 
 
 def test_trials_carry_their_summary_and_placement(client, study_body) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from api.study_spec import shape_from_hf_config
+from autopeft.api.study_spec import shape_from_hf_config
 from tests.api.conftest import claim, params_for, report, snapshot
 from tests.conftest import tiny_config
 

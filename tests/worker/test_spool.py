@@ -5,11 +5,11 @@ from __future__ import annotations
 import httpx
 
 from autopeft.client import ServerClient
-from worker.spool import Spool
+from autopeft.worker.spool import Spool
 
 
 def test_reports_are_kept_until_delivered_and_sent_by_the_next_run(tmp_path, monkeypatch):
-    from worker.loop import Worker
+    from autopeft.worker.loop import Worker
 
     spool = Spool("http://server", root=tmp_path)
     spool.put(11, "complete", {"lease_token": "abc", "metric": 0.7, "peft_params": 10, "param_fraction": 0.1})

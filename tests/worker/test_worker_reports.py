@@ -12,8 +12,8 @@ import pytest
 from autopeft.client import ServerClient
 from autopeft.errors import TaskError
 from autopeft.train.trial import TrialResult
-from worker.loop import Worker
-from worker.spool import Spool
+from autopeft.worker.loop import Worker
+from autopeft.worker.spool import Spool
 
 ASSIGNMENT = {
     "id": 6547,
@@ -207,8 +207,8 @@ def test_a_lost_lease_in_a_progress_report_stops_the_trial_without_a_report(tmp_
 def test_a_heartbeat_refused_after_the_stop_does_not_drop_the_stopped_report(tmp_path, monkeypatch):
     """Once the server stopped the trial its heartbeats are 409 (the lease is over): a heartbeat already under
     way when the stop came marks the lease lost, and the worker must still send the stopped report."""
-    import worker.loop
-    from worker.heartbeat import Heartbeat
+    import autopeft.worker.loop
+    from autopeft.worker.heartbeat import Heartbeat
 
     beats: list[Heartbeat] = []
 

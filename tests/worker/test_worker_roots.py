@@ -13,8 +13,8 @@ import pytest
 from autopeft.client import ServerClient
 from tests.api.conftest import live_server
 from tests.tasks.test_task_roots import PASSWD_TASK
-from worker.loop import Worker
-from worker.spool import Spool
+from autopeft.worker.loop import Worker
+from autopeft.worker.spool import Spool
 
 FIXTURE_GLUE = Path(__file__).resolve().parents[1] / "fixtures" / "glue"
 

@@ -1,0 +1,78 @@
+"""Server settings, read once from the environment (prefix ``AUTOPEFT_``) or given to :func:`api.main.create_app`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from autopeft.migrations.engine import default_database_url
+
+
+class Settings(BaseSettings):
+    """Everything the server can be told; each field is also ``AUTOPEFT_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="AUTOPEFT_", extra="ignore", frozen=True)
+
+    database_url: str = Field(default_factory=default_database_url, description="SQLAlchemy URL or SQLite file path.")
+    api_key: SecretStr | None = Field(None, description="When set, every request but /api/v1/health needs it.")
+    migrate_on_start: bool = Field(True, description="Bring the schema up to date when the app starts.")
+
+    # leases and retries (a study may override lease_seconds and max_retries)
+    lease_seconds: float = Field(120.0, gt=0, le=86_400, description="Default lease of a claimed trial.")
+    max_retries: int = Field(2, ge=0, le=100, description="Default expired leases a trial survives before it fails.")
+    sweep_interval_s: float = Field(5.0, gt=0, description="How often expired leases are looked for.")
+
+    # claiming
+    retry_after_s: int = Field(1, ge=1, description="Retry-After of a 204 while a study is still proposing.")
+    idle_retry_after_s: int = Field(10, ge=1, description="Retry-After of a 204 when no study has work coming.")
+    claim_wait_s: float = Field(1.0, ge=0, le=30, description="Longest a claim waits for a proposal in flight.")
+    worker_window_s: float = Field(120.0, gt=0, description="A worker counts as active this long after a claim.")
+
+    # proposals
+    proposer_enabled: bool = Field(
+        True,
+        description="Run the proposer in a thread of this process (`autopeft serve` runs it in a process of its own).",
+    )
+    proposer_threads: int = Field(2, ge=1, le=16, description="Studies proposed for at the same time.")
+    proposer_tick_s: float = Field(0.1, gt=0, description="Longest pause between looks at the queues.")
+    proposal_lock_s: float = Field(900.0, gt=0, description="A proposer's lock on a study expires after this.")
+    max_queue: int = Field(512, ge=1, description="Most queued trials a study keeps.")
+    proposal_error_backoff_s: float = Field(30.0, ge=0, description="Pause before proposing again after an error.")
+    torch_threads: int = Field(1, ge=1, le=64, description="torch.set_num_threads in the server.")
+    gil_switch_interval_s: float = Field(
+        0.001, gt=0, le=0.1, description="sys.setswitchinterval: short, so a proposal round cannot stall requests."
+    )
+
+    # database
+    pool_size: int = Field(
+        16, ge=1, description="Connections kept per server process: threadpool_size plus the proposer's."
+    )
+    max_overflow: int = Field(8, ge=0, description="Extra connections under load.")
+    sqlite_busy_timeout_ms: int = Field(30_000, ge=0, description="How long SQLite waits for a write lock.")
+    threadpool_size: int = Field(
+        12, ge=1, description="Threads serving database work per process (each waits on the database most of the time)."
+    )
+
+    # requests and logs
+    max_body_bytes: int = Field(1 << 20, ge=1024, description="Larger request bodies get 413.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    access_log: bool = Field(True, description="One log line per request.")
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_key_is_none(cls, v: object) -> object:
+        return None if v in ("", None) else v
+
+    @property
+    def key(self) -> str | None:
+        return self.api_key.get_secret_value() if self.api_key else None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings from the environment (cached: read once per process)."""
+    return Settings()

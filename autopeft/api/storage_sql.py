@@ -1,0 +1,200 @@
+"""The SQL that storage runs often, built once, and how rows become records.
+
+Building a statement costs more than running a cached one, so the claim and report
+statements are module constants with bind parameters (names start with ``b_``: a bind
+may not share a column's name in an UPDATE).
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, String, bindparam, cast, func, literal, select, update
+
+from autopeft.api.errors import NotFoundError
+from autopeft.api.records import REPORT_FIELDS, NewTrial, StudyRecord, TrialRecord
+from autopeft.migrations.tables import studies, trials
+
+
+# -- statements ------------------------------------------------------------------------------------------
+def pick_queued(*where: Any) -> Any:
+    """The oldest queued trial of a study that is not paused, locked; concurrent claimers skip locked rows (PostgreSQL)."""
+    return (
+        select(trials.c.id, studies.c.lease_seconds)
+        .join(studies, studies.c.id == trials.c.study_id)
+        .where(trials.c.state == "queued", studies.c.paused_at.is_(None), *where)
+        .order_by(trials.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True, of=trials)
+    )
+
+
+PICK_ANY = pick_queued()
+PICK_OF_STUDY = pick_queued(trials.c.study_id == bindparam("b_study"))
+TAKE = (
+    update(trials)
+    .where(trials.c.id == bindparam("b_id"), trials.c.state == "queued")
+    .values(
+        state="running",
+        worker_id=bindparam("b_worker"),
+        lease_token=bindparam("b_token"),
+        lease_expires_at=bindparam("b_expires", type_=trials.c.lease_expires_at.type),
+        attempts=trials.c.attempts + 1,
+        started_at=bindparam("b_now", type_=trials.c.started_at.type),
+        heartbeat_at=bindparam("b_now", type_=trials.c.heartbeat_at.type),
+        expired_token=None,  # claimed again: a late report of the expired lease no longer lands
+        curve=None,  # a new run from the first step: the last run's progress is not this one's
+    )
+    .returning(*trials.c)
+)
+
+
+def finish_statement(state: str, *fields: str) -> Any:
+    """running -> ``state`` with the report's ``fields``, only under the current lease token."""
+    return (
+        update(trials)
+        .where(
+            trials.c.id == bindparam("b_id"), trials.c.state == "running", trials.c.lease_token == bindparam("b_token")
+        )
+        .values(
+            state=state,
+            finished_at=bindparam("b_now", type_=trials.c.finished_at.type),
+            lease_expires_at=None,
+            **{f: bindparam(f"b_{f}", type_=trials.c[f].type) for f in fields},
+        )
+        .returning(*trials.c)
+    )
+
+
+def late_finish_statement(state: str, *fields: str) -> Any:
+    """A report under the lease that expired last, while the trial waits in the queue and nobody has
+    claimed it since: the first valid result wins and the queued trial is withdrawn; the token becomes
+    the trial's again, so the same report repeated is harmless."""
+    return (
+        update(trials)
+        .where(
+            trials.c.id == bindparam("b_id"),
+            trials.c.state == "queued",
+            trials.c.expired_token == bindparam("b_token"),
+        )
+        .values(
+            state=state,
+            finished_at=bindparam("b_now", type_=trials.c.finished_at.type),
+            lease_token=trials.c.expired_token,
+            expired_token=None,
+            lease_expires_at=None,
+            **{f: bindparam(f"b_{f}", type_=trials.c[f].type) for f in fields},
+        )
+        .returning(*trials.c)
+    )
+
+
+#: The result fields the server sets when its early-stopping rule stops a trial (the worker's report refines them).
+STOP_FIELDS = ("metric", "peft_params", "param_fraction")
+COMPLETE = finish_statement("completed", *REPORT_FIELDS)
+STOP = finish_statement("stopped", *STOP_FIELDS)
+#: The worker's result for a trial the rule stopped (the state it keeps), under the lease it ran with.
+STOPPED_REPORT = (
+    update(trials)
+    .where(trials.c.id == bindparam("b_id"), trials.c.state == "stopped", trials.c.lease_token == bindparam("b_token"))
+    .values(**{f: bindparam(f"b_{f}", type_=trials.c[f].type) for f in REPORT_FIELDS})
+    .returning(*trials.c)
+)
+FAIL = finish_statement("failed", "error")
+LATE_COMPLETE = late_finish_statement("completed", *REPORT_FIELDS)
+LATE_FAIL = late_finish_statement("failed", "error")
+
+
+# -- row helpers --------------------------------------------------------------------------------
+def aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def one_study(conn: Connection, study_id: int, lock: bool = False) -> Row[Any]:
+    query = select(studies).where(studies.c.id == study_id)
+    row = conn.execute(query.with_for_update() if lock else query).first()
+    if row is None:
+        raise NotFoundError(f"study {study_id} does not exist")
+    return row
+
+
+def one_trial(conn: Connection, trial_id: int) -> Row[Any]:
+    row = conn.execute(select(trials).where(trials.c.id == trial_id)).first()
+    if row is None:
+        raise NotFoundError(f"trial {trial_id} does not exist")
+    return row
+
+
+def study_record(row: Row[Any]) -> StudyRecord:
+    m = row._mapping
+    return StudyRecord(**{f: m[f] for f in StudyRecord.__dataclass_fields__})
+
+
+def trial_record(row: Row[Any]) -> TrialRecord:
+    m = row._mapping
+    values = {f: m[f] for f in TrialRecord.__dataclass_fields__}
+    values["x"] = tuple(values["x"]) if values["x"] is not None else None
+    values["curve"] = curve_of(values["curve"])
+    return TrialRecord(**values)
+
+
+def curve_of(value: Any) -> tuple[tuple[int, float], ...] | None:
+    """A stored curve (``[[step, metric], ...]``) as an immutable tuple of pairs."""
+    return None if value is None else tuple((int(step), float(metric)) for step, metric in value)
+
+
+def with_point(curve: Any, step: int, metric: float) -> list[list[float]]:
+    """``curve`` with ``(step, metric)`` added by step; a repeated step (a retried report) replaces its value."""
+    points = {int(s): float(m) for s, m in (curve or [])}
+    points[step] = metric
+    return [[s, points[s]] for s in sorted(points)]
+
+
+def trial_row(study_id: int, number: int, t: NewTrial, now: datetime) -> dict[str, Any]:
+    return {
+        "study_id": study_id,
+        "number": number,
+        "config": t.config,
+        "config_key": t.config_key,
+        "x": list(t.x) if t.x is not None else None,
+        "source": t.source,
+        "label": t.label,
+        "state": "queued",
+        "attempts": 0,
+        "expiries": 0,
+        "created_at": now,
+    }
+
+
+def point_of(x: Any) -> tuple[float, ...] | None:
+    return None if x is None else tuple(float(v) for v in x)
+
+
+def same_token(stored: str | None, given: str) -> bool:
+    return stored is not None and secrets.compare_digest(stored.encode(), given.encode())
+
+
+def same_values(row: Row[Any], values: dict[str, Any]) -> bool:
+    m = row._mapping
+    return all(m[k] == v for k, v in values.items())
+
+
+def stale_message(trial_id: int, state: str) -> str:
+    if state == "running":
+        return (
+            f"trial {trial_id}: the lease token is not the current one (the lease expired and the trial was handed on)"
+        )
+    if state == "queued":
+        return f"trial {trial_id}: the lease expired and the trial went back to the queue; this lease is void"
+    return f"trial {trial_id} is already {state}; this report is refused"
+
+
+def expired_message() -> Any:
+    """SQL for 'lease expired N times (last worker: W)' (|| works on SQLite and PostgreSQL)."""
+    times = cast(trials.c.expiries + 1, String)
+    worker = func.coalesce(trials.c.worker_id, "?")
+    return literal("lease expired ", String) + times + " times (last worker: " + worker + ")"
