@@ -122,8 +122,8 @@ def _convert_metadata(path: Path, out: Path) -> None:
         try:
             config = AutoConfig.from_pretrained(folder, gguf_file=name)
             tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-        except (OSError, ValueError, KeyError, RuntimeError) as err:
-            raise ModelError(f"cannot read the GGUF file {str(path)!r}: {err}") from None
+        except Exception as err:  # noqa: BLE001 - whatever the reader trips on, the file is not a usable GGUF model
+            raise ModelError(f"cannot read the GGUF file {str(path)!r}: {type(err).__name__}: {err}") from None
         config.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         (tmp / SOURCE_FILE).write_text(json.dumps({"gguf": str(path)}) + "\n", encoding="utf-8")
@@ -144,8 +144,10 @@ def _convert_weights(path: Path, out: Path) -> None:
 
     try:
         model = AutoModel.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
-    except (OSError, ValueError, KeyError, RuntimeError) as err:
-        raise ModelError(f"cannot read the weights of the GGUF file {str(path)!r}: {err}") from None
+    except Exception as err:  # noqa: BLE001 - as in _convert_metadata
+        raise ModelError(
+            f"cannot read the weights of the GGUF file {str(path)!r}: {type(err).__name__}: {err}"
+        ) from None
     prefix = f"{model.base_model_prefix}." if model.base_model_prefix else ""
     tensors = {prefix + k: v.detach().contiguous() for k, v in model.state_dict().items()}
     fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{WEIGHTS_FILE}.tmp-")

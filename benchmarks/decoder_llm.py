@@ -31,7 +31,7 @@ for _p in (ROOT, ROOT / "benchmarks"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
-from gpu_experiment import (  # noqa: E402 - after the path is set
+from gpu_experiment import (  # after the path is set
     ExperimentError,
     Service,
     Unfinished,
@@ -74,7 +74,10 @@ TRAINING: dict[str, Any] = {
 }
 BASELINES: list[dict[str, Any]] = [
     {"label": "LoRA r=8 q,v", "config": {"lora": {"rank": 8, "alpha": 16, "targets": ["query", "value"]}}},
-    {"label": "DoRA r=8 q,v", "config": {"lora": {"rank": 8, "alpha": 16, "targets": ["query", "value"], "dora": True}}},
+    {
+        "label": "DoRA r=8 q,v",
+        "config": {"lora": {"rank": 8, "alpha": 16, "targets": ["query", "value"], "dora": True}},
+    },
     {"label": "(IA)3", "config": {"ia3": {}}},
     {"label": "prefix 16", "config": {"prefix": {"length": 16}}},
 ]
@@ -186,7 +189,9 @@ def run_phase(
                 mark = (c["completed"], c["failed"], c["running"])
                 if seen.get(k) != mark:
                     seen[k] = mark
-                    say(f"{k}: {c['completed']}/{s['max_trials']} completed, {c['failed']} failed, {c['running']} running")
+                    say(
+                        f"{k}: {c['completed']}/{s['max_trials']} completed, {c['failed']} failed, {c['running']} running"
+                    )
                     save_json(folder / f"{k}.partial.json", snapshot(svc, k, ids[k], todo[k], {"partial": True}))
                 if s["state"] == "done" and k not in records:
                     records[k] = snapshot(svc, k, ids[k], todo[k], {"wall_seconds": time.monotonic() - started})
@@ -351,7 +356,9 @@ def render(summary: Mapping[str, Any]) -> str:
               "trained parameters):", ""]  # fmt: skip
     for d in summary["dominance"]:
         who = ", ".join(d["beaten_by"]) or "no front point"
-        lines.append(f"- {d['label']} ({100 * d['param_fraction']:.3f}%, {100 * d['dev_mean']:.1f}%): dominated by {who}")
+        lines.append(
+            f"- {d['label']} ({100 * d['param_fraction']:.3f}%, {100 * d['dev_mean']:.1f}%): dominated by {who}"
+        )
     lines += [
         "",
         "![SmolLM2-135M on SST-2](../benchmarks/results/decoder/decoder_llm.png)",

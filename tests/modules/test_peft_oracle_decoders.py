@@ -95,6 +95,8 @@ def test_ia3_defaults_are_peft_defaults_for_llama():
     """Omitted targets: keys, values and the MLP's down projection (its input scaled), as peft's Llama defaults."""
     from peft.utils.constants import (
         TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING as FEEDFORWARD,
+    )
+    from peft.utils.constants import (
         TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING as TARGETS,
     )
 
