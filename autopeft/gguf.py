@@ -43,7 +43,7 @@ _THREADS = threading.RLock()
 
 
 def _missing_extra(what: str) -> ModelError:
-    """A model error (a study's model is refused as any bad model is) that names the extra, as :mod:`autopeft.extras`."""
+    """A model error (a study's model is refused as any bad model is) naming the extra, as :mod:`autopeft.extras`."""
     from autopeft.extras import missing_modules
 
     missing = ", ".join(missing_modules(EXTRA)) or "gguf"
