@@ -68,9 +68,10 @@ def packaged_file(name: str) -> Path:
 
 
 def cache_root() -> Path:
-    from autopeft.tasks.files import cache_dir
-
-    return cache_dir() / "gguf"
+    """``$AUTOPEFT_CACHE_DIR/gguf`` (default ``~/.cache/autopeft/gguf``), as :func:`autopeft.tasks.files.cache_dir`
+    finds the cache (not imported from there: the task layer imports the model layer, this is below it)."""
+    root = os.environ.get("AUTOPEFT_CACHE_DIR")
+    return (Path(root).expanduser() if root else Path.home() / ".cache" / "autopeft") / "gguf"
 
 
 def converted_dir(path: str | os.PathLike[str]) -> Path:
