@@ -220,10 +220,11 @@ def _lora_adapter(handle: PeftHandle) -> tuple[dict[str, Any], dict[str, torch.T
         "rank_pattern": {},
         "alpha_pattern": {},
     }
+    arch = handle.layout.architecture
     for layer, rank in ranks.items():
         if rank != first:  # peft matches pattern keys as whole trailing parts of module names
             for target in settings.targets:
-                key = f"{handle.layout.architecture.layers}.{layer}.{handle.layout.architecture.linears[target].path}"
+                key = f"{arch.layers}.{layer}.{arch.linears[target].path}"
                 config["rank_pattern"][key] = rank
                 config["alpha_pattern"][key] = settings.scaling(rank) * rank
     tensors: dict[str, torch.Tensor] = {}

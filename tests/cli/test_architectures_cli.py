@@ -57,7 +57,9 @@ def test_params_counts_and_refuses_in_one_line(arch_dir, capsys) -> None:
     # rank 2 in 2 layers; query 32 -> 32, value 32 -> 32 (a decoder's 2 of 4 heads: 32 -> 16), the feed-forward
     # output 64 -> 32
     value = 32 + (16 if kind in DECODER_KINDS else 32)
-    assert out["by_family"]["lora"] == 2 * 2 * ((32 + 32) + value + (64 + 32)) and out["by_family"]["serial_adapter"] > 0
+    assert (
+        out["by_family"]["lora"] == 2 * 2 * ((32 + 32) + value + (64 + 32)) and out["by_family"]["serial_adapter"] > 0
+    )
     for family, reason in support_matrix()[kind].items():
         if reason is None:
             continue
@@ -70,7 +72,17 @@ def test_params_counts_and_refuses_in_one_line(arch_dir, capsys) -> None:
 def test_train_save_and_predict(arch_dir, tmp_path, capsys) -> None:
     kind, path = arch_dir
     out_dir = tmp_path / "trained"
-    cmd = ["train", "--task", "rte", "--data", str(GLUE), "--model", str(path), "--config", json.dumps(config_for(kind))]
+    cmd = [
+        "train",
+        "--task",
+        "rte",
+        "--data",
+        str(GLUE),
+        "--model",
+        str(path),
+        "--config",
+        json.dumps(config_for(kind)),
+    ]
     assert main([*cmd, *QUICK, "--save", str(out_dir), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["steps"] == 3 and 0 <= result["metric"] <= 1 and result["peft_params"] > 0
