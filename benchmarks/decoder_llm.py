@@ -10,7 +10,7 @@ results experiment, ``benchmarks/gpu_experiment.py --profile cpu``)::
 
 Each phase keeps its studies in ``OUT/autopeft.db``: running the same command again resumes
 them (the workers give a trial back when stopped), and ``--time-limit`` (minutes) ends a run
-cleanly (exit 3: not finished). While a phase runs, ``OUT/studies/KEY.partial.json`` holds what
+cleanly (exit 3: not finished), as does SIGTERM (exit 143). While a phase runs, ``OUT/studies/KEY.partial.json`` holds what
 its studies have finished so far; ``KEY.json`` is written when a study is done. The report
 phase writes ``benchmarks/results/decoder/`` (summary JSON, records, plot) and the
 "Decoder LLM on CPU" section of docs/results.md.
@@ -41,6 +41,7 @@ from gpu_experiment import (  # after the path is set
     default_data_dir,
     dominance,
     ensure_study,
+    exit_code,
     load_json,
     machine_of,
     now,
@@ -422,27 +423,24 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
+def run(args: argparse.Namespace, deadline: float | None) -> None:
+    runs = [p for p in PHASES[:2] if p in args.phases]
+    if runs:
+        data = args.data or default_data_dir()
+        (args.out / "logs").mkdir(parents=True, exist_ok=True)
+        with Service(args.out) as svc:
+            for phase in runs:
+                run_phase(svc, args, phase, data, deadline)
+    if "report" in args.phases:
+        report(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """0 when done, 3 when ``--time-limit`` stopped it (run it again to go on), 1 on an error, 143 on SIGTERM (its
+    workers gave their trials back and its server stopped first)."""
     args = parse_args(argv)
     args.out = args.out.resolve()
-    deadline = time.monotonic() + 60 * args.time_limit if args.time_limit else None
-    try:
-        runs = [p for p in PHASES[:2] if p in args.phases]
-        if runs:
-            data = args.data or default_data_dir()
-            (args.out / "logs").mkdir(parents=True, exist_ok=True)
-            with Service(args.out) as svc:
-                for phase in runs:
-                    run_phase(svc, args, phase, data, deadline)
-        if "report" in args.phases:
-            report(args)
-    except Unfinished as stop:
-        say(f"time limit reached ({stop}); run the same command again to go on")
-        return 3
-    except ExperimentError as err:
-        say(f"error: {err}")
-        return 2
-    return 0
+    return exit_code(lambda deadline: run(args, deadline), args.time_limit)
 
 
 if __name__ == "__main__":
