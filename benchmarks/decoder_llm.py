@@ -11,8 +11,8 @@ results experiment, ``benchmarks/gpu_experiment.py --profile cpu``)::
 Each phase keeps its studies in ``OUT/autopeft.db``: running the same command again resumes
 them (the workers give a trial back when stopped), and ``--time-limit`` (minutes) ends a run
 cleanly (exit 3: not finished), as does SIGTERM (exit 143). While a phase runs,
-``OUT/studies/KEY.partial.json`` holds what its studies have finished so far; ``KEY.json`` is written when a study is done. The report
-phase writes ``benchmarks/results/decoder/`` (summary JSON, records, plot) and the
+``OUT/studies/KEY.partial.json`` holds what its studies have finished so far; ``KEY.json`` is
+written when a study is done. The report phase writes ``benchmarks/results/decoder/`` (summary JSON, records, plot) and the
 "Decoder LLM on CPU" section of docs/results.md.
 """
 
