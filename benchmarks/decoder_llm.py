@@ -12,8 +12,8 @@ Each phase keeps its studies in ``OUT/autopeft.db``: running the same command ag
 them (the workers give a trial back when stopped), and ``--time-limit`` (minutes) ends a run
 cleanly (exit 3: not finished), as does SIGTERM (exit 143). While a phase runs,
 ``OUT/studies/KEY.partial.json`` holds what its studies have finished so far; ``KEY.json`` is
-written when a study is done. The report phase writes ``benchmarks/results/decoder/`` (summary JSON, records, plot) and the
-"Decoder LLM on CPU" section of docs/results.md.
+written when a study is done. The report phase writes ``benchmarks/results/decoder/`` (summary
+JSON, records, plot) and the "Decoder LLM on CPU" section of docs/results.md.
 """
 
 from __future__ import annotations
@@ -194,9 +194,8 @@ def run_phase(
                 mark = (c["completed"], c["failed"], c["running"])
                 if seen.get(k) != mark:
                     seen[k] = mark
-                    say(
-                        f"{k}: {c['completed']}/{s['max_trials']} completed, {c['failed']} failed, {c['running']} running"
-                    )
+                    counts = f"{c['completed']}/{s['max_trials']} completed, {c['failed']} failed, {c['running']} running"
+                    say(f"{k}: {counts}")
                     save_json(folder / f"{k}.partial.json", snapshot(svc, k, ids[k], todo[k], {"partial": True}))
                 if s["state"] == "done" and k not in records:
                     records[k] = snapshot(svc, k, ids[k], todo[k], {"wall_seconds": time.monotonic() - started})
