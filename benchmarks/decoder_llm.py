@@ -194,8 +194,8 @@ def run_phase(
                 mark = (c["completed"], c["failed"], c["running"])
                 if seen.get(k) != mark:
                     seen[k] = mark
-                    counts = f"{c['completed']}/{s['max_trials']} completed, {c['failed']} failed, {c['running']} running"
-                    say(f"{k}: {counts}")
+                    done = f"{c['completed']}/{s['max_trials']} completed"
+                    say(f"{k}: {done}, {c['failed']} failed, {c['running']} running")
                     save_json(folder / f"{k}.partial.json", snapshot(svc, k, ids[k], todo[k], {"partial": True}))
                 if s["state"] == "done" and k not in records:
                     records[k] = snapshot(svc, k, ids[k], todo[k], {"wall_seconds": time.monotonic() - started})
