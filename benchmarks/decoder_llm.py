@@ -285,6 +285,7 @@ def summarise(records: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         "baselines": baselines,
         "front": front,
         "search_trials": len(completed(search["trials"])) if search else 0,
+        "search_max_trials": search["body"].get("max_trials") if search else None,
         "search_partial": bool(search and search.get("partial")),
         "baselines_partial": any(r.get("partial") for k, r in records.items() if "baselines" in k),
         "dominance": dominance([f for f in front if f["dev_mean"] is not None], usable),
@@ -299,13 +300,15 @@ def plot(summary: Mapping[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for b in summary["baselines"]:
         if b["dev_mean"] is None:
             continue
         x = 100 * b["param_fraction"]
-        ax.errorbar([x], [b["dev_mean"]], yerr=[b["dev_std"]], fmt="s", capsize=4, label=f"{b['label']} (3 seeds)")
+        seeds = f"{len(b['seeds'])} seed{'s' if len(b['seeds']) > 1 else ''}"
+        ax.errorbar([x], [b["dev_mean"]], yerr=[b["dev_std"]], fmt="s", capsize=4, label=f"{b['label']} ({seeds})")
     front = [f for f in summary["front"] if f["dev_mean"] is not None]
     if front:
         ax.plot(
@@ -314,6 +317,12 @@ def plot(summary: Mapping[str, Any], path: Path) -> None:
         )  # fmt: skip
     ax.axhline(summary["majority_dev"], color="grey", ls=":", label="majority class")
     ax.set_xscale("log")
+    shares = [100 * p["param_fraction"] for p in [*summary["baselines"], *front]]
+    if shares:  # a decade either side at least, labelled as plain numbers
+        ax.set_xlim(min(shares) / 3, max(shares) * 3)
+    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("trained parameters, % of the backbone (log)")
     ax.set_ylabel("SST-2 dev accuracy")
     ax.set_title("SmolLM2-135M on SST-2, 2-core CPU")
@@ -360,8 +369,16 @@ def _budget(summary: Mapping[str, Any]) -> str:
 
 def render(summary: Mapping[str, Any]) -> str:
     lines = [BEGIN, ""]
-    if summary["baselines_partial"] or summary["search_partial"]:
-        lines += ["**Partial**: the run had not finished when this was written; the records say how far it got.", ""]
+    if summary["baselines_partial"] or summary["search_partial"] or not summary["search_trials"]:
+        done = sum(len(b["seeds"]) for b in summary["baselines"])
+        lines += [
+            (
+                f"**Partial**: the run had not finished when this was written: {done} of "
+                f"{len(SEEDS) * len(BASELINES)} baseline trials and {summary['search_trials']} of the gp study's "
+                f"{summary['search_max_trials'] or SEARCH_TRIALS} trials had completed (resume: the command below)."
+            ),
+            "",
+        ]
     lines += [_setup(summary), "", _budget(summary), ""]
     lines += ["| configuration | trained share | SST-2 dev accuracy (%) |", "| --- | ---: | ---: |"]
     for b in summary["baselines"]:
@@ -371,16 +388,17 @@ def render(summary: Mapping[str, Any]) -> str:
     for f in summary["front"]:
         acc = f"{100 * f['dev_mean']:.1f}" if f["dev_mean"] is not None else "n/a"
         lines.append(f"| gp front: `{f['summary'] or f['label']}` | {100 * f['param_fraction']:.3f}% | {acc} |")
-    lines += [
-        "",
-        (
-            f"The gp study's front ({summary['search_trials']} completed trials; the front on the search split) "
-            "against the baselines: a baseline is dominated by a front point with at least its mean dev accuracy "
-            "and fewer trained parameters."
-        ),
-        "",
-    ]
-    for d in summary["dominance"]:
+    if summary["front"]:
+        lines += [
+            "",
+            (
+                f"The gp study's front ({summary['search_trials']} completed trials; the front on the search split) "
+                "against the baselines: a baseline is dominated by a front point with at least its mean dev accuracy "
+                "and fewer trained parameters."
+            ),
+            "",
+        ]
+    for d in summary["dominance"] if summary["front"] else []:
         who = ", ".join(d["beaten_by"]) or "no front point"
         lines.append(
             f"- {d['label']} ({100 * d['param_fraction']:.3f}%, {100 * d['dev_mean']:.1f}%): dominated by {who}"

@@ -83,6 +83,7 @@ def test_the_report_replaces_its_section_and_says_when_it_is_partial(tmp_path):
     summary = dl.summarise(_records(partial=True))
     text = dl.render(summary)
     assert text.startswith(dl.BEGIN) and text.endswith(dl.END) and "**Partial**" in text
+    assert "12 of 12 baseline trials and 3 of the gp study's 20 trials had completed" in text
     assert "| LoRA r=8 q,v | 0.100% | 81.0 ± 1.0 (mean ± sd of seeds 0, 1, 2) |" in text
     assert "- LoRA r=8 q,v (0.100%, 81.0%): dominated by trial 0" in text
     doc = "# Results\n\nintro\n"
