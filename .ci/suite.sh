@@ -10,6 +10,15 @@ ensure_chromium() {
     fi
 }
 
+ensure_slurm() {
+    # The Slurm tests start a one-node cluster with Debian's slurm-wlm and munge (tests/deploy/slurm_cluster.py).
+    if { [ ! -x /usr/sbin/slurmctld ] || [ ! -x /usr/sbin/munged ]; } && [ "$(id -u)" = 0 ] \
+        && command -v apt-get >/dev/null 2>&1; then
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            slurm-wlm munge >/dev/null) || echo "could not install slurm-wlm and munge; the Slurm tests will skip" >&2
+    fi
+}
+
 new_venv() {
     rm -rf "$1"
     python3 -m venv "$1"

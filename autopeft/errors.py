@@ -50,3 +50,7 @@ class OptimizerError(AutoPeftError, ValueError):
 
 class ExportError(AutoPeftError):
     """A trained configuration cannot be exported in the form asked for (the message says why)."""
+
+
+class LaunchError(AutoPeftError, ValueError):
+    """Workers cannot be launched as asked (a bad option, or the scheduler refused the job)."""

@@ -33,7 +33,7 @@ from autopeft.modules.registry import FAMILIES
 if TYPE_CHECKING:
     from torch import nn
 
-    from autopeft.modules import PeftHandle
+    from autopeft.handle import PeftHandle
     from autopeft.train.saved import TrainedModel
 
 Target = Literal["peft", "merged"]
@@ -47,7 +47,8 @@ ADAPTER_CONFIG, ADAPTER_WEIGHTS = "adapter_config.json", "adapter_model.safetens
 def export_trained(trained_dir: str | os.PathLike[str], to: str, out: str | os.PathLike[str], **load: Any) -> Path:
     """Load the saved trial ``trained_dir`` (:func:`autopeft.train.load_trained`) and export it ``to``
     ``peft`` or ``merged`` into the new directory ``out``; ``load`` goes to ``load_trained`` (``model=``)."""
-    from autopeft.train.saved import check_save_path, load_trained
+    from autopeft.saving import check_save_path
+    from autopeft.train.saved import load_trained
 
     if to not in TARGETS:
         raise ExportError(f"unknown export target {to!r} (use {' or '.join(TARGETS)})")

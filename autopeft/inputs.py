@@ -36,6 +36,7 @@ _SCHEMA_TAG_PREFIXES = (
     "lax-or-strict[",
     "tagged-union[",
     "nullable[",
+    "method=",  # an optimizer method's branch of the optimizer object (autopeft.optimize.methods.registry)
 )
 _SCHEMA_TAGS = frozenset(
     {"int", "float", "str", "bool", "bytes", "constrained-int", "constrained-float", "constrained-str"}

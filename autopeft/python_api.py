@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from autopeft.accounting import ParamCount
     from autopeft.config import PeftConfig
-    from autopeft.modules import PeftHandle
+    from autopeft.handle import PeftHandle
     from autopeft.train.saved import TrainedModel
 
 def apply(
@@ -40,7 +40,7 @@ def apply(
     own loop starts where autopeft's would. ``prepared``: what a family estimates from data before
     injection (FISH's mask; :func:`autopeft.train.estimate_fish_mask`), by family name.
     """
-    from autopeft.modules.handle import inject
+    from autopeft.handle import inject
 
     if seed is not None:
         import torch
@@ -72,7 +72,7 @@ def count(
     from torch import nn
 
     from autopeft.accounting import estimate
-    from autopeft.encoder import ModelShape, model_shape
+    from autopeft.shape import model_shape, shape_of
 
-    shape = ModelShape.from_model(model) if isinstance(model, nn.Module) else model_shape(model)
+    shape = shape_of(model) if isinstance(model, nn.Module) else model_shape(model)
     return estimate(config, shape)

@@ -22,12 +22,12 @@ DECODER_LINEAR_COLUMNS = ("query", "key", "value", "attention_output", "gate", "
 @lru_cache(maxsize=1)
 def support_matrix() -> dict[str, dict[str, str | None]]:
     """model type -> family -> None where the family runs, else why it is refused (one line)."""
-    from autopeft.encoder import ModelShape
     from autopeft.modules.registry import FAMILIES
+    from autopeft.shape import shape_of_config
 
     out = {}
     for model_type, arch in ARCHITECTURES.items():
-        unsupported = ModelShape.from_hf_config(arch.example_config()).unsupported
+        unsupported = shape_of_config(arch.example_config()).unsupported
         out[model_type] = {name: unsupported.get(name) for name in FAMILIES}
     return out
 

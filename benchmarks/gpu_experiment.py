@@ -67,6 +67,7 @@ for _p in (ROOT, BENCH):
         sys.path.insert(0, str(_p))
 
 import baselines as bl
+
 from autopeft.api.lifeline import ends_with_this_process
 
 PHASES = ("baselines", "studies", "retrain", "transfer", "throughput", "report")

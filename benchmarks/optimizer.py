@@ -41,7 +41,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from autopeft.optimize import Observation, OptimizerSettings, OptimizerState, propose
+from autopeft.optimize import Observation, OptimizerState, parse_optimizer, propose
 from autopeft.optimize.domain import GridDomain
 from autopeft.optimize.engine import propose_points
 from benchmarks.problems import PROBLEMS, Problem
@@ -69,7 +69,7 @@ class OursProposer:
 
     def __init__(self, problem: Problem, method: str, seed: int, settings: dict[str, Any] | None = None) -> None:
         self.problem, self.seed = problem, seed
-        self.settings = OptimizerSettings(method=method, **(settings or {}))
+        self.settings = parse_optimizer({"method": method, **(settings or {})})
         self.state = OptimizerState()
 
     def ask(self, history: History, pending: Sequence[tuple[float, ...]], n: int) -> list[tuple[float, ...]]:
@@ -278,18 +278,23 @@ def plain_botorch_seconds(problem: Problem, n_trials: int, repeats: int) -> dict
 LEVERS: list[tuple[str, dict[str, Any], bool, bool]] = [
     (
         "ours, no levers (botorch qLogNEHVI, whole baseline, cold fit on all trials)",
-        {"nehvi": "botorch", "max_baseline": 100_000, "fit_points": 100_000, "warm_start": False},
+        {"nehvi": "botorch", "max_baseline": 100_000, "fit_points": 100_000, "reuse_hyperparameters": False},
         False,
         False,
     ),
     (
         "+ cached single-candidate qLogNEHVI",
-        {"max_baseline": 100_000, "fit_points": 100_000, "warm_start": False},
+        {"max_baseline": 100_000, "fit_points": 100_000, "reuse_hyperparameters": False},
         False,
         False,
     ),
-    ("+ baseline capped to 96 best-ranked trials", {"fit_points": 100_000, "warm_start": False}, False, False),
-    ("+ hyperparameters fitted on at most 256 trials", {"warm_start": False}, False, False),
+    (
+        "+ baseline capped to 96 best-ranked trials",
+        {"fit_points": 100_000, "reuse_hyperparameters": False},
+        False,
+        False,
+    ),
+    ("+ hyperparameters fitted on at most 256 trials", {"reuse_hyperparameters": False}, False, False),
     ("+ warm-started fits (state kept between proposals)", {"refit_growth": 0.0}, True, False),
     ("+ lazy refit (every 10% growth; default)", {}, True, False),
     ("+ model reused when only pending trials changed", {}, True, True),
@@ -592,7 +597,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "load_average_before_latency": load_latency,
             "torch_threads": 1,
             "workers_simulated": Q,
-            "settings": OptimizerSettings().model_dump(),
+            "settings": parse_optimizer().model_dump(),
             "quick": args.quick,
         },
     }

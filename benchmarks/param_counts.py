@@ -63,8 +63,9 @@ def main() -> None:
     import transformers
 
     from autopeft.accounting import estimate
-    from autopeft.encoder import load_model, model_shape, resolve_model_dir
-    from autopeft.modules import inject
+    from autopeft.encoder import load_model, resolve_model_dir
+    from autopeft.handle import inject
+    from autopeft.shape import model_shape
 
     model_dir = resolve_model_dir(None)
     base = load_model(model_dir, num_labels=2)

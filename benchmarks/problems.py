@@ -30,9 +30,9 @@ import torch
 
 from autopeft.accounting import estimate
 from autopeft.config import PeftConfig
-from autopeft.encoder import model_shape
 from autopeft.optimize.domain import GridDomain, SpaceDomain
 from autopeft.pareto import fraction_objective, hypervolume, pareto_mask
+from autopeft.shape import model_shape
 from autopeft.space import Space, build_space
 
 #: Frozen-encoder metric (the head alone), the top a PEFT configuration approaches, and the noise.

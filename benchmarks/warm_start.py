@@ -378,11 +378,11 @@ def source_ranking(source: Mapping[str, Any], records: Mapping[str, Mapping[str,
     import torch
     from scipy.stats import kendalltau
 
-    from autopeft.encoder import model_shape
     from autopeft.optimize.domain import snap
     from autopeft.optimize.gp import fit_gp_list
     from autopeft.optimize.transforms import fit_transform
     from autopeft.optimize.warm import encoded
+    from autopeft.shape import model_shape
     from autopeft.space import build_space
 
     body = source["body"]

@@ -9,6 +9,7 @@ import pytest
 from autopeft.config import PeftConfig, load_config, parse_config
 from autopeft.encoder import ModelShape
 from autopeft.errors import ConfigError
+from autopeft.shape import shape_of
 from tests.conftest import tiny_model
 
 DESIGN_EXAMPLE = {
@@ -77,7 +78,7 @@ def test_malformed_configurations_are_refused_with_the_reason(body, message):
 
 @pytest.fixture(scope="module")
 def shape() -> ModelShape:
-    return ModelShape.from_model(tiny_model("bert"))
+    return shape_of(tiny_model("bert"))
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from autopeft.encoder import EncoderLayout, ModelShape, model_shape, resolve_model_dir
+from autopeft.encoder import EncoderLayout, resolve_model_dir
 from autopeft.errors import ModelError
+from autopeft.shape import model_shape, shape_of
 from tests.conftest import tiny_model
 
 
@@ -16,11 +17,11 @@ def test_bundled_model_is_the_default():
 
 
 def test_shape_from_config_matches_the_built_model(tiny_model_dir):
-    assert model_shape(tiny_model_dir) == ModelShape.from_model(tiny_model("bert"))
+    assert model_shape(tiny_model_dir) == shape_of(tiny_model("bert"))
 
 
 def test_roberta_head_is_counted_as_head():
-    shape = ModelShape.from_model(tiny_model("roberta"))
+    shape = shape_of(tiny_model("roberta"))
     assert shape.head_params == 32 * 32 + 32 + 32 * 2 + 2  # dense + out_proj
 
 

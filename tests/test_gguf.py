@@ -18,7 +18,8 @@ import pytest
 
 from autopeft import gguf
 from autopeft.cli import main
-from autopeft.encoder import model_shape, resolve_model_dir
+from autopeft.encoder import resolve_model_dir
+from autopeft.shape import model_shape
 from autopeft.errors import ModelError
 
 needs_llm = pytest.mark.skipif(

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from autopeft.trial_state import TrialState
+
 #: Pause when this many finished trials in a row failed with the same cause ...
 PAUSE_STREAK = 5
 #: ... or when one cause failed more than half of the last this many finished trials.
@@ -82,10 +84,10 @@ def pause_reason(recent: Sequence[tuple[str, str | None]]) -> str | None:
     cause failed more than half of the last :data:`PAUSE_WINDOW`.
     """
     window = list(recent[:PAUSE_WINDOW])
-    causes = [cause(error) if state == "failed" else None for state, error in window]
+    causes = [cause(error) if state == TrialState.FAILED else None for state, error in window]
     streak = causes[:PAUSE_STREAK]
     if len(streak) == PAUSE_STREAK and streak[0] is not None and len(set(streak)) == 1:
-        first = next(error for state, error in window if state == "failed")
+        first = next(error for state, error in window if state == TrialState.FAILED)
         return f"the last {PAUSE_STREAK} trials failed with: {one_line(first)}"
     counted = [c for c in causes if c is not None]
     for key in dict.fromkeys(counted):

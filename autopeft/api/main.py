@@ -16,12 +16,12 @@ from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from autopeft import __version__
 from autopeft.api import handlers
 from autopeft.api.deps import Authorized
 from autopeft.api.middleware import AccessLogMiddleware, ApiKeyMiddleware, BodyLimitMiddleware
 from autopeft.api.routes import api_router, dashboard
 from autopeft.api.settings import Settings, get_settings
-from autopeft import __version__
 
 log = logging.getLogger("autopeft.api")
 

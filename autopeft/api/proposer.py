@@ -211,33 +211,34 @@ class Proposer:
 
     def _proposals(self, snap: ProposalSnapshot, n: int) -> list[NewTrial]:
         context = self.contexts.get(snap.study)
-        warm = self._warm_start(snap, context) if snap.study.warm_start else None
+        spec = snap.study.warm_start
+        warm = self._warm_start(snap, context, spec) if spec is not None else None
         proposals = propose(
             context.space,
             completed=[Observation(x, metric, fraction) for x, metric, fraction in snap.completed],
             pending=list(snap.pending),
             n=n,
             seed=snap.study.seed,
-            settings=context.optimizer,
+            settings=snap.study.optimizer,
             failed=list(snap.failed),
             state=context.state,
             stopped=list(snap.stopped),
             warm=warm,
+            constraints=snap.study.constraints,
         )
         return [
             NewTrial(p.config.to_json(), config_key(p.config, context.n_layers), tuple(p.x), p.source)
             for p in proposals
         ]
 
-    def _warm_start(self, snap: ProposalSnapshot, context: StudyContext) -> WarmStart:
+    def _warm_start(self, snap: ProposalSnapshot, context: StudyContext, spec: WarmStartSettings) -> WarmStart:
         """What the study takes from the earlier studies it names, read now: a study that still runs
         contributes the trials it has completed; one deleted since contributes nothing."""
-        spec = WarmStartSettings.model_validate(snap.study.warm_start)
         earlier = [
             EarlierTrial(t.study_id, t.id, t.config, t.metric, t.param_fraction)
             for t in self.storage.completed_trials(spec.studies)
         ]
-        slots = spec.max_configs_for(context.space.d, context.optimizer) - snap.warm_started
+        slots = spec.max_configs_for(snap.study.optimizer.n_initial_for(context.space.d)) - snap.warm_started
         return build_warm_start(context.space, spec.studies, earlier, slots, context.warm_points)
 
     def _record_error(self, study_id: int, message: str) -> None:

@@ -1,6 +1,7 @@
 """Immutable snapshots that storage hands out: never live ORM objects, never shared with a session.
 
-JSON-valued fields are fresh copies read for each call; the dataclasses are frozen. Each
+JSON-valued fields are fresh copies read for each call; a study's settings are parsed once, here, into the
+library's frozen models (:func:`api.storage_sql.study_record`); the dataclasses are frozen. Each
 field list is written here once: storage reads and writes columns by these names, and the
 responses (:mod:`api.schemas`) declare only what is public and copy the fields they share
 with a record by name (:func:`api.service.shared_fields`).
@@ -10,7 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from autopeft.early_stopping import EarlyStoppingSettings
+    from autopeft.optimize import MethodSettings, ParamBudget, WarmStartSettings
+    from autopeft.train.settings import TrainingSettings
+    from autopeft.trial_state import TrialState
 
 
 @dataclass(frozen=True)
@@ -26,7 +33,11 @@ class NewTrial:
 
 @dataclass(frozen=True, kw_only=True)
 class StudyInput:
-    """What a study is made of, stored as given: every field a study is created with (its columns too)."""
+    """What a study is made of, stored as given: every field a study is created with (its columns too).
+
+    Its settings are the library's models, shared by the API's schemas, the service and the proposer;
+    storage writes them as JSON and reads them back (:data:`api.storage_sql.SETTINGS`).
+    """
 
     name: str
     task: dict[str, Any]
@@ -35,16 +46,18 @@ class StudyInput:
     num_labels: int
     space_name: str
     space: dict[str, Any]
-    optimizer: dict[str, Any]
-    training: dict[str, Any]
+    optimizer: MethodSettings
+    training: TrainingSettings
     seed: int
     max_trials: int
     max_retries: int
     lease_seconds: float
-    #: :class:`autopeft.early_stopping.EarlyStoppingSettings` as JSON; None (studies older than 0004): off.
-    early_stopping: dict[str, Any] | None = None
-    #: :class:`autopeft.optimize.WarmStartSettings` as JSON: the earlier studies it starts from; None: none.
-    warm_start: dict[str, Any] | None = None
+    #: When trials are stopped early; None (studies older than migration 0004): off.
+    early_stopping: EarlyStoppingSettings | None = None
+    #: The earlier studies it starts from; None: none.
+    warm_start: WarmStartSettings | None = None
+    #: Its parameter budget; None: none (migration 0006 moved it out of the optimizer's JSON).
+    constraints: ParamBudget | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,7 +109,7 @@ class TrialRecord:
     x: tuple[float, ...] | None
     source: str
     label: str | None
-    state: str
+    state: TrialState
     attempts: int
     expiries: int
     worker_id: str | None
@@ -120,7 +133,7 @@ class CurveRecord:
     """What the early-stopping rule needs of another trial of the study: its size and its curve."""
 
     id: int
-    state: str
+    state: TrialState
     config: dict[str, Any]
     param_fraction: float | None
     curve: tuple[tuple[int, float], ...]
@@ -170,8 +183,11 @@ class Demand:
 
     @property
     def space_filling(self) -> bool:
-        """Proposals are cheap (Sobol, random), so the queue may run ahead of the workers."""
-        return self.method in ("sobol", "random")
+        """Proposals are cheap (Sobol, random: no model), so the queue may run ahead of the workers."""
+        from autopeft.optimize import METHODS
+
+        method = METHODS.get(self.method)
+        return method is not None and method.space_filling
 
     @property
     def budget_left(self) -> int:

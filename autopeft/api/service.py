@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from autopeft.accounting import estimate
 from autopeft.api.errors import NotFoundError
 from autopeft.api.failures import PAUSE_WINDOW, group_failures, pause_reason
 from autopeft.api.proposer import Proposer
@@ -53,13 +54,12 @@ from autopeft.api.study_spec import (
     prepare_study,
     shape_from_hf_config,
 )
-from autopeft.accounting import estimate
 from autopeft.config import parse_config
 from autopeft.early_stopping import Decision, EarlyStoppingSettings, Peer, best_until, decide
 from autopeft.encoder import ModelShape
 from autopeft.errors import AutoPeftError, ConfigError
-from autopeft.optimize import WarmStartSettings
 from autopeft.optimize.warm import WARM_SOURCE
+from autopeft.trial_state import OPEN_STATES, TrialState
 
 log = logging.getLogger("autopeft.api")
 
@@ -152,11 +152,11 @@ class Service:
             self._fronts.pop(study_id, None)
 
     def _public(self, s: StudyRecord, counts: dict[str, int], last: datetime | None, detail: bool) -> StudyPublic:
-        front = self._front(s, counts.get("completed", 0), last)
+        front = self._front(s, counts.get(TrialState.COMPLETED, 0), last)
         extra: dict[str, Any] = {}
         if detail:
             space = self.contexts.get(s).space
-            failures = group_failures(self.storage.failed_trials(s.id)) if counts.get("failed") else []
+            failures = group_failures(self.storage.failed_trials(s.id)) if counts.get(TrialState.FAILED) else []
             extra = {
                 "d": space.d,
                 "space_size": self._space_size(s, space),
@@ -167,7 +167,6 @@ class Service:
         fields["warm_start"] = self._warm_start_view(s, detail)
         return StudyPublic(
             **fields,
-            constraints=s.optimizer.get("constraints"),
             state=_state(s, counts),
             counts=TrialCounts(**counts),
             best_metric=front.best_metric,
@@ -181,9 +180,9 @@ class Service:
     def _warm_start_view(self, study: StudyRecord, detail: bool) -> WarmStartPublic | None:
         """Which studies ``study`` started from; in detail, how many of its trials came from them and
         what those studies are now."""
-        if not study.warm_start:
+        spec = study.warm_start
+        if spec is None:
             return None
-        spec = WarmStartSettings.model_validate(study.warm_start)
         view = WarmStartPublic(studies=list(spec.studies), max_configs=spec.max_configs)
         if not detail:
             return view
@@ -206,11 +205,9 @@ class Service:
         with self._lock:
             hit = self._sizes.get(study.id)
         if hit is None:
-            from autopeft.optimize import ParamBudget
             from autopeft.optimize.budget import budget_size
 
-            raw = study.optimizer.get("constraints")
-            hit = budget_size(space, ParamBudget.model_validate(raw) if raw else None, study.seed).to_json()
+            hit = budget_size(space, study.constraints, study.seed).to_json()
             with self._lock:
                 self._sizes[study.id] = hit
         return hit
@@ -235,7 +232,7 @@ class Service:
     def pareto(self, study_id: int) -> ParetoPublic:
         study = self.storage.get_study(study_id)
         counts, last = self.storage.trial_counts([study_id]).get(study_id, ({}, None))
-        front = self._front(study, counts.get("completed", 0), last)
+        front = self._front(study, counts.get(TrialState.COMPLETED, 0), last)
         by_id = {t.id: t for t in self.storage.get_trials(front.front_ids)}
         shape = self.contexts.get(study).space.shape
         data = [trial_public(by_id[i], shape) for i in front.front_ids if i in by_id]
@@ -280,7 +277,7 @@ class Service:
             attempt=t.attempts,
             task=study.task,
             model=study.model,
-            training=study.training,
+            training=study.training.model_dump(mode="json"),
             seed=study.seed,
             lease=LeasePublic(**shared_fields(LeasePublic, claim.lease)),
         )
@@ -334,8 +331,8 @@ class Service:
         return ProgressPublic(go_on=False, reason=decision.reason, lease_expires_at=None)
 
     def _decide(self, study: StudyRecord, trial: TrialRecord, req: ProgressRequest) -> Decision:
-        settings = EarlyStoppingSettings.model_validate(study.early_stopping or {})
-        total = req.total_steps or study.training.get("max_steps")
+        settings = study.early_stopping or EarlyStoppingSettings()
+        total = req.total_steps or study.training.max_steps
         if not settings.enabled or total is None or req.step < settings.grace * total:
             return decide(settings, step=req.step, total_steps=total, curve=(), param_fraction=None, peers=())
         peers = []
@@ -440,7 +437,7 @@ def _state(study: StudyRecord, counts: dict[str, int]) -> str:
         return "stopped"
     if study.paused_at is not None:
         return "paused"
-    open_trials = counts.get("queued", 0) + counts.get("running", 0)
+    open_trials = sum(counts.get(state, 0) for state in OPEN_STATES)
     return "done" if study.n_trials >= study.max_trials and open_trials == 0 else "running"
 
 
@@ -456,7 +453,7 @@ def trial_public(t: TrialRecord, shape: ModelShape | None = None) -> TrialPublic
     """The public view of a trial; with the study's ``shape``, open trials get their estimated fraction."""
     duration = (t.finished_at - t.started_at).total_seconds() if t.finished_at and t.started_at else None
     estimated = None
-    if shape is not None and t.state in ("queued", "running"):
+    if shape is not None and t.state in OPEN_STATES:
         estimated = estimate(t.config, shape).param_fraction
     n_layers = shape.n_layers if shape is not None else None
     try:

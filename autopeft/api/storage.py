@@ -42,7 +42,6 @@ from autopeft.api.errors import ConflictError, NotFoundError, StaleLeaseError, S
 from autopeft.api.failures import FailedTrial
 from autopeft.api.records import (
     REPORT_FIELDS,
-    STUDY_INPUT,
     Claim,
     CompletedTrial,
     CurveRecord,
@@ -56,11 +55,11 @@ from autopeft.api.records import (
     TrialRecord,
 )
 from autopeft.api.storage_protocol import CountsByStudy
-from autopeft.optimize.warm import WARM_SOURCE
 from autopeft.migrations.engine import is_sqlite
 from autopeft.migrations.tables import proposal_locks, studies, trials, workers
+from autopeft.optimize.warm import WARM_SOURCE
+from autopeft.trial_state import FINISHED_STATES, OPEN_STATES, TrialState
 
-OPEN_STATES = ("queued", "running")
 #: Studies that propose and hand out trials: neither stopped nor paused.
 ACTIVE = (studies.c.stopped_at.is_(None), studies.c.paused_at.is_(None))
 #: A claim that finds the queue empty sweeps expired leases at most this often (per process).
@@ -99,7 +98,7 @@ class Storage:
     def create_study(self, new: NewStudy, now: datetime | None = None) -> StudyRecord:
         """Store a study and its baseline trials (queued first, in the order given)."""
         now = now or utcnow()
-        values = {k: getattr(new, k) for k in STUDY_INPUT}
+        values = sql.study_values(new)
         with transaction(self.engine, write=True) as conn:
             study_id = conn.execute(
                 insert(studies).values(**values, n_trials=len(new.baselines), created_at=now).returning(studies.c.id)
@@ -136,7 +135,7 @@ class Storage:
         """``(trial id, metric, param_fraction)`` of the study's completed trials, by id."""
         query = (
             select(trials.c.id, trials.c.metric, trials.c.param_fraction)
-            .where(trials.c.study_id == study_id, trials.c.state == "completed")
+            .where(trials.c.study_id == study_id, trials.c.state == TrialState.COMPLETED)
             .order_by(trials.c.id)
         )
         with transaction(self.engine) as conn:
@@ -149,7 +148,7 @@ class Storage:
             return []
         query = (
             select(trials.c.study_id, trials.c.id, trials.c.config, trials.c.metric, trials.c.param_fraction)
-            .where(trials.c.study_id.in_([int(i) for i in study_ids]), trials.c.state == "completed")
+            .where(trials.c.study_id.in_([int(i) for i in study_ids]), trials.c.state == TrialState.COMPLETED)
             .order_by(trials.c.study_id, trials.c.id)
         )
         with transaction(self.engine) as conn:
@@ -172,7 +171,7 @@ class Storage:
             row = sql.one_study(conn, study_id, lock=True)
             if row.stopped_at is None:
                 gone = conn.execute(
-                    delete(trials).where(trials.c.study_id == study_id, trials.c.state == "queued")
+                    delete(trials).where(trials.c.study_id == study_id, trials.c.state == TrialState.QUEUED)
                 ).rowcount
                 conn.execute(
                     update(studies)
@@ -211,7 +210,7 @@ class Storage:
         with transaction(self.engine) as conn:
             resumed = sql.one_study(conn, study_id).resumed_at
             query = select(trials.c.state, trials.c.error).where(
-                trials.c.study_id == study_id, trials.c.state.in_(("completed", "failed", "stopped"))
+                trials.c.study_id == study_id, trials.c.state.in_(FINISHED_STATES)
             )
             if resumed is not None:
                 query = query.where(trials.c.finished_at > resumed)
@@ -222,7 +221,7 @@ class Storage:
         """The study's failed trials, by id, with what grouping them by cause needs."""
         query = (
             select(trials.c.id, trials.c.number, trials.c.error, trials.c.worker_id, trials.c.finished_at)
-            .where(trials.c.study_id == study_id, trials.c.state == "failed")
+            .where(trials.c.study_id == study_id, trials.c.state == TrialState.FAILED)
             .order_by(trials.c.id)
         )
         with transaction(self.engine) as conn:
@@ -331,7 +330,7 @@ class Storage:
         """Why a claim (for ``study_id``, or any study) found nothing: ``proposing`` when trials can
         still come (budget left, or some were queued meanwhile), ``budget used`` when a study's last
         trials are running, else ``study done``, ``study stopped``, ``study paused`` or ``no work``."""
-        queued = select(func.count()).where(trials.c.state == "queued")
+        queued = select(func.count()).where(trials.c.state == TrialState.QUEUED)
         with transaction(self.engine) as conn:
             if study_id is None:
                 growing = conn.execute(
@@ -351,7 +350,7 @@ class Storage:
             ):
                 return "proposing"
             running = conn.execute(
-                select(func.count()).where(trials.c.study_id == study_id, trials.c.state == "running")
+                select(func.count()).where(trials.c.study_id == study_id, trials.c.state == TrialState.RUNNING)
             ).scalar_one()
             return "budget used" if running else "study done"
 
@@ -367,7 +366,7 @@ class Storage:
             ).first()
             if row is None:
                 raise NotFoundError(f"trial {trial_id} does not exist")
-            if row.state != "running" or not sql.same_token(row.lease_token, token):
+            if row.state != TrialState.RUNNING or not sql.same_token(row.lease_token, token):
                 raise StaleLeaseError(sql.stale_message(trial_id, row.state))
             lease = Lease(token, now + timedelta(seconds=row.lease_seconds), row.lease_seconds)
             conn.execute(
@@ -380,11 +379,13 @@ class Storage:
     def complete(self, trial_id: int, token: str, report: Report, now: datetime | None = None) -> TrialRecord:
         """Record a result; the same report again (same token) is answered with the stored trial."""
         values = {name: getattr(report, name) for name in REPORT_FIELDS}
-        return self._finish(sql.COMPLETE, sql.LATE_COMPLETE, trial_id, token, "completed", values, now or utcnow())
+        done = TrialState.COMPLETED
+        return self._finish(sql.COMPLETE, sql.LATE_COMPLETE, trial_id, token, done, values, now or utcnow())
 
     def fail(self, trial_id: int, token: str, error: str, now: datetime | None = None) -> TrialRecord:
         """Record that the trial could not be trained; it is not retried."""
-        return self._finish(sql.FAIL, sql.LATE_FAIL, trial_id, token, "failed", {"error": error}, now or utcnow())
+        failed = TrialState.FAILED
+        return self._finish(sql.FAIL, sql.LATE_FAIL, trial_id, token, failed, {"error": error}, now or utcnow())
 
     def _finish(
         self, stmt: Any, late: Any, trial_id: int, token: str, state: str, values: dict[str, Any], now: datetime
@@ -407,9 +408,9 @@ class Storage:
         with transaction(self.engine, write=True) as conn:
             row = conn.execute(
                 update(trials)
-                .where(trials.c.id == trial_id, trials.c.state == "running", trials.c.lease_token == token)
+                .where(trials.c.id == trial_id, trials.c.state == TrialState.RUNNING, trials.c.lease_token == token)
                 .values(
-                    state="queued",
+                    state=TrialState.QUEUED,
                     worker_id=None,
                     lease_token=None,
                     expired_token=None,
@@ -442,9 +443,9 @@ class Storage:
             ).first()
             if row is None:
                 raise NotFoundError(f"trial {trial_id} does not exist")
-            if row.state == "stopped" and sql.same_token(row.lease_token, token):
+            if row.state == TrialState.STOPPED and sql.same_token(row.lease_token, token):
                 return sql.trial_record(row), None
-            if row.state != "running" or not sql.same_token(row.lease_token, token):
+            if row.state != TrialState.RUNNING or not sql.same_token(row.lease_token, token):
                 raise StaleLeaseError(sql.stale_message(trial_id, row.state))
             lease = Lease(token, now + timedelta(seconds=row.lease_seconds), row.lease_seconds)
             updated = conn.execute(
@@ -463,7 +464,7 @@ class Storage:
             select(trials.c.id, trials.c.state, trials.c.config, trials.c.param_fraction, trials.c.curve)
             .where(
                 trials.c.study_id == study_id,
-                trials.c.state.in_(("running", "completed", "stopped")),
+                trials.c.state.in_((TrialState.RUNNING, TrialState.COMPLETED, TrialState.STOPPED)),
                 trials.c.curve.is_not(None),
             )
             .order_by(trials.c.id)
@@ -472,7 +473,7 @@ class Storage:
             query = query.where(trials.c.id != exclude)
         with transaction(self.engine) as conn:
             return [
-                CurveRecord(int(i), str(state), config, fraction, sql.curve_of(curve) or ())
+                CurveRecord(int(i), TrialState(state), config, fraction, sql.curve_of(curve) or ())
                 for i, state, config, fraction, curve in conn.execute(query)
             ]
 
@@ -496,7 +497,7 @@ class Storage:
             if row is not None:
                 return sql.trial_record(row)
             row = sql.one_trial(conn, trial_id)
-            if row.state == "stopped" and sql.same_token(row.lease_token, token):
+            if row.state == TrialState.STOPPED and sql.same_token(row.lease_token, token):
                 return sql.trial_record(row)
             raise StaleLeaseError(sql.stale_message(trial_id, row.state))
 
@@ -509,7 +510,7 @@ class Storage:
             if row is not None:
                 return sql.trial_record(row)
             row = sql.one_trial(conn, trial_id)
-            if row.state == "stopped":
+            if row.state == TrialState.STOPPED:
                 raise StaleLeaseError(f"trial {trial_id}: the lease token is not the one the trial was stopped under")
             raise StaleLeaseError(
                 f"trial {trial_id} is {row.state}, not stopped by the early-stopping rule; use complete"
@@ -526,7 +527,7 @@ class Storage:
         now = now or utcnow()
         up_s = (now - self.started_at).total_seconds()
         lease_s = select(studies.c.lease_seconds).where(studies.c.id == trials.c.study_id).scalar_subquery()
-        expired = and_(trials.c.state == "running", trials.c.lease_expires_at < now, lease_s <= up_s)
+        expired = and_(trials.c.state == TrialState.RUNNING, trials.c.lease_expires_at < now, lease_s <= up_s)
         retries = select(studies.c.max_retries).where(studies.c.id == trials.c.study_id).scalar_subquery()
         cleared = {"lease_token": None, "lease_expires_at": None, "expiries": trials.c.expiries + 1}
         with transaction(self.engine, write=True) as conn:
@@ -534,7 +535,7 @@ class Storage:
                 update(trials)
                 .where(expired, trials.c.expiries >= retries)
                 .values(
-                    state="failed",
+                    state=TrialState.FAILED,
                     finished_at=now,
                     error=sql.expired_message(),
                     **cleared,
@@ -544,7 +545,11 @@ class Storage:
                 update(trials)
                 .where(expired)
                 .values(
-                    state="queued", worker_id=None, heartbeat_at=None, expired_token=trials.c.lease_token, **cleared
+                    state=TrialState.QUEUED,
+                    worker_id=None,
+                    heartbeat_at=None,
+                    expired_token=trials.c.lease_token,
+                    **cleared,
                 )
             ).rowcount
         return int(requeued), int(failed)
@@ -582,8 +587,8 @@ class Storage:
                 s,
                 m,
                 n,
-                counts.get((s, "queued"), 0),
-                counts.get((s, "running"), 0),
+                counts.get((s, TrialState.QUEUED), 0),
+                counts.get((s, TrialState.RUNNING), 0),
                 seen.get(s, 0),
                 str(optimizer.get("method", "gp")),
             )
@@ -653,15 +658,15 @@ class Storage:
             point = known.get(trial_id)
             if point is None:
                 continue
-            if state == "completed":
+            if state == TrialState.COMPLETED:
                 completed.append((point, float(metric), float(fraction)))
-            elif state == "failed":
+            elif state == TrialState.FAILED:
                 failed.append(point)
-            elif state == "stopped":
+            elif state == TrialState.STOPPED:
                 stopped.append(point)
             else:
                 pending.append(point)
-        queued = sum(r[1] == "queued" for r in rows)
+        queued = sum(r[1] == TrialState.QUEUED for r in rows)
         warm = sum(r[5] == WARM_SOURCE for r in rows)
         return ProposalSnapshot(
             study,

@@ -8,14 +8,21 @@ may not share a column's name in an UPDATE).
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, Row, String, bindparam, cast, func, literal, select, update
 
-from autopeft.api.errors import NotFoundError
-from autopeft.api.records import REPORT_FIELDS, NewTrial, StudyRecord, TrialRecord
+from autopeft.api.errors import NotFoundError, StorageError
+from autopeft.api.records import REPORT_FIELDS, STUDY_INPUT, NewTrial, StudyInput, StudyRecord, TrialRecord
+from autopeft.early_stopping import EarlyStoppingSettings
+from autopeft.errors import AutoPeftError
 from autopeft.migrations.tables import studies, trials
+from autopeft.optimize import ParamBudget, WarmStartSettings, parse_optimizer
+from autopeft.train.settings import TrainingSettings
+from autopeft.trial_state import TrialState
 
 
 # -- statements ------------------------------------------------------------------------------------------
@@ -24,7 +31,7 @@ def pick_queued(*where: Any) -> Any:
     return (
         select(trials.c.id, studies.c.lease_seconds)
         .join(studies, studies.c.id == trials.c.study_id)
-        .where(trials.c.state == "queued", studies.c.paused_at.is_(None), *where)
+        .where(trials.c.state == TrialState.QUEUED, studies.c.paused_at.is_(None), *where)
         .order_by(trials.c.id)
         .limit(1)
         .with_for_update(skip_locked=True, of=trials)
@@ -35,9 +42,9 @@ PICK_ANY = pick_queued()
 PICK_OF_STUDY = pick_queued(trials.c.study_id == bindparam("b_study"))
 TAKE = (
     update(trials)
-    .where(trials.c.id == bindparam("b_id"), trials.c.state == "queued")
+    .where(trials.c.id == bindparam("b_id"), trials.c.state == TrialState.QUEUED)
     .values(
-        state="running",
+        state=TrialState.RUNNING,
         worker_id=bindparam("b_worker"),
         lease_token=bindparam("b_token"),
         lease_expires_at=bindparam("b_expires", type_=trials.c.lease_expires_at.type),
@@ -56,7 +63,9 @@ def finish_statement(state: str, *fields: str) -> Any:
     return (
         update(trials)
         .where(
-            trials.c.id == bindparam("b_id"), trials.c.state == "running", trials.c.lease_token == bindparam("b_token")
+            trials.c.id == bindparam("b_id"),
+            trials.c.state == TrialState.RUNNING,
+            trials.c.lease_token == bindparam("b_token"),
         )
         .values(
             state=state,
@@ -76,7 +85,7 @@ def late_finish_statement(state: str, *fields: str) -> Any:
         update(trials)
         .where(
             trials.c.id == bindparam("b_id"),
-            trials.c.state == "queued",
+            trials.c.state == TrialState.QUEUED,
             trials.c.expired_token == bindparam("b_token"),
         )
         .values(
@@ -93,18 +102,22 @@ def late_finish_statement(state: str, *fields: str) -> Any:
 
 #: The result fields the server sets when its early-stopping rule stops a trial (the worker's report refines them).
 STOP_FIELDS = ("metric", "peft_params", "param_fraction")
-COMPLETE = finish_statement("completed", *REPORT_FIELDS)
-STOP = finish_statement("stopped", *STOP_FIELDS)
+COMPLETE = finish_statement(TrialState.COMPLETED, *REPORT_FIELDS)
+STOP = finish_statement(TrialState.STOPPED, *STOP_FIELDS)
 #: The worker's result for a trial the rule stopped (the state it keeps), under the lease it ran with.
 STOPPED_REPORT = (
     update(trials)
-    .where(trials.c.id == bindparam("b_id"), trials.c.state == "stopped", trials.c.lease_token == bindparam("b_token"))
+    .where(
+        trials.c.id == bindparam("b_id"),
+        trials.c.state == TrialState.STOPPED,
+        trials.c.lease_token == bindparam("b_token"),
+    )
     .values(**{f: bindparam(f"b_{f}", type_=trials.c[f].type) for f in REPORT_FIELDS})
     .returning(*trials.c)
 )
-FAIL = finish_statement("failed", "error")
-LATE_COMPLETE = late_finish_statement("completed", *REPORT_FIELDS)
-LATE_FAIL = late_finish_statement("failed", "error")
+FAIL = finish_statement(TrialState.FAILED, "error")
+LATE_COMPLETE = late_finish_statement(TrialState.COMPLETED, *REPORT_FIELDS)
+LATE_FAIL = late_finish_statement(TrialState.FAILED, "error")
 
 
 # -- row helpers --------------------------------------------------------------------------------
@@ -129,15 +142,43 @@ def one_trial(conn: Connection, trial_id: int) -> Row[Any]:
     return row
 
 
+#: A study's settings: JSON columns that records hold as these models (None stays None).
+SETTINGS: dict[str, Callable[[Any], BaseModel]] = {
+    "optimizer": parse_optimizer,
+    "training": TrainingSettings.model_validate,
+    "constraints": ParamBudget.model_validate,
+    "early_stopping": EarlyStoppingSettings.model_validate,
+    "warm_start": WarmStartSettings.model_validate,
+}
+
+
+def study_values(new: StudyInput) -> dict[str, Any]:
+    """The columns of a new study: its fields, with its settings as JSON."""
+    values = {k: getattr(new, k) for k in STUDY_INPUT}
+    for name in SETTINGS:
+        if values[name] is not None:
+            values[name] = values[name].model_dump(mode="json")
+    return values
+
+
 def study_record(row: Row[Any]) -> StudyRecord:
+    """A stored study, its settings parsed (the one place they are: services and the proposer share them)."""
     m = row._mapping
-    return StudyRecord(**{f: m[f] for f in StudyRecord.__dataclass_fields__})
+    values = {f: m[f] for f in StudyRecord.__dataclass_fields__}
+    for name, parse in SETTINGS.items():
+        if values[name] is not None:
+            try:
+                values[name] = parse(values[name])
+            except (AutoPeftError, ValidationError) as err:
+                raise StorageError(f"study {values['id']}: its stored {name} cannot be read ({err})") from None
+    return StudyRecord(**values)
 
 
 def trial_record(row: Row[Any]) -> TrialRecord:
     m = row._mapping
     values = {f: m[f] for f in TrialRecord.__dataclass_fields__}
     values["x"] = tuple(values["x"]) if values["x"] is not None else None
+    values["state"] = TrialState(values["state"])
     values["curve"] = curve_of(values["curve"])
     return TrialRecord(**values)
 
@@ -163,7 +204,7 @@ def trial_row(study_id: int, number: int, t: NewTrial, now: datetime) -> dict[st
         "x": list(t.x) if t.x is not None else None,
         "source": t.source,
         "label": t.label,
-        "state": "queued",
+        "state": TrialState.QUEUED,
         "attempts": 0,
         "expiries": 0,
         "created_at": now,
@@ -184,11 +225,11 @@ def same_values(row: Row[Any], values: dict[str, Any]) -> bool:
 
 
 def stale_message(trial_id: int, state: str) -> str:
-    if state == "running":
+    if state == TrialState.RUNNING:
         return (
             f"trial {trial_id}: the lease token is not the current one (the lease expired and the trial was handed on)"
         )
-    if state == "queued":
+    if state == TrialState.QUEUED:
         return f"trial {trial_id}: the lease expired and the trial went back to the queue; this lease is void"
     return f"trial {trial_id} is already {state}; this report is refused"
 

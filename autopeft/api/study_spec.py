@@ -22,7 +22,7 @@ from autopeft.api.errors import InvalidRequestError
 from autopeft.api.records import NewStudy, NewTrial, Report, StudyRecord
 from autopeft.config import PeftConfig, parse_config
 from autopeft.errors import ConfigError, ModelError, SpaceError
-from autopeft.optimize import OptimizerSettings, OptimizerState
+from autopeft.optimize import OptimizerState
 from autopeft.space import Space, build_space
 from autopeft.tasks.spec import METRIC_RANGES, resolve_task
 
@@ -82,11 +82,12 @@ _SHAPE_LOCK = threading.Lock()
 
 @lru_cache(maxsize=64)
 def _shape_from_json(hf_json: str, num_labels: int) -> ModelShape:
-    from autopeft.encoder import ModelShape, config_from_dict
+    from autopeft.encoder import config_from_dict
+    from autopeft.shape import shape_of_config
 
     try:
         with _SHAPE_LOCK:
-            return ModelShape.from_hf_config(config_from_dict(json.loads(hf_json)), num_labels)
+            return shape_of_config(config_from_dict(json.loads(hf_json)), num_labels)
     except ModelError:
         raise
     except (ValueError, TypeError, KeyError, AttributeError, RuntimeError, ZeroDivisionError, OverflowError) as err:
@@ -175,12 +176,11 @@ def prepare_study(body: StudyCreate, default_lease_s: float, default_retries: in
     hf_config = read_model_config(body.model, body.hf_config)
     shape = shape_from_hf_config(hf_config, num_labels)
     space = build_study_space(body.space, shape)
-    optimizer = body.optimizer
-    if body.constraints is not None and body.constraints.active:
+    constraints = body.constraints if body.constraints is not None and body.constraints.active else None
+    if constraints is not None:
         from autopeft.optimize.budget import check_budget
 
-        check_budget(space, body.constraints, body.seed)
-        optimizer = optimizer.model_copy(update={"constraints": body.constraints})
+        check_budget(space, constraints, body.seed)
     return NewStudy(
         name=body.name,
         task=task.model_dump(mode="json"),
@@ -189,14 +189,15 @@ def prepare_study(body: StudyCreate, default_lease_s: float, default_retries: in
         num_labels=num_labels,
         space_name=space.name,
         space=space.to_json(),
-        optimizer=optimizer.model_dump(mode="json"),
-        training=body.training.model_dump(mode="json"),
+        optimizer=body.optimizer,
+        training=body.training,
         seed=body.seed,
         max_trials=body.max_trials,
         max_retries=default_retries if body.max_retries is None else body.max_retries,
         lease_seconds=body.lease_seconds or default_lease_s,
-        early_stopping=body.early_stopping.model_dump(mode="json"),
-        warm_start=body.warm_start.model_dump(mode="json") if body.warm_start is not None else None,
+        early_stopping=body.early_stopping,
+        warm_start=body.warm_start,
+        constraints=constraints,
         baselines=baseline_trials(body, space),
     )
 
@@ -266,7 +267,6 @@ class StudyContext:
     """
 
     space: MemoSpace
-    optimizer: OptimizerSettings
     state: OptimizerState = field(default_factory=OptimizerState)
     points: dict[int, tuple[float, ...] | None] = field(default_factory=dict)
     #: Earlier studies' trials as points of this space (None: it cannot encode them), by (study id, trial id).
@@ -292,7 +292,7 @@ class StudyContexts:
                 self._items.move_to_end(study.id)
                 return hit
         shape = shape_from_hf_config(study.hf_config, study.num_labels)
-        context = StudyContext(build_study_space(study.space, shape), OptimizerSettings.model_validate(study.optimizer))
+        context = StudyContext(build_study_space(study.space, shape))
         with self._lock:
             self._items[study.id] = context
             while len(self._items) > self._size:

@@ -19,8 +19,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from autopeft.accounting import estimate
     from autopeft.config import load_config
-    from autopeft.encoder import model_shape, resolve_model_dir
+    from autopeft.encoder import resolve_model_dir
     from autopeft.errors import ConfigError
+    from autopeft.shape import model_shape
 
     if args.num_labels < 1:
         raise ConfigError(f"--num-labels must be at least 1, got {args.num_labels}")

@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _space(args: argparse.Namespace):
-    from autopeft.encoder import model_shape
+    from autopeft.shape import model_shape
     from autopeft.space import build_space, load_space_arg
 
     return build_space(load_space_arg(args.space), model_shape(args.model))

@@ -14,6 +14,11 @@ from collections.abc import Callable
 from typing import Any
 
 from autopeft.cli._output import print_json, table
+from autopeft.trial_state import TrialState
+
+#: A state's column in the study list, and its words in one study's summary, where they are not its name.
+_STATE_COLUMNS = {TrialState.COMPLETED: "done"}
+_STATE_WORDS = {TrialState.STOPPED: "stopped early"}
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 
@@ -34,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         v = _verb(verbs, name, help_text, fn)
         v.add_argument("id", type=int, metavar="ID", help="study id")
         if name == "trials":
-            v.add_argument("--state", choices=["queued", "running", "completed", "failed", "stopped"], default=None)
+            v.add_argument("--state", choices=[s.value for s in TrialState], default=None)
     retrain = _verb(
         verbs, "retrain", "train a trial's configuration on the whole training file, scored on dev", run_retrain
     )
@@ -142,7 +147,7 @@ def run_retrain(args: argparse.Namespace) -> int:
 
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
-    from autopeft.train.saved import check_save_path
+    from autopeft.saving import check_save_path
 
     out = check_save_path(args.save)
     study = request(args, "GET", f"/studies/{args.id}")
@@ -223,19 +228,15 @@ def _print_studies(page: dict[str, Any]) -> None:
             s["task"].get("name", ""),
             s["space_name"],
             s["state"],
-            s["counts"]["queued"],
-            s["counts"]["running"],
-            s["counts"]["completed"],
-            s["counts"]["failed"],
-            s["counts"].get("stopped", 0),
+            *(s["counts"].get(state, 0) for state in TrialState),
             _num(s["best_metric"]),
             round(s["hypervolume"], 4),
         ]
         for s in page["data"]
     ]
-    heads = ["id", "name", "task", "space", "state", "queued", "running", "done", "failed", "stopped", "best"]
-    heads.append("hypervolume")
-    print(table(rows, heads, align="rllllrrrrrrr") if rows else "no studies")
+    heads = ["id", "name", "task", "space", "state", *(_STATE_COLUMNS.get(s, s.value) for s in TrialState)]
+    heads += ["best", "hypervolume"]
+    print(table(rows, heads, align="rllll" + "r" * (len(heads) - 5)) if rows else "no studies")
 
 
 def _print_study(s: dict[str, Any]) -> None:
@@ -245,8 +246,8 @@ def _print_study(s: dict[str, Any]) -> None:
     )
     print(f"space {s['space_name']} (d={s.get('d')}), optimizer {s['optimizer'].get('method')}, seed {s['seed']}")
     print(
-        f"trials {s['n_trials']}/{s['max_trials']}: {c['queued']} queued, {c['running']} running, "
-        f"{c['completed']} completed, {c['failed']} failed, {c.get('stopped', 0)} stopped early"
+        f"trials {s['n_trials']}/{s['max_trials']}: "
+        + ", ".join(f"{c.get(state, 0)} {_STATE_WORDS.get(state, state.value)}" for state in TrialState)
     )
     print(
         f"best metric {_num(s['best_metric'])} (trial {s['best_trial_id']}), hypervolume {s['hypervolume']:.4f}, "

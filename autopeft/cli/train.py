@@ -51,8 +51,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from autopeft.config import load_config
+    from autopeft.saving import check_save_path
     from autopeft.tasks.spec import resolve_task
-    from autopeft.train.saved import check_save_path, save_trained
+    from autopeft.train.saved import save_trained
     from autopeft.train.settings import parse_training
     from autopeft.train.trial import train_trial
 
@@ -132,7 +133,7 @@ def _print(trained, saved: Path | None, as_json: bool) -> None:
     if r.prepare_seconds:
         rows.append(["prepare seconds", round(r.prepare_seconds, 2)])
     rows.append(["examples/s", round(r.examples_per_second, 1)])
-    from autopeft.train.trial import is_bundled
+    from autopeft.encoder import is_bundled
 
     model = "the bundled MiniLM" if is_bundled(trained.model_dir) else str(trained.model_dir)
     print(

@@ -5,7 +5,8 @@ importing the app; :mod:`api.storage` reads and writes through them.
 
 - ``studies``: what to search (task, model, space, optimiser, budget) and ``n_trials``, the
   number of trials it holds, kept by every insert so the proposer never counts rows;
-  ``warm_start`` names the earlier studies it starts from (migration 0005).
+  ``warm_start`` names the earlier studies it starts from (migration 0005), ``constraints`` holds its
+  parameter budget (migration 0006).
 - ``trials``: one configuration of a study and its life: queued -> running (leased) ->
   completed | failed | stopped (ended early by the study's early-stopping rule, migration 0004);
   an expired lease returns it to queued. ``curve`` holds its ``[step, metric]`` progress reports. ``config_key`` is the
@@ -37,7 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-TRIAL_STATES = ("queued", "running", "completed", "failed", "stopped")
+from autopeft.trial_state import TrialState
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -107,6 +108,9 @@ class Study(Base):
     early_stopping: Mapped[dict[str, Any] | None] = mapped_column(Json(nullable=True))
     #: The earlier studies it starts from (:class:`autopeft.optimize.WarmStartSettings`; migration 0005); null: none.
     warm_start: Mapped[dict[str, Any] | None] = mapped_column(Json(nullable=True))
+    #: Its parameter budget (:class:`autopeft.optimize.ParamBudget`; migration 0006 moved it out of ``optimizer``,
+    #: which holds the method's settings only); null: none.
+    constraints: Mapped[dict[str, Any] | None] = mapped_column(Json(nullable=True))
 
     __table_args__ = (
         CheckConstraint("max_trials >= 1", name="max_trials_positive"),
@@ -150,7 +154,8 @@ class Trial(Base):
     __table_args__ = (
         UniqueConstraint("study_id", "config_key"),
         UniqueConstraint("study_id", "number"),
-        CheckConstraint("state IN ('queued', 'running', 'completed', 'failed', 'stopped')", name="state_known"),
+        # the states of TrialState (a migration that changes them writes its own list out)
+        CheckConstraint(f"state IN ({', '.join(repr(s.value) for s in TrialState)})", name="state_known"),
         Index(None, "state", "id"),
         Index(None, "study_id", "state"),
     )

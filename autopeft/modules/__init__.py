@@ -1,10 +1,7 @@
-"""PEFT families, one per file, injected by name: ``inject(model, config) -> PeftHandle``.
+"""PEFT families, one per file (see :mod:`autopeft.modules.base`); :data:`FAMILIES` lists them all.
 
->>> handle = inject(model, {"lora": {"rank": 8}, "bitfit": {}})
->>> handle.accounting().peft_params
-
-A family is one module here (see :mod:`autopeft.modules.base`); :data:`FAMILIES` finds them
-all. Names are imported on first use, so importing a family module stays light.
+They are injected by name with :func:`autopeft.handle.inject`. Names are imported on first use,
+so importing a family module stays light.
 """
 
 from __future__ import annotations
@@ -14,9 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "FAMILIES": "registry",
-    "PeftHandle": "handle",
-    "inject": "handle",
-    "trained_whole": "handle",
     "consistency_loss": "serial_adapter",
 }
 
@@ -30,6 +24,5 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
-    from autopeft.modules.handle import PeftHandle, inject, trained_whole
     from autopeft.modules.registry import FAMILIES
     from autopeft.modules.serial_adapter import consistency_loss

@@ -2,10 +2,11 @@
 
 A family is one file in this package: a :class:`FamilySettings` model (its JSON settings,
 defaults and validation) and a :class:`Family` subclass registered with :func:`register`
-(injection, parameter counts, its one-line summary, size limits, its role in search
-spaces, and an optional :meth:`Family.prepare` step that runs on training data before
-injection). :class:`autopeft.config.PeftConfig`, the spaces, the summaries and the
-accounting are built from the registry, so adding a family touches no other file.
+(injection, parameter counts, its one-line summary, size limits and its role in search
+spaces). :class:`autopeft.config.PeftConfig`, the spaces, the summaries and the accounting are
+built from the registry (:mod:`autopeft.modules.registry`, which names each family module). A
+family that needs work on training data before injection (FISH's mask) has it in
+:mod:`autopeft.train.prepare`.
 """
 
 from __future__ import annotations
@@ -21,9 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from autopeft.errors import ConfigError
 
 if TYPE_CHECKING:
-    from pathlib import Path
 
-    import torch
     from torch import nn
 
     from autopeft.encoder import EncoderLayout, ModelShape
@@ -198,30 +197,8 @@ class InjectContext:
     backbone_names: dict[int, str] = field(default_factory=dict)
     #: Backbone parameter names that some family of the configuration trains whole.
     trained_whole: set[str] = field(default_factory=set)
-    #: What each family's :meth:`Family.prepare` produced (e.g. FISH's mask), by family name.
+    #: What :mod:`autopeft.train.prepare` estimated from data for a family (e.g. FISH's mask), by family name.
     prepared: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class PrepareInput:
-    """What :meth:`Family.prepare` may use: the model before injection, the task and the trial's settings."""
-
-    model: nn.Module
-    model_dir: Path
-    data: Any  # autopeft.tasks.data.TaskData
-    #: Rows of ``data.train`` the trial trains on (never the search split).
-    train_rows: list[int]
-    settings: Any  # autopeft.train.settings.TrainingSettings
-    device: torch.device
-    #: Backbone parameter names (before injection) the configuration's families train whole.
-    trained_whole: frozenset[str]
-    #: ``memo(key, compute)``: values kept by the worker between trials.
-    memo: Callable[[str, Callable[[], Any]], Any]
-    progress: Any = False
-    should_stop: Callable[[], bool] | None = None
-    #: Strings that identify the model's weights and the task's data, for cache keys.
-    model_key: str = ""
-    task_key: str = ""
 
 
 # -- families -----------------------------------------------------------------------------------------
@@ -330,13 +307,9 @@ class Family(ABC, Generic[S]):
         """Backbone parameter names (as in the model before injection) this family trains whole."""
         return set()
 
-    def prepare(self, settings: S, inp: PrepareInput) -> Any:
-        """Work on training data before injection (FISH's mask); the result reaches :meth:`inject`
-        as ``ctx.prepared[name]``. Default: nothing to prepare."""
-        return None
-
     def prepare_for_check(self, settings: S, model: nn.Module, trained_whole: set[str]) -> Any:
-        """A stand-in for :meth:`prepare` without data, for the worker's self-check."""
+        """A stand-in for what :mod:`autopeft.train.prepare` estimates from data (FISH's mask), for the worker's
+        self-check."""
         return None
 
     # -- spaces -------------------------------------------------------------------------------------

@@ -1,8 +1,7 @@
 """FISH: train only the backbone entries a sparse mask selects (Sung et al.; IRD, seed 004).
 
-:meth:`FishFamily.prepare` estimates the mask from training data before injection (empirical
-Fisher, :mod:`autopeft.train.fisher`), cached in the trial cache and on disk under
-``$AUTOPEFT_CACHE_DIR/fish`` so that a restarted worker does not estimate it again. Injection
+The mask is estimated from training data before injection (empirical Fisher,
+:mod:`autopeft.train.fisher`, through :mod:`autopeft.train.prepare`, which also caches it). Injection
 gives each masked tensor a parametrisation ``W0 + scatter(delta)`` whose only trainable part
 is ``delta``, one value per selected entry: frozen entries cannot move, whatever the optimiser
 or weight decay does, and the optimiser holds state for the selected entries alone.
@@ -10,12 +9,6 @@ or weight decay does, and the optimiser holds state for the selected entries alo
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
-import os
-import tempfile
-from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -25,7 +18,7 @@ from torch.nn.utils import parametrize
 
 from autopeft.encoder import EncoderLayout, ModelShape
 from autopeft.errors import ConfigError
-from autopeft.modules.base import Family, FamilySettings, InjectContext, Injected, PrepareInput, register
+from autopeft.modules.base import Family, FamilySettings, InjectContext, Injected, register
 
 #: Backbone parameter name (before injection) -> boolean mask of the entries to train.
 FishMask = dict[str, torch.Tensor]
@@ -101,50 +94,6 @@ class FishFamily(Family[Fish]):
     def summary_extra(self, settings: Fish) -> str:
         return f"{100 * settings.fraction:g}%" + (" ird" if settings.ird else "")
 
-    def prepare(self, settings: Fish, inp: PrepareInput) -> FishMask:
-        """The mask, from memory, else disk, else estimated on ``inp.train_rows`` (then stored in both)."""
-        from autopeft.train import fisher
-
-        names = list(candidates(inp.model, inp.trained_whole))
-        key = json.dumps(
-            {
-                "model": inp.model_key,
-                "task": inp.task_key,
-                "max_length": inp.settings.max_length,
-                "samples": settings.samples,
-                "fraction": settings.fraction,
-                "ird": settings.ird,
-                "seed": inp.settings.seed,
-                "split": [inp.settings.search_split, inp.settings.split_seed, inp.settings.max_train_examples],
-                "candidates": hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest(),
-                "num_labels": inp.data.num_labels,
-            },
-            sort_keys=True,
-            default=str,
-        )
-
-        def from_disk_or_estimate() -> FishMask:
-            mask = load_cached_mask(key)
-            if mask is None:
-                mask = fisher.estimate_fish_mask(
-                    inp.model,
-                    settings,
-                    candidates(inp.model, inp.trained_whole),
-                    inp.data,
-                    inp.train_rows,
-                    seed=inp.settings.seed,
-                    device=inp.device,
-                    progress=inp.progress,
-                    should_stop=inp.should_stop,
-                )
-                save_cached_mask(key, mask)
-            return mask
-
-        mask = inp.memo(f"fish:{key}", from_disk_or_estimate)
-        # Model order, whatever order the cache stored: the optimiser's parameter order (and so the
-        # floating-point sums of gradient clipping) must not depend on where the mask came from.
-        return {name: mask[name] for name in names if name in mask}
-
     def prepare_for_check(self, settings: Fish, model: nn.Module, trained_whole: set[str]) -> FishMask:
         g = torch.Generator().manual_seed(0)
         return {
@@ -170,45 +119,4 @@ def _owners(model: nn.Module) -> dict[int, tuple[nn.Module, str]]:
     return out
 
 
-# -- the mask's disk cache ---------------------------------------------------------------------------
-def _mask_path(key: str) -> Path:
-    from autopeft.tasks.files import cache_dir
-
-    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
-    return cache_dir() / "fish" / f"{digest}.safetensors"
-
-
-def load_cached_mask(key: str) -> FishMask | None:
-    """The mask saved under ``key``, or None (absent, unreadable, or saved for another key)."""
-    from safetensors import safe_open
-
-    path = _mask_path(key)
-    if not path.is_file():
-        return None
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            if (f.metadata() or {}).get("key") != key:
-                return None
-            return {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
-    except (OSError, ValueError, RuntimeError):
-        return None
-
-
-def save_cached_mask(key: str, mask: FishMask) -> None:
-    """Write the mask atomically; a cache that cannot be written is skipped, not an error."""
-    from safetensors.torch import save_file
-
-    path, tmp = _mask_path(key), None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        save_file({n: m.contiguous() for n, m in mask.items()}, tmp, metadata={"key": key})
-        os.replace(tmp, path)
-    except OSError:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-
-
-__all__ = ["Fish", "FishFamily", "FishMask", "candidates", "load_cached_mask", "save_cached_mask"]
+__all__ = ["Fish", "FishFamily", "FishMask", "candidates"]

@@ -5,7 +5,8 @@ returns ``n`` new configurations that are not completed, pending (queued or runn
 failed or stopped early in the study, and not repeated within the batch. It sees plain snapshots
 only, never storage or the network.
 
-Methods (``OptimizerSettings.method``):
+Methods (``optimizer.method``; one file each in :mod:`autopeft.optimize.methods`, each with its own
+settings model; :data:`OptimizerSettings` is their union, :func:`parse_optimizer` reads one):
 
 - ``gp`` (default): a scrambled Sobol design for the first trials, then one GP per
   objective, qLogNEHVI with the pending trials as ``X_pending``, a data-driven
@@ -14,7 +15,7 @@ Methods (``OptimizerSettings.method``):
 - ``saas``: the same with fully Bayesian SAAS GPs (NUTS via pyro, bounded cost).
 - ``sobol`` / ``random``: the space-filling baselines.
 
-A study's parameter budget (``settings.constraints``, :mod:`autopeft.optimize.budget`) takes
+A study's parameter budget (its ``constraints``, :mod:`autopeft.optimize.budget`) takes
 every configuration outside it out of the grid: it is never proposed.
 
 A warm start (``warm``, :mod:`autopeft.optimize.warm`) queues the earlier studies' front
@@ -24,7 +25,8 @@ related tasks (:mod:`autopeft.optimize.multitask`); see docs/warm_start.md.
 Objectives are maximised as ``(metric, -log10 max(param_fraction, 1e-6))``
 (:func:`autopeft.pareto.to_objectives`). Same inputs, seed and state give the same
 proposals; torch's threads and random state are restored afterwards. Layout:
-``engine`` (the loop), ``sobol``, ``gp``, ``saas``, ``multitask``, ``warm``, ``acquisition``,
+``engine`` (the loop), ``methods`` (one file per method), ``sobol``, ``gp``, ``saas``, ``multitask``, ``warm``,
+``acquisition``,
 ``discrete`` (acquisition optimiser), ``reference``, ``transforms``, ``domain``, ``runtime``,
 ``state``; see docs/optimizer.md.
 """
@@ -37,14 +39,14 @@ from typing import TYPE_CHECKING
 
 from autopeft.config import PeftConfig
 from autopeft.errors import OptimizerError
-from autopeft.optimize.settings import (
-    Method,
-    OptimizerSettings,
-    ParamBudget,
-    ReferencePoint,
-    WarmStartSettings,
-    default_n_initial,
-)
+from autopeft.optimize.methods.base import Method, MethodSettings
+from autopeft.optimize.methods.bayesian import BayesianSettings
+from autopeft.optimize.methods.gp import GpSettings
+from autopeft.optimize.methods.random import RandomSettings
+from autopeft.optimize.methods.registry import METHODS, OptimizerSettings, method_of, parse_optimizer
+from autopeft.optimize.methods.saas import SaasSettings
+from autopeft.optimize.methods.sobol import SobolSettings
+from autopeft.optimize.settings import ParamBudget, ReferencePoint, WarmStartSettings, default_n_initial
 from autopeft.optimize.state import OptimizerState
 from autopeft.space import Space
 
@@ -52,15 +54,24 @@ if TYPE_CHECKING:
     from autopeft.optimize.warm import WarmStart
 
 __all__ = [
+    "METHODS",
+    "BayesianSettings",
+    "GpSettings",
     "Method",
+    "MethodSettings",
     "Observation",
     "OptimizerSettings",
     "OptimizerState",
     "ParamBudget",
     "Proposal",
+    "RandomSettings",
     "ReferencePoint",
+    "SaasSettings",
+    "SobolSettings",
     "WarmStartSettings",
     "default_n_initial",
+    "method_of",
+    "parse_optimizer",
     "propose",
 ]
 
@@ -78,7 +89,7 @@ class Observation:
 class Proposal:
     """A configuration to train, its canonical point in the space (bin centres), and what
     chose it: ``warm_start`` (an earlier study's front configuration), ``sobol``/``random``
-    (the space-filling design) or ``gp``/``saas`` (the model)."""
+    (the space-filling design) or the method (``gp``, ``saas``, ...)."""
 
     config: PeftConfig
     x: tuple[float, ...]
@@ -91,12 +102,13 @@ def propose(
     pending: Sequence[Sequence[float]],
     n: int,
     seed: int,
-    settings: OptimizerSettings | None = None,
+    settings: MethodSettings | None = None,
     failed: Sequence[Sequence[float]] = (),
     *,
     state: OptimizerState | None = None,
     stopped: Sequence[Sequence[float]] = (),
     warm: WarmStart | None = None,
+    constraints: ParamBudget | None = None,
 ) -> list[Proposal]:
     """``n`` new, distinct configurations for the study (see the module docstring).
 
@@ -106,7 +118,8 @@ def propose(
         pending: points of queued and running trials.
         n: how many configurations to propose (the batch is chosen jointly).
         seed: the study seed.
-        settings: the study's ``optimizer`` object (default: ``gp``).
+        settings: the study's ``optimizer`` object (default: ``gp``): a method's settings
+            (:func:`parse_optimizer` reads one from JSON).
         failed: points of failed trials: never modelled, never proposed again.
         state: the study's :class:`OptimizerState` (warm starts and caches); optional.
         stopped: points of trials the early-stopping rule stopped: like ``failed``, never modelled (their
@@ -115,6 +128,7 @@ def propose(
         warm: what the study takes from the earlier studies it names
             (:func:`autopeft.optimize.warm.build_warm_start`); the front, the reference point and
             the acquisition's baseline stay the study's own.
+        constraints: the study's parameter budget: no configuration outside it is proposed.
 
     Raises:
         OptimizerError: bad inputs (wrong dimension, non-finite objectives, n < 1), or the
@@ -122,21 +136,19 @@ def propose(
     """
     from autopeft.optimize.domain import SpaceDomain
     from autopeft.optimize.engine import points_tensor, propose_points, warm_input
-    from autopeft.optimize.reference import override_objectives
     from autopeft.pareto import to_objectives
 
-    settings = settings or OptimizerSettings()
+    settings = settings or parse_optimizer()
     d = space.d
     try:
         Y = to_objectives([o.metric for o in completed], [o.param_fraction for o in completed])
     except ValueError as err:
         raise OptimizerError(f"completed trials: {err}") from None
-    ref = settings.reference
     feasible = repair = None
-    if settings.constraints is not None and settings.constraints.active:
+    if constraints is not None and constraints.active:
         from autopeft.optimize.budget import feasibility, repairer
 
-        feasible, repair = feasibility(space, settings.constraints), repairer(space, settings.constraints)
+        feasible, repair = feasibility(space, constraints), repairer(space, constraints)
     points = propose_points(
         SpaceDomain(space, state.keys if state is not None else None, feasible, repair),
         points_tensor([o.x for o in completed], d, "completed"),
@@ -147,7 +159,6 @@ def propose(
         seed,
         settings,
         state,
-        override_objectives(ref.metric, ref.param_fraction) if ref is not None else None,
         warm_input(warm, d) if warm is not None else None,
     )
     return [Proposal(space.decode(list(x)), tuple(x), source) for x, source in points]

@@ -39,6 +39,8 @@ from autopeft.optimize.transforms import fit_transform
 if TYPE_CHECKING:
     from botorch.models import ModelListGP, MultiTaskGP
 
+    from autopeft.optimize.warm import Related
+
 
 def per_task_transform(Y: torch.Tensor, task: torch.Tensor, kind: OutcomeTransform) -> torch.Tensor:
     """``n x m`` objectives transformed within each task (``task``: ``n`` indices): ``n x m``."""
@@ -53,6 +55,19 @@ def cap_related(Zr: torch.Tensor, own: int, fit_points: int) -> torch.Tensor:
     """Indices (ascending) of the related rows kept so that ``own`` plus them stay within ``fit_points``
     (at least a few: the earlier studies are the point of a warm start)."""
     return fit_subset(Zr, max(fit_points - own, min(fit_points, 16)))
+
+
+def related_rows(
+    related: Related, own: int, cards: Sequence[int], kind: OutcomeTransform, fit_points: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The related rows the model fits beside the study's ``own`` trials: snapped points (``n_r x d``),
+    objectives transformed within each task (``n_r x m``) and tasks (``n_r``), capped to ``fit_points``."""
+    from autopeft.optimize.domain import snap
+
+    Zr = per_task_transform(related.Y.to(torch.double), related.task, kind)
+    keep = cap_related(Zr, own, fit_points)
+    Xr = snap(related.X[keep], torch.tensor(list(cards), dtype=torch.double))
+    return Xr, Zr[keep], related.task[keep]
 
 
 def fit_multitask_list(

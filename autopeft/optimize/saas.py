@@ -24,6 +24,7 @@ condition on new data) until the data has grown by ``refit_growth``.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -31,7 +32,6 @@ import torch
 
 from autopeft.optimize.gp import lazy_keep
 from autopeft.optimize.runtime import derive_seed
-from autopeft.optimize.settings import OptimizerSettings
 from autopeft.optimize.state import OptimizerState
 
 if TYPE_CHECKING:
@@ -42,33 +42,50 @@ if TYPE_CHECKING:
 JITTER = 1e-6
 
 
+@dataclass(frozen=True)
+class Nuts:
+    """The NUTS budget of one SAAS fit: ``warmup`` + ``samples`` iterations of at most
+    ``2^max_tree_depth - 1`` leapfrog steps; every ``thinning``-th sample is kept."""
+
+    warmup: int = 24
+    samples: int = 24
+    thinning: int = 3
+    max_tree_depth: int = 4
+
+
 def fit_saas_list(
-    X: torch.Tensor, Z: torch.Tensor, settings: OptimizerSettings, seed: int, state: OptimizerState | None = None
+    X: torch.Tensor,
+    Z: torch.Tensor,
+    nuts: Nuts,
+    seed: int,
+    state: OptimizerState | None = None,
+    reuse_samples: bool = True,
+    refit_growth: float = 0.1,
 ) -> ModelListGP:
     """A ``ModelListGP`` of one fully Bayesian SAAS GP per column of ``Z``.
 
-    With a ``state`` and ``warm_start``, the last posterior samples of the hyperparameters
+    With a ``state`` and ``reuse_samples``, the last posterior samples of the hyperparameters
     are kept (the GPs only condition on the new data) until the data has grown by
     ``refit_growth`` since they were drawn, as for :func:`~autopeft.optimize.gp.fit_gp_list`
     but from the first model on (``lazy_refit_from`` does not apply: NUTS is the cost).
 
     Args:
         X: ``n x d`` inputs in ``[0, 1]^d``; Z: ``n x m`` transformed objectives.
-        settings: NUTS budget (``saas_*``); seed: seeds each chain (global torch RNG, forked by the caller).
+        nuts: NUTS budget; seed: seeds each chain (global torch RNG, forked by the caller).
         state: the study's memory (samples of the last NUTS run).
     """
     from botorch.models import ModelListGP
 
     names = [f"saas[{j}]" for j in range(Z.shape[-1])]
-    cached = [state.hyperparameters.get(k) if (state is not None and settings.warm_start) else None for k in names]
+    cached = [state.hyperparameters.get(k) if (state is not None and reuse_samples) else None for k in names]
     n = X.shape[0]
     # NUTS dominates the cost of saas, so its samples are reused at any study size
-    reuse = lazy_keep(state, cached, n, settings.refit_growth, 0)
+    reuse = lazy_keep(state, cached, n, refit_growth, 0)
     models = []
     for j, name in enumerate(names):
         torch.manual_seed(derive_seed(seed, j) % (2**63))
         samples = cached[j] if reuse else None
-        model, samples = fit_saas(X, Z[:, j : j + 1], settings, samples)
+        model, samples = fit_saas(X, Z[:, j : j + 1], nuts, samples)
         if state is not None:
             state.hyperparameters[name] = samples
         models.append(model)
@@ -79,13 +96,13 @@ def fit_saas_list(
 
 
 def fit_saas(
-    X: torch.Tensor, z: torch.Tensor, settings: OptimizerSettings, samples: dict[str, torch.Tensor] | None = None
+    X: torch.Tensor, z: torch.Tensor, nuts: Nuts, samples: dict[str, torch.Tensor] | None = None
 ) -> tuple[SaasFullyBayesianSingleTaskGP, dict[str, torch.Tensor]]:
     """One SAAS GP on ``n x d`` inputs and ``n x 1`` targets, with given hyperparameter samples
     or new ones from NUTS; returns the model and the samples."""
     model = _saas_model_class()(X, z)
     if samples is None:
-        samples = run_nuts(model.train_inputs[0], model.train_targets, settings)
+        samples = run_nuts(model.train_inputs[0], model.train_targets, nuts)
     model.load_samples(samples)
     return model, samples
 
@@ -118,17 +135,17 @@ def matern52(X: torch.Tensor, lengthscale: torch.Tensor) -> torch.Tensor:
     return (1.0 + r + r.pow(2) / 3.0) * torch.exp(-r)
 
 
-def run_nuts(X: torch.Tensor, y: torch.Tensor, settings: OptimizerSettings) -> dict[str, torch.Tensor]:
+def run_nuts(X: torch.Tensor, y: torch.Tensor, nuts: Nuts) -> dict[str, torch.Tensor]:
     """Thinned posterior samples: ``mean``, ``outputscale``, ``noise`` (``S``) and
-    ``lengthscale`` (``S x d``), with ``S = saas_samples // saas_thinning``."""
+    ``lengthscale`` (``S x d``), with ``S = ceil(nuts.samples / nuts.thinning)``."""
     import pyro
     from pyro.infer import MCMC, NUTS
 
     pyro.clear_param_store()
-    kernel = NUTS(saas_log_joint_model, jit_compile=False, full_mass=True, max_tree_depth=settings.saas_max_tree_depth)
-    mcmc = MCMC(kernel, num_samples=settings.saas_samples, warmup_steps=settings.saas_warmup, disable_progbar=True)
+    kernel = NUTS(saas_log_joint_model, jit_compile=False, full_mass=True, max_tree_depth=nuts.max_tree_depth)
+    mcmc = MCMC(kernel, num_samples=nuts.samples, warmup_steps=nuts.warmup, disable_progbar=True)
     mcmc.run(X, y)
-    raw = {k: v[:: settings.saas_thinning].detach().to(X.dtype) for k, v in mcmc.get_samples().items()}
+    raw = {k: v[:: nuts.thinning].detach().to(X.dtype) for k, v in mcmc.get_samples().items()}
     return {
         "mean": raw["mean"],
         "outputscale": raw["outputscale"],

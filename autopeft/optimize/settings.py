@@ -1,9 +1,10 @@
-"""How a study proposes configurations: the ``optimizer`` object of a study.
+"""The parts of a study's settings that its optimiser reads, besides each method's own
+(:mod:`autopeft.optimize.methods`): the reference point, the parameter budget (the study's
+``constraints``) and the warm start (the study's ``warm_start``), and the defaults they share.
 
-Every field has a default that is good for the product (MiniLM-sized spaces, d up
-to a few dozen, studies of tens to a few hundred trials, a server on a small CPU);
-the rest are levers for the benchmark and for unusual studies. Light module: no
-torch, so API schemas can import it.
+Every default is good for the product (MiniLM-sized spaces, d up to a few dozen, studies of
+tens to a few hundred trials, a server on a small CPU). Light module: no torch, so API schemas
+can import it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Method = Literal["gp", "saas", "sobol", "random"]
 OutcomeTransform = Literal["copula", "standardize"]
 NehviImpl = Literal["cached", "botorch"]
 KernelName = Literal["rbf", "rbf+additive"]
@@ -84,71 +84,6 @@ class ParamBudget(BaseModel):
         return " ".join(p for p in parts if p)
 
 
-class OptimizerSettings(BaseModel):
-    """How a study proposes configurations (the ``optimizer`` object of a study)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    method: Method = Field("gp", description="gp (default), saas, sobol, or random.")
-    n_initial: int | None = Field(
-        None, ge=1, le=100_000, description="Sobol trials before the model takes over; default max(8, min(2d, 20))."
-    )
-    reference: ReferencePoint | None = Field(None, description="Override of the data-driven reference point.")
-    constraints: ParamBudget | None = Field(
-        None, description="The study's parameter budget (set by the study's own constraints field)."
-    )
-    outcome_transform: OutcomeTransform = Field(
-        "copula", description="copula (rank -> normal scores, AutoPEFT's choice) or standardize."
-    )
-    kernel: KernelName = Field(
-        "rbf+additive", description="GP kernel: ARD RBF, or ARD RBF plus a first-order additive RBF (default)."
-    )
-    fit_points: int = Field(
-        256,
-        ge=16,
-        le=100_000,
-        description="Hyperparameters are fitted on at most this many trials (then all are used).",
-    )
-    nehvi: NehviImpl = Field(
-        "cached", description="qLogNEHVI implementation for gp: cached (fast, single candidates) or botorch's own."
-    )
-    mc_samples: int = Field(64, ge=8, le=1024, description="Quasi-MC samples of the acquisition function.")
-    raw_samples: int = Field(256, ge=16, le=16_384, description="Candidates scored before local search.")
-    num_restarts: int = Field(3, ge=1, le=64, description="Local searches started from the best candidates.")
-    local_search_steps: int = Field(5, ge=0, le=1000, description="Moves per local search at most.")
-    max_baseline: int = Field(
-        96, ge=4, le=100_000, description="Observed points the acquisition keeps as its baseline (best Pareto ranks)."
-    )
-    warm_start: bool = Field(True, description="Start GP fits from the previous proposal's hyperparameters.")
-    refit_growth: float = Field(
-        0.1, ge=0.0, le=10.0, description="With warm_start: refit hyperparameters once the data grew by this fraction."
-    )
-    lazy_refit_from: int = Field(
-        100,
-        ge=0,
-        le=1_000_000,
-        description="Below this many completed trials, hyperparameters are refitted every time.",
-    )
-    threads: int = Field(1, ge=1, le=256, description="torch threads while proposing (a server stays responsive).")
-    saas_warmup: int = Field(24, ge=4, le=4096, description="NUTS warm-up steps of the SAAS GP.")
-    saas_samples: int = Field(24, ge=1, le=4096, description="NUTS samples of the SAAS GP, before thinning.")
-    saas_thinning: int = Field(3, ge=1, le=1024, description="Keep every k-th NUTS sample.")
-    saas_max_tree_depth: int = Field(4, ge=1, le=10, description="NUTS tree depth (2^depth leapfrog steps at most).")
-
-    @model_validator(mode="after")
-    def _thinning_keeps_a_sample(self) -> OptimizerSettings:
-        if self.saas_thinning > self.saas_samples:
-            raise ValueError(
-                f"saas_thinning={self.saas_thinning} keeps no sample of saas_samples={self.saas_samples}; "
-                "make it at most saas_samples"
-            )
-        return self
-
-    def n_initial_for(self, d: int) -> int:
-        """The Sobol budget for a space of ``d`` dimensions."""
-        return self.n_initial if self.n_initial is not None else default_n_initial(d)
-
-
 #: Earlier studies a warm start may name at most.
 MAX_WARM_STUDIES = 20
 
@@ -187,6 +122,6 @@ class WarmStartSettings(BaseModel):
             seen.add(study)
         return self
 
-    def max_configs_for(self, d: int, settings: OptimizerSettings) -> int:
-        """How many warm-start configurations a study of ``d`` dimensions queues at most."""
-        return self.max_configs if self.max_configs is not None else settings.n_initial_for(d)
+    def max_configs_for(self, n_initial: int) -> int:
+        """How many warm-start configurations a study queues at most, given its ``n_initial`` (for its space)."""
+        return self.max_configs if self.max_configs is not None else n_initial

@@ -153,24 +153,30 @@ def tokenizer_for(model_dir: str) -> Any:
 
 def tokenize(rows: Dataset, tokenizer: Any, max_length: int) -> Dataset:
     """Token ids of each row (pairs truncated longest-first), with ``length`` for batching by size."""
-    if max_length < MIN_MAX_LENGTH:
-        raise TaskError(f"max_length {max_length} is below {MIN_MAX_LENGTH} tokens")
+    check_max_length(max_length)
     text_columns = [c for c in ("text_a", "text_b") if c in rows.column_names]
-
-    def encode(batch: dict[str, list]) -> dict[str, list]:
-        texts = [batch[c] for c in text_columns]
-        out = tokenizer(*texts, truncation=True, max_length=max_length)
-        out["length"] = [len(ids) for ids in out["input_ids"]]
-        return dict(out)
-
     return rows.map(
-        encode,
+        lambda batch: tokenize_columns(batch, tokenizer, max_length),
         batched=True,
         batch_size=1000,
         remove_columns=text_columns,
         keep_in_memory=True,
         load_from_cache_file=False,
     )
+
+
+def tokenize_columns(columns: dict[str, list], tokenizer: Any, max_length: int) -> dict[str, list]:
+    """:func:`tokenize` on plain columns (``text_a`` and maybe ``text_b``): token columns and ``length``."""
+    check_max_length(max_length)
+    texts = [columns[c] for c in ("text_a", "text_b") if c in columns]
+    out = dict(tokenizer(*texts, truncation=True, max_length=max_length))
+    out["length"] = [len(ids) for ids in out["input_ids"]]
+    return out
+
+
+def check_max_length(max_length: int) -> None:
+    if max_length < MIN_MAX_LENGTH:
+        raise TaskError(f"max_length {max_length} is below {MIN_MAX_LENGTH} tokens")
 
 
 def task_key(spec: TaskSpec, data_dir: Path | None = None) -> str:

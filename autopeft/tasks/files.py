@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from autopeft.confine import inside, outside, real_roots
 from autopeft.errors import TaskError
+from autopeft.extras import require
 from autopeft.tasks.spec import STRUCTURED_FORMATS, TaskSpec
 
 if TYPE_CHECKING:
@@ -133,7 +134,18 @@ def read_labeled(spec: TaskSpec, path: Path, labels: list[str] | None) -> Datase
 
 
 def read_rows(spec: TaskSpec, path: Path, *, need_label: bool) -> Dataset:
-    """Text columns (and the raw label column when the file has it) of ``path``, as strings.
+    """:func:`read_columns` as a ``datasets.Dataset`` of strings (for training and tokenising in batches)."""
+    import datasets
+
+    columns = read_columns(spec, path, need_label=need_label)
+    features = datasets.Features({name: datasets.Value("string") for name in columns})
+    return datasets.Dataset.from_dict(columns, features=features)
+
+
+def read_columns(spec: TaskSpec, path: Path, *, need_label: bool) -> dict[str, list[str]]:
+    """Text columns (and the raw label column when the file has it) of ``path``, as strings:
+    ``text_a`` (and ``text_b``), ``labels``. Delimited files need only the standard library (a bare
+    install predicts from them); jsonl, parquet and arrow go through ``datasets`` (the worker extra).
 
     With ``need_label`` false a file without the label column (e.g. GLUE's test files)
     is accepted: the result then has no ``labels`` column.
@@ -141,6 +153,7 @@ def read_rows(spec: TaskSpec, path: Path, *, need_label: bool) -> Dataset:
     if not present(spec, path):
         raise TaskError(f"missing {'folder' if spec.format == 'arrow' else 'file'} {str(path)!r} (task {spec.name!r})")
     if spec.format in STRUCTURED_FORMATS:
+        require("worker", f"reading {spec.format} files")
         return _read_structured(spec, path, need_label=need_label)
     header, has_more_rows = _first_rows(spec, path)
     if spec.header and not has_more_rows:
@@ -155,13 +168,10 @@ def read_rows(spec: TaskSpec, path: Path, *, need_label: bool) -> Dataset:
     if len(set(wanted.values())) < len(wanted):
         raise TaskError(f"task {spec.name!r} reads one column of {str(path)!r} for two roles: {wanted}")
     columns = _read_columns(spec, path, len(header), list(wanted.values()))
-    import datasets
-
-    features = datasets.Features({name: datasets.Value("string") for name in wanted})
-    return datasets.Dataset.from_dict(dict(zip(wanted, columns, strict=True)), features=features)
+    return dict(zip(wanted, columns, strict=True))
 
 
-def _read_structured(spec: TaskSpec, path: Path, *, need_label: bool) -> Dataset:
+def _read_structured(spec: TaskSpec, path: Path, *, need_label: bool) -> dict[str, list[str]]:
     """A jsonl, parquet or arrow file through ``datasets``, checked by the rules of delimited files:
     columns by name (or position), no empty file, every text and label present; values become strings."""
     table = _load_structured(spec, path)
@@ -176,11 +186,7 @@ def _read_structured(spec: TaskSpec, path: Path, *, need_label: bool) -> Dataset
         wanted["labels"] = label_idx
     if len(set(wanted.values())) < len(wanted):
         raise TaskError(f"task {spec.name!r} reads one column of {str(path)!r} for two roles: {wanted}")
-    columns = {role: _strings(table[header[i]], header[i], path, spec) for role, i in wanted.items()}
-    import datasets
-
-    features = datasets.Features({name: datasets.Value("string") for name in wanted})
-    return datasets.Dataset.from_dict(columns, features=features)
+    return {role: _strings(table[header[i]], header[i], path, spec) for role, i in wanted.items()}
 
 
 def _load_structured(spec: TaskSpec, path: Path) -> Dataset:

@@ -3,18 +3,24 @@
 Dynamic padding matters on CPU and for short-sentence tasks: SST-2 averages 13
 tokens, so padding to 128 would cost ten times the compute. Evaluation batches rows
 of similar length together for the same reason and puts predictions back in order.
+
+Tokenised rows are a ``datasets.Dataset`` (training) or a dict of columns (prediction, which a
+bare install runs without ``datasets``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 import torch
 
 if TYPE_CHECKING:
     from datasets import Dataset
+
+#: Tokenised rows: a Dataset, or columns of equal length by name.
+Rows = Union["Dataset", Mapping[str, Sequence]]
 
 INPUT_COLUMNS = ("input_ids", "token_type_ids", "attention_mask")
 
@@ -36,9 +42,18 @@ def collate(rows: dict[str, list], pad_id: int) -> dict[str, torch.Tensor]:
     return batch
 
 
-def column(data: Dataset, name: str) -> np.ndarray:
+def column(data: Rows, name: str) -> np.ndarray:
     """One column as a numpy array (through Arrow: a Python list of 67k SST-2 rows takes seconds)."""
+    if isinstance(data, Mapping):
+        return np.asarray(data[name])
     return np.asarray(data.select_columns([name]).with_format("numpy")[:][name])
+
+
+def rows_at(data: Rows, indices: list[int]) -> dict[str, list]:
+    """The rows at ``indices``, column-wise (what :func:`collate` takes)."""
+    if isinstance(data, Mapping):
+        return {name: [values[i] for i in indices] for name, values in data.items()}
+    return data[indices]
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -71,7 +86,7 @@ def endless(loader: torch.utils.data.DataLoader) -> Iterator[dict[str, torch.Ten
 
 
 def eval_batches(
-    data: Dataset, indices: Sequence[int], batch_size: int, pad_id: int
+    data: Rows, indices: Sequence[int], batch_size: int, pad_id: int
 ) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
     """``(positions, batch)`` over ``indices`` sorted by length; positions index into ``indices``."""
     indices = np.asarray(indices, dtype=np.int64)
@@ -79,4 +94,4 @@ def eval_batches(
     order = np.argsort(lengths, kind="stable")
     for start in range(0, len(order), batch_size):
         positions = order[start : start + batch_size]
-        yield positions, collate(data[indices[positions].tolist()], pad_id)
+        yield positions, collate(rows_at(data, indices[positions].tolist()), pad_id)

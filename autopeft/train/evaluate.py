@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from autopeft.tasks.metrics import compute_metrics
-from autopeft.train.batching import column, eval_batches, model_inputs, to_device
+from autopeft.train.batching import Rows, column, eval_batches, model_inputs, to_device
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -38,7 +38,7 @@ def autocast_for(device: torch.device, precision: str) -> contextlib.AbstractCon
 @torch.no_grad()
 def predict_logits(
     model: nn.Module,
-    data: Dataset,
+    data: Rows,
     indices: Sequence[int],
     *,
     batch_size: int,

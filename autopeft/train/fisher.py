@@ -48,7 +48,6 @@ if TYPE_CHECKING:
     from torch import nn
 
     from autopeft.modules.fish import Fish
-
     from autopeft.tasks.data import TaskData
 
 IRD_ROUNDS = 4

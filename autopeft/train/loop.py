@@ -24,7 +24,7 @@ from autopeft.train.batching import endless, model_inputs, to_device, train_load
 from autopeft.train.evaluate import autocast_for, pad_id_of, score, task_loss
 
 if TYPE_CHECKING:
-    from autopeft.modules import PeftHandle
+    from autopeft.handle import PeftHandle
     from autopeft.tasks.data import Split, TaskData
     from autopeft.train.settings import TrainingSettings
 

@@ -1,151 +1,45 @@
-"""Trained PEFT weights on disk, and loading them back onto the base model for prediction.
-
-A saved trial is a directory:
-
-* ``trained.json``: format tag, the configuration, the task description, the label
-  set, max length, the model reference (null: the bundled MiniLM) and its shape, the
-  training settings and the trial's result;
-* ``peft.safetensors``: the tensors the configuration trained, task head included, in
-  their inference form (AdaMix experts averaged, prefix MLP folded);
-* ``<artifact>.safetensors``: what a family prepared from data and needs again to be
-  injected (``fish_mask.safetensors``: the FISH mask, when the configuration has ``fish``).
-
-Only what was trained is stored; the frozen backbone comes from the base model, so a
-LoRA save of MiniLM is a few hundred kilobytes. Writing goes to a temporary sibling
-directory that is renamed at the end: a failed save leaves nothing behind.
-"""
+"""Loading a saved trial (:mod:`autopeft.saving`) back onto its base model, for prediction; saving a trial
+that :mod:`autopeft.train` trained."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from autopeft import __version__
 from autopeft.config import parse_config
-from autopeft.encoder import ModelShape, load_model, load_tokenizer, resolve_model_dir
-from autopeft.errors import ModelError, TrainingError
-from autopeft.modules import FAMILIES, PeftHandle, inject
-from autopeft.tasks.data import tokenize
-from autopeft.tasks.files import encode_labels, encode_regression, read_rows
+from autopeft.encoder import ModelShape, is_bundled, load_model, load_tokenizer, resolve_model_dir
+from autopeft.errors import ModelError
+from autopeft.handle import PeftHandle, inject
+from autopeft.modules import FAMILIES
+from autopeft.saving import FORMAT, FORMAT_VERSION, INFO_FILE, WEIGHTS_FILE, header, write_saved
+from autopeft.shape import shape_of
+from autopeft.tasks.data import tokenize_columns
+from autopeft.tasks.files import encode_labels, encode_regression, read_columns
 from autopeft.tasks.metrics import compute_metrics
 from autopeft.tasks.spec import TaskSpec
 from autopeft.train.evaluate import pad_id_of, predict_logits, predictions_from_logits
-from autopeft.train.trial import TrainedTrial, is_bundled, resolve_device
+from autopeft.train.trial import TrainedTrial, resolve_device
 
 if TYPE_CHECKING:
-    from datasets import Dataset
     from torch import nn
-
-FORMAT = "autopeft-trained"
-FORMAT_VERSION = 1
-INFO_FILE, WEIGHTS_FILE = "trained.json", "peft.safetensors"
-
-
-def check_save_path(out: str | os.PathLike[str]) -> Path:
-    """The path to save to; refuses an existing non-empty path, or one under a file, before any training is spent.
-    Missing parent folders are made when saving."""
-    path = Path(out).expanduser()
-    if path.exists() and not (path.is_dir() and not any(path.iterdir())):
-        raise TrainingError(f"save path {str(path)!r} already exists; choose a new one")
-    existing = next(p for p in path.absolute().parents if p.exists())
-    if not existing.is_dir():
-        raise TrainingError(f"cannot save to {str(path)!r}: {str(existing)!r} is a file, not a folder")
-    if not os.access(existing, os.W_OK):
-        raise TrainingError(f"cannot save to {str(path)!r}: folder {str(existing)!r} is not writable")
-    return path
 
 
 def save_trained(trained: TrainedTrial, out: str | os.PathLike[str]) -> Path:
     """Write ``trained`` to the new directory ``out``; merges the model in place first."""
-    return _write(trained.handle, lambda: _info(trained), out)
-
-
-def save_handle(
-    handle: PeftHandle,
-    out: str | os.PathLike[str],
-    *,
-    model: str | os.PathLike[str] | None = None,
-    labels: Sequence[str] | None = None,
-) -> Path:
-    """Write a model injected by :func:`autopeft.apply` (trained by any loop) to the new directory ``out``,
-    for :func:`load_trained` / :func:`autopeft.load`; merges the model in place first.
-
-    ``model``: the base model directory to record (default: the model's ``name_or_path`` when it is a
-    directory); ``labels``: the label names in class-index order (default: the model's ``id2label``)."""
-    config = handle.model.config
-    base = model if model is not None else getattr(config, "name_or_path", None)
-    base_dir = Path(base).expanduser().resolve() if base and Path(base).expanduser().is_dir() else None
-    problem = getattr(config, "problem_type", None)
-    num_labels = int(config.num_labels)
-    if labels is None and problem != "regression":
-        names = getattr(config, "id2label", None) or {}
-        labels = [str(names.get(i, names.get(str(i), i))) for i in range(num_labels)]
-
-    def info() -> dict[str, Any]:
-        return {
-            **_header(),
-            "model": None if base_dir is None or is_bundled(base_dir) else str(base_dir),
-            "model_shape": handle.shape.to_json(),
-            "task": None,
-            "labels": list(labels) if labels is not None else None,
-            "num_labels": num_labels,
-            "problem_type": problem,
-            "max_length": None,
-            "config": handle.config.to_json(),
-            "training": None,
-            "result": None,
-        }
-
-    return _write(handle, info, out)
-
-
-def _write(handle: PeftHandle, info: Callable[[], dict[str, Any]], out: str | os.PathLike[str]) -> Path:
-    from safetensors.torch import save_file
-
-    path = check_save_path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)  # ``--save runs/lora8`` in a fresh clone
-    handle.merge()
-    weights = {name: t.detach().cpu().contiguous() for name, t in handle.peft_state_dict().items()}
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
-    try:
-        tmp.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary output folder
-        save_file(weights, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
-        for name, value in handle.prepared.items():
-            artifact = FAMILIES[name].artifact
-            if artifact is not None:
-                tensors = {n: t.detach().cpu().contiguous() for n, t in value.items()}
-                save_file(tensors, str(tmp / f"{artifact}.safetensors"), metadata={"format": FORMAT})
-        (tmp / INFO_FILE).write_text(json.dumps(info(), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
-
-
-def _header() -> dict[str, Any]:
-    return {
-        "format": FORMAT,
-        "version": FORMAT_VERSION,
-        "autopeft_version": __version__,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+    return write_saved(trained.handle, lambda: _info(trained), out)
 
 
 def _info(trained: TrainedTrial) -> dict[str, Any]:
     data = trained.task
     return {
-        **_header(),
+        **header(),
         "model": None if is_bundled(trained.model_dir) else str(trained.model_dir),
         "model_shape": trained.handle.shape.to_json(),
         "task": data.spec.model_copy(update={"data_dir": str(data.data_dir)}).model_dump(mode="json"),
@@ -184,17 +78,14 @@ class TrainedModel:
             raise ModelError("this save has no task description (saved from Python with handle.save); use .model")
         return self.task
 
-    def logits(self, rows: Dataset, batch_size: int = 64) -> np.ndarray:
-        """``n x num_labels`` logits for rows with ``text_a`` (and ``text_b``) columns."""
-        tokens = tokenize(
-            rows.select_columns([c for c in ("text_a", "text_b") if c in rows.column_names]),
-            self.tokenizer,
-            self.max_length,
-        )
+    def logits(self, rows: Mapping[str, Sequence[str]], batch_size: int = 64) -> np.ndarray:
+        """``n x num_labels`` logits for rows given as ``text_a`` (and ``text_b``) columns."""
+        texts = {c: list(rows[c]) for c in ("text_a", "text_b") if c in rows}
+        tokens = tokenize_columns(texts, self.tokenizer, self.max_length)
         return predict_logits(
             self.model,
             tokens,
-            range(tokens.num_rows),
+            range(len(tokens["length"])),
             batch_size=batch_size,
             pad_id=pad_id_of(self.tokenizer),
             device=self.device,
@@ -203,14 +94,12 @@ class TrainedModel:
 
     def predict(self, texts: Sequence[str | tuple[str, str]], batch_size: int = 64) -> list[str | float]:
         """Label names (or regression outputs) for single texts or ``(text_a, text_b)`` pairs."""
-        from datasets import Dataset
-
         task = self._need_task()
         pairs = [t if isinstance(t, tuple) else (t,) for t in texts]
         columns = {"text_a": [p[0] for p in pairs]}
         if len(task.text_columns) > 1:
             columns["text_b"] = [p[1] if len(p) > 1 else "" for p in pairs]
-        return self.decode(self.logits(Dataset.from_dict(columns), batch_size))
+        return self.decode(self.logits(columns, batch_size))
 
     def decode(self, logits: np.ndarray) -> list[str | float]:
         out = predictions_from_logits(logits, self.is_regression)
@@ -219,9 +108,9 @@ class TrainedModel:
     def predict_file(self, path: str | os.PathLike[str]) -> tuple[list[str | float], dict[str, float] | None]:
         """Predictions for a file in the task's format, and the task's metrics when it has labels."""
         task = self._need_task()
-        rows = read_rows(task, Path(path), need_label=False)
+        rows = read_columns(task, Path(path), need_label=False)
         logits = self.logits(rows)
-        if "labels" not in rows.column_names:
+        if "labels" not in rows:
             return self.decode(logits), None
         raw = list(rows["labels"])
         if self.is_regression:
@@ -255,7 +144,7 @@ def load_trained(
         problem = "regression" if regression else "single_label_classification"
         base = load_model(model_dir, num_labels, problem_type=problem)
         tokenizer = _tokenizer_or_none(model_dir, required=task is not None)
-    _check_shape(ModelShape.from_model(base), info["model_shape"], model_dir)
+    _check_shape(shape_of(base), info["model_shape"], model_dir)
     config = parse_config(info["config"])
     prepared = {
         name: load_file(str(folder / f"{FAMILIES[name].artifact}.safetensors"))

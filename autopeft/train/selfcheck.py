@@ -19,9 +19,11 @@ from pathlib import Path
 import torch
 
 from autopeft.config import parse_config
-from autopeft.encoder import ModelShape, load_model, resolve_model_dir
+from autopeft.encoder import load_model, resolve_model_dir
 from autopeft.errors import AutoPeftError
-from autopeft.modules import FAMILIES, inject, trained_whole
+from autopeft.handle import inject, trained_whole
+from autopeft.modules import FAMILIES
+from autopeft.shape import shape_of
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ def check_families(
     ``device``, run one forward and backward pass on a tiny batch, and report what failed."""
     base = load_model(resolve_model_dir(model), 2).eval()
     if families is None:
-        unsupported = ModelShape.from_model(base).unsupported
+        unsupported = shape_of(base).unsupported
         families = [name for name in FAMILIES if name not in unsupported]
     out = []
     for family in families:
@@ -68,7 +70,7 @@ def check_families(
 def _train_one_step(base: torch.nn.Module, family: str, device: torch.device) -> None:
     settings = dict(FAMILIES[family].check_settings)
     if "targets" in settings:  # every target name there is: keep the ones this architecture has
-        present = ModelShape.from_model(base).linear_shapes
+        present = shape_of(base).linear_shapes
         settings["targets"] = [t for t in settings["targets"] if t in present]
     config = parse_config({family: settings})
     model = copy.deepcopy(base)

@@ -7,9 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from autopeft.modules.registry import FAMILIES
 from autopeft.errors import ConfigError
 from autopeft.inputs import validate_object
+from autopeft.modules.registry import FAMILIES
 
 
 class TrainingSettings(BaseModel):

@@ -29,16 +29,16 @@ import numpy as np
 import torch
 
 from autopeft.config import PeftConfig, parse_config
-from autopeft.encoder import EncoderLayout, bundled_model_dir, load_model, resolve_model_dir
-from autopeft.errors import ModelError, TaskError, TrainingError
-from autopeft.modules import FAMILIES, PeftHandle, inject, trained_whole
-from autopeft.modules.base import PrepareInput
+from autopeft.encoder import EncoderLayout, load_model, resolve_model_dir
+from autopeft.errors import TaskError, TrainingError
+from autopeft.handle import PeftHandle, inject, trained_whole
 from autopeft.roots import Roots
 from autopeft.tasks.data import Split, TaskData, load_task_data, task_key
 from autopeft.tasks.files import present
 from autopeft.tasks.spec import TaskSpec, resolve_task
 from autopeft.train.evaluate import score
 from autopeft.train.loop import LoopResult, OnEvaluation, Progress, ShouldStop, train
+from autopeft.train.prepare import PrepareInput, prepare
 from autopeft.train.settings import TrainingSettings, parse_training
 
 if TYPE_CHECKING:
@@ -343,12 +343,7 @@ def _prepare(
         model_key=json.dumps([str(model_dir), _dir_stamp(model_dir)]),
         task_key=task_key(spec, data.data_dir),
     )
-    out = {}
-    for name, family_settings in config.families().items():
-        value = FAMILIES[name].prepare(family_settings, inp)
-        if value is not None:
-            out[name] = value
-    return out
+    return prepare(config, inp)
 
 
 @torch.no_grad()
@@ -404,10 +399,3 @@ def _dir_stamp(model_dir: Path) -> list[tuple[str, int, int]]:
     """Name, size and mtime of the files that define a model's weights."""
     files = sorted(p for p in model_dir.iterdir() if p.suffix in (".json", ".safetensors", ".bin") and p.is_file())
     return [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-
-
-def is_bundled(model_dir: Path) -> bool:
-    try:
-        return model_dir.resolve() == bundled_model_dir().resolve()
-    except ModelError:  # the bundled package is missing: then it is not the bundled model
-        return False

@@ -15,8 +15,8 @@ def _shape(study_body):
 
 def _fractions(study_body) -> list[float]:
     """Every param_fraction the autopeft space of the test model reaches."""
-    from autopeft.api.study_spec import build_study_space
     from autopeft.accounting import estimate
+    from autopeft.api.study_spec import build_study_space
     from autopeft.optimize.budget import _points
 
     space = build_study_space("autopeft", _shape(study_body))

@@ -174,3 +174,69 @@ def test_0005_adds_the_warm_start_of_a_study_keeping_data(engine):
         assert conn.execute(text("SELECT id, state FROM trials ORDER BY id")).all() == [(1, "completed"), (2, "queued")]
         assert conn.execute(text("SELECT name FROM studies")).all() == [("old",)]
     assert migrations.upgrade(engine) == migrations.head_revision()
+
+
+#: An optimizer object as servers before migration 0006 stored it: every method's field, defaults included,
+#: and the study's budget copied in as ``constraints``.
+OLD_OPTIMIZER = {
+    "method": "gp", "n_initial": None, "reference": None, "constraints": None, "outcome_transform": "copula",
+    "kernel": "rbf+additive", "fit_points": 256, "nehvi": "cached", "mc_samples": 64, "raw_samples": 256,
+    "num_restarts": 3, "local_search_steps": 5, "max_baseline": 96, "warm_start": True, "refit_growth": 0.1,
+    "lazy_refit_from": 100, "threads": 1, "saas_warmup": 24, "saas_samples": 24, "saas_thinning": 3,
+    "saas_max_tree_depth": 4,
+}  # fmt: skip
+
+
+def test_0006_gives_the_budget_its_own_column_and_each_method_its_own_fields(engine):
+    """Issue 28: studies stored with the flat optimizer object (and their budget inside it) load after the
+    upgrade as their method's settings and a budget of their own; the downgrade gives the old form back."""
+    import json
+
+    from alembic import command
+
+    from autopeft.api.storage import Storage
+    from autopeft.optimize import GpSettings, SaasSettings, SobolSettings
+
+    _at_0003_with_a_trial(engine)
+    migrations.upgrade(engine, "0005")
+    budget = {"max_param_fraction": 0.005, "min_param_fraction": None}
+    stored = {
+        1: {**OLD_OPTIMIZER, "constraints": budget, "warm_start": False, "n_initial": 6},
+        2: {**OLD_OPTIMIZER, "method": "saas", "saas_warmup": 32},
+        3: {**OLD_OPTIMIZER, "method": "sobol", "kernel": "rbf"},
+    }
+    with engine.begin() as conn:
+        for study_id in (2, 3):
+            conn.execute(text(
+                "INSERT INTO studies (id, name, task, model, hf_config, num_labels, space_name, space, optimizer, "
+                "training, seed, max_trials, max_retries, lease_seconds, n_trials, created_at) SELECT :id, name, "
+                "task, model, hf_config, num_labels, space_name, space, optimizer, training, seed, max_trials, "
+                "max_retries, lease_seconds, 0, created_at FROM studies WHERE id = 1"
+            ), {"id": study_id})  # fmt: skip
+        for study_id, optimizer in stored.items():
+            conn.execute(
+                text("UPDATE studies SET optimizer = :o WHERE id = :id"), {"o": json.dumps(optimizer), "id": study_id}
+            )
+    assert migrations.upgrade(engine) == migrations.head_revision()
+
+    got = {s.id: s for s in Storage(engine).list_studies()}
+    assert got[1].optimizer == GpSettings(reuse_hyperparameters=False, n_initial=6)
+    assert got[1].constraints is not None and got[1].constraints.max_param_fraction == 0.005
+    assert got[2].optimizer == SaasSettings(saas_warmup=32) and got[2].constraints is None
+    assert got[3].optimizer == SobolSettings() and got[3].constraints is None
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT id, state FROM trials")).all() == [(1, "completed")]
+
+    cfg = migrations.alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0005")
+    assert "constraints" not in {c["name"] for c in inspect(engine).get_columns("studies")}
+    with engine.connect() as conn:
+        rows = dict(conn.execute(text("SELECT id, optimizer FROM studies ORDER BY id")).all())
+    old = {i: json.loads(o) if isinstance(o, str) else o for i, o in rows.items()}
+    assert old[1]["constraints"] == budget and old[1]["warm_start"] is False and old[1]["n_initial"] == 6
+    assert "reuse_hyperparameters" not in old[1] and "constraints" not in old[2]
+    assert old[2]["saas_warmup"] == 32 and old[3] == {"method": "sobol", "n_initial": None}
+    assert set(old[1]) <= set(OLD_OPTIMIZER), "the older server refuses fields it does not know"
+    assert migrations.upgrade(engine) == migrations.head_revision()

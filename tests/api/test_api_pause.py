@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from autopeft.api.failures import PAUSE_STREAK, cause, group_failures, one_line, pause_reason
-from autopeft.api.failures import FailedTrial
+from autopeft.api.failures import PAUSE_STREAK, FailedTrial, cause, group_failures, one_line, pause_reason
 from tests.api.conftest import claim, report
 
 SIZE_ERROR = "Traceback (most recent call last):\n  ...\nRuntimeError: The size of tensor a ({}) must match the size of tensor b ({})"

@@ -13,6 +13,8 @@ from autopeft.api.errors import NotFoundError, StaleLeaseError
 from autopeft.api.records import NewStudy, NewTrial, Report
 from autopeft.api.storage import Storage, utcnow
 from autopeft.api.storage_protocol import StorageProtocol
+from autopeft.optimize import ParamBudget, SobolSettings, WarmStartSettings
+from autopeft.train.settings import TrainingSettings
 
 
 def _study(max_trials: int = 10, baselines: int = 0, max_retries: int = 1, lease: float = 30.0) -> NewStudy:
@@ -24,8 +26,8 @@ def _study(max_trials: int = 10, baselines: int = 0, max_retries: int = 1, lease
         num_labels=2,
         space_name="autopeft",
         space={},
-        optimizer={"method": "sobol"},
-        training={},
+        optimizer=SobolSettings(),
+        training=TrainingSettings(),
         seed=0,
         max_trials=max_trials,
         max_retries=max_retries,
@@ -277,7 +279,7 @@ def test_a_warm_start_is_stored_and_earlier_results_are_read_back(storage):
     done = [storage.claim("w") for _ in range(2)]
     for i, c in enumerate(done):
         storage.complete(c.trial.id, c.lease.token, Report(0.6 + 0.1 * i, 5, 0.02))
-    spec = {"studies": [earlier.id], "max_configs": 2}
+    spec = WarmStartSettings(studies=[earlier.id], max_configs=2)
     warm = NewStudy(**{**_study().__dict__, "warm_start": spec, "baselines": (_trial(7, "warm_start"),)})
     study = storage.create_study(warm)
     assert study.warm_start == spec and storage.get_study(study.id).warm_start == spec
@@ -290,3 +292,13 @@ def test_a_warm_start_is_stored_and_earlier_results_are_read_back(storage):
     assert storage.trial_sources(earlier.id) == {"baseline": 3}
     assert storage.proposal_snapshot(study.id).warm_started == 1
     assert storage.proposal_snapshot(earlier.id).warm_started == 0
+
+
+def test_a_study_s_settings_come_back_as_the_models_it_was_stored_with(storage):
+    """Issue 28: settings are parsed once, when a row becomes a record; the budget is a field of its own."""
+    budget = ParamBudget(max_param_fraction=0.005)
+    new = NewStudy(**{**_study().__dict__, "constraints": budget, "training": TrainingSettings(max_steps=40)})
+    study = storage.get_study(storage.create_study(new).id)
+    assert study.optimizer == SobolSettings() and study.constraints == budget
+    assert study.training.max_steps == 40 and study.early_stopping is None and study.warm_start is None
+    assert [s.constraints for s in storage.list_studies()] == [budget]

@@ -126,7 +126,7 @@ def test_uvicorn_workers_and_the_proposer_end_when_the_server_is_killed(tmp_path
 def test_a_proposer_whose_server_died_while_it_started_ends_at_once(tmp_path: Path):
     """The race of the report: the server died during the proposer's seconds of imports, so the
     proposer took PID 1 for its parent and never noticed. It is told its parent's pid now."""
-    code = "import sys\nfrom api.proposer import run_process\nrun_process(int(sys.argv[1]))\n"
+    code = "import sys\nfrom autopeft.api.proposer import run_process\nrun_process(int(sys.argv[1]))\n"
     env = {**os.environ, "AUTOPEFT_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "AUTOPEFT_LOG_LEVEL": "ERROR"}
     orphan = subprocess.Popen([sys.executable, "-c", code, "1"], env=env)  # "1" is not its parent: it died
     try:

@@ -6,7 +6,8 @@ import copy
 
 import torch
 
-from autopeft.modules import consistency_loss, inject
+from autopeft.handle import inject
+from autopeft.modules import consistency_loss
 from autopeft.modules.bottleneck import Bottleneck
 from tests.conftest import batch, tiny_model
 

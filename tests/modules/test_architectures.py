@@ -15,11 +15,12 @@ import torch
 
 from autopeft.accounting import estimate
 from autopeft.config import parse_config
-from autopeft.encoder import ModelShape
 from autopeft.errors import ConfigError, SpaceError
+from autopeft.handle import inject
 from autopeft.layouts import ARCHITECTURES
-from autopeft.modules import FAMILIES, inject
+from autopeft.modules import FAMILIES
 from autopeft.modules.base import LINEAR_TARGETS
+from autopeft.shape import shape_of, shape_of_config
 from autopeft.space import build_space
 from autopeft.support import support_matrix
 from tests.conftest import ARCHITECTURE_KINDS, batch, tiny_config, tiny_model
@@ -71,7 +72,7 @@ def test_each_cell_of_the_support_matrix(kind, family):
     reason = support_matrix()[kind][family]
     base = tiny_model(kind)
     config = {family: _config(kind, family)}
-    shape = ModelShape.from_hf_config(tiny_config(kind))
+    shape = shape_of_config(tiny_config(kind))
     if reason is not None:
         expected = f"{family} is not supported on {kind}: {reason}"
         with pytest.raises(ConfigError) as refused:
@@ -113,7 +114,7 @@ def _trains_exactly_what_it_owns(model, handle, ids, mask):
 def test_bitfit_runs_on_a_modernbert_built_with_biases():
     """The refusal is read from the model, not from its name: a ModernBERT with biases trains them."""
     biased = {"attention_bias": True, "mlp_bias": True, "norm_bias": True}
-    shape = ModelShape.from_hf_config(tiny_config("modernbert", **biased))
+    shape = shape_of_config(tiny_config("modernbert", **biased))
     assert "bitfit" not in shape.unsupported
     model = tiny_model("modernbert", **biased)
     handle = inject(model, {"bitfit": {"layers": [1]}})
@@ -145,7 +146,7 @@ def test_every_supported_family_together_round_trips_through_its_state_dict(kind
 
 @pytest.mark.parametrize("kind", ARCHITECTURE_KINDS)
 def test_built_in_spaces_offer_only_what_the_model_supports(kind):
-    shape = ModelShape.from_hf_config(tiny_config(kind))
+    shape = shape_of_config(tiny_config(kind))
     refused = {f for f, reason in support_matrix()[kind].items() if reason is not None}
     for name in ("autopeft", "grouped", "full"):
         space = build_space(name, shape)
@@ -156,7 +157,7 @@ def test_built_in_spaces_offer_only_what_the_model_supports(kind):
 
 @pytest.mark.parametrize("kind, family", [("deberta-v2", "prefix"), ("modernbert", "bitfit")])
 def test_a_space_naming_an_unsupported_family_is_refused(kind, family):
-    shape = ModelShape.from_hf_config(tiny_config(kind))
+    shape = shape_of_config(tiny_config(kind))
     field = {"prefix": {"length": [0, 4]}, "bitfit": {"enabled": [False, True]}}[family]
     with pytest.raises(SpaceError, match=f"^{family} is not supported on {kind}: "):
         build_space({"families": {"lora": {"rank": [0, 2]}, family: field}}, shape)
@@ -166,7 +167,7 @@ def test_a_space_naming_an_unsupported_family_is_refused(kind, family):
 def test_a_fused_or_renamed_linear_is_named_as_everywhere(kind):
     """Every family names linears as LoRA's targets do; ModernBERT's query, key and value are parts of Wqkv."""
     model = tiny_model(kind)
-    shape = ModelShape.from_model(model)
+    shape = shape_of(model)
     assert shape.linear_shapes["query"] == shape.linear_shapes["value"] == (32, 32)
     handle = inject(model, {"lora": {"rank": 2, "targets": ["query", "value"]}})
     assert handle.accounting().peft_params == 3 * 2 * 2 * (32 + 32)

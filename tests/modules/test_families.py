@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from autopeft.modules import inject, trained_whole
+from autopeft.handle import inject, trained_whole
 from autopeft.modules.fish import candidates
 from tests.conftest import batch
 
@@ -48,11 +48,11 @@ def candidates_of(model, config):
 
 def random_fish_mask(model, config, fraction: float, seed: int = 0) -> dict[str, torch.Tensor]:
     """A mask with exactly round(fraction * backbone params) entries, spread over the candidates."""
-    from autopeft.encoder import ModelShape
+    from autopeft.shape import shape_of
 
     candidates = candidates_of(model, config)
     sizes = {n: p.numel() for n, p in candidates.items()}
-    k = config.fish.mask_size(ModelShape.from_model(model).backbone_params)
+    k = config.fish.mask_size(shape_of(model).backbone_params)
     g = torch.Generator().manual_seed(seed)
     chosen = torch.randperm(sum(sizes.values()), generator=g)[:k]
     flat = torch.zeros(sum(sizes.values()), dtype=torch.bool)

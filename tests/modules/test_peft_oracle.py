@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from autopeft.encoder import LINEAR_PATHS
-from autopeft.modules import inject
+from autopeft.handle import inject
 from tests.conftest import batch
 
 peft = pytest.importorskip("peft")

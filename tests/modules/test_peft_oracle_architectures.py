@@ -19,8 +19,8 @@ import re
 import pytest
 import torch
 
+from autopeft.handle import inject
 from autopeft.layouts import ARCHITECTURES
-from autopeft.modules import inject
 from tests.conftest import batch, tiny_model
 
 peft = pytest.importorskip("peft")

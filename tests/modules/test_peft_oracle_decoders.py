@@ -15,7 +15,7 @@ import copy
 import pytest
 import torch
 
-from autopeft.modules import inject
+from autopeft.handle import inject
 from tests.conftest import batch, tiny_model
 from tests.modules.test_peft_oracle_architectures import _compare, _ours, _regex
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from autopeft.errors import ConfigError
-from autopeft.modules import inject, prefix
+from autopeft.handle import inject
+from autopeft.modules import prefix
 from tests.conftest import batch, tiny_model
-
 
 #: BERT and RoBERTa take the prefix as a cache argument; DistilBERT and ModernBERT through transformers'
 #: AttentionInterface (their self-attention has no cache argument).

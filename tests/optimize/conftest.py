@@ -9,7 +9,8 @@ import torch
 
 from autopeft.accounting import estimate
 from autopeft.encoder import ModelShape
-from autopeft.optimize import Observation
+from autopeft.optimize import METHODS, BayesianSettings, MethodSettings, Observation, parse_optimizer
+from autopeft.shape import shape_of
 from autopeft.space import Space, build_space
 from tests.conftest import tiny_model
 
@@ -25,7 +26,7 @@ def one_thread():
 
 @pytest.fixture(scope="session")
 def shape() -> ModelShape:
-    return ModelShape.from_model(tiny_model("bert"))
+    return shape_of(tiny_model("bert"))
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +49,10 @@ def observe(space: Space, xs) -> list[Observation]:
         metric, fraction = synthetic_metric(space, x)
         out.append(Observation(tuple(space.encode(space.decode(list(x)))), metric, fraction))
     return out
+
+
+def quick(method: str, fast: dict, **fields) -> MethodSettings:
+    """``method``'s settings with ``fields``, and the small acquisition search ``fast`` for a model-based method
+    (a space-filling one refuses those fields: they do not apply to it)."""
+    model_based = issubclass(METHODS[method].settings_type, BayesianSettings)
+    return parse_optimizer({"method": method, **fields, **(fast if model_based else {})})

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from autopeft.accounting import estimate
-from autopeft.encoder import model_shape
 from autopeft.errors import SpaceError
-from autopeft.optimize import Observation, OptimizerSettings, ParamBudget, propose
+from autopeft.optimize import Observation, ParamBudget, SobolSettings, propose
 from autopeft.optimize.budget import budget_size, check_budget
+from autopeft.shape import model_shape
 from autopeft.space import build_space
-from tests.optimize.conftest import synthetic_metric
+from tests.optimize.conftest import quick, synthetic_metric
 
 
 def _fraction(space, config) -> float:
@@ -20,14 +20,14 @@ def _fraction(space, config) -> float:
 @pytest.mark.parametrize("method", ["sobol", "random", "gp"])
 def test_no_proposal_leaves_the_budget(space, method) -> None:
     budget = ParamBudget(max_param_fraction=0.2, min_param_fraction=0.01)
-    settings = OptimizerSettings(method=method, n_initial=4, constraints=budget, raw_samples=64)
+    settings = quick(method, {"raw_samples": 64}, n_initial=4)
     completed: list[Observation] = []
     for round_ in range(4):
-        proposals = propose(space, completed, [], n=3, seed=1, settings=settings)
+        proposals = propose(space, completed, [], n=3, seed=1, settings=settings, constraints=budget)
         for p in proposals:
             assert budget.allows(_fraction(space, p.config)), (round_, p.config.to_json())
             completed.append(Observation(p.x, *synthetic_metric(space, p.x)))
-    without = propose(space, [], [], n=12, seed=1, settings=OptimizerSettings(method=method))
+    without = propose(space, [], [], n=12, seed=1, settings=quick(method, {}))
     assert not all(budget.allows(_fraction(space, p.config)) for p in without)  # the budget did something
 
 
@@ -54,8 +54,7 @@ def test_a_large_space_is_estimated_from_samples_and_a_tight_budget_still_propos
     assert not loose.exact and 0 < loose.share < 1 and loose.within < loose.size
     budget = ParamBudget(max_param_fraction=0.005)
     check_budget(space, budget)  # meetable, though no sample meets it
-    settings = OptimizerSettings(method="sobol", constraints=budget)
-    proposals = propose(space, [], [], n=6, seed=0, settings=settings)
+    proposals = propose(space, [], [], n=6, seed=0, settings=SobolSettings(), constraints=budget)
     assert len({p.config.key(6) for p in proposals}) == 6
     assert all(_fraction(space, p.config) <= 0.005 for p in proposals)
 
@@ -67,7 +66,9 @@ def test_a_budget_nothing_meets_is_refused_naming_the_range(space) -> None:
     with pytest.raises(SpaceError, match="spans param_fraction"):
         check_budget(space, ParamBudget(min_param_fraction=lowest_nonzero / 4, max_param_fraction=lowest_nonzero / 2))
     check_budget(space, ParamBudget(max_param_fraction=lowest_nonzero))
-    assert budget_size(space, ParamBudget(min_param_fraction=lowest_nonzero / 2, max_param_fraction=lowest_nonzero)).within
+    assert budget_size(
+        space, ParamBudget(min_param_fraction=lowest_nonzero / 2, max_param_fraction=lowest_nonzero)
+    ).within
 
 
 def test_the_budget_refuses_min_above_max() -> None:

@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from autopeft.optimize import OptimizerSettings, OptimizerState, propose
+from autopeft.optimize import GpSettings, MethodSettings, OptimizerState, RandomSettings, SaasSettings, propose
 from autopeft.optimize.domain import GridDomain
 from autopeft.optimize.engine import propose_points
 from autopeft.pareto import hypervolume
@@ -28,7 +28,7 @@ def best_hypervolume() -> float:
     return hypervolume(objectives((grid + 0.5) / 8), REF)
 
 
-def run(settings: OptimizerSettings, seed: int, budget: int = 24) -> float:
+def run(settings: MethodSettings, seed: int, budget: int = 24) -> float:
     """Hypervolume after ``budget`` trials in batches of 4, the previous batch pending."""
     domain, empty = GridDomain(CARDS), torch.empty(0, 4, dtype=torch.double)
     X, state = empty, OptimizerState()
@@ -50,8 +50,8 @@ def run(settings: OptimizerSettings, seed: int, budget: int = 24) -> float:
 
 def test_gp_finds_the_known_front_better_than_random_search():
     best = best_hypervolume()
-    gp = run(OptimizerSettings(method="gp", n_initial=8, raw_samples=128, num_restarts=2), seed=0)
-    randoms = [run(OptimizerSettings(method="random"), seed=s) for s in range(3)]
+    gp = run(GpSettings(n_initial=8, raw_samples=128, num_restarts=2), seed=0)
+    randoms = [run(RandomSettings(), seed=s) for s in range(3)]
     assert gp > max(randoms), f"gp {gp:.4f} vs random {randoms}"
     assert (best - gp) < 0.5 * (best - sum(randoms) / 3), f"gp gap {best - gp:.4f} vs best {best:.4f}"
 
@@ -59,8 +59,7 @@ def test_gp_finds_the_known_front_better_than_random_search():
 @pytest.mark.slow
 def test_saas_proposes_valid_new_configurations(space):
     completed = observe(space, [tuple(x) for x in space.sample_points(10, seed=1)])
-    settings = OptimizerSettings(
-        method="saas",
+    settings = SaasSettings(
         n_initial=4,
         saas_warmup=8,
         saas_samples=8,

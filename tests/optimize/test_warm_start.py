@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autopeft.encoder import ModelShape
-from autopeft.optimize import OptimizerSettings, WarmStartSettings, propose
+from autopeft.optimize import GpSettings, SaasSettings, SobolSettings, WarmStartSettings, propose
 from autopeft.optimize.domain import GridDomain
 from autopeft.optimize.engine import Warm, propose_points
 from autopeft.optimize.warm import EarlierTrial, Related, build_warm_start, interleave, spread_order
+from autopeft.shape import shape_of
 from autopeft.space import build_space
 from tests.conftest import tiny_model
-from tests.optimize.conftest import observe
+from tests.optimize.conftest import observe, quick
 
 FAST = {"raw_samples": 64, "num_restarts": 2, "local_search_steps": 3, "mc_samples": 32, "kernel": "rbf"}
 
@@ -29,7 +29,7 @@ def _trial(study: int, i: int, config: dict, metric: float, fraction: float) -> 
 @pytest.fixture(scope="module")
 def six_layer_space():
     """The ``autopeft`` space of a 6-layer encoder: another model with the same space."""
-    return build_space("autopeft", ModelShape.from_model(tiny_model("bert", num_hidden_layers=6)))
+    return build_space("autopeft", shape_of(tiny_model("bert", num_hidden_layers=6)))
 
 
 # -- the spec ----------------------------------------------------------------------------------
@@ -55,9 +55,9 @@ def test_the_warm_start_field_refuses_what_it_cannot_use(body, message):
 
 def test_max_configs_defaults_to_the_initial_design():
     spec = WarmStartSettings(studies=[3, 7])
-    assert spec.max_configs_for(9, OptimizerSettings()) == 18
-    assert spec.max_configs_for(9, OptimizerSettings(n_initial=5)) == 5
-    assert WarmStartSettings(studies=[3], max_configs=2).max_configs_for(9, OptimizerSettings()) == 2
+    assert spec.max_configs_for(GpSettings().n_initial_for(9)) == 18
+    assert spec.max_configs_for(GpSettings(n_initial=5).n_initial_for(9)) == 5
+    assert WarmStartSettings(studies=[3], max_configs=2).max_configs_for(18) == 2
 
 
 # -- which configurations count ------------------------------------------------------------------
@@ -131,7 +131,7 @@ def _seeded(space, n_seeds: int = 3):
 def test_front_configurations_are_the_first_proposals_then_the_usual_design(space, method):
     warm, _ = _seeded(space, n_seeds=2)
     assert len(warm.seeds) >= 2
-    settings = OptimizerSettings(method=method, n_initial=6, **FAST)
+    settings = quick(method, FAST, n_initial=6)
     props = propose(space, [], [], 4, seed=3, settings=settings, warm=warm)
     assert [p.source for p in props] == ["warm_start", "warm_start", "sobol", "sobol"]
     assert [_key(space, p.x) for p in props[:2]] == [_key(space, x) for x in warm.seeds[:2]]
@@ -141,7 +141,7 @@ def test_front_configurations_are_the_first_proposals_then_the_usual_design(spac
 
 def test_queued_seeds_are_not_proposed_twice_and_none_once_the_slots_are_used(space):
     warm, _ = _seeded(space, n_seeds=3)
-    settings = OptimizerSettings(method="sobol", n_initial=6)
+    settings = SobolSettings(n_initial=6)
     first = propose(space, [], [], 1, seed=3, settings=settings, warm=warm)
     second = propose(space, [], [first[0].x], 1, seed=3, settings=settings, warm=warm)
     assert first[0].source == second[0].source == "warm_start"
@@ -153,7 +153,7 @@ def test_queued_seeds_are_not_proposed_twice_and_none_once_the_slots_are_used(sp
 def test_seeds_wait_for_the_initial_design_only(space):
     """Past n_initial trials, a front that an earlier study found later reaches the model only."""
     warm, obs = _seeded(space, n_seeds=3)
-    settings = OptimizerSettings(method="sobol", n_initial=4)
+    settings = SobolSettings(n_initial=4)
     props = propose(space, obs[:4], [], 2, seed=3, settings=settings, warm=warm)
     assert all(p.source == "sobol" for p in props)
 
@@ -162,12 +162,12 @@ def test_earlier_data_lets_the_model_start_after_a_few_own_results(space):
     """A cold gp study keeps to Sobol until n_initial; a warm one models from MIN_MODEL_POINTS results."""
     warm, obs = _seeded(space, n_seeds=0)
     own = observe(space, [tuple(space.encode(space.decode(list(x)))) for x in space.sample_points(6, seed=1)])[:4]
-    settings = OptimizerSettings(n_initial=10, **FAST)
+    settings = GpSettings(n_initial=10, **FAST)
     cold = propose(space, own, [], 1, seed=3, settings=settings)
     assert cold[0].source == "sobol"
     modelled = propose(space, own, [], 1, seed=3, settings=settings, warm=warm)
     assert modelled[0].source == "gp"
-    saas = OptimizerSettings(method="saas", n_initial=10)
+    saas = SaasSettings(n_initial=10)
     assert propose(space, own, [], 1, seed=3, settings=saas, warm=warm)[0].source == "sobol"
 
 
@@ -197,7 +197,7 @@ def test_earlier_observations_bring_the_first_model_proposals_near_their_optimum
     """Earlier data (another task: the metric rescaled and its peak slightly moved) put the warm
     model's first proposals nearer the front than a cold model's on the same 4 own results."""
     domain, empty = GridDomain([8] * 4), torch.zeros(0, 4, dtype=torch.double)
-    settings = OptimizerSettings(n_initial=4, **FAST)
+    settings = GpSettings(n_initial=4, **FAST)
     cold, warm = [], []
     for seed in range(3):
         gen = torch.Generator().manual_seed(seed)

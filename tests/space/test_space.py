@@ -6,15 +6,16 @@ import numpy as np
 import pytest
 
 from autopeft.accounting import estimate
-from autopeft.encoder import ModelShape, model_shape
+from autopeft.encoder import ModelShape
 from autopeft.errors import SpaceError
+from autopeft.shape import model_shape, shape_of
 from autopeft.space import build_space
 from tests.conftest import tiny_model
 
 
 @pytest.fixture(scope="module", params=["bert", "roberta"])
 def shape(request) -> ModelShape:
-    return ModelShape.from_model(tiny_model(request.param))
+    return shape_of(tiny_model(request.param))
 
 
 @pytest.mark.parametrize("name", ["autopeft", "grouped", "full"])

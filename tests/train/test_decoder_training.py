@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from autopeft.encoder import load_model, load_tokenizer
-from autopeft.modules import inject
+from autopeft.handle import inject
 from autopeft.train import run_trial
 from tests.conftest import DECODER_KINDS
 from tests.train.conftest import tiny_encoder

@@ -113,6 +113,7 @@ REFUSED = [
 @pytest.mark.parametrize("config, to, reason", REFUSED)
 def test_what_cannot_be_exported_is_refused_in_one_line(config, to, reason, tiny_dir, glue_dir, tmp_path, capsys):
     saved = _saved(tiny_dir, glue_dir, tmp_path, config)
+    capsys.readouterr()  # what training printed (the first test to train a configuration prints progress)
     out = tmp_path / "out"
     assert main(["export", str(saved), "--to", to, str(out)]) == 2
     err = capsys.readouterr().err.strip()

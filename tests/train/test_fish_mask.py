@@ -11,14 +11,14 @@ import torch
 from autopeft.config import parse_config
 from autopeft.encoder import load_model
 from autopeft.errors import ConfigError
-from autopeft.modules import fish as fish_module
-from tests.modules.test_families import candidates_of
 from autopeft.tasks import load_task_data, resolve_task
 from autopeft.train import TrialCache, TrialStopped, estimate_fish_mask, run_trial
 from autopeft.train import fisher as fisher_module
+from autopeft.train import prepare as prepare_module
 from autopeft.train.batching import collate
 from autopeft.train.evaluate import task_loss
 from autopeft.train.trial import reset_head
+from tests.modules.test_families import candidates_of
 
 CPU = torch.device("cpu")
 
@@ -167,6 +167,6 @@ def test_masks_are_cached_on_disk_between_workers(tiny_dir: Path, glue_dir: Path
 
 def test_disk_cache_ignores_a_foreign_key() -> None:
     mask = {"w": torch.tensor([True, False])}
-    fish_module.save_cached_mask("key-a", mask)
-    assert torch.equal(fish_module.load_cached_mask("key-a")["w"], mask["w"])
-    assert fish_module.load_cached_mask("key-b") is None
+    prepare_module.save_cached_mask("key-a", mask)
+    assert torch.equal(prepare_module.load_cached_mask("key-a")["w"], mask["w"])
+    assert prepare_module.load_cached_mask("key-b") is None

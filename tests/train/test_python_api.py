@@ -103,8 +103,9 @@ def test_apply_save_load_and_export_round_trip(tiny_dir, tmp_path) -> None:
     torch.testing.assert_close(loaded.model(input_ids=ids, attention_mask=mask).logits, expected, atol=1e-6, rtol=0)
     onto = autopeft.load(out, _base(tiny_dir))  # a base model already loaded
     torch.testing.assert_close(onto.model(input_ids=ids, attention_mask=mask).logits, expected, atol=1e-6, rtol=0)
-    from autopeft.cli import main
     from transformers import AutoModelForSequenceClassification
+
+    from autopeft.cli import main
 
     assert main(["export", str(out), "--to", "merged", str(tmp_path / "merged")]) == 0
     plain = AutoModelForSequenceClassification.from_pretrained(tmp_path / "merged")

@@ -11,9 +11,9 @@ import torch
 
 from autopeft.accounting import estimate
 from autopeft.config import parse_config
-from autopeft.encoder import model_shape
 from autopeft.errors import TrainingError
-from autopeft.modules import inject
+from autopeft.handle import inject
+from autopeft.shape import model_shape
 from autopeft.train import TrialCache, TrialStopped, run_trial, train_trial
 from autopeft.train.evaluate import score
 from autopeft.train.loop import param_groups

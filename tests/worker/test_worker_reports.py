@@ -207,7 +207,7 @@ def test_a_lost_lease_in_a_progress_report_stops_the_trial_without_a_report(tmp_
 def test_a_heartbeat_refused_after_the_stop_does_not_drop_the_stopped_report(tmp_path, monkeypatch):
     """Once the server stopped the trial its heartbeats are 409 (the lease is over): a heartbeat already under
     way when the stop came marks the lease lost, and the worker must still send the stopped report."""
-    import autopeft.worker.loop
+    from autopeft.worker import loop as worker_loop
     from autopeft.worker.heartbeat import Heartbeat
 
     beats: list[Heartbeat] = []
@@ -217,7 +217,7 @@ def test_a_heartbeat_refused_after_the_stop_does_not_drop_the_stopped_report(tmp
             super().__init__(*args, **kwargs)
             beats.append(self)
 
-    monkeypatch.setattr(worker.loop, "Heartbeat", Recorded)
+    monkeypatch.setattr(worker_loop, "Heartbeat", Recorded)
 
     def train(*args: Any, on_evaluation=None, should_stop=None, **kwargs: Any) -> TrialResult:
         assert on_evaluation(10, 0.5, 50) is False

@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from autopeft.client import ServerClient
-from tests.api.conftest import live_server
-from tests.tasks.test_task_roots import PASSWD_TASK
 from autopeft.worker.loop import Worker
 from autopeft.worker.spool import Spool
+from tests.api.conftest import live_server
+from tests.tasks.test_task_roots import PASSWD_TASK
 
 FIXTURE_GLUE = Path(__file__).resolve().parents[1] / "fixtures" / "glue"
 

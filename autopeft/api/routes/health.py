@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from autopeft.api.deps import ServiceDep, blocking
 from autopeft import __version__
+from autopeft.api.deps import ServiceDep, blocking
 
 router = APIRouter(tags=["health"])
 

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Path, Query, Response
 from autopeft.api.deps import Authorized, ServiceDep, blocking
 from autopeft.api.schemas.common import MAX_ID, error_responses
 from autopeft.api.schemas.studies import ParetoPublic, StudiesPublic, StudyCreate, StudyPublic
-from autopeft.api.schemas.trials import TrialsPublic, TrialState
+from autopeft.api.schemas.trials import TrialsPublic
+from autopeft.trial_state import TrialState
 
 router = APIRouter(
     prefix="/studies", tags=["studies"], dependencies=Authorized, responses=error_responses(401, 404, 413, 422, 503)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from autopeft.api.schemas.common import Id, JsonObject, Page, Strict, Text
 from autopeft.api.schemas.trials import TrialPublic
 from autopeft.early_stopping import EarlyStoppingSettings
-from autopeft.optimize import OptimizerSettings, ParamBudget, WarmStartSettings
+from autopeft.optimize import OptimizerSettings, ParamBudget, WarmStartSettings, parse_optimizer
 from autopeft.train.settings import TrainingSettings
+from autopeft.trial_state import TrialState
 
 StudyState = Literal["running", "paused", "stopped", "done"]
 
@@ -52,7 +53,11 @@ class StudyCreate(Strict):
     space: Annotated[Text, Field(min_length=1, max_length=100)] | JsonObject = Field(
         "autopeft", description="autopeft, grouped, full, or a user-defined space (JSON)."
     )
-    optimizer: OptimizerSettings = Field(default_factory=OptimizerSettings)
+    optimizer: OptimizerSettings = Field(
+        default_factory=parse_optimizer,
+        description="How the study proposes: {'method': 'gp'} (default), saas, sobol or random, with that method's "
+        "settings (a field of another method is refused; docs/optimizer.md).",
+    )
     max_trials: int = Field(ge=1, le=1_000_000, description="Trials the study may create in all (its budget).")
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Makes the study's proposals reproducible.")
@@ -78,12 +83,12 @@ class StudyCreate(Strict):
     )
 
 
-class TrialCounts(BaseModel):
-    queued: int = 0
-    running: int = 0
-    completed: int = 0
-    failed: int = 0
-    stopped: int = 0
+#: A study's trials per state: one field for each :class:`~autopeft.trial_state.TrialState`, 0 when none.
+TrialCounts = create_model(
+    "TrialCounts",
+    __doc__="A study's trials per state.",
+    **{state.value: (int, 0) for state in TrialState},  # type: ignore[call-overload]
+)
 
 
 class FailureGroupPublic(BaseModel):
@@ -129,15 +134,15 @@ class StudyPublic(BaseModel):
     space_name: str
     space: dict[str, Any]
     d: int | None = Field(None, description="Dimensions of the space (in GET /studies/{id}).")
-    constraints: dict[str, Any] | None = Field(None, description="The study's parameter budget, if it has one.")
+    constraints: ParamBudget | None = Field(None, description="The study's parameter budget, if it has one.")
     space_size: dict[str, Any] | None = Field(
         None,
         description="Grid points of the space and those within the budget, exact or estimated from samples, and "
         "the param_fraction range seen (in GET /studies/{id}).",
     )
     model_shape: dict[str, Any] | None = Field(None, description="The model as the server sees it (in GET one).")
-    optimizer: dict[str, Any]
-    training: dict[str, Any]
+    optimizer: OptimizerSettings
+    training: TrainingSettings
     seed: int
     max_trials: int
     max_retries: int
@@ -157,7 +162,7 @@ class StudyPublic(BaseModel):
     proposal_error: str | None = Field(None, description="The last error of the proposer, if proposing fails.")
     paused_at: datetime | None = Field(None, description="When the study paused itself (state paused).")
     pause_reason: str | None = Field(None, description="Why it paused: how many trials failed, and with what.")
-    early_stopping: dict[str, Any] | None = Field(
+    early_stopping: EarlyStoppingSettings | None = Field(
         None, description="The study's early-stopping settings (null: created before they existed; off)."
     )
     warm_start: WarmStartPublic | None = Field(

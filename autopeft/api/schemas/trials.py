@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from autopeft.api.schemas.common import FiniteFloat, Id, JsonObject, Page, Strict, Text
+from autopeft.trial_state import TrialState
 
-TrialState = Literal["queued", "running", "completed", "failed", "stopped"]
 WorkerId = Annotated[Text, Field(min_length=1, max_length=200, description="Any name unique to the worker.")]
 Token = Annotated[Text, Field(min_length=1, max_length=64, description="The lease token from the claim.")]
 

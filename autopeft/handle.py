@@ -21,6 +21,7 @@ from autopeft.encoder import EncoderLayout, ModelShape
 from autopeft.errors import ConfigError
 from autopeft.modules.base import InjectContext, Injected
 from autopeft.modules.registry import FAMILIES
+from autopeft.shape import shape_of
 
 
 @dataclass
@@ -85,7 +86,7 @@ class PeftHandle:
         """Write the trained tensors (merged first, in place) and the configuration to the new directory
         ``out``, for :func:`autopeft.load` and ``autopeft export``. ``model``: the base model directory to
         record (default: the model's ``name_or_path``); ``labels``: label names in class-index order."""
-        from autopeft.train.saved import save_handle
+        from autopeft.saving import save_handle
 
         return save_handle(self, out, model=model, labels=labels)
 
@@ -118,15 +119,15 @@ def inject(
 ) -> PeftHandle:
     """Freeze ``model``'s backbone and add the families of ``config``; the head stays trainable.
 
-    ``prepared`` holds, by family name, what a family's :meth:`~autopeft.modules.base.Family.prepare`
-    step produced (FISH: its mask, backbone parameter names as in the model before injection);
+    ``prepared`` holds, by family name, what :mod:`autopeft.train.prepare`
+    estimated from data (FISH: its mask, backbone parameter names as in the model before injection);
     :func:`autopeft.train.train_trial` runs those steps.
     """
     config = parse_config(config)
     if getattr(model, "_autopeft_injected", False):
         raise ConfigError("this model already has a configuration injected; start from a fresh copy")
     layout = EncoderLayout(model)
-    shape = ModelShape.from_model(model)
+    shape = shape_of(model)
     config.check_fits(shape)
     families = config.families()
     prepared = {name: value for name, value in (prepared or {}).items() if name in families}
