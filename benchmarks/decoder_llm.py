@@ -354,6 +354,10 @@ def _setup(summary: Mapping[str, Any]) -> str:
     )
 
 
+#: What "a clear margin" above the majority class is taken to be, in dev accuracy.
+CLEAR_MARGIN = 0.05
+
+
 def _budget(summary: Mapping[str, Any]) -> str:
     margin = budget_margin(summary)
     measured = (
@@ -361,10 +365,21 @@ def _budget(summary: Mapping[str, Any]) -> str:
         if margin is not None
         else "not measured yet"
     )
-    return (
+    text = (
         f"The budget was chosen for the baselines to clear the majority class ({100 * summary['majority_dev']:.1f}% "
         f"on dev) by a clear margin at a trial time two 1-thread workers can afford: {measured}."
     )
+    short = [
+        b["label"]
+        for b in summary["baselines"]
+        if b["dev_mean"] is not None and b["dev_mean"] - summary["majority_dev"] < CLEAR_MARGIN
+    ]
+    if short:
+        text += (
+            f" **Not met** for {', '.join(short)} (less than {100 * CLEAR_MARGIN:.0f} points above it): this budget "
+            "does not meet the issue's condition, and a larger one is needed."
+        )
+    return text
 
 
 def render(summary: Mapping[str, Any]) -> str:

@@ -93,3 +93,13 @@ def test_the_report_replaces_its_section_and_says_when_it_is_partial(tmp_path):
     assert again.count(dl.BEGIN) == 1 and "**Partial**" not in again
     dl.plot(summary, tmp_path / "plot.png")
     assert (tmp_path / "plot.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_the_report_says_when_a_baseline_does_not_clear_the_majority_class():
+    records = _records()
+    for seed in dl.SEEDS:  # prefix 16 at the majority class in every seed
+        trials = records[f"smollm2-sst2-baselines-seed{seed}"]["trials"]
+        trials[3]["extra"]["metrics"]["dev"]["accuracy"] = dl.MAJORITY_DEV
+    text = dl.render(dl.summarise(records))
+    assert "**Not met** for prefix 16 (less than 5 points above it)" in text
+    assert "**Not met**" not in dl.render(dl.summarise(_records()))
