@@ -279,7 +279,7 @@ def summarise(records: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     return {
         "model": MODEL,
         "task": "sst2",
-        "training": TRAINING,
+        "training": _training_of(records),
         "space": SPACE,
         "majority_dev": MAJORITY_DEV,
         "baselines": baselines,
@@ -293,6 +293,15 @@ def summarise(records: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         "median_trial_seconds": statistics.median(seconds) if seconds else None,
         "machine": next((r["machine"] for r in records.values()), None),
     }
+
+
+def _training_of(records: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The per-trial budget the records were run with (the code's :data:`TRAINING` when they do not say)."""
+    for record in records.values():
+        training = record.get("body", {}).get("training")
+        if training:
+            return {k: v for k, v in training.items() if k != "seed"}
+    return dict(TRAINING)
 
 
 def plot(summary: Mapping[str, Any], path: Path) -> None:
