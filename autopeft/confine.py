@@ -31,3 +31,37 @@ def outside(what: str, path: PathLike, roots: Sequence[Path], flag: str) -> str:
     """The message for a path outside the roots: the path and the roots, nothing read from either."""
     listed = ", ".join(str(r) for r in roots) or "none"
     return f"{what} {str(path)!r} is outside the folders this worker may read ({listed}); {flag}"
+
+
+#: Most entries a folder checked by :func:`entries_outside` may hold (a model folder holds a few dozen).
+MAX_FOLDER_ENTRIES = 10_000
+
+
+def entries_outside(folder: PathLike, roots: Sequence[Path], limit: int = MAX_FOLDER_ENTRIES) -> list[str] | None:
+    """The entries of ``folder`` (at any depth) that resolve outside ``roots``, as paths relative to it.
+
+    A file inside an allowed folder may be a symlink to anywhere; whoever reads the folder's files
+    (``from_pretrained`` reads several) checks them all here first. Linked folders inside the roots
+    are walked too, each real folder once. None when the folder holds more than ``limit`` entries.
+    """
+    outside_: list[str] = []
+    seen: set[str] = set()
+    count = 0
+    for here, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(here)
+        if real in seen:  # a link back to a folder already walked
+            dirs[:] = []
+            continue
+        seen.add(real)
+        kept = []
+        for name in [*dirs, *files]:
+            count += 1
+            if count > limit:
+                return None
+            path = os.path.join(here, name)
+            if not inside(path, roots):
+                outside_.append(os.path.relpath(path, folder))
+            elif name in dirs:
+                kept.append(name)
+        dirs[:] = [d for d in dirs if d in kept]
+    return sorted(outside_)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from autopeft.confine import inside, outside, real_roots
+from autopeft.confine import MAX_FOLDER_ENTRIES, entries_outside, inside, outside, real_roots
 from autopeft.errors import ModelError
 from autopeft.layouts import Architecture, architecture_for
 
@@ -60,28 +60,63 @@ def resolve_model_dir(
     """
     from autopeft import gguf
 
-    if isinstance(model, str) and model in gguf.PACKAGED:
+    if isinstance(model, str) and model in gguf.PACKAGED:  # packaged, like the bundled model: always allowed
         return gguf.converted_dir(gguf.packaged_file(model))
-    path = bundled_model_dir() if model in (None, "", BUNDLED_NAME) else Path(model).expanduser()
-    if roots is not None and model not in (None, "", BUNDLED_NAME):
-        path = _confined_model_dir(path, real_roots(roots))
-    if path.suffix == gguf.SUFFIX and path.is_file():
+    bundled = model in (None, "", BUNDLED_NAME)
+    path = bundled_model_dir() if bundled else Path(model).expanduser()
+    real = real_roots(roots) if roots is not None else None
+    if real is not None and not bundled:
+        path = _confined_model_dir(path, real)
+    if path.suffix == gguf.SUFFIX and path.is_file():  # a GGUF file inside the roots: its converted folder
         return gguf.converted_dir(path)
     if not path.is_dir():
         raise ModelError(f"model path {str(path)!r} is not a directory")
     if not (path / CONFIG_FILE).is_file():
         raise ModelError(f"model path {str(path)!r} is not a Hugging Face model directory (no {CONFIG_FILE})")
+    if real is not None and not bundled:
+        check_files_inside(path, real, "this worker may read", _MODELS_FLAG)
     return path.resolve()
+
+
+_MODELS_FLAG = "start it with --models DIR naming a folder above it"
 
 
 def _confined_model_dir(path: Path, roots: Sequence[Path]) -> Path:
     candidates = [path] if path.is_absolute() else [root / path for root in roots]
     for candidate in candidates:
         if not inside(candidate, roots):  # checked before the path is looked at
-            raise ModelError(outside("model", candidate, roots, "start it with --models DIR naming a folder above it"))
+            raise ModelError(outside("model", candidate, roots, _MODELS_FLAG))
         if candidate.is_dir() or candidate.is_file():
             return candidate
     return candidates[0]
+
+
+def model_dir_under(model: str | os.PathLike[str], roots: Sequence[Path]) -> Path | None:
+    """The folder ``model`` names inside ``roots`` (real paths; a relative path is looked for below each),
+    or None when it lies outside them or is no folder there. Nothing outside the roots is looked at, so
+    the answer says nothing about what exists elsewhere."""
+    path = Path(model).expanduser()
+    for candidate in [path] if path.is_absolute() else [root / path for root in roots]:
+        if inside(candidate, roots) and candidate.is_dir():
+            return candidate
+    return None
+
+
+def check_files_inside(folder: Path, roots: Sequence[Path], who: str, flag: str) -> None:
+    """Refuse a model folder any of whose files (at any depth) resolves outside ``roots``: loading a model
+    reads several of them, and a symlink would carry a file from anywhere into a trial's error or weights.
+    The message names the entries by their place in the folder, never where they lead."""
+    bad = entries_outside(folder, roots)
+    if bad is None:
+        raise ModelError(
+            f"model folder {str(folder)!r} holds more than {MAX_FOLDER_ENTRIES} files; name the folder of one model"
+        )
+    if bad:
+        listed = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise ModelError(
+            f"model folder {str(folder)!r}: {listed} lead{'s' if len(bad) == 1 else ''} outside the folders {who} "
+            f"({', '.join(str(r) for r in roots)}); copy the files into the folder, or {flag}"
+        )
 
 
 def quiet_transformers() -> None:
@@ -128,6 +163,7 @@ def config_from_dict(data: dict[str, Any]) -> PretrainedConfig:
     model_type = data.pop("model_type", None)
     if not model_type:
         raise ModelError("the model config has no model_type")
+    architecture_for(model_type)  # a one-line error for a type autopeft does not support, before transformers'
     try:
         return AutoConfig.for_model(model_type, **data)
     except (ValueError, KeyError) as err:

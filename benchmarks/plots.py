@@ -155,6 +155,44 @@ def plot_hypervolume(
     return _save(fig, path)
 
 
+def plot_hypervolume_bands(
+    path: Path,
+    curves: Mapping[str, Sequence[Sequence[float]]],
+    *,
+    title: str,
+    note: str | None = None,
+    metric_floor: float | None = None,
+    colours: Sequence[str] | None = None,
+) -> Path:
+    """Hypervolume over the trial count, one colour per method (``colours``, in the order of ``curves``):
+    each seed's curve thin, their mean thick and one standard deviation around it shaded (over the
+    trials every seed has reached)."""
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    for i, (label, runs) in enumerate(curves.items()):
+        colour = colours[i] if colours else f"C{i}"
+        for run in runs:
+            ax.plot(range(1, len(run) + 1), run, lw=0.7, alpha=0.45, color=colour)
+        n = min(len(run) for run in runs)
+        if n == 0:
+            continue
+        values = np.array([run[:n] for run in runs], dtype=float)
+        mean, std = values.mean(axis=0), values.std(axis=0, ddof=1) if len(runs) > 1 else np.zeros(n)
+        x = np.arange(1, n + 1)
+        ax.plot(x, mean, lw=2.0, color=colour, label=label)
+        ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.15, lw=0)
+    ax.set_xlabel("trials")
+    floor = "0" if metric_floor is None else f"{metric_floor:.3f}"
+    ax.set_ylabel(f"hypervolume (metric x -log10 fraction, ref ({floor}, 100%))")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    if note:
+        fig.text(0.01, 0.01, note, fontsize=7, color="tab:red")
+    return _save(fig, path)
+
+
 def plot_throughput(path: Path, rows: Sequence[Mapping[str, Any]], *, title: str, note: str | None = None) -> Path:
     """Training examples per second per method (bars), the method's trained share in the label."""
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)

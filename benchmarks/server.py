@@ -78,7 +78,7 @@ class Connection:
 
 
 async def _worker(
-    name: str, port: int, study_id: int, backbone: int, t_end: float, t_measure: float, out: dict[str, Any]
+    name: str, port: int, study_id: int, shape: Any, t_end: float, t_measure: float, out: dict[str, Any]
 ) -> None:
     conn = Connection(port)
     await conn.open()
@@ -99,12 +99,10 @@ async def _worker(
                 await asyncio.sleep(0.1)
                 continue
             trial = json.loads(payload)
-            fraction = 1e-4 * (1 + trial["number"] % 89)
-            report = {  # the server checks that peft_params is param_fraction of the backbone
+            report = {  # the server checks the counts against what the configuration trains
                 "lease_token": trial["lease"]["token"],
                 "metric": (trial["number"] % 97) / 97,
-                "peft_params": round(fraction * backbone),
-                "param_fraction": fraction,
+                **_counts(json.dumps(trial["config"], sort_keys=True), shape),
             }
             status, _, payload = await conn.post(f"/api/v1/trials/{trial['id']}/complete", report)
             t_done = time.perf_counter()
@@ -122,17 +120,31 @@ async def _worker(
         conn.close()
 
 
+_COUNTS: dict[str, dict[str, Any]] = {}
+
+
+def _counts(config: str, shape: Any) -> dict[str, Any]:
+    """What a configuration trains on the study's model: the counts a worker reports (kept per configuration)."""
+    from autopeft.accounting import estimate
+
+    if config not in _COUNTS:
+        count = estimate(json.loads(config), shape)
+        _COUNTS[config] = {"peft_params": count.peft_params, "param_fraction": count.param_fraction}
+    return _COUNTS[config]
+
+
 def _client(
-    port: int, study_id: int, backbone: int, names: list[str], t_start: float, seconds: float, warmup: float, q: Any
+    port: int, study_id: int, shape: Any, names: list[str], t_start: float, seconds: float, warmup: float, q: Any
 ) -> None:
     out: dict[str, Any] = {"claim_ms": [], "complete_ms": [], "cycle_ms": [], "done": [], "errors": [], "empty": 0}
+    _counts("{}", shape)  # the accounting's imports (seconds) before the clock starts
 
     async def run() -> None:
         delay = t_start - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
         t_measure, t_end = t_start + warmup, t_start + warmup + seconds
-        await asyncio.gather(*(_worker(n, port, study_id, backbone, t_end, t_measure, out) for n in names))
+        await asyncio.gather(*(_worker(n, port, study_id, shape, t_end, t_measure, out) for n in names))
 
     asyncio.run(run())
     q.put(out)
@@ -142,14 +154,16 @@ def drive(port: int, study_id: int, workers: int, seconds: float, warmup: float,
     """Run ``workers`` simulated workers for ``warmup + seconds``; merged per-request records."""
     import httpx
 
+    from autopeft.shape import model_shape
+
     study = httpx.get(f"http://127.0.0.1:{port}/api/v1/studies/{study_id}", timeout=60).json()
-    backbone = int(study["model_shape"]["backbone_params"])
+    shape = model_shape(study["model"])  # the bundled model's, as the benchmark's studies use
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     names = [f"bench-{secrets.token_hex(3)}-{i}" for i in range(workers)]
     groups = [names[i::procs] for i in range(min(procs, workers))]
     t_start = time.perf_counter() + 1.5  # let the client processes start
-    ps = [ctx.Process(target=_client, args=(port, study_id, backbone, g, t_start, seconds, warmup, q)) for g in groups]
+    ps = [ctx.Process(target=_client, args=(port, study_id, shape, g, t_start, seconds, warmup, q)) for g in groups]
     for p in ps:
         p.start()
     parts = [q.get(timeout=warmup + seconds + 120) for _ in ps]

@@ -38,3 +38,28 @@ def test_unsupported_architecture_is_named():
     model = GPT2ForSequenceClassification(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50))
     with pytest.raises(ModelError, match="unsupported architecture 'gpt2'"):
         EncoderLayout(model)
+
+
+def test_every_file_of_a_model_folder_must_resolve_inside_the_roots(tmp_path, tiny_model_dir):
+    """Issue 27: ``from_pretrained`` reads several files of a model folder; each one, at any depth and through
+    linked folders, must lie inside the roots. A link back into the folder is walked once."""
+    import shutil
+
+    from autopeft.confine import entries_outside, real_roots
+
+    root, outside = tmp_path / "models", tmp_path / "elsewhere"
+    shutil.copytree(tiny_model_dir, root / "tiny")
+    outside.mkdir()
+    (outside / "vocab.txt").write_text("secret")
+    assert resolve_model_dir(root / "tiny", [root]) == (root / "tiny").resolve()
+
+    (root / "shared").mkdir()
+    (root / "shared" / "vocab.txt").symlink_to(outside / "vocab.txt")
+    (root / "tiny" / "tokenizer").symlink_to(root / "shared", target_is_directory=True)  # inside: walked
+    (root / "tiny" / "loop").symlink_to(root / "tiny", target_is_directory=True)
+    assert entries_outside(root / "tiny", real_roots([root])) == ["tokenizer/vocab.txt"]
+    with pytest.raises(ModelError, match="tokenizer/vocab.txt leads outside the folders this worker may read") as err:
+        resolve_model_dir(root / "tiny", [root])
+    assert str(outside) not in str(err.value)
+    assert resolve_model_dir(root / "tiny") == (root / "tiny").resolve()  # no roots (autopeft train): anywhere
+    assert entries_outside(root / "tiny", real_roots([root]), limit=3) is None

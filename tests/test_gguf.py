@@ -142,3 +142,12 @@ def test_a_converted_folder_is_written_whole_or_not_at_all(tmp_path, monkeypatch
         resolve_model_dir(str(model))
     assert not [p for p in (cache / "gguf").iterdir() if p.is_dir() and p.name.startswith("broken")]
     assert os.listdir(cache / "gguf")  # the lock file only
+
+
+@needs_llm
+def test_a_server_reads_the_packaged_model_s_config_whatever_its_model_folders():
+    """Like the bundled MiniLM, ``smollm2-135m`` needs no --models folder on the server (nor model_config)."""
+    from autopeft.api.study_spec import read_model_config
+
+    config, read_here = read_model_config("smollm2-135m", None, ())
+    assert read_here and config["model_type"] == "llama" and config["num_hidden_layers"] == 30

@@ -19,9 +19,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from autopeft import __version__
 from autopeft.api import handlers
 from autopeft.api.deps import Authorized
-from autopeft.api.middleware import AccessLogMiddleware, ApiKeyMiddleware, BodyLimitMiddleware
+from autopeft.api.middleware import AccessLogMiddleware, ApiKeyMiddleware, BodyLimitMiddleware, SiteGuardMiddleware
 from autopeft.api.routes import api_router, dashboard
-from autopeft.api.settings import Settings, get_settings
+from autopeft.api.settings import LOOPBACK_HOSTS, Settings, get_settings
 
 log = logging.getLogger("autopeft.api")
 
@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _add_docs(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(ApiKeyMiddleware, key=settings.key)  # outside the body limit: the key comes first
+    app.add_middleware(SiteGuardMiddleware, allowed_hosts=[*LOOPBACK_HOSTS, *settings.allowed_hosts])  # before the key
     if settings.access_log:
         app.add_middleware(AccessLogMiddleware)
     return app

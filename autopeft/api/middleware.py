@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: the API key check (401), a request body limit (413) and a structured access log."""
+"""Pure ASGI middleware: the Host and Origin checks (400, 403), the API key check (401), a request body limit
+(413) and a structured access log."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import hmac
 import json
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -65,6 +67,94 @@ class ApiKeyMiddleware:
 
 def _keyed(path: str) -> bool:
     return path not in OPEN_PATHS and path.startswith(KEYED_PREFIXES)
+
+
+#: Methods that change state: a browser page of another site must not send them here.
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def split_host(value: str) -> tuple[str, int | None]:
+    """A Host header value as ``(name, port)``, lower case; port None when it names none
+    (``example.org:8000``, ``[::1]:80``, ``localhost``). A port that is not a number gives -1."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        end = value.find("]")
+        name, rest = (value[1:end], value[end + 1 :]) if end > 0 else (value, "")
+        port = rest[1:] if rest.startswith(":") else None
+    elif value.count(":") == 1:
+        name, port = value.split(":")
+    else:  # no port, or an IPv6 address without brackets
+        name, port = value, None
+    if port is None:
+        return name, None
+    return name, int(port) if port.isdigit() else -1
+
+
+def same_origin(origin: str, host: str) -> bool:
+    """Whether an ``Origin`` header names the site a request was sent to (its Host): the server's own pages
+    (the dashboard) send their own origin. A Host without a port matches an origin on its scheme's default
+    port (a TLS proxy in front speaks https on 443 and plain HTTP to the server)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(origin.strip())
+        port = parts.port
+    except ValueError:
+        return False
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return False
+    name, host_port = split_host(host)
+    default = _DEFAULT_PORTS[parts.scheme]
+    return parts.hostname == name and (port or default) == (host_port if host_port is not None else default)
+
+
+class SiteGuardMiddleware:
+    """Before anything else: 400 for a ``Host`` the server does not answer to (DNS rebinding: a page of
+    another site whose name now points at this machine), 403 for a state-changing request whose
+    ``Origin`` is another site's (a page of any site open in a browser here could stop or delete
+    studies). Requests without an ``Origin`` (workers, the CLI, curl) pass: a browser sends one with
+    every state-changing request. This holds with or without an API key.
+    """
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str]) -> None:
+        self.app = app
+        self.any_host = "*" in allowed_hosts
+        self.hosts = frozenset(split_host(h)[0] for h in allowed_hosts if h != "*")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode(): v.decode("latin-1") for k, v in scope.get("headers", ()) if k in (b"host", b"origin")}
+        host = headers.get("host", "")
+        name = split_host(host)[0]
+        if not self.any_host and name not in self.hosts:
+            await send_json(
+                send,
+                400,
+                f"host {host[:100]!r} is not one this server answers to; if it is this server's name, its "
+                f"operator adds it with `autopeft serve --allowed-hosts {name[:100] or 'NAME'}`",
+            )
+            return
+        origin = headers.get("origin")
+        if scope["method"] in UNSAFE_METHODS and origin is not None and not same_origin(origin, host):
+            await send_json(
+                send,
+                403,
+                f"cross-site request refused: Origin {origin[:100]!r} is not this server's own; state-changing "
+                "requests come from the server's own pages or from clients that send no Origin (workers, the CLI)",
+            )
+            return
+        await self.app(scope, receive, send)
+
+
+async def send_json(send: Send, status: int, detail: str) -> None:
+    """A complete ``{"detail": ...}`` answer, for middleware that refuses a request before routing."""
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class BodyLimitMiddleware:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
-from typing import Literal
+from pathlib import Path
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from autopeft.migrations.engine import default_database_url
+
+
+#: Host names a server always answers to: a page can only send them from the machine itself.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
 class Settings(BaseSettings):
@@ -56,6 +62,24 @@ class Settings(BaseSettings):
         12, ge=1, description="Threads serving database work per process (each waits on the database most of the time)."
     )
 
+    # what the server reads, and who may talk to it (docs/server.md, "Security model")
+    model_roots: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Folders the server reads model configs under (`serve --models`; several joined by the path "
+        "separator in the environment); the bundled model is always readable.",
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(LOOPBACK_HOSTS),
+        description="Host header values answered (`serve --allowed-hosts`, comma-separated in the environment; "
+        "'*' answers any); others get 400.",
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0, le=600, description="A connection that has not sent a request's headers within this is closed."
+    )
+    max_connections: int = Field(
+        1000, ge=1, description="Open connections per server process; more are answered 503 and closed at once."
+    )
+
     # requests and logs
     max_body_bytes: int = Field(1 << 20, ge=1024, description="Larger request bodies get 413.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -66,6 +90,24 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_key_is_none(cls, v: object) -> object:
         return None if v in ("", None) else v
+
+    @field_validator("model_roots", mode="before")
+    @classmethod
+    def _split_paths(cls, v: object) -> object:
+        return [p for p in v.split(os.pathsep) if p] if isinstance(v, str) else v
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, v: object) -> object:
+        return [h.strip() for h in v.split(",") if h.strip()] if isinstance(v, str) else v
+
+    @property
+    def model_folders(self) -> tuple[Path, ...]:
+        """The real folders the server reads models under: the bundled model's and ``model_roots``."""
+        from autopeft.confine import real_roots
+        from autopeft.encoder import bundled_model_dir
+
+        return tuple(dict.fromkeys(real_roots([bundled_model_dir(), *self.model_roots])))
 
     @property
     def key(self) -> str | None:

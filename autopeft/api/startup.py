@@ -66,6 +66,6 @@ def warm_up() -> None:
     from autopeft.api.study_spec import read_model_config, shape_from_hf_config
 
     try:
-        shape_from_hf_config(read_model_config(None, None), 2)
+        shape_from_hf_config(read_model_config(None, None)[0], 2)
     except Exception:  # only a warm-up: the first study will report the real error
         log.debug("warm-up failed", exc_info=True)

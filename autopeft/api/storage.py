@@ -38,7 +38,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from autopeft.api import storage_sql as sql
 from autopeft.api.db import transaction
-from autopeft.api.errors import ConflictError, NotFoundError, StaleLeaseError, StorageError
+from autopeft.api.errors import NotFoundError, StaleLeaseError, StorageError
 from autopeft.api.failures import FailedTrial
 from autopeft.api.records import (
     REPORT_FIELDS,
@@ -165,20 +165,14 @@ class Storage:
             return {str(source): int(n) for source, n in conn.execute(query)}
 
     def stop_study(self, study_id: int, now: datetime | None = None) -> StudyRecord:
-        """No more proposals; queued trials are removed; running ones may still report."""
+        """No more proposals and no more claims; queued trials stay (a resume hands them out), running ones
+        may still report."""
         now = now or utcnow()
         with transaction(self.engine, write=True) as conn:
-            row = sql.one_study(conn, study_id, lock=True)
-            if row.stopped_at is None:
-                gone = conn.execute(
-                    delete(trials).where(trials.c.study_id == study_id, trials.c.state == TrialState.QUEUED)
-                ).rowcount
-                conn.execute(
-                    update(studies)
-                    .where(studies.c.id == study_id)
-                    .values(stopped_at=now, n_trials=studies.c.n_trials - gone)
-                )
-            return sql.study_record(conn.execute(select(studies).where(studies.c.id == study_id)).one())
+            conn.execute(
+                update(studies).where(studies.c.id == study_id, studies.c.stopped_at.is_(None)).values(stopped_at=now)
+            )
+            return sql.study_record(sql.one_study(conn, study_id))
 
     def pause_study(self, study_id: int, reason: str, now: datetime | None = None) -> bool:
         """Pause a running study (no proposals, no claims; queued trials wait). False if it was not running."""
@@ -192,16 +186,15 @@ class Storage:
             )
 
     def resume_study(self, study_id: int, now: datetime | None = None) -> StudyRecord:
-        """Undo a pause; failures before now no longer count towards the next one. A stopped study stays stopped."""
+        """Undo a stop or a pause: the study proposes and hands out its queued trials again; failures before
+        now no longer count towards the next pause."""
         with transaction(self.engine, write=True) as conn:
             row = sql.one_study(conn, study_id, lock=True)
-            if row.stopped_at is not None:
-                raise ConflictError(f"study {study_id} is stopped; a stopped study cannot be resumed")
-            if row.paused_at is not None:
+            if row.stopped_at is not None or row.paused_at is not None:
                 conn.execute(
                     update(studies)
                     .where(studies.c.id == study_id)
-                    .values(paused_at=None, pause_reason=None, resumed_at=now or utcnow())
+                    .values(stopped_at=None, paused_at=None, pause_reason=None, resumed_at=now or utcnow())
                 )
             return sql.study_record(conn.execute(select(studies).where(studies.c.id == study_id)).one())
 
@@ -355,26 +348,41 @@ class Storage:
             return "budget used" if running else "study done"
 
     def heartbeat(self, trial_id: int, token: str, now: datetime | None = None) -> Lease:
-        """Extend the lease of a running trial held under ``token``."""
+        """Extend the lease of a running trial held under ``token``; or take back the lease ``token`` if it
+        lapsed and nobody claimed the trial since (:meth:`_revive`)."""
         now = now or utcnow()
         with transaction(self.engine, write=True) as conn:
             row = conn.execute(
-                select(trials.c.state, trials.c.lease_token, studies.c.lease_seconds)
+                select(trials.c.state, trials.c.lease_token, trials.c.worker_id, studies.c.lease_seconds)
                 .join(studies, studies.c.id == trials.c.study_id)
                 .where(trials.c.id == trial_id)
                 .with_for_update(of=trials)
             ).first()
             if row is None:
                 raise NotFoundError(f"trial {trial_id} does not exist")
-            if row.state != TrialState.RUNNING or not sql.same_token(row.lease_token, token):
-                raise StaleLeaseError(sql.stale_message(trial_id, row.state))
             lease = Lease(token, now + timedelta(seconds=row.lease_seconds), row.lease_seconds)
+            if row.state != TrialState.RUNNING or not sql.same_token(row.lease_token, token):
+                if self._revive(conn, trial_id, lease, now) is None:
+                    raise StaleLeaseError(sql.stale_message(trial_id, row.state, row.worker_id))
+                return lease
             conn.execute(
                 update(trials)
                 .where(trials.c.id == trial_id)
                 .values(lease_expires_at=lease.expires_at, heartbeat_at=now)
             )
             return lease
+
+    def _revive(self, conn: Connection, trial_id: int, lease: Lease, now: datetime) -> Any:
+        """The trial's row running again under ``lease``, if its token is the lease that lapsed last and the
+        trial waits since (queued, or failed by that expiry); None otherwise.
+
+        A worker cut off from a server that stayed up (a network cut longer than the lease) kept training:
+        its first heartbeat or progress report after the cut takes its lease back, as a report under that
+        token would land (:data:`api.storage_sql.LAPSED_STATES`), so finished work is not thrown away and
+        the trial is not trained twice. Once another worker claimed the trial, the token stays void.
+        """
+        params = {"b_id": trial_id, "b_token": lease.token, "b_expires": lease.expires_at, "b_now": now}
+        return conn.execute(sql.REVIVE, params).first()
 
     def complete(self, trial_id: int, token: str, report: Report, now: datetime | None = None) -> TrialRecord:
         """Record a result; the same report again (same token) is answered with the stored trial."""
@@ -401,7 +409,7 @@ class Storage:
             row = sql.one_trial(conn, trial_id)
             if row.state == state and sql.same_token(row.lease_token, token) and sql.same_values(row, values):
                 return sql.trial_record(row)  # a repeated report
-            raise StaleLeaseError(sql.stale_message(trial_id, row.state))
+            raise StaleLeaseError(sql.stale_message(trial_id, row.state, row.worker_id))
 
     def release(self, trial_id: int, token: str, now: datetime | None = None) -> TrialRecord:
         """A worker gives its trial back (it is stopping): queued again at once, no retry used."""
@@ -420,7 +428,8 @@ class Storage:
                 .returning(*trials.c)
             ).first()
             if row is None:
-                raise StaleLeaseError(sql.stale_message(trial_id, sql.one_trial(conn, trial_id).state))
+                found = sql.one_trial(conn, trial_id)
+                raise StaleLeaseError(sql.stale_message(trial_id, found.state, found.worker_id))
             return sql.trial_record(row)
 
     # -- progress and early stopping ------------------------------------------------------------------
@@ -445,9 +454,12 @@ class Storage:
                 raise NotFoundError(f"trial {trial_id} does not exist")
             if row.state == TrialState.STOPPED and sql.same_token(row.lease_token, token):
                 return sql.trial_record(row), None
-            if row.state != TrialState.RUNNING or not sql.same_token(row.lease_token, token):
-                raise StaleLeaseError(sql.stale_message(trial_id, row.state))
             lease = Lease(token, now + timedelta(seconds=row.lease_seconds), row.lease_seconds)
+            if row.state != TrialState.RUNNING or not sql.same_token(row.lease_token, token):
+                revived = self._revive(conn, trial_id, lease, now)
+                if revived is None:
+                    raise StaleLeaseError(sql.stale_message(trial_id, row.state, row.worker_id))
+                row = revived
             updated = conn.execute(
                 update(trials)
                 .where(trials.c.id == trial_id)
@@ -499,7 +511,7 @@ class Storage:
             row = sql.one_trial(conn, trial_id)
             if row.state == TrialState.STOPPED and sql.same_token(row.lease_token, token):
                 return sql.trial_record(row)
-            raise StaleLeaseError(sql.stale_message(trial_id, row.state))
+            raise StaleLeaseError(sql.stale_message(trial_id, row.state, row.worker_id))
 
     def report_stopped(self, trial_id: int, token: str, report: Report) -> TrialRecord:
         """The worker's result for a trial the rule stopped under ``token`` (the kept state's metric, the
@@ -520,9 +532,10 @@ class Storage:
         """Running trials whose lease expired: back to the queue, or failed once their retries are used.
 
         Not before this process has been up for one lease length of the trial's study: after an
-        outage the workers' heartbeats and backed-off reports need that long to arrive. A requeued
-        trial keeps the expired token (``expired_token``) until it is claimed again, so that a report
-        under it still lands. Returns ``(requeued, failed)``.
+        outage the workers' heartbeats and backed-off reports need that long to arrive. A requeued (or
+        failed) trial keeps the expired token (``expired_token``) and its last worker until it is claimed
+        again, so that its worker, cut off but still training, can take the lease back with a heartbeat
+        and its report still lands. Returns ``(requeued, failed)``.
         """
         now = now or utcnow()
         up_s = (now - self.started_at).total_seconds()
@@ -530,27 +543,15 @@ class Storage:
         expired = and_(trials.c.state == TrialState.RUNNING, trials.c.lease_expires_at < now, lease_s <= up_s)
         retries = select(studies.c.max_retries).where(studies.c.id == trials.c.study_id).scalar_subquery()
         cleared = {"lease_token": None, "lease_expires_at": None, "expiries": trials.c.expiries + 1}
+        lapsed = {**cleared, "expired_token": trials.c.lease_token}  # its worker may still come back with it
         with transaction(self.engine, write=True) as conn:
             failed = conn.execute(
                 update(trials)
                 .where(expired, trials.c.expiries >= retries)
-                .values(
-                    state=TrialState.FAILED,
-                    finished_at=now,
-                    error=sql.expired_message(),
-                    **cleared,
-                )
+                .values(state=TrialState.FAILED, finished_at=now, error=sql.expired_message(), **lapsed)
             ).rowcount
             requeued = conn.execute(
-                update(trials)
-                .where(expired)
-                .values(
-                    state=TrialState.QUEUED,
-                    worker_id=None,
-                    heartbeat_at=None,
-                    expired_token=trials.c.lease_token,
-                    **cleared,
-                )
+                update(trials).where(expired).values(state=TrialState.QUEUED, heartbeat_at=None, **lapsed)
             ).rowcount
         return int(requeued), int(failed)
 

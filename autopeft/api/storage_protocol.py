@@ -74,7 +74,7 @@ class StorageProtocol(Protocol):
         ...
 
     def stop_study(self, study_id: int, now: datetime | None = None) -> StudyRecord:
-        """No more proposals or claims; queued trials are removed, running ones may still report."""
+        """No more proposals or claims; queued trials stay for a resume, running ones may still report."""
         ...
 
     def pause_study(self, study_id: int, reason: str, now: datetime | None = None) -> bool:
@@ -82,7 +82,7 @@ class StorageProtocol(Protocol):
         ...
 
     def resume_study(self, study_id: int, now: datetime | None = None) -> StudyRecord:
-        """Undo a pause (failures before it no longer count); :class:`~api.errors.ConflictError` if stopped."""
+        """Undo a stop or a pause: proposals and claims again (failures before it no longer count)."""
         ...
 
     def recent_finished(self, study_id: int, limit: int) -> list[tuple[str, str | None]]:
@@ -130,7 +130,8 @@ class StorageProtocol(Protocol):
         ...
 
     def heartbeat(self, trial_id: int, token: str, now: datetime | None = None) -> Lease:
-        """Extend the lease of a running trial held under ``token`` by the study's lease length."""
+        """Extend the lease of a running trial held under ``token`` by the study's lease length; a lease that
+        lapsed while nobody claimed the trial since is taken back."""
         ...
 
     def complete(self, trial_id: int, token: str, report: Report, now: datetime | None = None) -> TrialRecord:
@@ -148,8 +149,8 @@ class StorageProtocol(Protocol):
     def record_progress(
         self, trial_id: int, token: str, step: int, metric: float, now: datetime | None = None
     ) -> tuple[TrialRecord, Lease | None]:
-        """Add ``(step, metric)`` to a running trial's curve and renew its lease; a trial already stopped
-        under ``token`` comes back unchanged with no lease."""
+        """Add ``(step, metric)`` to a running trial's curve and renew its lease (taken back like
+        :meth:`heartbeat` does); a trial already stopped under ``token`` comes back unchanged with no lease."""
         ...
 
     def curves(self, study_id: int, exclude: int | None = None) -> list[CurveRecord]:

@@ -27,11 +27,14 @@ from autopeft.trial_state import TrialState
 
 # -- statements ------------------------------------------------------------------------------------------
 def pick_queued(*where: Any) -> Any:
-    """The oldest queued trial of a study that is not paused, locked; concurrent claimers skip locked rows (PostgreSQL)."""
+    """The oldest queued trial of a study neither paused nor stopped, locked; concurrent claimers skip locked rows
+    (PostgreSQL)."""
     return (
         select(trials.c.id, studies.c.lease_seconds)
         .join(studies, studies.c.id == trials.c.study_id)
-        .where(trials.c.state == TrialState.QUEUED, studies.c.paused_at.is_(None), *where)
+        .where(
+            trials.c.state == TrialState.QUEUED, studies.c.paused_at.is_(None), studies.c.stopped_at.is_(None), *where
+        )
         .order_by(trials.c.id)
         .limit(1)
         .with_for_update(skip_locked=True, of=trials)
@@ -78,14 +81,15 @@ def finish_statement(state: str, *fields: str) -> Any:
 
 
 def late_finish_statement(state: str, *fields: str) -> Any:
-    """A report under the lease that expired last, while the trial waits in the queue and nobody has
-    claimed it since: the first valid result wins and the queued trial is withdrawn; the token becomes
-    the trial's again, so the same report repeated is harmless."""
+    """A report under the lease that expired last, while nobody has claimed the trial since: it waits in
+    the queue, or failed when that expiry used its last retry. The first valid result wins and the queued
+    trial is withdrawn; the token becomes the trial's again, so the same report repeated is harmless."""
+    cleared = {} if "error" in fields else {"error": None}  # a result replaces the expiry's failure message
     return (
         update(trials)
         .where(
             trials.c.id == bindparam("b_id"),
-            trials.c.state == TrialState.QUEUED,
+            trials.c.state.in_(LAPSED_STATES),
             trials.c.expired_token == bindparam("b_token"),
         )
         .values(
@@ -94,7 +98,36 @@ def late_finish_statement(state: str, *fields: str) -> Any:
             lease_token=trials.c.expired_token,
             expired_token=None,
             lease_expires_at=None,
+            **cleared,
             **{f: bindparam(f"b_{f}", type_=trials.c[f].type) for f in fields},
+        )
+        .returning(*trials.c)
+    )
+
+
+#: Where a trial whose lease lapsed waits while nobody else holds it: back in the queue, or failed when that
+#: expiry used its last retry. Its ``expired_token`` marks it; a claim clears it.
+LAPSED_STATES = (TrialState.QUEUED, TrialState.FAILED)
+
+
+def revive_statement() -> Any:
+    """The lapsed lease ``b_token`` becomes the trial's lease again (its worker is back: a heartbeat or a
+    progress report after a network cut longer than the lease), if nobody claimed the trial since."""
+    return (
+        update(trials)
+        .where(
+            trials.c.id == bindparam("b_id"),
+            trials.c.state.in_(LAPSED_STATES),
+            trials.c.expired_token == bindparam("b_token"),
+        )
+        .values(
+            state=TrialState.RUNNING,
+            lease_token=trials.c.expired_token,
+            expired_token=None,
+            lease_expires_at=bindparam("b_expires", type_=trials.c.lease_expires_at.type),
+            heartbeat_at=bindparam("b_now", type_=trials.c.heartbeat_at.type),
+            finished_at=None,
+            error=None,
         )
         .returning(*trials.c)
     )
@@ -118,6 +151,7 @@ STOPPED_REPORT = (
 FAIL = finish_statement(TrialState.FAILED, "error")
 LATE_COMPLETE = late_finish_statement(TrialState.COMPLETED, *REPORT_FIELDS)
 LATE_FAIL = late_finish_statement(TrialState.FAILED, "error")
+REVIVE = revive_statement()
 
 
 # -- row helpers --------------------------------------------------------------------------------
@@ -224,13 +258,19 @@ def same_values(row: Row[Any], values: dict[str, Any]) -> bool:
     return all(m[k] == v for k, v in values.items())
 
 
-def stale_message(trial_id: int, state: str) -> str:
+def stale_message(trial_id: int, state: str, worker_id: str | None = None) -> str:
+    """Why a token is not the trial's lease, as far as the server knows: it says that another worker holds
+    the trial only when one does."""
     if state == TrialState.RUNNING:
+        holder = f"worker {worker_id!r} holds it" if worker_id else "another lease holds it"
         return (
-            f"trial {trial_id}: the lease token is not the current one (the lease expired and the trial was handed on)"
+            f"trial {trial_id}: this lease token is not the trial's lease; {holder} now (an expired lease is handed on)"
         )
     if state == TrialState.QUEUED:
-        return f"trial {trial_id}: the lease expired and the trial went back to the queue; this lease is void"
+        return (
+            f"trial {trial_id}: this lease is void: the trial went back to the queue (given back, or handed on "
+            "since its lease expired)"
+        )
     return f"trial {trial_id} is already {state}; this report is refused"
 
 

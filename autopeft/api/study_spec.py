@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -27,8 +29,11 @@ from autopeft.space import Space, build_space
 from autopeft.tasks.spec import METRIC_RANGES, resolve_task
 
 if TYPE_CHECKING:
+    from autopeft.accounting import ParamCount
     from autopeft.api.schemas.studies import StudyCreate
     from autopeft.encoder import ModelShape
+
+log = logging.getLogger("autopeft.api")
 
 #: Limits on a model config sent by a client, checked before anything is built from it.
 HF_LIMITS = {
@@ -90,8 +95,8 @@ def _shape_from_json(hf_json: str, num_labels: int) -> ModelShape:
             return shape_of_config(config_from_dict(json.loads(hf_json)), num_labels)
     except ModelError:
         raise
-    except (ValueError, TypeError, KeyError, AttributeError, RuntimeError, ZeroDivisionError, OverflowError) as err:
-        raise ModelError(f"cannot build the model that model_config describes: {err}") from None
+    except Exception as err:  # noqa: BLE001 - a client's JSON goes into transformers and torch, which raise anything
+        raise ModelError(f"cannot build the model that model_config describes: {type(err).__name__}: {err}") from None
 
 
 def shape_from_hf_config(hf_config: Mapping[str, Any], num_labels: int) -> ModelShape:
@@ -111,26 +116,76 @@ def _check_hf_config(hf_config: Mapping[str, Any]) -> None:
             raise ModelError(f"model_config.{name} = {value!r} is not an integer in 1..{limit}")
 
 
-def read_model_config(model: str | None, sent: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The model's ``config.json``: from the path when this server can read it, else as sent by the client."""
-    from autopeft.encoder import read_config_json, resolve_model_dir
+def read_model_config(
+    model: str | None, sent: Mapping[str, Any] | None, roots: Sequence[Path] = ()
+) -> tuple[dict[str, Any], bool]:
+    """The model's ``config.json`` and whether this server read it: read here when ``model`` is a folder
+    under the server's model ``roots`` (real paths; the bundled and packaged models always), else as the client
+    sent it.
 
-    try:
-        model_dir: Path | None = resolve_model_dir(model)
-    except ModelError:
-        model_dir = None
-    if model_dir is not None:
-        return read_config_json(model_dir)
+    Nothing outside the roots is read or looked at, and the error for a model the server cannot read is
+    the same whether or not its folder exists, so a request learns nothing about the server's disk.
+    """
+    from autopeft.encoder import (
+        BUNDLED_NAME,
+        CONFIG_FILE,
+        bundled_model_dir,
+        check_files_inside,
+        model_dir_under,
+        read_config_json,
+        resolve_model_dir,
+    )
+    from autopeft.gguf import PACKAGED
+
+    if model in (None, "", BUNDLED_NAME):
+        return read_config_json(bundled_model_dir()), True
+    if model in PACKAGED:  # a packaged model (the llm extra), like the bundled one: always readable
+        return read_config_json(resolve_model_dir(model)), True
+    found = model_dir_under(model, roots)
+    if found is not None:
+        check_files_inside(found, roots, "this server may read", SERVER_MODELS_FLAG)  # before any file is opened
+        if (found / CONFIG_FILE).is_file():
+            return read_config_json(found), True
     if sent is not None:
-        return dict(sent)
+        return dict(sent), False
+    listed = ", ".join(str(r) for r in roots) or "only the bundled model"
     raise ModelError(
-        f"model path {model!r} is not readable on the server, so its shape is unknown: send the contents of "
-        "its config.json as model_config (`autopeft study create` does this for you)"
+        f"model {model!r} is not a model folder under this server's model folders ({listed}), so the server "
+        "cannot read its shape: send the contents of its config.json as model_config (`autopeft study create` "
+        f"does this when it can read the model), or {SERVER_MODELS_FLAG}"
     )
 
 
-#: How far ``peft_params`` may be from ``param_fraction`` times the backbone (a rounded fraction).
-REPORT_TOLERANCE = 0.01
+#: How a server operator lets the server read more models.
+SERVER_MODELS_FLAG = "start the server with `autopeft serve --models DIR` naming a folder above it"
+
+
+def study_shape(model: str | None, hf_config: Mapping[str, Any], read_here: bool, num_labels: int) -> ModelShape:
+    """The shape of the model ``hf_config`` describes. When this server read that config from its own disk
+    (``read_here``), an error says what is wrong without quoting the file (the server log has it)."""
+    try:
+        return shape_from_hf_config(hf_config, num_labels)
+    except ModelError as err:
+        if not read_here:
+            raise
+        log.warning("the config.json of model %r cannot be built: %s", model, err)
+        from autopeft.layouts import supported_model_types
+
+        supported = supported_model_types()
+        reason = (
+            f"its model_type is not one autopeft supports ({', '.join(supported)})"
+            if hf_config.get("model_type") not in supported
+            else "the server log says why; its contents are not shown here"
+        )
+        raise ModelError(
+            f"model {model!r}: the config.json this server read does not describe a model it can build ({reason})"
+        ) from None
+
+
+#: How far a reported ``param_fraction`` may be from ``peft_params / backbone`` (relative). Both counts are
+#: integers the server knows, so the only honest difference is the rendering of a float: 1e-6 admits a
+#: fraction printed with 7 significant digits (or stored as float32) and nothing else.
+FRACTION_RTOL = 1e-6
 
 
 def metric_range(study: StudyRecord) -> tuple[str, tuple[float, float]]:
@@ -146,35 +201,60 @@ def check_metric(metric: float, study: StudyRecord) -> None:
         raise InvalidRequestError(f"metric: {metric!r} is outside the range [{lo:g}, {hi:g}] of {name}")
 
 
-def check_report(report: Report, study: StudyRecord, backbone_params: int) -> None:
-    """Refuse a result no trial of ``study`` can have (:class:`InvalidRequestError`, naming the value):
-    a metric outside its range, or ``peft_params`` that is not ``param_fraction`` of the backbone."""
+def check_report(report: Report, study: StudyRecord, backbone_params: int, expected: ParamCount | None) -> None:
+    """Refuse a result no trial of ``study`` can have (:class:`InvalidRequestError`, naming the value).
+
+    ``metric`` and every entry of ``metrics`` must lie in the range of the metric it names.
+    ``peft_params`` must be exactly ``expected`` (what the trial's configuration trains on the study's
+    model, :func:`autopeft.accounting.estimate`: an exact integer that tests check against the injected
+    model for every family and architecture, FISH's mask size and full fine-tuning included) and
+    ``param_fraction`` must be ``peft_params / backbone_params`` within :data:`FRACTION_RTOL`.
+    ``expected`` None (a configuration the library no longer parses): only the two must agree.
+    """
     check_metric(report.metric, study)
     for key, value in (report.metrics or {}).items():
-        other = next((m for m in METRIC_RANGES if key == m or key.endswith("_" + m)), None)
-        if other is not None and not METRIC_RANGES[other][0] <= value <= METRIC_RANGES[other][1]:
-            low, high = METRIC_RANGES[other]
-            raise InvalidRequestError(f"metrics.{key}: {value!r} is outside the range [{low:g}, {high:g}] of {other}")
-    expected = report.param_fraction * backbone_params  # within 1%: a fraction may be rounded when sent
-    if (report.peft_params == 0) != (report.param_fraction == 0) or abs(report.peft_params - expected) > max(
-        1.0, REPORT_TOLERANCE * report.peft_params
-    ):
+        check_named_metric(key, value)
+    if expected is not None and report.peft_params != expected.peft_params:
         raise InvalidRequestError(
-            f"peft_params {report.peft_params} is not param_fraction {report.param_fraction!r} of the model's "
-            f"{backbone_params} backbone parameters (that would be {expected:.0f})"
+            f"peft_params {report.peft_params} is not what this trial's configuration trains on the study's model "
+            f"({expected.peft_params} parameters, {100 * expected.param_fraction:.4g}% of the backbone)"
         )
+    exact = report.peft_params / backbone_params
+    if not math.isclose(report.param_fraction, exact, rel_tol=FRACTION_RTOL, abs_tol=0.0):
+        raise InvalidRequestError(
+            f"param_fraction {report.param_fraction!r} is not peft_params {report.peft_params} over the model's "
+            f"{backbone_params} backbone parameters ({exact!r})"
+        )
+
+
+def check_named_metric(key: str, value: float) -> None:
+    """A ``metrics`` entry names a metric (``dev_accuracy``, ``f1``, ``accuracy_dev``: one part of its name,
+    split at ``_``) and lies in that metric's range. Other numbers belong in ``extra``."""
+    named = [m for m in key.split("_") if m in METRIC_RANGES]
+    if not named:
+        raise InvalidRequestError(
+            f"metrics.{key}: names no metric ({', '.join(METRIC_RANGES)}, with a split such as dev_accuracy); "
+            "other numbers go in extra"
+        )
+    for name in named:
+        low, high = METRIC_RANGES[name]
+        if not low <= value <= high:
+            raise InvalidRequestError(f"metrics.{key}: {value!r} is outside the range [{low:g}, {high:g}] of {name}")
 
 
 def build_study_space(space: str | Mapping[str, Any], shape: ModelShape) -> MemoSpace:
     return MemoSpace(build_space(space, shape))
 
 
-def prepare_study(body: StudyCreate, default_lease_s: float, default_retries: int) -> NewStudy:
-    """Check a study body against the library and turn it into a :class:`~api.records.NewStudy`."""
+def prepare_study(
+    body: StudyCreate, default_lease_s: float, default_retries: int, model_roots: Sequence[Path] = ()
+) -> NewStudy:
+    """Check a study body against the library and turn it into a :class:`~api.records.NewStudy`;
+    ``model_roots``: the folders the server reads model configs under (:func:`read_model_config`)."""
     task = resolve_task(body.task)
     num_labels = task.num_labels or 2
-    hf_config = read_model_config(body.model, body.hf_config)
-    shape = shape_from_hf_config(hf_config, num_labels)
+    hf_config, read_here = read_model_config(body.model, body.hf_config, model_roots)
+    shape = study_shape(body.model, hf_config, read_here, num_labels)
     space = build_study_space(body.space, shape)
     constraints = body.constraints if body.constraints is not None and body.constraints.active else None
     if constraints is not None:

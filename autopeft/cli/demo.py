@@ -160,7 +160,7 @@ def _run_study(
             print(f"no trial starts after {minutes:g} min (--minutes); the front is shown then")
         _work(api, study["id"], device, trials, data_dir, minutes)
         if api.call("GET", f"/studies/{study['id']}")["state"] == "running":
-            api.call("POST", f"/studies/{study['id']}/stop")  # the time budget ended it: drop what is queued
+            api.call("POST", f"/studies/{study['id']}/stop")  # the time budget ended it (a resume would go on)
         _print_front(api, study["id"])
     print(f"\ndashboard: {url}/#/study/{study['id']}")
     if args.serve:

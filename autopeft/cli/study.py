@@ -33,8 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ("show", "one study: state, counts, best metric, hypervolume", run_show),
         ("trials", "a study's trials", run_trials),
         ("pareto", "a study's Pareto front", run_pareto),
-        ("stop", "stop a study (queued trials are dropped)", run_stop),
-        ("resume", "resume a study that paused itself after repeated failures", run_resume),
+        ("stop", "stop a study: no proposals, no trials handed out (queued ones wait for a resume)", run_stop),
+        ("resume", "resume a stopped study, or one that paused itself after repeated failures", run_resume),
     ):
         v = _verb(verbs, name, help_text, fn)
         v.add_argument("id", type=int, metavar="ID", help="study id")
@@ -133,7 +133,10 @@ def run_pareto(args: argparse.Namespace) -> int:
 
 def run_stop(args: argparse.Namespace) -> int:
     def said(s: dict[str, Any]) -> None:
-        print(f"study {s['id']} stopped; {s['counts']['running']} trials still running may report")
+        print(
+            f"study {s['id']} stopped; {s['counts']['running']} trials still running may report, "
+            f"{s['counts']['queued']} queued wait (autopeft study resume {s['id']} hands them out again)"
+        )
 
     return answer(args, "POST", f"/studies/{args.id}/stop", said)
 

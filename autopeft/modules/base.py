@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from autopeft.errors import ConfigError
 
@@ -108,6 +108,23 @@ def check_size(value: SizeSpec, field: str) -> SizeSpec:
     return value
 
 
+_LAYER_KEY = TypeAdapter(int)
+
+
+def check_distinct_layer_keys(sizes: Mapping[Any, Any], field: str) -> None:
+    """Refuse a per-layer map whose keys name one layer twice once read as integers (``"1"`` and ``" 1"``):
+    the JSON object has two entries and the map would silently keep one of them."""
+    seen: dict[int, Any] = {}
+    for key in sizes:
+        try:
+            layer = _LAYER_KEY.validate_python(key)
+        except ValidationError:
+            continue  # not a layer index: the field's own validation says so
+        if layer in seen:
+            raise ValueError(f"{field} names layer {layer} more than once ({seen[layer]!r} and {key!r})")
+        seen[layer] = key
+
+
 def check_targets(targets: list[str]) -> list[str]:
     """Linear targets: no repeats, in the layer's order."""
     if len(set(targets)) != len(targets):
@@ -135,6 +152,14 @@ class LayerSettings(FamilySettings):
 
 class SizedSettings(LayerSettings):
     """Settings of a family with a size per layer (``size_field``), given once or as a map per layer."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_key_per_layer(cls, data: Any) -> Any:
+        raw = data.get(cls.size_field) if isinstance(data, dict) and cls.size_field else None
+        if isinstance(raw, dict):
+            check_distinct_layer_keys(raw, cls.size_field)
+        return data
 
     @model_validator(mode="after")
     def _size_map_or_layers(self) -> SizedSettings:

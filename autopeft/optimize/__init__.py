@@ -13,6 +13,8 @@ settings model; :data:`OptimizerSettings` is their union, :func:`parse_optimizer
   reference point, and a discrete local search on the space's bins;
   batches are chosen greedily, each choice joining the pending points.
 - ``saas``: the same with fully Bayesian SAAS GPs (NUTS via pyro, bounded cost).
+- ``tpe``: the same Sobol design, then Optuna's multivariate multi-objective TPE with
+  constant liar for the pending trials.
 - ``sobol`` / ``random``: the space-filling baselines.
 
 A study's parameter budget (its ``constraints``, :mod:`autopeft.optimize.budget`) takes
@@ -46,6 +48,7 @@ from autopeft.optimize.methods.random import RandomSettings
 from autopeft.optimize.methods.registry import METHODS, OptimizerSettings, method_of, parse_optimizer
 from autopeft.optimize.methods.saas import SaasSettings
 from autopeft.optimize.methods.sobol import SobolSettings
+from autopeft.optimize.methods.tpe import TpeSettings
 from autopeft.optimize.settings import ParamBudget, ReferencePoint, WarmStartSettings, default_n_initial
 from autopeft.optimize.state import OptimizerState
 from autopeft.space import Space
@@ -68,6 +71,7 @@ __all__ = [
     "ReferencePoint",
     "SaasSettings",
     "SobolSettings",
+    "TpeSettings",
     "WarmStartSettings",
     "default_n_initial",
     "method_of",

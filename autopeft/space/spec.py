@@ -140,7 +140,7 @@ def _range_values(where: str, field: str, raw: dict[str, Any]) -> tuple[Any, ...
     if unknown or "min" not in raw or "max" not in raw:
         raise SpaceError(f"{where}: a range is {{'min', 'max', 'log', 'steps', 'off'}}, got {sorted(raw)}")
     lo, hi, log, steps = raw["min"], raw["max"], raw.get("log", False), raw.get("steps")
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (lo, hi)):
+    if not all(_finite_number(v) for v in (lo, hi)):
         raise SpaceError(f"{where}: min and max must be finite numbers")
     if not isinstance(log, bool) or not isinstance(raw.get("off", False), bool):
         raise SpaceError(f"{where}: log and off are true or false")
@@ -156,6 +156,14 @@ def _range_values(where: str, field: str, raw: dict[str, Any]) -> tuple[Any, ...
     else:
         values = [float(v) for v in _spaced(lo, hi, steps or 8, log)]
     return ((FAMILIES[family].off,) if raw.get("off") else ()) + tuple(values)
+
+
+def _finite_number(v: Any) -> bool:
+    """A JSON number that is finite; an integer of any size counts (the range check bounds it next, and
+    ``math.isfinite`` would raise OverflowError on one beyond a float's range)."""
+    if isinstance(v, bool):
+        return False
+    return isinstance(v, int) or (isinstance(v, float) and math.isfinite(v))
 
 
 def _int_ladder(where: str, lo: float, hi: float, log: bool, steps: int | None) -> list[int]:

@@ -293,6 +293,8 @@ def _first_rows(spec: TaskSpec, path: Path) -> tuple[list[str], bool]:
             first, second = next(rows, None), next(rows, None)
     except UnicodeDecodeError as err:
         raise TaskError(f"cannot read {str(path)!r} as {spec.encoding}: {err.reason} at byte {err.start}") from None
+    except UnicodeError:  # a codec that fails otherwise (idna, punycode): nothing of the file is quoted
+        raise TaskError(f"cannot read {str(path)!r} as {spec.encoding}: the file is not in that encoding") from None
     except csv.Error as err:
         raise TaskError(f"cannot read {str(path)!r} as task {spec.name!r} describes it: {err}") from None
     except OSError as err:
@@ -335,6 +337,8 @@ def _read_columns(spec: TaskSpec, path: Path, n_fields: int, wanted: list[int]) 
                     column.append(row[i])
     except UnicodeDecodeError as err:
         raise TaskError(f"cannot read {str(path)!r} as {spec.encoding}: {err.reason} after line {line}") from None
+    except UnicodeError:
+        raise TaskError(f"cannot read {str(path)!r} as {spec.encoding}: not in that encoding (line {line})") from None
     except csv.Error as err:
         raise TaskError(
             f"cannot read {str(path)!r} as task {spec.name!r} describes it: {err} (after line {line})"

@@ -44,6 +44,20 @@ MAX_PATH, MAX_NAME, MAX_LABELS, MAX_COLUMN = 4096, 1000, 10_000, 100_000
 Column = Annotated[str, Field(min_length=1, max_length=MAX_NAME)] | Annotated[int, Field(le=MAX_COLUMN)]
 
 
+def check_text_encoding(name: str) -> None:
+    """Refuse an encoding that does not turn bytes into text: codecs also holds bytes-to-bytes and
+    str-to-str transforms (``zlib_codec``, ``rot13``), which a file cannot be read with."""
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        raise ValueError(f"unknown encoding {name!r}") from None
+    try:
+        "".encode(name)
+        b"".decode(name)
+    except (LookupError, UnicodeError):  # UnicodeError: the 'undefined' codec, which refuses everything
+        raise ValueError(f"encoding {name!r} is not a text encoding; use one such as utf-8 or latin-1") from None
+
+
 class TaskSpec(BaseModel):
     """A GLUE-style task in delimited text files."""
 
@@ -122,10 +136,7 @@ class TaskSpec(BaseModel):
                 raise ValueError(f"column {col!r} is a name, but the files have no header row; give its index")
         if self.format in STRUCTURED_FORMATS and not self.header:
             raise ValueError(f"header=false is for tsv and csv files; {self.format} columns always have names")
-        try:
-            codecs.lookup(self.encoding)
-        except LookupError:
-            raise ValueError(f"unknown encoding {self.encoding!r}") from None
+        check_text_encoding(self.encoding)
         return self
 
     @model_validator(mode="after")

@@ -5,8 +5,10 @@ study's early-stopping rule answers ``continue: false`` training ends at once, t
 kept and the result goes to ``POST /trials/{id}/stopped``. A trial that raises is reported as
 failed with its error and the worker goes on. A
 stop request (SIGTERM, Ctrl-C) ends the running trial at its next step and gives it
-back to the queue, so another worker can take it at once. A lease lost mid-trial
-(the server handed the trial on) stops that trial and drops its result.
+back to the queue, so another worker can take it at once. A lease the server refuses mid-trial
+(it handed the trial on, or the trial is gone) stops that trial and drops its result, and the worker
+says what the server said; a heartbeat that cannot reach the server is only retried (after a network cut
+longer than the lease the server gives the lease back if nobody claimed the trial meanwhile).
 
 Task files and models are read only under the worker's roots (:class:`autopeft.roots.Roots`),
 and a failure sent to the server carries no content of any file
@@ -166,7 +168,7 @@ class Worker:
             self._report_stopped(trial, claim, result, label)
             return
         if beat.lost.is_set():
-            self.say(f"{label}: lease lost while finishing; result dropped (another worker has it)")
+            self.say(f"{label}: result dropped, the server refused its lease: {beat.reason}")
             return
         self._report_success(trial, claim, result, label)
 
@@ -183,7 +185,9 @@ class Worker:
                 cache=self.cache,
                 progress=self.progress,
                 should_stop=lambda: self.stopping.is_set() or beat.lost.is_set(),
-                on_evaluation=ProgressReporter(self.client, trial["id"], beat.token, beat.lost, on_stop=beat.stop),
+                on_evaluation=ProgressReporter(
+                    self.client, trial["id"], beat.token, beat.lost, on_stop=beat.stop, on_lost=beat.lose
+                ),
                 roots=self.roots,
             )
         except TrialStopped:
@@ -236,7 +240,7 @@ class Worker:
 
     def _give_back(self, trial: dict[str, Any], claim: Claim, beat: Heartbeat) -> None:
         if beat.lost.is_set():
-            self.say(f"trial {trial['id']}: lease lost; stopped it (another worker has it)")
+            self.say(f"trial {trial['id']}: stopped it, the server refused its lease: {beat.reason}")
             return
         try:
             self.client.release(trial["id"], claim.token, give_up_after(10.0))

@@ -28,8 +28,11 @@ class ProgressReporter:
         token: str,
         lost: threading.Event,
         on_stop: Callable[[], None] | None = None,
+        on_lost: Callable[[str], None] | None = None,
     ) -> None:
         self.client, self.trial_id, self.token, self.lost = client, trial_id, token, lost
+        #: Called with the server's words when it refuses the lease (else :attr:`lost` is set directly).
+        self.on_lost = on_lost
         #: Called when the server stops the trial (the worker halts its heartbeats: the lease is over).
         self.on_stop = on_stop
         #: The server's reason when it stopped the trial; None while it goes on.
@@ -40,9 +43,12 @@ class ProgressReporter:
     def __call__(self, step: int, metric: float, total_steps: int) -> bool:
         try:
             answer = self.client.progress(self.trial_id, self.token, step, metric, total_steps)
-        except LeaseLost as err:
-            log.warning("trial %s: lease lost (%s); stopping it", self.trial_id, err)
-            self.lost.set()  # the loop's should_stop ends the trial at its next step
+        except LeaseLost as err:  # the loop's should_stop ends the trial at its next step
+            if self.on_lost is not None:
+                self.on_lost(str(err))
+            else:
+                log.warning("trial %s: lease lost (%s); stopping it", self.trial_id, err)
+                self.lost.set()
             return True
         except Exception as err:  # an outage, a 5xx, a refusal: never a reason to stop training
             self.missed += 1

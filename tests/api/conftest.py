@@ -96,6 +96,7 @@ def test_settings(db_url: str, **overrides: Any) -> Settings:
         "sweep_interval_s": 0.2,
         "pool_size": 8,
         "max_overflow": 40,
+        "allowed_hosts": ["testserver"],  # the Host that TestClient sends
     }
     values.update(overrides)
     return Settings(**values)
@@ -153,21 +154,33 @@ def study_body(tiny_hf_config) -> Callable[..., dict[str, Any]]:
 
 
 @functools.lru_cache(maxsize=1)
-def tiny_backbone() -> int:
-    """Backbone parameters of the ``study_body`` model: a result must be consistent with them."""
+def tiny_shape():
+    """Shape of the ``study_body`` model: a result must carry what a configuration trains on it."""
     from autopeft.api.study_spec import shape_from_hf_config
     from tests.conftest import tiny_config
 
-    return shape_from_hf_config(tiny_config("bert").to_dict(), 2).backbone_params
+    return shape_from_hf_config(tiny_config("bert").to_dict(), 2)
 
 
-def params_for(fraction: float, backbone: int | None = None) -> int:
-    """The ``peft_params`` that ``fraction`` of the backbone is (what the server checks a report against)."""
-    return 0 if fraction == 0 else max(1, round(fraction * (backbone or tiny_backbone())))
+def tiny_backbone() -> int:
+    return tiny_shape().backbone_params
 
 
-def report(token: str, metric: float = 0.6, fraction: float = 0.01, **extra: Any) -> dict[str, Any]:
-    body = {"lease_token": token, "metric": metric, "peft_params": params_for(fraction), "param_fraction": fraction}
+def counts(config: dict[str, Any], shape: Any = None) -> dict[str, Any]:
+    """``peft_params`` and ``param_fraction`` of ``config`` on the ``study_body`` model (or ``shape``): what the
+    server checks a report against."""
+    from autopeft.accounting import estimate
+
+    count = estimate(config, shape or tiny_shape())
+    return {"peft_params": count.peft_params, "param_fraction": count.param_fraction}
+
+
+def report(
+    trial: dict[str, Any], metric: float = 0.6, *, token: str | None = None, shape: Any = None, **extra: Any
+) -> dict[str, Any]:
+    """A truthful result for a claimed ``trial`` (its assignment: config and lease), under its lease token
+    or ``token``; ``shape``: the study's model when it is not the ``study_body`` one."""
+    body = {"lease_token": token or trial["lease"]["token"], "metric": metric, **counts(trial["config"], shape)}
     return {**body, **extra}
 
 

@@ -10,7 +10,8 @@ import pytest
 from tests.api.conftest import claim, snapshot
 
 BIG = 2**40
-GOOD_REPORT = {"metric": 0.5, "peft_params": 301, "param_fraction": 0.01}  # 1% of the tiny BERT's 30,096
+#: What the claimed trial (bitfit) trains on the tiny BERT: 816 of its 30,096 backbone parameters.
+GOOD_REPORT = {"metric": 0.5, "peft_params": 816, "param_fraction": 816 / 30096}
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def _modernbert() -> dict[str, Any]:
 
 def _report(**raw: bytes) -> bytes:
     """A complete body as raw JSON with some fields replaced (so that booleans and 1e308 go through as sent)."""
-    fields = {"metric": b"0.5", "peft_params": b"301", "param_fraction": b"0.01", **raw}
+    fields = {"metric": b"0.5", "peft_params": b"816", "param_fraction": repr(816 / 30096).encode(), **raw}
     return b'{"lease_token": "{token}", ' + b", ".join(b'"%s": %s' % (k.encode(), v) for k, v in fields.items()) + b"}"
 
 
@@ -110,7 +111,7 @@ CASES: list[tuple[str, str, str, Any, int, tuple[str, ...]]] = [
         "/api/v1/studies",
         lambda w: _without(_study(w), "model_config"),
         422,
-        ("model_config", "not readable"),
+        ("model_config", "--models DIR"),
     ),
     (
         "model config without type",
@@ -202,6 +203,51 @@ CASES: list[tuple[str, str, str, Any, int, tuple[str, ...]]] = [
         422,
         ("finite",),
     ),
+    # issue 27: each of these was a 500 (or was accepted) before
+    (
+        "range bound of 401 digits",
+        "POST",
+        "/api/v1/studies",
+        lambda w: _study(w, space={"families": {"serial_adapter": {"size": {"min": 1, "max": 10**400}}}}),
+        422,
+        ("serial_adapter.size", "min and max"),
+    ),
+    *[
+        (
+            f"model config {key} = {value!r}",
+            "POST",
+            "/api/v1/studies",
+            lambda w, key=key, value=value: _study(w, model_config={**w["body"]()["model_config"], key: value}),
+            422,
+            ("model_config", *words),
+        )
+        for key, value, words in [
+            ("type_vocab_size", 1.5, ("type_vocab_size",)),
+            ("hidden_dropout_prob", "0.1", ("hidden_dropout_prob",)),
+            ("pad_token_id", -(10**20), ("Padding_idx",)),
+        ]
+    ],
+    *[
+        (
+            f"task encoding {encoding}",
+            "POST",
+            "/api/v1/studies",
+            lambda w, encoding=encoding: _study(
+                w, task={"name": "t", "text_columns": ["a"], "label_column": "y", "encoding": encoding}
+            ),
+            422,
+            (f"encoding {encoding!r} is not a text encoding",),
+        )
+        for encoding in ("rot13", "zlib_codec")
+    ],
+    (
+        "layer keys that are one layer",
+        "POST",
+        "/api/v1/studies",
+        lambda w: _study(w, baselines=[{"serial_adapter": {"size": {"1": 16, " 1": 8}}}]),
+        422,
+        ("baselines[0]", "layer 1 more than once"),
+    ),
     ("negative seed", "POST", "/api/v1/studies", lambda w: _study(w, seed=-1), 422, ("seed",)),
     ("zero lease", "POST", "/api/v1/studies", lambda w: _study(w, lease_seconds=0), 422, ("lease_seconds",)),
     ("deep JSON", "POST", "/api/v1/studies", lambda w: _study(w, model_config=_deep(40)), 422, ("nested",)),
@@ -269,7 +315,7 @@ CASES: list[tuple[str, str, str, Any, int, tuple[str, ...]]] = [
         "complete queued trial",
         "POST",
         "/api/v1/trials/{queued}/complete",
-        lambda w: {"lease_token": "nope", **GOOD_REPORT},
+        lambda w: {"lease_token": "nope", "metric": 0.5, "peft_params": 1656, "param_fraction": 1656 / 30096},
         409,
         ("queue",),
     ),
@@ -385,8 +431,21 @@ CASES: list[tuple[str, str, str, Any, int, tuple[str, ...]]] = [
         "/api/v1/trials/{trial}/complete",
         _report(peft_params=b"5000"),
         422,
-        ("peft_params 5000", "30096"),
+        ("peft_params 5000", "816 parameters"),
     ),
+    # issue 27: counts that are not the configuration's, and metrics out of range, were accepted
+    ("complete zero counts", "POST", "/api/v1/trials/{trial}/complete", _report(peft_params=b"0", param_fraction=b"0"),
+     422, ("peft_params 0", "816 parameters")),
+    ("complete one parameter at 1e-300", "POST", "/api/v1/trials/{trial}/complete",
+     _report(peft_params=b"1", param_fraction=b"1e-300"), 422, ("peft_params 1 ", "816 parameters")),
+    ("complete fraction 1e-300", "POST", "/api/v1/trials/{trial}/complete", _report(param_fraction=b"1e-300"), 422,
+     ("param_fraction 1e-300", "30096")),
+    ("complete fraction off by 1%", "POST", "/api/v1/trials/{trial}/complete",
+     _report(param_fraction=repr(1.01 * 816 / 30096).encode()), 422, ("param_fraction",)),
+    ("complete metrics.accuracy_dev 7", "POST", "/api/v1/trials/{trial}/complete",
+     _report(metrics=b'{"accuracy_dev": 7}'), 422, ("metrics.accuracy_dev", "7", "accuracy")),
+    ("complete metrics naming no metric", "POST", "/api/v1/trials/{trial}/complete",
+     _report(metrics=b'{"loss": 0.3}'), 422, ("metrics.loss", "extra")),
     (
         "complete other metric out of range",
         "POST",
@@ -519,3 +578,49 @@ def test_the_schema_says_names_carry_no_nul(world):
     assert name["pattern"] == "^[^\\u0000]*$"
     worker = schema["components"]["schemas"]["ClaimRequest"]["properties"]["worker_id"]
     assert worker["pattern"] == "^[^\\u0000]*$"
+
+
+def _numbers(value: Any, path: tuple = ()) -> list[tuple]:
+    """The paths of every number in a JSON value."""
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _numbers(v, (*path, k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _numbers(v, (*path, i))]
+    return [path] if isinstance(value, (int, float)) and not isinstance(value, bool) else []
+
+
+def _replaced(value: Any, path: tuple, new: Any) -> Any:
+    if not path:
+        return new
+    out = dict(value) if isinstance(value, dict) else list(value)
+    out[path[0]] = _replaced(value[path[0]], path[1:], new)
+    return out
+
+
+def test_a_401_digit_integer_anywhere_is_a_4xx_never_a_server_error(world):
+    """Issue 27: a range bound of 401 digits was a 500 (OverflowError), which also dropped the keep-alive
+    connection. Every number of a study body and of a report, replaced by one, is refused or accepted."""
+    huge = 10**400
+    study = world["body"](
+        space={"families": {"serial_adapter": {"size": {"min": 2, "max": 64, "log": True}}, "lora": {"rank": [2, 4]}}},
+        optimizer={"method": "gp", "n_initial": 4},
+        training={"max_steps": 2, "batch_size": 4, "learning_rate": 1e-3, "max_length": 64},
+        early_stopping={"enabled": True, "grace": 0.25, "min_peers": 2, "quantile": 0.5, "margin": 0.01},
+        constraints={"max_param_fraction": 0.5},
+        baselines=[{"serial_adapter": {"size": {"0": 8}}}],
+        lease_seconds=60,
+        max_retries=2,
+        max_trials=5,
+    )
+    trial = world["trial"]
+    result = {"lease_token": trial["lease"]["token"], **GOOD_REPORT, "metrics": {"dev_accuracy": 0.5}}
+    cases = [("/api/v1/studies", study, p) for p in _numbers(study)]
+    for kind in ("complete", "stopped"):
+        cases += [(f"/api/v1/trials/{trial['id']}/{kind}", result, p) for p in _numbers(result)]
+    cases += [(f"/api/v1/trials/{trial['id']}/progress", {"lease_token": "x", "step": 1, "metric": 0.5}, ("step",))]
+    assert len(cases) > 40
+    answers = {}
+    for url, body, path in cases:
+        r = world["client"].post(url, json=_replaced(body, path, huge))
+        answers[(url, path)] = r.status_code
+    assert all(code < 500 for code in answers.values()), {k: v for k, v in answers.items() if v >= 500}

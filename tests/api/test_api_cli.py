@@ -15,7 +15,7 @@ import pytest
 
 from autopeft.cli import main
 from autopeft.cli.study import with_model_config
-from tests.api.conftest import claim, live_server
+from tests.api.conftest import claim, live_server, report
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def test_study_commands_against_a_live_server(db_url, tmp_path, capsys, tiny_mod
         assert "mrpc" in capsys.readouterr().out
 
         trial = httpx.post(f"{server.url}/api/v1/trials/claim", json={"worker_id": "w"}, timeout=30).json()
-        body = {"lease_token": trial["lease"]["token"], "metric": 0.8, "peft_params": 60, "param_fraction": 0.002}
+        body = report(trial, 0.8)  # the counts of its configuration on the tiny BERT
         assert httpx.post(f"{server.url}/api/v1/trials/{trial['id']}/complete", json=body).status_code == 200
 
         assert main(["study", "show", "1", *args]) == 0
@@ -66,7 +66,8 @@ def test_study_commands_against_a_live_server(db_url, tmp_path, capsys, tiny_mod
 def test_study_trials_and_show_print_stopped_trials(db_url, capsys, study_body):
     """Issue 16: a trial the early-stopping rule stopped shows as `stopped`, with the step it stopped at."""
     rule = {"enabled": True, "min_peers": 1, "grace": 0.25, "margin": 0.0}
-    body = study_body(max_trials=3, training={"max_steps": 100}, early_stopping=rule)
+    smallest_first = [{"bitfit": {}}, {"serial_adapter": {"size": 8}}]
+    body = study_body(max_trials=3, training={"max_steps": 100}, early_stopping=rule, baselines=smallest_first)
     with live_server(db_url) as server, httpx.Client(base_url=server.url, timeout=30) as http:
         args = ["--server", server.url]
         study = http.post("/api/v1/studies", json=body).json()
@@ -75,9 +76,8 @@ def test_study_trials_and_show_print_stopped_trials(db_url, capsys, study_body):
             progress = {"lease_token": trial["lease"]["token"], "step": 50, "metric": metric}
             answer = http.post(f"/api/v1/trials/{trial['id']}/progress", json=progress).json()
             assert answer["continue"] is (metric == 0.9), answer
-            if metric == 0.9:  # the smallest possible peer: it trains nothing
-                done = {"lease_token": trial["lease"]["token"], "metric": 0.9, "peft_params": 0, "param_fraction": 0.0}
-                assert http.post(f"/api/v1/trials/{trial['id']}/complete", json=done).status_code == 200
+            if metric == 0.9:  # the smaller peer (bitfit)
+                assert http.post(f"/api/v1/trials/{trial['id']}/complete", json=report(trial, 0.9)).status_code == 200
 
         assert main(["study", "trials", str(study["id"]), *args]) == 0
         printed = capsys.readouterr().out
@@ -158,13 +158,12 @@ def test_autopeft_serve_starts_migrates_and_stops(tmp_path, study_body):
 
 def test_study_show_says_which_studies_it_started_from(db_url, capsys, study_body):
     """Issue 19: `study show` names the earlier studies; `study trials` shows the warm-start source."""
-    from tests.api.conftest import report
 
     with live_server(db_url) as server, httpx.Client(base_url=server.url, timeout=30) as http:
         args = ["--server", server.url]
         earlier = http.post("/api/v1/studies", json=study_body(name="sst2 gp", max_trials=1)).json()
         trial = claim(http, "w", earlier["id"]).json()
-        assert http.post(f"/api/v1/trials/{trial['id']}/complete", json=report(trial["lease"]["token"])).status_code == 200
+        assert http.post(f"/api/v1/trials/{trial['id']}/complete", json=report(trial)).status_code == 200
         warm = http.post("/api/v1/studies", json=study_body(max_trials=2, warm_start={"studies": [earlier["id"]]})).json()
         assert claim(http, "w", warm["id"]).json()["source"] == "warm_start"
         assert main(["study", "show", str(warm["id"]), *args]) == 0

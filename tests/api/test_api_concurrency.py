@@ -14,7 +14,7 @@ from collections import Counter
 import httpx
 from sqlalchemy import text
 
-from tests.api.conftest import live_server, params_for
+from tests.api.conftest import live_server, report
 
 WORKERS = 32
 BUDGET = 160
@@ -34,12 +34,7 @@ def _work(url: str, name: str, study_id: int, completed: list[int], errors: list
                 errors.append(f"claim {r.status_code}: {r.text}")
                 return
             trial = r.json()
-            body = {
-                "lease_token": trial["lease"]["token"],
-                "metric": 0.5 + trial["number"] / 1000,
-                "peft_params": params_for(0.001 * (1 + trial["number"] % 7)),
-                "param_fraction": 0.001 * (1 + trial["number"] % 7),
-            }
+            body = report(trial, 0.5 + trial["number"] / 1000)
             done = http.post(f"/api/v1/trials/{trial['id']}/complete", json=body)
             if done.status_code != 200:
                 errors.append(f"complete {done.status_code}: {done.text}")

@@ -34,7 +34,7 @@ def test_every_trial_of_a_budgeted_study_is_within_it(client, study_body):
     assert size["exact"] and 0 < size["within_budget"] < size["size"]
     while (r := claim(client, "w1", study["id"], patience=120)).status_code == 200:
         trial = r.json()
-        done = client.post(f"/api/v1/trials/{trial['id']}/complete", json=report(trial["lease"]["token"], 0.6, 0.01))
+        done = client.post(f"/api/v1/trials/{trial['id']}/complete", json=report(trial, 0.6))
         assert done.status_code == 200
     trials = client.get(f"/api/v1/studies/{study['id']}/trials").json()["data"]
     assert len(trials) == 8

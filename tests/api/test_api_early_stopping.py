@@ -14,7 +14,7 @@ import pytest
 
 from tests.api.conftest import claim, report
 
-#: A small trial (the one the rule judges) and a larger one; peers report smaller fractions themselves.
+#: A small trial (the one the rule judges) and a larger one; the peers are smaller still, or larger.
 SMALL = {"serial_adapter": {"size": 8}}
 LARGE = {"serial_adapter": {"size": 32}, "parallel_adapter": {"size": 32}}
 RULE = {"enabled": True, "grace": 0.25, "min_peers": 2, "quantile": 0.5, "margin": 0.01}
@@ -37,17 +37,18 @@ def a_study(client, study_body, **fields) -> dict:
     return created.json()
 
 
-def with_peers(client, study_body, peer_metric: float = 0.8, peer_fraction: float = 0.001, large=True, **fields):
-    """A study whose first two trials completed with curves at steps 10 and 50 and the given size, and whose
-    next baselines (SMALL, and LARGE unless ``large`` is false) wait in the queue."""
-    baselines = [{"label": f"peer {i}", "config": {"serial_adapter": {"size": s}}} for i, s in enumerate((2, 4))]
+def with_peers(client, study_body, peer_metric: float = 0.8, peer_sizes=(2, 4), large=True, **fields):
+    """A study whose first two trials (serial adapters of ``peer_sizes``: smaller than SMALL by default)
+    completed with curves at steps 10 and 50, and whose next baselines (SMALL, and LARGE unless ``large``
+    is false) wait in the queue."""
+    baselines = [{"label": f"peer {i}", "config": {"serial_adapter": {"size": s}}} for i, s in enumerate(peer_sizes)]
     baselines += [{"label": "small", "config": SMALL}] + ([{"label": "large", "config": LARGE}] if large else [])
     study = a_study(client, study_body, baselines=baselines, early_stopping=RULE, **fields)
     for _ in range(2):
         peer = claim(client, "peer", study["id"]).json()
         assert progress(client, peer, 10, peer_metric - 0.1).json()["continue"] is True
         assert progress(client, peer, 50, peer_metric).json()["continue"] is True
-        body = report(peer["lease"]["token"], 0.85, peer_fraction)
+        body = report(peer, 0.85)
         done = client.post(f"/api/v1/trials/{peer['id']}/complete", json=body)
         assert done.status_code == 200, done.text
     return study
@@ -69,7 +70,7 @@ def test_progress_is_stored_renews_the_lease_and_early_stopping_is_off_by_defaul
     shown = client.get(f"/api/v1/trials/{trial['id']}").json()
     assert shown["state"] == "running" and shown["curve"] == [[10, 0.5], [15, 0.52], [20, 0.55]]
     assert shown["last_step"] == 20 and shown["heartbeat_at"] is not None
-    done = client.post(f"/api/v1/trials/{trial['id']}/complete", json=report(trial["lease"]["token"], 0.6))
+    done = client.post(f"/api/v1/trials/{trial['id']}/complete", json=report(trial, 0.6))
     assert done.json()["state"] == "completed" and done.json()["curve"] == shown["curve"]  # kept with the result
     listed = client.get(f"/api/v1/studies/{study['id']}/trials").json()["data"]
     assert listed[0]["curve"] == shown["curve"]
@@ -94,8 +95,8 @@ def test_a_dominated_trial_is_stopped_and_its_report_lands(client, study_body):
     token = small["lease"]["token"]
     assert progress(client, small, 60, 0.5).json()["continue"] is False  # asked again: the same answer
     assert client.post(f"/api/v1/trials/{small['id']}/heartbeat", json={"lease_token": token}).status_code == 409
-    assert client.post(f"/api/v1/trials/{small['id']}/complete", json=report(token, 0.6)).status_code == 409
-    body = report(token, 0.99, trial["param_fraction"], extra={"pruned": True})
+    assert client.post(f"/api/v1/trials/{small['id']}/complete", json=report(small, 0.6)).status_code == 409
+    body = report(small, 0.99, extra={"pruned": True})
     landed = client.post(f"/api/v1/trials/{small['id']}/stopped", json=body)
     assert landed.status_code == 200, landed.text
     assert landed.json()["state"] == "stopped" and landed.json()["metric"] == 0.99
@@ -117,7 +118,7 @@ def test_the_best_at_its_size_and_trials_with_only_larger_peers_go_on(client, st
     assert progress(client, small, 50, 0.9).json()["continue"] is True  # better than every smaller peer
     assert progress(client, small, 75, 0.9).json()["continue"] is True  # (no peer reached step 75)
 
-    larger_peers = with_peers(client, study_body, peer_fraction=0.9, max_trials=4)
+    larger_peers = with_peers(client, study_body, peer_sizes=(16, 32), max_trials=4)
     small = claim(client, "w", larger_peers["id"]).json()
     answer = progress(client, small, 50, 0.1).json()
     assert answer["continue"] is True and "0 of the 2 peers" in answer["reason"]
@@ -139,7 +140,7 @@ def test_stopped_trials_are_not_failures_for_the_pause_rule(client, study_body):
     study = a_study(client, study_body, max_trials=8, baselines=baselines, early_stopping={**RULE, "min_peers": 1})
     peer = claim(client, "w", study["id"]).json()
     progress(client, peer, 50, 0.9)
-    client.post(f"/api/v1/trials/{peer['id']}/complete", json=report(peer["lease"]["token"], 0.9, 0.0001))
+    client.post(f"/api/v1/trials/{peer['id']}/complete", json=report(peer, 0.9))
     outcomes = ["fail", "fail", "fail", "fail", "stop"]
     for what in outcomes:
         trial = claim(client, "w", study["id"]).json()
@@ -182,11 +183,11 @@ def test_stale_tokens_are_409_and_bad_input_422_changing_nothing(client, study_b
     while client.get(f"/api/v1/trials/{trial['id']}").json()["state"] != "queued":  # the lease expires
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    late = progress(client, trial, 30, 0.5)
-    assert late.status_code == 409 and "lease expired" in late.json()["detail"]
     again = claim(client, "w2", study["id"]).json()
     assert again["id"] == trial["id"]
     assert client.get(f"/api/v1/trials/{trial['id']}").json()["curve"] is None  # a new run starts a new curve
+    late = progress(client, trial, 30, 0.5)  # (before the claim, it would have taken its lapsed lease back)
+    assert late.status_code == 409 and "worker 'w2' holds it now" in late.json()["detail"]
 
 
 @pytest.mark.parametrize("bad", [{"enabled": "maybe"}, {"grace": 2}, {"min_peers": 0}, {"nope": 1}])

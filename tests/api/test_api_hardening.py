@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,10 @@ resource.setrlimit(resource.RLIMIT_DATA, (3 << 30, 3 << 30))  # a regression fai
 from fastapi.testclient import TestClient
 from autopeft.api.main import create_app
 from autopeft.api.settings import Settings
-settings = Settings(database_url=sys.argv[1], proposer_enabled=False, access_log=False, log_level="WARNING")
+settings = Settings(
+    database_url=sys.argv[1], proposer_enabled=False, access_log=False, log_level="WARNING",
+    allowed_hosts=["testserver"],
+)
 with TestClient(create_app(settings)) as client:
     r = client.post("/api/v1/studies", json=json.loads(sys.argv[2]))
     print(json.dumps({"status": r.status_code, "body": r.json()}))
@@ -87,17 +91,18 @@ def test_a_correlation_study_measures_its_hypervolume_from_minus_one(make_client
     body = study_body(task=COLA_LIKE, max_trials=2, baselines=[{"bitfit": {}}, {"serial_adapter": {"size": 8}}])
     study = client.post("/api/v1/studies", json=body).json()
     assert study["reference"] == {"metric": -1.0, "param_fraction": 1.0}
-    for metric, fraction in ((-0.2, 0.01), (-0.5, 0.001)):
+    decades = []
+    for metric in (-0.5, -0.2):  # bitfit (fewer parameters), then the serial adapter (more, and better)
         trial = claim(client, "w", study["id"]).json()
-        r = client.post(
-            f"/api/v1/trials/{trial['id']}/complete", json=report(trial["lease"]["token"], metric, fraction)
-        )
+        r = client.post(f"/api/v1/trials/{trial['id']}/complete", json=report(trial, metric))
         assert r.status_code == 200, r.text
+        decades.append(-math.log10(r.json()["param_fraction"]))
     pareto = client.get(f"/api/v1/studies/{study['id']}/pareto").json()
     assert pareto["metric_name"] == "matthews" and pareto["reference"]["metric"] == -1.0
-    # (0.8 x 2) + (0.5 x 1): both points are above metric -1, at 2 and 3 decades below 100%
-    assert pareto["hypervolume"] == pytest.approx(0.8 * 2 + 0.5 * 1)
-    assert client.get(f"/api/v1/studies/{study['id']}").json()["hypervolume"] == pytest.approx(2.1)
+    # both points are above metric -1: (0.8 x the adapter's decades) + (0.5 x the decades bitfit has beyond it)
+    volume = 0.8 * decades[1] + 0.5 * (decades[0] - decades[1])
+    assert decades[0] > decades[1] > 0 and pareto["hypervolume"] == pytest.approx(volume)
+    assert client.get(f"/api/v1/studies/{study['id']}").json()["hypervolume"] == pytest.approx(volume)
 
 
 def test_results_stored_before_reports_were_checked_keep_every_number_finite(make_client, study_body, engine):
@@ -109,7 +114,7 @@ def test_results_stored_before_reports_were_checked_keep_every_number_finite(mak
     study = client.post("/api/v1/studies", json=study_body(max_trials=1, baselines=[{"bitfit": {}}])).json()
     trial = claim(client, "w", study["id"]).json()
     assert (
-        client.post(f"/api/v1/trials/{trial['id']}/complete", json=report(trial["lease"]["token"])).status_code == 200
+        client.post(f"/api/v1/trials/{trial['id']}/complete", json=report(trial)).status_code == 200
     )
     with engine.begin() as conn:  # what a server before the fix accepted
         conn.execute(text("UPDATE trials SET metric = 1e308 WHERE id = :i"), {"i": trial["id"]})

@@ -49,7 +49,7 @@ def test_successes_in_between_keep_a_study_running(client, study_body):
     for k in range(8):
         if k % 2:
             trial = claim(client, "w1", study["id"]).json()
-            client.post(f"/api/v1/trials/{trial['id']}/complete", json=report(trial["lease"]["token"]))
+            client.post(f"/api/v1/trials/{trial['id']}/complete", json=report(trial))
         else:
             _fail(client, study["id"], f"TaskError: row {k} is ragged")
     view = client.get(f"/api/v1/studies/{study['id']}").json()
@@ -57,11 +57,25 @@ def test_successes_in_between_keep_a_study_running(client, study_body):
     assert view["failures"][0]["count"] == 4 and view["failures"][0]["error"] == "TaskError: row 0 is ragged"
 
 
-def test_resuming_a_stopped_study_is_a_conflict_and_an_unknown_one_is_404(client, study_body):
-    study = client.post("/api/v1/studies", json=study_body()).json()
-    client.post(f"/api/v1/studies/{study['id']}/stop")
-    r = client.post(f"/api/v1/studies/{study['id']}/resume")
-    assert r.status_code == 409 and "cannot be resumed" in r.json()["detail"]
+def test_a_stop_keeps_the_queued_trials_and_resume_undoes_it(client, study_body):
+    """Issue 27: a stop (a click, or a page of another site before the Origin check) deleted the queued
+    trials for good. Now they wait, no worker gets them, and resume hands them out again."""
+    baselines = [{"bitfit": {}}, {"serial_adapter": {"size": 8}}, {"prefix": {"length": 4}}]
+    study = client.post("/api/v1/studies", json=study_body(max_trials=3, baselines=baselines)).json()
+    running = claim(client, "w1", study["id"]).json()
+
+    stopped = client.post(f"/api/v1/studies/{study['id']}/stop").json()
+    assert stopped["state"] == "stopped" and stopped["counts"]["queued"] == 2 and stopped["n_trials"] == 3
+    r = client.post("/api/v1/trials/claim", json={"worker_id": "w2", "study_id": study["id"]})
+    assert r.status_code == 204 and r.headers["x-autopeft-idle"] == "study stopped"
+    assert client.post("/api/v1/trials/claim", json={"worker_id": "w2"}).status_code == 204  # not to any-study claims
+    assert client.post(f"/api/v1/trials/{running['id']}/complete", json=report(running)).status_code == 200
+
+    resumed = client.post(f"/api/v1/studies/{study['id']}/resume")
+    assert resumed.status_code == 200 and resumed.json()["state"] == "running" and resumed.json()["stopped_at"] is None
+    assert resumed.json()["counts"]["queued"] == 2
+    numbers = [claim(client, "w2", study["id"]).json()["number"] for _ in range(2)]
+    assert numbers == [1, 2]
     assert client.post("/api/v1/studies/999/resume").status_code == 404
 
 

@@ -104,10 +104,10 @@ def test_expired_lease_requeues_then_fails_after_the_retries(storage):
     first = storage.claim("w1", now=now)
     later = now + timedelta(seconds=11)
     assert storage.requeue_expired(later) == (1, 0)
-    with pytest.raises(StaleLeaseError, match="back to the queue"):
-        storage.heartbeat(first.trial.id, first.lease.token, now=later)
     second = storage.claim("w2", now=later)
     assert second.trial.id == first.trial.id and second.trial.attempts == 2
+    with pytest.raises(StaleLeaseError, match="worker 'w2' holds it now"):
+        storage.heartbeat(first.trial.id, first.lease.token, now=later)
     with pytest.raises(StaleLeaseError, match="handed on"):
         storage.complete(first.trial.id, first.lease.token, Report(0.5, 1, 0.1), now=later)
     assert storage.requeue_expired(later + timedelta(seconds=11)) == (0, 1)
@@ -160,15 +160,20 @@ def test_an_expired_proposal_lock_can_be_taken_and_the_old_owner_cannot_insert(s
     assert len(storage.add_proposals(study.id, "b", [_trial(0)])) == 1
 
 
-def test_stop_drops_queued_trials_and_blocks_proposals(storage):
+def test_stop_keeps_queued_trials_blocks_claims_and_proposals_and_resume_undoes_it(storage):
     study = storage.create_study(_study(max_trials=10, baselines=3))
     running = storage.claim("w")
     stopped = storage.stop_study(study.id)
-    assert stopped.stopped_at is not None and stopped.n_trials == 1
-    assert storage.claim("w") is None
+    assert stopped.stopped_at is not None and stopped.n_trials == 3
+    assert storage.stop_study(study.id).stopped_at == stopped.stopped_at  # stopping again changes nothing
+    assert storage.claim("w") is None and storage.claim("w", study.id) is None
+    assert storage.idle_reason(study.id) == "study stopped" and storage.idle_reason(None) == "no work"
     assert storage.acquire_proposal_lock(study.id, "p", 60)
     assert storage.add_proposals(study.id, "p", [_trial(50)]) == []
     assert storage.complete(running.trial.id, running.lease.token, Report(0.5, 1, 0.1)).state == "completed"
+    resumed = storage.resume_study(study.id)
+    assert resumed.stopped_at is None and resumed.resumed_at is not None
+    assert [storage.claim("w").trial.number for _ in range(2)] == [1, 2]
 
 
 def test_snapshot_splits_trials_by_state(storage):
@@ -256,13 +261,29 @@ def test_a_late_report_lands_while_nobody_has_claimed_the_trial_again(storage):
     assert storage.claim("w4", now=later) is None
 
 
-def test_a_trial_its_expiries_failed_takes_no_late_report(storage):
+def test_a_trial_its_expiries_failed_still_takes_its_worker_late_report(storage):
     storage.create_study(_study(baselines=1, max_retries=0, lease=10))
     now = utcnow()
     a = storage.claim("w1", now=now)
     assert storage.requeue_expired(now + timedelta(seconds=11)) == (0, 1)
-    with pytest.raises(StaleLeaseError, match="already failed"):
-        storage.complete(a.trial.id, a.lease.token, Report(0.6, 10, 0.01))
+    with pytest.raises(StaleLeaseError, match="already failed"):  # another token: refused
+        storage.complete(a.trial.id, "not-the-token", Report(0.6, 10, 0.01))
+    done = storage.complete(a.trial.id, a.lease.token, Report(0.6, 10, 0.01))  # nobody else can hold it
+    assert done.state == "completed" and done.error is None and done.worker_id == "w1"
+
+
+def test_a_heartbeat_under_the_lapsed_lease_takes_it_back_while_nobody_claimed_the_trial(storage):
+    storage.create_study(_study(baselines=1, max_retries=2, lease=10))
+    now = utcnow()
+    a = storage.claim("w1", now=now)
+    later = now + timedelta(seconds=11)
+    assert storage.requeue_expired(later) == (1, 0)
+    lease = storage.heartbeat(a.trial.id, a.lease.token, now=later)
+    assert lease.token == a.lease.token and lease.expires_at == later + timedelta(seconds=10)
+    back = storage.get_trial(a.trial.id)
+    assert (back.state, back.worker_id, back.expiries, back.attempts) == ("running", "w1", 1, 1)
+    assert storage.claim("w2", now=later) is None
+    assert storage.complete(a.trial.id, a.lease.token, Report(0.6, 10, 0.01), now=later).state == "completed"
 
 
 def test_a_released_trial_takes_no_late_report(storage):

@@ -32,7 +32,7 @@ def test_trials_carry_their_summary_and_placement(client, study_body) -> None:
 
     # the front lists the same view
     got = claim(client, study_id=study["id"]).json()
-    client.post(f"/api/v1/trials/{got['id']}/complete", json=report(got["lease"]["token"], 0.7, 0.001))
+    client.post(f"/api/v1/trials/{got['id']}/complete", json=report(got, 0.7))
     front = client.get(f"/api/v1/studies/{study['id']}/pareto").json()["data"]
     assert front[0]["summary"] and front[0]["placement"] == by_label[front[0]["label"]]["placement"]
 

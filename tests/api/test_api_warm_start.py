@@ -11,32 +11,30 @@ from typing import Any
 import pytest
 
 from autopeft.api.study_spec import shape_from_hf_config
-from tests.api.conftest import claim, params_for, report, snapshot
+from tests.api.conftest import claim, report, snapshot
 from tests.conftest import tiny_config
 
 REGRESSION = {"name": "scores", "data_dir": "/data/scores", "text_columns": ["a", "b"], "label_column": "y"}
 REGRESSION |= {"kind": "regression", "metric": "pearson"}
 
 
-def _complete(client, trial: dict[str, Any], metric: float, fraction: float, backbone: int | None = None) -> None:
-    body = report(trial["lease"]["token"], metric, fraction, peft_params=params_for(fraction, backbone))
+def _complete(client, trial: dict[str, Any], metric: float, shape: Any = None) -> None:
+    body = report(trial, metric, shape=shape)
     r = client.post(f"/api/v1/trials/{trial['id']}/complete", json=body)
     assert r.status_code == 200, r.text
 
 
-def _earlier(
-    client, study_body, results: list[tuple[dict, float, float]], extra: int = 0, backbone: int | None = None, **fields
-) -> int:
-    """A study whose baselines are ``results``' configurations, completed with their (metric, fraction);
-    ``extra`` more trials stay queued (a study that still runs)."""
+def _earlier(client, study_body, results: list[tuple[dict, float]], extra: int = 0, shape: Any = None, **fields) -> int:
+    """A study whose baselines are ``results``' configurations, completed with their metrics (and the sizes they
+    have on the model of ``shape``); ``extra`` more trials stay queued (a study that still runs)."""
     body = study_body(
-        name="earlier", max_trials=len(results) + extra, baselines=[{"config": c} for c, _, _ in results], **fields
+        name="earlier", max_trials=len(results) + extra, baselines=[{"config": c} for c, _ in results], **fields
     )
     created = client.post("/api/v1/studies", json=body)
     assert created.status_code == 201, created.text
     study_id = created.json()["id"]
-    for _, metric, fraction in results:
-        _complete(client, claim(client, "earlier-worker", study_id).json(), metric, fraction, backbone)
+    for _, metric in results:
+        _complete(client, claim(client, "earlier-worker", study_id).json(), metric, shape)
     return study_id
 
 
@@ -45,14 +43,14 @@ def _take_all(client, study_id: int) -> list[dict[str, Any]]:
     taken = []
     while (r := claim(client, "w", study_id, patience=60)).status_code == 200:
         taken.append(r.json())
-        _complete(client, taken[-1], 0.5, 0.01)
+        _complete(client, taken[-1], 0.5)
     return taken
 
 
 FRONT = [
-    ({"serial_adapter": {"size": 32}}, 0.90, 0.10),  # front: best metric
-    ({"serial_adapter": {"size": 4, "layers": [0, 1]}}, 0.80, 0.001),  # front: few parameters
-    ({"prefix": {"length": 8}}, 0.60, 0.05),  # dominated
+    ({"serial_adapter": {"size": 32}}, 0.90),  # front: best metric (6336 parameters)
+    ({"serial_adapter": {"size": 4, "layers": [0, 1]}}, 0.80),  # front: few parameters (328)
+    ({"prefix": {"length": 8}}, 0.60),  # dominated (1536)
 ]
 
 
@@ -72,8 +70,8 @@ def test_front_configurations_of_the_earlier_study_are_the_first_trials(client, 
     # the best metric first, then the other end of the front; the dominated configuration never
     assert first["config"]["serial_adapter"]["size"] == 32 and set(first["config"]) == {"serial_adapter"}
     assert second["config"]["serial_adapter"] == {**second["config"]["serial_adapter"], "size": 4, "layers": [0, 1]}
-    _complete(client, first, 0.55, 0.02)
-    _complete(client, second, 0.52, 0.001)
+    _complete(client, first, 0.55)
+    _complete(client, second, 0.52)
     rest = _take_all(client, study["id"])
     assert all(t["source"] == "sobol" for t in rest) and len(rest) == 3
 
@@ -103,12 +101,11 @@ def test_configurations_outside_the_space_or_the_layers_are_skipped(client, stud
     autopeft space) can encode neither LoRA nor an adapter on layer 5."""
     six = tiny_config("bert", num_hidden_layers=6).to_dict()
     results = [
-        ({"lora": {"rank": 8}}, 0.95, 0.05),  # front, not in the autopeft space
-        ({"serial_adapter": {"size": 8, "layers": [4, 5]}}, 0.90, 0.001),  # front, layers 4-5 of 3
-        ({"serial_adapter": {"size": 16, "layers": [0, 2]}}, 0.85, 0.0005),  # front, fits
+        ({"lora": {"rank": 8}}, 0.95),  # front (6144 parameters), not in the autopeft space
+        ({"serial_adapter": {"size": 32, "layers": [4, 5]}}, 0.90),  # front (4224), layers 4-5 of 3
+        ({"serial_adapter": {"size": 16, "layers": [0, 2]}}, 0.85),  # front (2144), fits
     ]
-    backbone = shape_from_hf_config(six, 2).backbone_params
-    earlier = _earlier(client, study_body, results, backbone=backbone, model_config=six)
+    earlier = _earlier(client, study_body, results, shape=shape_from_hf_config(six, 2), model_config=six)
     created = client.post("/api/v1/studies", json=study_body(name="warm", max_trials=3, warm_start={"studies": [earlier]}))
     assert created.status_code == 201, created.text
     taken = _take_all(client, created.json()["id"])

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.conftest import live_server, params_for
+from tests.api.conftest import live_server, report
 
 CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "") if p and Path(p).exists()), None)
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
@@ -50,10 +50,7 @@ def _claim(api: httpx.Client) -> dict:
 
 
 def _complete(api: httpx.Client, trial: dict, metric: float) -> None:
-    fraction = 0.0005 * (1 + trial["number"])
-    body = {"lease_token": trial["lease"]["token"], "metric": metric, "peft_params": params_for(fraction)}
-    body["param_fraction"] = fraction
-    assert api.post(f"/trials/{trial['id']}/complete", json=body).status_code == 200
+    assert api.post(f"/trials/{trial['id']}/complete", json=report(trial, metric)).status_code == 200
 
 
 def _study(api: httpx.Client, study_body, n_done: int) -> dict:
@@ -185,19 +182,41 @@ def test_a_paused_study_shows_why_its_failures_and_resumes_from_the_page(browser
         page.close()
 
 
+def test_a_stopped_study_keeps_its_queue_and_resumes_from_the_page(browser, db_url, study_body):
+    """Issue 27: a stop is undoable. The page's Resume is a state-changing request from the server's own
+    origin, which the Origin check lets through (tests/api/test_api_site_guard.py: another site's is refused)."""
+    baselines = [{"bitfit": {}}, {"serial_adapter": {"size": 8}}]
+    with live_server(db_url, proposer_enabled=False) as server:
+        api = httpx.Client(base_url=f"{server.url}/api/v1", timeout=30)
+        study = api.post("/studies", json=study_body(name="stopped one", max_trials=2, baselines=baselines)).json()
+        assert api.post(f"/studies/{study['id']}/stop").json()["state"] == "stopped"
+
+        page = browser.new_page()
+        page.goto(f"{server.url}/#/study/{study['id']}")
+        page.wait_for_selector("#stopped")
+        assert "2 queued trials wait" in page.inner_text("#stopped")
+        page.click("#resume")
+        page.wait_for_selector("#stopped", state="detached")
+        resumed = api.get(f"/studies/{study['id']}").json()
+        assert resumed["state"] == "running" and resumed["counts"]["queued"] == 2
+        page.close()
+
+
 def test_stopped_trials_and_the_learning_curve_of_a_selected_trial(browser, db_url, study_body, tmp_path):
     """Issue 16: stopped trials are drawn apart from the front, and a click shows a trial's learning curve."""
     rule = {"enabled": True, "min_peers": 1, "grace": 0.25, "margin": 0.0}
     with live_server(db_url) as server:
         api = httpx.Client(base_url=f"{server.url}/api/v1", timeout=30)
-        body = study_body(name="early", max_trials=4, training={"max_steps": 100}, early_stopping=rule)
+        smallest_first = [{"bitfit": {}}, {"serial_adapter": {"size": 8}}, {"prefix": {"length": 4}}]
+        body = study_body(
+            name="early", max_trials=4, training={"max_steps": 100}, early_stopping=rule, baselines=smallest_first
+        )
         study = api.post("/studies", json=body).json()
         peer = _claim(api)
         for step, metric in ((25, 0.7), (50, 0.8), (75, 0.85)):
             api.post(f"/trials/{peer['id']}/progress", json={"lease_token": peer["lease"]["token"], "step": step,
                                                              "metric": metric})
-        done = {"lease_token": peer["lease"]["token"], "metric": 0.85, "peft_params": 0, "param_fraction": 0.0}
-        assert api.post(f"/trials/{peer['id']}/complete", json=done).status_code == 200
+        assert api.post(f"/trials/{peer['id']}/complete", json=report(peer, 0.85)).status_code == 200
         judged = _claim(api)
         for step, metric in ((20, 0.6), (50, 0.55)):
             answer = api.post(f"/trials/{judged['id']}/progress",

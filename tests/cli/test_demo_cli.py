@@ -110,4 +110,4 @@ def test_the_time_limit_ends_the_demo_with_the_front_so_far(tmp_path: Path) -> N
     assert ran <= 1 and f"after {ran} of its 6 trials" in done.stdout  # at most the trial running at the limit
     with sqlite3.connect(tmp_path / "d.db") as con:
         states = sorted(row[0] for row in con.execute("select state from trials"))
-    assert states == ["completed"] * ran  # the queued ones were dropped with the study
+    assert states.count("completed") == ran and set(states) <= {"completed", "queued"}  # the rest wait for a resume

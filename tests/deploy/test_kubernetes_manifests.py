@@ -120,6 +120,8 @@ def test_the_kubernetes_worker_job_runs_autopeft_worker_on_one_gpu_per_pod_until
     server = urlsplit(args.server)
     assert server.hostname == only(services, "Service")["metadata"]["name"]
     assert server.port == only(services, "Service")["spec"]["ports"][0]["port"]
+    serve = build_parser().parse_args(container(only(services, "Deployment"), "server")["args"])
+    assert server.hostname in serve.allowed_hosts  # the server answers to the name the workers use (issue 27)
 
     mounts = {m["name"]: m for m in worker["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
@@ -145,8 +147,12 @@ def test_the_kubernetes_server_is_probed_on_health_and_reached_through_its_servi
     assert server["command"] == ["autopeft"] and args.command == "serve" and args.host == "0.0.0.0"
     ports = {p["name"]: p["containerPort"] for p in server["ports"]}
     assert list(ports.values()) == [args.port]
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert server[probe]["httpGet"] == {"path": "/api/v1/health", "port": next(iter(ports))}
+    for probe in ("readinessProbe", "livenessProbe"):  # with a Host the server answers to
+        assert server[probe]["httpGet"] == {
+            "path": "/api/v1/health",
+            "port": next(iter(ports)),
+            "httpHeaders": [{"name": "Host", "value": "localhost"}],
+        }
     assert service["spec"]["ports"][0]["targetPort"] in ports
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= labels.items()

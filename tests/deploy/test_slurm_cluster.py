@@ -69,6 +69,7 @@ def tiny_dir(tmp_path_factory) -> Path:
 def server(tmp_path_factory) -> Iterator:
     tmp = tmp_path_factory.mktemp("slurm-server")
     env = {**os.environ, "AUTOPEFT_API_KEY": API_KEY, "AUTOPEFT_LOG_LEVEL": "WARNING", "OMP_NUM_THREADS": "1"}
+    env["AUTOPEFT_MODEL_ROOTS"] = str(tmp_path_factory.getbasetemp())  # the server reads the tiny model's config
     srv = e2e.Server(str(tmp / "slurm.db"), env, tmp / "server.log").start()
     try:
         yield srv

@@ -30,7 +30,7 @@ def history(space):
     return observe(space, pts[:12]), pts[12:15], pts[15:17]
 
 
-@pytest.mark.parametrize("method", ["gp", "sobol", "random"])
+@pytest.mark.parametrize("method", ["gp", "tpe", "sobol", "random"])
 def test_proposals_are_valid_new_and_distinct(space, history, method):
     completed, pending, failed = history
     settings = quick(method, FAST, n_initial=4)
@@ -46,7 +46,7 @@ def test_proposals_are_valid_new_and_distinct(space, history, method):
         assert p.config.key(space.shape.n_layers) == space.decode(list(p.x)).key(space.shape.n_layers)
 
 
-@pytest.mark.parametrize("method", ["gp", "sobol"])
+@pytest.mark.parametrize("method", ["gp", "tpe", "sobol"])
 def test_stopped_configurations_are_never_proposed_again(space, history, method):
     """Issue 16: trials the early-stopping rule stopped are kept out of proposals, like failed ones."""
     completed, pending, failed = history
@@ -66,7 +66,7 @@ def test_pending_points_change_the_proposals(space, history):
     assert first[0].config.key(3) not in keys(space, [p.x for p in with_pending])
 
 
-@pytest.mark.parametrize("method", ["gp", "sobol", "random"])
+@pytest.mark.parametrize("method", ["gp", "tpe", "sobol", "random"])
 def test_same_inputs_and_seed_give_the_same_proposals(space, history, method):
     completed, pending, failed = history
     settings = quick(method, FAST, n_initial=4)
@@ -141,7 +141,7 @@ def test_an_exhausted_space_is_an_optimizer_error(shape):
         propose(tiny, [], [p.x for p in done], 1, seed=0)
 
 
-@pytest.mark.parametrize("method", ["gp", "sobol", "random"])
+@pytest.mark.parametrize("method", ["gp", "tpe", "sobol", "random"])
 def test_each_proposal_says_what_chose_it(space, history, method):
     completed, pending, failed = history
     settings = quick(method, FAST, n_initial=4)

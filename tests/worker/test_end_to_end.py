@@ -25,6 +25,9 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from autopeft.shape import model_shape
+from tests.api.conftest import counts
+
 pytestmark = pytest.mark.slow
 
 AUTOPEFT = [sys.executable, "-m", "autopeft"]
@@ -41,9 +44,10 @@ def tiny_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def env(tmp_path) -> dict[str, str]:
+def env(tmp_path, tmp_path_factory) -> dict[str, str]:
     return {
         **os.environ,
+        "AUTOPEFT_MODEL_ROOTS": str(tmp_path_factory.getbasetemp()),  # the server reads the tiny models' configs
         "AUTOPEFT_CACHE_DIR": str(tmp_path / "cache"),
         "AUTOPEFT_SWEEP_INTERVAL_S": "0.5",
         "AUTOPEFT_LOG_LEVEL": "WARNING",
@@ -188,6 +192,30 @@ def test_two_workers_run_every_trial_of_a_study_exactly_once(backend, tiny_dir, 
         assert api.get(f"/studies/{study['id']}").json()["state"] == "done"
 
 
+def test_a_tpe_study_runs_end_to_end(tiny_dir, env, tmp_path):
+    """Issue 32: ``"method": "tpe"`` chosen by a user: the Sobol design, then Optuna's TPE, every trial once."""
+    with server(str(tmp_path / "tpe.db"), env, tmp_path) as srv:
+        api = httpx.Client(base_url=f"{srv.url}/api/v1", timeout=30)
+        created = api.post("/studies", json=study_body(tiny_dir, optimizer={"method": "tpe", "n_initial": 4}))
+        assert created.status_code == 201, created.text
+        study = created.json()
+        assert study["optimizer"]["method"] == "tpe"
+        workers = [
+            worker(srv.url, f"w{i}", env, tmp_path, "--study", str(study["id"]), models=tiny_dir) for i in (1, 2)
+        ]
+        finish(workers, timeout=240)
+        assert [w.returncode for w in workers] == [0, 0], [(tmp_path / f"w{i}.log").read_text() for i in (1, 2)]
+
+        done = sorted(trials(api, study["id"]), key=lambda t: t["number"])
+        assert len(done) == 8 and all(t["state"] == "completed" and t["attempts"] == 1 for t in done), done
+        assert len({repr(t["config"]) for t in done}) == 8  # never a configuration twice
+        sources = [t["source"] for t in done]
+        # the design, then TPE (a proposal made before 4 results is still the design's)
+        assert sources[:4] == ["sobol"] * 4 and set(sources) == {"sobol", "tpe"}, sources
+        assert api.get(f"/studies/{study['id']}").json()["state"] == "done"
+        assert api.get(f"/studies/{study['id']}/pareto").json()["hypervolume"] > 0
+
+
 @pytest.mark.parametrize("kind", ["deberta-v2", "modernbert", "llama"])
 def test_a_study_on_another_architecture_completes_through_the_server_and_a_worker(kind, env, tmp_path):
     """Issues 18 and 29: 4 short trials of the full space on a tiny random DeBERTa-v2 (v3 settings), ModernBERT
@@ -240,9 +268,8 @@ def test_a_killed_workers_trial_is_taken_over_and_its_late_report_refused(tiny_d
         assert trial["state"] == "completed" and trial["worker_id"] == "rescuer", trial
         assert trial["attempts"] == 2 and trial["expiries"] == 1
 
-        backbone = api.get(f"/studies/{study['id']}").json()["model_shape"]["backbone_params"]
-        late = {"lease_token": stale_token, "metric": 0.99, "peft_params": round(0.001 * backbone), "param_fraction": 0.001}
-        refused = api.post(f"/trials/{trial['id']}/complete", json=late)
+        late = {"lease_token": stale_token, "metric": 0.99, **counts(trial["config"], model_shape(tiny_dir))}
+        refused = api.post(f"/trials/{trial['id']}/complete", json=late)  # a valid result, under a void lease
         assert refused.status_code == 409
         assert api.get(f"/trials/{trial['id']}").json()["metric"] == trial["metric"]
 
@@ -383,10 +410,10 @@ def test_a_trial_the_rule_stops_ends_early_and_is_reported_as_stopped(tiny_dir, 
         body = study_body(tiny_dir, max_trials=2, training=training, early_stopping=rule, baselines=baselines)
         study = api.post("/studies", json=body).json()
         peer = api.post("/trials/claim", json={"worker_id": "played-by-the-test", "study_id": study["id"]}).json()
-        token = peer["lease"]["token"]  # a perfect peer that trains nothing, at every evaluation step
+        token = peer["lease"]["token"]  # a perfect, smaller peer (bitfit), at every evaluation step
         for step in range(4, 41, 4):
             assert api.post(f"/trials/{peer['id']}/progress", json={"lease_token": token, "step": step, "metric": 1.0})
-        done = {"lease_token": token, "metric": 1.0, "peft_params": 0, "param_fraction": 0.0}
+        done = {"lease_token": token, "metric": 1.0, **counts(peer["config"], model_shape(tiny_dir))}
         assert api.post(f"/trials/{peer['id']}/complete", json=done).status_code == 200
 
         w = worker(srv.url, "judge", env, tmp_path, "--study", str(study["id"]), models=tiny_dir)

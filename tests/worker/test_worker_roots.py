@@ -71,3 +71,26 @@ def test_a_model_outside_the_model_roots_fails_without_being_read(url: str, tmp_
     trial, _ = _run_one(url, body, tmp_path, data_roots=[str(FIXTURE_GLUE)])
     assert trial["state"] == "failed" and f"model {str(tiny_model_dir)!r} is outside" in trial["error"], trial["error"]
     assert "--models" in trial["error"]
+
+
+def test_a_file_of_an_allowed_model_folder_linked_from_outside_is_not_read(url: str, tmp_path: Path, tiny_model_dir):
+    """Issue 27: a config.json in an allowed model folder that was a symlink to a file outside the roots was
+    opened by the worker, and its content went to the server in the trial's error. Every file of a model
+    folder is resolved and must lie inside the roots."""
+    from tests.conftest import tiny_config
+
+    secret = tmp_path / "private" / "notes.json"
+    secret.parent.mkdir()
+    secret.write_text('{"model_type": "SECRET_MODEL_TYPE_VALUE"}')
+    models = tmp_path / "models"
+    folder = models / "tiny"
+    folder.mkdir(parents=True)
+    for part in tiny_model_dir.iterdir():
+        if part.name != "config.json":
+            (folder / part.name).write_bytes(part.read_bytes())
+    (folder / "config.json").symlink_to(secret)
+    body = _study(task="rte", model=str(folder), model_config=tiny_config("bert").to_dict())
+    trial, said = _run_one(url, body, tmp_path, data_roots=[str(FIXTURE_GLUE)], model_roots=[str(models)])
+    error = trial["error"]
+    assert trial["state"] == "failed" and "config.json leads outside the folders this worker may read" in error, error
+    assert "SECRET" not in error and "SECRET" not in said and str(secret) not in error

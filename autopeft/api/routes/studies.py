@@ -36,16 +36,15 @@ async def get_study(study_id: StudyId, service: ServiceDep) -> StudyPublic:
     return await blocking(service.study_view, study_id)
 
 
-@router.post("/{study_id}/stop", summary="Stop proposing; queued trials are dropped, running ones may report")
+@router.post(
+    "/{study_id}/stop",
+    summary="Stop proposing and handing out trials; queued trials stay for a resume, running ones may report",
+)
 async def stop_study(study_id: StudyId, service: ServiceDep) -> StudyPublic:
     return await blocking(service.stop_study, study_id)
 
 
-@router.post(
-    "/{study_id}/resume",
-    summary="Resume a paused study (after fixing what failed its trials)",
-    responses=error_responses(409),
-)
+@router.post("/{study_id}/resume", summary="Resume a stopped or paused study: it proposes and hands out trials again")
 async def resume_study(study_id: StudyId, service: ServiceDep) -> StudyPublic:
     return await blocking(service.resume_study, study_id)
 

@@ -75,7 +75,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     what = {
         401: "No or a wrong API key",
         404: "No such study or trial",
-        409: "Conflicts with the stored state: a stale lease token, a repeated report that differs, resuming a stopped study",
+        409: "Conflicts with the stored state: a stale lease token, a repeated report that differs",
         413: "Request body too large",
         422: "Invalid request (the message names the field and value)",
         503: "Database unavailable; retry",

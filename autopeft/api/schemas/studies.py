@@ -127,7 +127,7 @@ class StudyPublic(BaseModel):
     name: str
     state: StudyState = Field(
         description="running; paused (the same error kept failing trials: fix the workers, then resume); "
-        "stopped (by a user); done (budget used, nothing open)."
+        "stopped (by a user; resume undoes it, its queued trials kept); done (budget used, nothing open)."
     )
     task: dict[str, Any]
     model: str | None

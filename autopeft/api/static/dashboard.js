@@ -216,13 +216,20 @@ function warmStartNote(study) {
   return el("p", { id: "warm-start" }, el("strong", {}, "Warm start from "), ...links, configs);
 }
 
+/** A paused or stopped study says why and offers Resume (a POST from this page, the server's own origin). */
 function pausedBanner(study) {
-  if (study.state !== "paused") return null;
+  if (study.state !== "paused" && study.state !== "stopped") return null;
   const button = el("button", { id: "resume", type: "button", onclick: async () => {
     button.disabled = true;
     try { await api(`/studies/${study.id}/resume`, "POST"); } catch (e) { statusEl.textContent = e.message; }
     route();
   } }, "Resume");
+  if (study.state === "stopped") {
+    return el("div", { class: "card paused", id: "stopped" },
+      el("strong", {}, "Stopped: "), `no trials are proposed or handed out; ${study.counts.queued} queued ` +
+      `trial${study.counts.queued === 1 ? "" : "s"} wait.`,
+      el("p", { class: "muted" }, "Resume hands them out again and proposes the rest of the budget."), button);
+  }
   return el("div", { class: "card paused", id: "paused" },
     el("strong", {}, "Paused: "), study.pause_reason || "repeated failures",
     el("p", { class: "muted" }, "No trials are proposed or handed out. Fix the workers (autopeft worker --check " +

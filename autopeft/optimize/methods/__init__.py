@@ -4,5 +4,5 @@ A method is a :class:`~autopeft.optimize.methods.base.MethodSettings` model and 
 :class:`~autopeft.optimize.methods.base.Method` registered with
 :func:`~autopeft.optimize.methods.base.register`; :mod:`.registry` imports them all and builds
 :data:`~autopeft.optimize.methods.registry.OptimizerSettings`. ``bayesian`` is what ``gp`` and
-``saas`` share; ``sobol`` and ``random`` only sample the space. See docs/optimizer.md, "Methods".
+``saas`` share; ``tpe`` is Optuna's TPE; ``sobol`` and ``random`` only sample the space. See docs/optimizer.md, "Methods".
 """

@@ -53,7 +53,7 @@ class MethodSettings(BaseModel):
     #: Deprecated field names this method still accepts, mapped to their new names (one release).
     renamed: ClassVar[dict[str, str]] = {}
 
-    method: str = Field(description="gp (default), saas, sobol, random, or another registered method.")
+    method: str = Field(description="gp (default), saas, tpe, sobol, random, or another registered method.")
     n_initial: int | None = Field(
         None,
         ge=1,

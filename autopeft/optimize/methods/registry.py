@@ -20,6 +20,7 @@ from autopeft.optimize.methods import (  # noqa: F401 - each module registers it
     random,
     saas,
     sobol,
+    tpe,
 )
 
 #: Every method by name (the import above fills it).
