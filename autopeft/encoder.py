@@ -1,8 +1,9 @@
-"""Hugging Face encoders: where the model lives, how it is laid out, how big it is.
+"""Hugging Face models: where the model lives, how it is laid out, how big it is.
 
-autopeft works on the encoder architectures of :mod:`autopeft.layouts` (BERT, RoBERTa, XLM-R,
-ELECTRA, DistilBERT, DeBERTa-v2/v3, ModernBERT), chosen by ``config.model_type``. The task
-head is everything outside ``base_model``.
+autopeft works on the architectures of :mod:`autopeft.layouts`, chosen by ``config.model_type``:
+encoders (BERT, RoBERTa, XLM-R, ELECTRA, DistilBERT, DeBERTa-v2/v3, ModernBERT) and decoder
+LLMs (Llama, Mistral, Qwen2, Qwen3). The task head is everything outside ``base_model``. A
+model is a folder, a ``.gguf`` file or a packaged name (:mod:`autopeft.gguf`).
 """
 
 from __future__ import annotations
@@ -57,11 +58,17 @@ def resolve_model_dir(
     ``roots``: the only folders the model may be in (a worker's model roots; a relative path is
     looked for below each); None: anywhere. The bundled model is always allowed.
     """
+    from autopeft import gguf
+
+    if isinstance(model, str) and model in gguf.PACKAGED:  # packaged, like the bundled model: always allowed
+        return gguf.converted_dir(gguf.packaged_file(model))
     bundled = model in (None, "", BUNDLED_NAME)
     path = bundled_model_dir() if bundled else Path(model).expanduser()
     real = real_roots(roots) if roots is not None else None
     if real is not None and not bundled:
         path = _confined_model_dir(path, real)
+    if path.suffix == gguf.SUFFIX and path.is_file():  # a GGUF file inside the roots: its converted folder
+        return gguf.converted_dir(path)
     if not path.is_dir():
         raise ModelError(f"model path {str(path)!r} is not a directory")
     if not (path / CONFIG_FILE).is_file():
@@ -79,7 +86,7 @@ def _confined_model_dir(path: Path, roots: Sequence[Path]) -> Path:
     for candidate in candidates:
         if not inside(candidate, roots):  # checked before the path is looked at
             raise ModelError(outside("model", candidate, roots, _MODELS_FLAG))
-        if candidate.is_dir():
+        if candidate.is_dir() or candidate.is_file():
             return candidate
     return candidates[0]
 
@@ -166,12 +173,19 @@ def config_from_dict(data: dict[str, Any]) -> PretrainedConfig:
 def load_model(
     model_dir: Path, num_labels: int, *, problem_type: str | None = None, dtype: Any = None
 ) -> PreTrainedModel:
-    """Load a sequence-classification model offline, with SDPA attention where its class has it (else eager)."""
+    """Load a sequence-classification model offline, with SDPA attention where its class has it (else eager).
+
+    A decoder gets the pad token of its tokenizer (:func:`load_tokenizer`), which its classifier needs to
+    find each row's last real token."""
     quiet_transformers()
     from transformers import AutoModelForSequenceClassification
 
+    from autopeft import gguf
+
     config = load_hf_config(model_dir, num_labels=num_labels, problem_type=problem_type)
-    architecture_for(config.model_type)  # before any weights are read
+    if architecture_for(config.model_type).is_decoder:  # before any weights are read
+        config.pad_token_id = _decoder_pad_id(model_dir, config)
+    gguf.ensure_weights(model_dir)
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
             str(model_dir), config=config, attn_implementation=attention_implementation(config), dtype=dtype
@@ -180,6 +194,15 @@ def load_model(
         raise ModelError(f"cannot load the model in {str(model_dir)!r}: {err}") from None
     EncoderLayout(model)  # fail early on an unsupported architecture
     return model
+
+
+def _decoder_pad_id(model_dir: Path, config: PretrainedConfig) -> int:
+    """The id a decoder's rows are padded with: its tokenizer's (batches are padded with it), else its config's."""
+    has_tokenizer = any((model_dir / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json"))
+    pad = load_tokenizer(model_dir).pad_token_id if has_tokenizer else config.pad_token_id
+    if pad is None:
+        raise ModelError(f"the decoder in {str(model_dir)!r} has no tokenizer and no pad_token_id in its config")
+    return int(pad)
 
 
 def attention_implementation(config: PretrainedConfig) -> str:
@@ -194,18 +217,25 @@ def attention_implementation(config: PretrainedConfig) -> str:
 
 
 def load_tokenizer(model_dir: Path):
-    """The model's tokenizer, loaded offline."""
+    """The model's tokenizer, loaded offline; one without a pad token pads with its end-of-sequence token
+    (a decoder's classifier skips padding by that id to pool each row's last real token)."""
     quiet_transformers()
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(str(model_dir))
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     except (OSError, ValueError, TypeError) as err:
         raise ModelError(f"cannot load a tokenizer from {str(model_dir)!r}: {err}") from None
+    if tokenizer.pad_token is None:
+        fallback = tokenizer.eos_token or tokenizer.unk_token
+        if fallback is None:
+            raise ModelError(f"the tokenizer in {str(model_dir)!r} has no pad, end-of-sequence or unknown token")
+        tokenizer.pad_token = fallback
+    return tokenizer
 
 
 class LinearSite(NamedTuple):
-    """Where a named linear layer of one encoder layer is: ``getattr(parent, attr)``, and the block of its
+    """Where a named linear layer of one layer is: ``getattr(parent, attr)``, and the block of its
     output rows it is (``rows``; None: all of them, a separate linear)."""
 
     parent: nn.Module
@@ -214,7 +244,7 @@ class LinearSite(NamedTuple):
 
 
 class EncoderLayout:
-    """Where the parts of a supported encoder classifier are (:mod:`autopeft.layouts`)."""
+    """Where the parts of a supported classifier are, encoder or decoder (:mod:`autopeft.layouts`)."""
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
@@ -233,9 +263,9 @@ class EncoderLayout:
             try:
                 layers[0].get_submodule(path)
             except AttributeError:
-                raise ModelError(f"unsupported model: {kind!r} encoder layers have no {path!r}") from None
-        if getattr(model.config, "is_decoder", False):
-            raise ModelError(f"{kind!r} is configured as a decoder; autopeft tunes encoders")
+                raise ModelError(f"unsupported model: {kind!r} layers have no {path!r}") from None
+        if getattr(model.config, "is_decoder", False) and not self.architecture.is_decoder:
+            raise ModelError(f"{kind!r} is configured as a decoder; autopeft tunes {kind!r} models as encoders")
         self.layers = layers
         # Resolved once, before any family wraps a module, so later families still find them.
         self._linear_parents = [
@@ -303,6 +333,7 @@ class ModelShape:
     n_layers: int
     hidden: int
     heads: int
+    #: Width of the feed-forward block (the input of its output linear).
     intermediate: int
     max_positions: int
     backbone_params: int
@@ -311,6 +342,9 @@ class ModelShape:
     linear_shapes: dict[str, tuple[int, int]] = field(default_factory=dict)
     #: Families this model cannot run, with the reason (family -> one line; see :func:`autopeft.shape.unsupported`).
     unsupported: dict[str, str] = field(default_factory=dict)
+    #: The target name of the feed-forward block's output linear (``output``; ``down`` on decoders).
+    feed_forward_output: str = "output"
+    is_decoder: bool = False
 
     def to_json(self) -> dict[str, Any]:
         out = {

@@ -4,7 +4,7 @@
   configuration HF peft can represent: LoRA (DoRA included), (IA)³ or prefix tuning, one of them
   (peft gives one adapter one method), plus LoRA with BitFit (peft's ``bias="all"``). The task head
   goes in as ``modules_to_save``. ``PeftModel.from_pretrained(base, OUT)`` computes what autopeft
-  computed (prefix tuning: see :data:`PREFIX_POSITIONS`).
+  computed (prefix tuning: on decoders, with one length in every layer; see :data:`PREFIX_POSITIONS`).
 * :func:`export_merged` folds the configuration into the backbone's own weights (LoRA and DoRA,
   (IA)³, BitFit, FISH, full fine-tuning) and writes a model directory that
   ``AutoModelForSequenceClassification.from_pretrained`` loads, tokenizer and label names included.
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
-from autopeft.encoder import LINEAR_PATHS, bundled_model_dir
+from autopeft.encoder import bundled_model_dir
 from autopeft.errors import ExportError
 from autopeft.modules.registry import FAMILIES
 
@@ -38,8 +38,9 @@ if TYPE_CHECKING:
 
 Target = Literal["peft", "merged"]
 TARGETS: tuple[str, ...] = ("peft", "merged")
-#: The prefix of every key in a peft adapter file of a non-prompt-learning method.
+#: The prefix of every key in a peft adapter file of a non-prompt-learning method (prompt learning: ``base_model.``).
 PEFT_PREFIX = "base_model.model."
+PROMPT_PREFIX = "base_model."
 ADAPTER_CONFIG, ADAPTER_WEIGHTS = "adapter_config.json", "adapter_model.safetensors"
 
 
@@ -125,8 +126,9 @@ def _check_plain(model: nn.Module, trained: TrainedModel) -> None:
 
 # -- peft -------------------------------------------------------------------------------------------
 #: peft's prefix tuning passes the prefix as a key/value cache, and BERT-style embeddings then number
-#: the real tokens from the prefix length on; autopeft keeps them at 0..n-1. The exported prefix is the
-#: same tensor, but the model around it sees other positions: refused rather than silently different.
+#: the real tokens from the prefix length on; autopeft keeps them at 0..n-1 on encoders. The exported prefix
+#: is the same tensor, but the model around it sees other positions: refused rather than silently different.
+#: On decoders autopeft numbers them as peft does, and the prefix exports.
 PREFIX_POSITIONS = (
     "HF peft's prefix tuning shifts the positions of the real tokens by the prefix length on this "
     "architecture (autopeft does not), so the adapter would compute other logits"
@@ -142,7 +144,12 @@ def _peft_refusal(handle: PeftHandle) -> str | None:
     if names == {"ia3"}:
         return None
     if names == {"prefix"}:
-        return PREFIX_POSITIONS
+        if not handle.layout.architecture.is_decoder:
+            return PREFIX_POSITIONS
+        lengths = handle.config.families()["prefix"].sizes(handle.shape.n_layers)
+        if len(lengths) != handle.shape.n_layers or len(set(lengths.values())) > 1:
+            return "peft's prefix tuning puts one length in every layer, and this prefix does not"
+        return None
     peft_families = {"lora", "ia3", "prefix"}
     missing = sorted(names - peft_families - {"bitfit"})
     if missing:
@@ -159,7 +166,7 @@ def export_peft(trained: TrainedModel, out: Path) -> Path:
     if reason is not None:
         raise ExportError(reason)
     names = set(handle.config.families())
-    builder = _lora_adapter if "lora" in names else _ia3_adapter
+    builder = _lora_adapter if "lora" in names else _ia3_adapter if "ia3" in names else _prefix_adapter
     config, tensors = builder(handle)
     head = _head_modules(handle)
     config |= {
@@ -168,8 +175,9 @@ def export_peft(trained: TrainedModel, out: Path) -> Path:
         "inference_mode": True,
         "modules_to_save": head,
     }
+    prefix = PROMPT_PREFIX if builder is _prefix_adapter else PEFT_PREFIX
     for name, p in handle.layout.head_named_parameters():  # peft stores a module_to_save under its own name
-        tensors[f"{PEFT_PREFIX}{name}"] = p
+        tensors[f"{prefix}{name}"] = p
     weights = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
 
     def write(tmp: Path) -> None:
@@ -188,11 +196,12 @@ def _base_path(trained: TrainedModel) -> str:
     return str(model) if model else str(bundled_model_dir())
 
 
-def _module_regex(targets: list[str], layers: list[int]) -> str:
-    """peft's ``target_modules`` as a regex: these linear layers of these encoder layers."""
+def _module_regex(handle: PeftHandle, targets: list[str], layers: list[int]) -> str:
+    """peft's ``target_modules`` as a regex: these linear layers of these layers (the model's own paths)."""
+    arch = handle.layout.architecture
     chosen = "|".join(str(i) for i in layers)
-    paths = "|".join(re.escape(LINEAR_PATHS[t]) for t in targets)
-    return rf".*\.layer\.({chosen})\.({paths})$"
+    paths = "|".join(re.escape(arch.linears[t].path) for t in targets)
+    return rf".*\.{re.escape(arch.layers)}\.({chosen})\.({paths})$"
 
 
 def _lora_adapter(handle: PeftHandle) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -205,17 +214,18 @@ def _lora_adapter(handle: PeftHandle) -> tuple[dict[str, Any], dict[str, torch.T
         "peft_type": "LORA",
         "r": first,
         "lora_alpha": settings.scaling(first) * first,
-        "target_modules": _module_regex(settings.targets, list(ranks)),
+        "target_modules": _module_regex(handle, settings.targets, list(ranks)),
         "lora_dropout": settings.dropout,
         "use_dora": settings.dora,
         "bias": "all" if "bitfit" in handle.config.families() else "none",
         "rank_pattern": {},
         "alpha_pattern": {},
     }
+    arch = handle.layout.architecture
     for layer, rank in ranks.items():
         if rank != first:  # peft matches pattern keys as whole trailing parts of module names
             for target in settings.targets:
-                key = f"layer.{layer}.{LINEAR_PATHS[target]}"
+                key = f"{arch.layers}.{layer}.{arch.linears[target].path}"
                 config["rank_pattern"][key] = rank
                 config["alpha_pattern"][key] = settings.scaling(rank) * rank
     tensors: dict[str, torch.Tensor] = {}
@@ -237,11 +247,12 @@ def _ia3_adapter(handle: PeftHandle) -> tuple[dict[str, Any], dict[str, torch.Te
 
     settings = handle.config.families()["ia3"]
     layers = settings.layer_set(handle.shape.n_layers)
-    input_scaled = [t for t in settings.targets if t in INPUT_SCALED]
+    targets = settings.targets_for(handle.shape.feed_forward_output)
+    input_scaled = [t for t in targets if t in INPUT_SCALED]
     config = {
         "peft_type": "IA3",
-        "target_modules": _module_regex(settings.targets, layers),
-        "feedforward_modules": _module_regex(input_scaled, layers) if input_scaled else [],
+        "target_modules": _module_regex(handle, targets, layers),
+        "feedforward_modules": _module_regex(handle, input_scaled, layers) if input_scaled else [],
         "init_ia3_weights": True,
     }
     tensors = {}
@@ -250,6 +261,25 @@ def _ia3_adapter(handle: PeftHandle) -> tuple[dict[str, Any], dict[str, torch.Te
             shape = (1, -1) if module.scale_input else (-1, 1)
             tensors[f"{PEFT_PREFIX}{name}.ia3_l"] = module.ia3_l.view(*shape)
     return config, tensors
+
+
+def _prefix_adapter(handle: PeftHandle) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """A decoder's prefix as peft's ``prompt_embeddings``: one row per virtual token, each layer's key then value."""
+    bank = handle.layout.backbone.autopeft_prefix
+    bank.fold()  # a reparameterised prefix becomes the prefixes it produces
+    layers = sorted(bank.lengths)
+    rows = torch.cat([bank.kv[str(i)][j] for i in layers for j in (0, 1)], dim=-1)
+    config = {
+        "peft_type": "PREFIX_TUNING",
+        "num_virtual_tokens": bank.lengths[layers[0]],
+        "num_layers": len(layers),
+        "token_dim": bank.hidden,
+        "num_attention_heads": bank.hidden // handle.layout.attention(0).head_dim,
+        "num_transformer_submodules": 1,
+        "prefix_projection": False,
+        "encoder_hidden_size": handle.shape.hidden,
+    }
+    return config, {"prompt_embeddings": rows}
 
 
 # -- writing ----------------------------------------------------------------------------------------

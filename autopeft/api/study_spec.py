@@ -120,7 +120,8 @@ def read_model_config(
     model: str | None, sent: Mapping[str, Any] | None, roots: Sequence[Path] = ()
 ) -> tuple[dict[str, Any], bool]:
     """The model's ``config.json`` and whether this server read it: read here when ``model`` is a folder
-    under the server's model ``roots`` (real paths; the bundled model always), else as the client sent it.
+    under the server's model ``roots`` (real paths; the bundled and packaged models always), else as the client
+    sent it.
 
     Nothing outside the roots is read or looked at, and the error for a model the server cannot read is
     the same whether or not its folder exists, so a request learns nothing about the server's disk.
@@ -132,10 +133,14 @@ def read_model_config(
         check_files_inside,
         model_dir_under,
         read_config_json,
+        resolve_model_dir,
     )
+    from autopeft.gguf import PACKAGED
 
     if model in (None, "", BUNDLED_NAME):
         return read_config_json(bundled_model_dir()), True
+    if model in PACKAGED:  # a packaged model (the llm extra), like the bundled one: always readable
+        return read_config_json(resolve_model_dir(model)), True
     found = model_dir_under(model, roots)
     if found is not None:
         check_files_inside(found, roots, "this server may read", SERVER_MODELS_FLAG)  # before any file is opened

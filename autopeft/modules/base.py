@@ -32,9 +32,12 @@ if TYPE_CHECKING:
 MAX_LAYERS = 1024
 MAX_SIZE = 1 << 20
 SizeSpec = int | dict[int, int]
-#: Names of the linear layers of an encoder layer, as every family and layout uses them.
-LinearTarget = Literal["query", "key", "value", "attention_output", "intermediate", "output"]
-LINEAR_TARGETS: tuple[str, ...] = ("query", "key", "value", "attention_output", "intermediate", "output")
+#: Names of the linear layers of a layer, as every family and layout uses them: an encoder has the
+#: first six, a decoder the attention's four and its MLP's ``gate``, ``up`` and ``down``.
+LinearTarget = Literal["query", "key", "value", "attention_output", "intermediate", "output", "gate", "up", "down"]
+LINEAR_TARGETS: tuple[str, ...] = (
+    "query", "key", "value", "attention_output", "intermediate", "output", "gate", "up", "down",
+)  # fmt: skip
 
 
 # -- settings ---------------------------------------------------------------------------------------
@@ -123,7 +126,7 @@ def check_distinct_layer_keys(sizes: Mapping[Any, Any], field: str) -> None:
 
 
 def check_targets(targets: list[str]) -> list[str]:
-    """Linear targets: no repeats, in the encoder's order."""
+    """Linear targets: no repeats, in the layer's order."""
     if len(set(targets)) != len(targets):
         raise ValueError(f"targets lists a layer more than once: {targets}")
     return sorted(targets, key=LINEAR_TARGETS.index)
@@ -285,7 +288,7 @@ class Family(ABC, Generic[S]):
     def check_fits(self, settings: S, shape: ModelShape) -> None:
         """Raise :class:`ConfigError` unless the settings fit a model of ``shape``."""
         self.check_supported(shape)
-        missing = [t for t in getattr(settings, "targets", ()) if t not in shape.linear_shapes]
+        missing = [t for t in getattr(settings, "targets", None) or () if t not in shape.linear_shapes]
         if missing:
             raise ConfigError(
                 f"{self.name}: target {missing[0]!r} does not exist in this model (it has {sorted(shape.linear_shapes)})"

@@ -1,4 +1,4 @@
-"""BitFit: the bias terms of the chosen encoder layers are trained, nothing is added."""
+"""BitFit: the bias terms of the chosen layers are trained, nothing is added (refused where there are none)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class BitFitFamily(Family[BitFit]):
 
     def unsupported(self, layout: EncoderLayout) -> str | None:
         if not any(n.endswith("bias") for layer in layout.layers for n, _ in layer.named_parameters()):
-            return "its encoder layers have no bias terms (the model was built without biases)"
+            return "its layers have no bias terms (the model was built without biases)"
         return None
 
     def count(self, settings: BitFit, shape: ModelShape) -> int:

@@ -1,9 +1,10 @@
 """(IA)³: learned vectors that rescale keys, values and the feed-forward activations (Liu et al.).
 
 Each target linear layer of the chosen layers gets a trained vector, initialised to ones:
-for ``output`` (the feed-forward block's second linear) it scales the layer's input, the
-feed-forward activations, and for every other target its output (keys and values with the
-default targets). The same as HF peft's ``IA3Config`` with ``output`` as a feed-forward
+for the feed-forward block's output linear (``output`` on encoders, ``down`` on decoders) it
+scales the layer's input, the feed-forward activations, and for every other target its
+output. Without ``targets`` these are peft's defaults: keys, values and the feed-forward
+output linear. The same as HF peft's ``IA3Config`` with that linear as a feed-forward
 module, which the oracle tests check.
 """
 
@@ -17,6 +18,7 @@ from torch import nn
 
 from autopeft.encoder import EncoderLayout, ModelShape
 from autopeft.modules.base import (
+    LINEAR_TARGETS,
     Family,
     InjectContext,
     Injected,
@@ -28,20 +30,27 @@ from autopeft.modules.base import (
 )
 
 #: Targets scaled on their input (the feed-forward activations); the others are scaled on their output.
-INPUT_SCALED = ("output",)
+INPUT_SCALED = ("output", "down")
 
 
 class IA3(LayerSettings):
     """Learned scaling vectors on the named linear layers of the chosen layers."""
 
-    targets: list[LinearTarget] = Field(
-        ["key", "value", "output"], min_length=1, description="Linear layers whose output (input for output) is scaled."
+    targets: list[LinearTarget] | None = Field(
+        None,
+        min_length=1,
+        description="Linear layers whose output (input for output and down) is scaled; omitted means keys, values "
+        "and the feed-forward output (output on encoders, down on decoders), as peft.",
     )
 
     @field_validator("targets")
     @classmethod
-    def _targets(cls, v: list[str]) -> list[str]:
-        return check_targets(v)
+    def _targets(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else check_targets(v)
+
+    def targets_for(self, feed_forward_output: str) -> list[str]:
+        """The targets on a model whose feed-forward output linear is named ``feed_forward_output``."""
+        return self.targets if self.targets is not None else check_targets(["key", "value", feed_forward_output])
 
 
 class IA3Linear(nn.Module):
@@ -102,12 +111,14 @@ class IA3Family(Family[IA3]):
     placement = "switch"
     space_field = "enabled"
     off = False
-    check_settings: ClassVar[dict] = {"targets": ["query", "key", "value", "attention_output", "intermediate", "output"]}
+    #: Every target (the self-check keeps those the model has).
+    check_settings: ClassVar[dict] = {"targets": list(LINEAR_TARGETS)}
 
     def inject(self, layout: EncoderLayout, settings: IA3, ctx: InjectContext) -> Injected:
         wrapped = []
+        targets = settings.targets_for(layout.architecture.feed_forward_output)
         for i in settings.layer_set(layout.n_layers):
-            for target in settings.targets:
+            for target in targets:
                 parent, attr, rows = layout.site(i, target)
                 scaled = IA3Linear(getattr(parent, attr), scale_input=target in INPUT_SCALED, rows=rows)
                 setattr(parent, attr, scaled)
@@ -115,8 +126,9 @@ class IA3Family(Family[IA3]):
         return Injected(params=[w.ia3_l for w in wrapped])  # not the wrapped base layer (bitfit's biases)
 
     def count(self, settings: IA3, shape: ModelShape) -> int:
-        per_layer = sum(shape.linear_shapes[t][0 if t in INPUT_SCALED else 1] for t in settings.targets)
+        targets = settings.targets_for(shape.feed_forward_output)
+        per_layer = sum(shape.linear_shapes[t][0 if t in INPUT_SCALED else 1] for t in targets)
         return per_layer * len(settings.layer_set(shape.n_layers))
 
     def summary_extra(self, settings: IA3) -> str:
-        return targets_summary(settings.targets)
+        return targets_summary(settings.targets) if settings.targets is not None else ""

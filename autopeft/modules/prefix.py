@@ -23,6 +23,15 @@ attention, whose relative-position scores cover the real tokens only) is refused
 Real tokens keep their positions 0..n-1 (HF peft shifts them by the prefix length
 on BERT; see tests for how the two are compared).
 
+On a decoder (Llama and its kin) the prefix goes in the same way, through the attention's
+cache argument, whose ``update`` a transformers ``Cache`` serves: the keys carry no rotary
+position (as a cached key of peft's prefix), every token attends the whole prefix (the
+causal mask is widened by visible columns, and built when the model left it to SDPA's
+``is_causal``), and the real tokens are numbered from the prefix length on, as if the prefix
+were cached tokens before them: the positions HF peft gives them, so that an exported prefix
+computes the same logits. Keys and values are as wide as the model's key/value heads
+(grouped-query attention: fewer than the query heads), as peft's.
+
 With ``reparameterize`` the prefixes come from an MLP over a small embedding, as in
 HF peft's ``prefix_projection`` (one MLP shared by the chosen layers); :meth:`PrefixBank.fold`
 replaces it by the prefixes it produces.
@@ -65,7 +74,8 @@ _CACHE_ARGUMENTS = ("cache", "past_key_values", "past_key_value")
 
 
 class PrefixBank(nn.Module):
-    """The prefixes of every chosen layer: ``key_value(i)`` gives two ``length_i x hidden`` tensors."""
+    """The prefixes of every chosen layer: ``key_value(i)`` gives two ``length_i x hidden`` tensors
+    (``hidden``: the width of the keys and values, smaller than the model's under grouped-query attention)."""
 
     def __init__(self, lengths: dict[int, int], hidden: int, mlp_hidden: int | None) -> None:
         super().__init__()
@@ -123,6 +133,17 @@ class _PrefixCache:
         value = torch.cat([self._expand(self.value, value), value], dim=2)
         self.seen_keys = key.shape[2]
         return key, value
+
+
+def _causal_mask(like: torch.Tensor, n: int, additive: bool) -> torch.Tensor:
+    """``1 x 1 x q x (n + q)``: every query sees the ``n`` prefix positions and the tokens up to itself
+    (``like``: the attention's input, ``batch x q x hidden``); bool, or additive for eager attention."""
+    q = like.shape[1]
+    seen = torch.ones(q, n + q, dtype=torch.bool, device=like.device).tril(diagonal=n)
+    if not additive:
+        return seen[None, None]
+    blocked = torch.full(seen.shape, torch.finfo(like.dtype).min, dtype=like.dtype, device=like.device)
+    return torch.where(seen, torch.zeros_like(blocked), blocked)[None, None]
 
 
 def _widen_mask(mask: torch.Tensor | None, n: int) -> torch.Tensor | None:
@@ -194,9 +215,10 @@ def _route_through_interface(attention: nn.Module) -> Callable[[], None]:
 class _PrefixHook:
     """Forward pre-hook of one layer's self-attention: passes the prefix as its cache."""
 
-    def __init__(self, bank: PrefixBank, layer: int, heads: int, argument: str | None) -> None:
-        """``argument``: the attention's cache argument; None: the prefix goes through :data:`INTERFACE`."""
-        self.bank, self.layer, self.heads, self.argument = bank, layer, heads, argument
+    def __init__(self, bank: PrefixBank, layer: int, heads: int, argument: str | None, causal: bool = False) -> None:
+        """``argument``: the attention's cache argument; None: the prefix goes through :data:`INTERFACE`.
+        ``heads``: key/value heads; ``causal``: a decoder's attention (a missing mask means causal)."""
+        self.bank, self.layer, self.heads, self.argument, self.causal = bank, layer, heads, argument, causal
         self.last: _PrefixCache | None = None
 
     def __call__(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
@@ -208,10 +230,39 @@ class _PrefixHook:
             module.autopeft_prefix_cache = self.last
             return args, kwargs
         kwargs[self.argument] = self.last
-        if len(args) > 1:  # attention_mask passed positionally
-            args = (args[0], _widen_mask(args[1], key.shape[0]), *args[2:])
+        n = key.shape[0]
+        positional = len(args) > 1 and not self.causal  # encoders may pass the mask positionally
+        mask = args[1] if positional else kwargs.get("attention_mask")
+        if mask is None and self.causal:
+            hidden = args[0] if args else kwargs["hidden_states"]
+            additive = getattr(getattr(module, "config", None), "_attn_implementation", "eager") == "eager"
+            wide = _causal_mask(hidden, n, additive)
         else:
-            kwargs["attention_mask"] = _widen_mask(kwargs.get("attention_mask"), key.shape[0])
+            wide = _widen_mask(mask, n)
+        if positional:
+            args = (args[0], wide, *args[2:])
+        else:
+            kwargs["attention_mask"] = wide
+        return args, kwargs
+
+
+class _ShiftPositions:
+    """Forward pre-hook of a decoder's backbone: its real tokens are numbered from the longest prefix on (as
+    after cached tokens, as HF peft numbers them), and it builds no key/value cache of its own."""
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+
+    def __call__(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        if kwargs.get("past_key_values") is not None:
+            raise ConfigError("prefix tuning cannot be combined with a key/value cache")
+        kwargs["use_cache"] = False
+        if kwargs.get("position_ids") is None:
+            tokens = kwargs.get("input_ids") if kwargs.get("input_ids") is not None else args[0] if args else None
+            if tokens is None:
+                tokens = kwargs["inputs_embeds"]
+            positions = torch.arange(tokens.shape[1], device=tokens.device) + self.length
+            kwargs["position_ids"] = positions.unsqueeze(0)
         return args, kwargs
 
 
@@ -254,17 +305,38 @@ def _probe(layout: EncoderLayout, hooks: dict[int, _PrefixHook], lengths: dict[i
 @torch.no_grad()
 def _init_from_tokens(bank: PrefixBank, layout: EncoderLayout) -> None:
     """Start each prefix at the keys/values of random vocabulary tokens: realistic scale from step 0."""
-    emb = getattr(layout.backbone, "embeddings", None)
-    words = getattr(emb, "word_embeddings", None)
-    norm = getattr(emb, "LayerNorm", None)
     for i, n in bank.lengths.items():
-        if words is None or norm is None:
+        x = _token_states(layout, i, n)
+        if x is None:
             bank.kv[str(i)].normal_(0.0, layout.model.config.initializer_range)
             continue
-        ids = torch.randint(words.num_embeddings, (n,), device=words.weight.device)
-        x = norm(words(ids))
         key, value = (_linear_output(layout, i, t, x) for t in ("key", "value"))
+        attention = layout.attention(i)
+        k_norm = getattr(attention, "k_norm", None)  # Qwen3 normalises each head's keys
+        if k_norm is not None:
+            key = k_norm(key.view(n, -1, attention.head_dim)).view(n, -1)
         bank.kv[str(i)].copy_(torch.stack([key, value]))
+
+
+def _token_states(layout: EncoderLayout, i: int, n: int) -> torch.Tensor | None:
+    """What layer ``i``'s key and value projections read for ``n`` random vocabulary tokens (None: unknown)."""
+    backbone = layout.backbone
+    if layout.architecture.is_decoder:  # pre-norm: the layer's own input norm over the token embeddings
+        words, norm = getattr(backbone, "embed_tokens", None), getattr(layout.layer(i), "input_layernorm", None)
+    else:
+        emb = getattr(backbone, "embeddings", None)
+        words, norm = getattr(emb, "word_embeddings", None), getattr(emb, "LayerNorm", None)
+    if words is None or norm is None:
+        return None
+    ids = torch.randint(words.num_embeddings, (n,), device=words.weight.device)
+    return norm(words(ids))
+
+
+def _key_width(layout: EncoderLayout) -> int:
+    """Width of one layer's keys (and values): the key projection's output rows."""
+    parent, attr, rows = layout.site(0, "key")
+    linear = getattr(parent, attr)
+    return rows.stop - rows.start if rows is not None else int(linear.out_features)
 
 
 def _linear_output(layout: EncoderLayout, i: int, target: str, x: torch.Tensor) -> torch.Tensor:
@@ -289,14 +361,20 @@ class PrefixFamily(Family[Prefix]):
         if impl not in _SUPPORTED_ATTENTION:
             raise ConfigError(f"prefix tuning supports {_SUPPORTED_ATTENTION} attention, not {impl!r}")
         lengths = settings.sizes(layout.n_layers)
-        bank = PrefixBank(lengths, config.hidden_size, settings.hidden if settings.reparameterize else None)
+        width = _key_width(layout)
+        bank = PrefixBank(lengths, width, settings.hidden if settings.reparameterize else None)
         bank.to(next(layout.attention(0).parameters()).device)
         if not bank.reparameterized:
             _init_from_tokens(bank, layout)
         argument = None if self._through_interface(layout) else cache_argument(layout.attention(0))
         layout.backbone.autopeft_prefix = bank
-        hooks = {i: _PrefixHook(bank, i, config.num_attention_heads, argument) for i in lengths}
+        decoder = layout.architecture.is_decoder
+        heads = int(getattr(config, "num_key_value_heads", None) or config.num_attention_heads)
+        hooks = {i: _PrefixHook(bank, i, heads, argument, causal=decoder) for i in lengths}
         handles = [layout.attention(i).register_forward_pre_hook(h, with_kwargs=True) for i, h in hooks.items()]
+        if decoder:
+            shift = _ShiftPositions(max(lengths.values()))
+            handles.append(layout.backbone.register_forward_pre_hook(shift, with_kwargs=True))
         undo = [handle.remove for handle in handles]
         if argument is None:
             undo += [_route_through_interface(layout.attention(i)) for i in lengths]
@@ -336,11 +414,12 @@ class PrefixFamily(Family[Prefix]):
         lengths = settings.sizes(shape.n_layers)
         if not settings.reparameterize:
             return self.merged_count(settings, shape)
-        h, m, n = shape.hidden, settings.hidden, len(lengths)
+        h, m, n = shape.linear_shapes["key"][1], settings.hidden, len(lengths)
         return max(lengths.values()) * h + h * m + m + m * n * 2 * h + n * 2 * h
 
     def merged_count(self, settings: Prefix, shape: ModelShape) -> int:
-        return sum(2 * n * shape.hidden for n in settings.sizes(shape.n_layers).values())
+        """Keys and values as wide as the key projection (the hidden size, or less under grouped-query attention)."""
+        return sum(2 * n * shape.linear_shapes["key"][1] for n in settings.sizes(shape.n_layers).values())
 
     def size_limit(self, settings: Prefix, shape: ModelShape) -> int:
         return shape.max_positions

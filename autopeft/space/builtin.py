@@ -1,4 +1,9 @@
-"""The spaces that ship: ``autopeft``, ``grouped`` and ``full``, written as space specs."""
+"""The spaces that ship: ``autopeft``, ``grouped`` and ``full``, written as space specs.
+
+Each is built from the model's shape, encoder or decoder: ladders from its sizes, LoRA target
+sets from its linears (a decoder's MLP is ``gate``, ``up`` and ``down``), and only the
+families the model supports.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +17,13 @@ from autopeft.space.spec import SpaceSpec
 #: Largest prefix on the ladders: longer prefixes cost attention time for little gain.
 MAX_PREFIX = 128
 FISH_FRACTIONS = [0, 0.0005, 0.001, 0.002, 0.005, 0.01]
-LORA_TARGET_SETS = [
-    ["query", "value"],
-    ["query", "key", "value", "attention_output"],
-    ["query", "key", "value", "attention_output", "intermediate", "output"],
-]
+#: LoRA's target sets, the last growing to every linear of the model (:func:`lora_target_sets`).
+LORA_TARGET_SETS = [["query", "value"], ["query", "key", "value", "attention_output"]]
+
+
+def lora_target_sets(shape: ModelShape) -> list[list[str]]:
+    """The attention's query and value; all four of its linears; every linear of a layer (MLP included)."""
+    return [*LORA_TARGET_SETS, list(shape.linear_shapes)]
 
 
 def _ladders(shape: ModelShape) -> dict[str, list[int]]:
@@ -70,7 +77,7 @@ def full_space(shape: ModelShape) -> SpaceSpec:
             "serial_adapter": {"size": lad["adapter"], "experts": [1, 2, 4]},
             "parallel_adapter": {"size": lad["adapter"]},
             "prefix": {"length": lad["prefix"]},
-            "lora": {"rank": lad["lora"], "targets": {"choices": LORA_TARGET_SETS}, "dora": [False, True]},
+            "lora": {"rank": lad["lora"], "targets": {"choices": lora_target_sets(shape)}, "dora": [False, True]},
             "ia3": {"enabled": [False, True]},
             "bitfit": {"enabled": [False, True]},
             "fish": {"fraction": FISH_FRACTIONS, "samples": 256},

@@ -44,7 +44,7 @@ def _field_kinds(name: str) -> tuple[set[str], set[str]]:
         kinds = {info.annotation, *typing.get_args(info.annotation)}
         if int in kinds:
             ints.add(field)
-        if typing.get_origin(info.annotation) is list:
+        if any(typing.get_origin(kind) is list for kind in kinds):  # list[...] or list[...] | None
             lists.add(field)
     return ints, lists
 

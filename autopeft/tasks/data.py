@@ -16,7 +16,8 @@ import json
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -98,6 +99,25 @@ class TaskData:
         if max_train is not None:
             train = train[:max_train]
         return Split(train=np.sort(train), search=np.sort(search))
+
+
+@contextmanager
+def datasets_progress(enabled: bool) -> Iterator[None]:
+    """``datasets``' own progress bars (Map, Casting the dataset) on or off for a block, then as they were."""
+    import datasets
+
+    was_disabled = datasets.are_progress_bars_disabled()
+    if enabled:
+        datasets.enable_progress_bars()
+    else:
+        datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_disabled:
+            datasets.disable_progress_bars()
+        else:
+            datasets.enable_progress_bars()
 
 
 def load_task_data(

@@ -99,6 +99,8 @@ def train(
     from transformers import get_linear_schedule_with_warmup
 
     model = handle.model
+    if settings.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
     loader = train_loader(task.train, split.train, settings.batch_size, pad_id_of(task.tokenizer), settings.seed)
     steps = total_steps(settings, len(loader))
     eval_every = min(settings.eval_every or len(loader), steps)
@@ -159,6 +161,14 @@ def train(
         evaluations=tracker.history,
         pruned=pruned,
     )
+
+
+def enable_gradient_checkpointing(model: torch.nn.Module) -> None:
+    """transformers' per-layer checkpointing, non-reentrant: gradients reach the PEFT parameters inside a layer
+    although the frozen embeddings' output needs none."""
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        raise TrainingError(f"{type(model).__name__} does not support gradient checkpointing")
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
 def _step(

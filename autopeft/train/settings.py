@@ -73,6 +73,11 @@ class TrainingSettings(BaseModel):
     evaluate_dev: bool = Field(False, description="Also score the dev file (reported, never optimised).")
     seed: int = Field(0, ge=0, le=2**31 - 1)
     precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto: bf16 autocast on CUDA.")
+    gradient_checkpointing: bool = Field(
+        False,
+        description="Recompute each layer's activations in the backward pass instead of keeping them: less memory "
+        "for longer rows or bigger batches, about a third more compute.",
+    )
 
     @field_validator("family_learning_rates")
     @classmethod

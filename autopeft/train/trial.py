@@ -33,7 +33,7 @@ from autopeft.encoder import EncoderLayout, load_model, resolve_model_dir
 from autopeft.errors import TaskError, TrainingError
 from autopeft.handle import PeftHandle, inject, trained_whole
 from autopeft.roots import Roots
-from autopeft.tasks.data import Split, TaskData, load_task_data, task_key
+from autopeft.tasks.data import Split, TaskData, datasets_progress, load_task_data, task_key
 from autopeft.tasks.files import present
 from autopeft.tasks.spec import TaskSpec, resolve_task
 from autopeft.train.evaluate import score
@@ -198,6 +198,38 @@ def train_trial(
     ``whole_train``: train on every row of the training file (:func:`autopeft.train.retrain.train_final`).
     Raises TaskError, ConfigError, ModelError or TrainingError for bad input.
     """
+    with datasets_progress(progress is True):  # datasets' Map/Cast bars only where training shows its own
+        return _train_trial(
+            task,
+            model,
+            config,
+            training,
+            device=device,
+            cache=cache,
+            progress=progress,
+            should_stop=should_stop,
+            on_evaluation=on_evaluation,
+            data_dir=data_dir,
+            roots=roots,
+            whole_train=whole_train,
+        )
+
+
+def _train_trial(
+    task: TaskArg,
+    model: str | os.PathLike[str] | None,
+    config: PeftConfig | Mapping[str, Any],
+    training: TrainingSettings | Mapping[str, Any] | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    cache: TrialCache | None = None,
+    progress: Progress = False,
+    should_stop: ShouldStop = None,
+    on_evaluation: OnEvaluation = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    roots: Roots | None = None,
+    whole_train: bool = False,
+) -> TrainedTrial:
     confined = roots is not None
     spec = resolve_task(task, None if data_dir is None or confined else str(data_dir))
     config, settings = parse_config(config), parse_training(training)

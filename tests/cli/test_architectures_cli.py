@@ -11,7 +11,7 @@ import pytest
 
 from autopeft.cli import main
 from autopeft.support import support_matrix
-from tests.conftest import ARCHITECTURE_KINDS
+from tests.conftest import ARCHITECTURE_KINDS, DECODER_KINDS
 
 _HELPER = Path(__file__).parents[1] / "train" / "tiny_encoder.py"
 _spec = importlib.util.spec_from_file_location("autopeft_tiny_encoder_arch_cli", _HELPER)
@@ -21,8 +21,15 @@ _spec.loader.exec_module(tiny_encoder)
 GLUE = tiny_encoder.FIXTURE_GLUE
 QUICK = ["--max-steps", "3", "--batch-size", "16", "--max-length", "32", "--lr", "0.01", "--no-progress"]
 KINDS = [k for k in ARCHITECTURE_KINDS if k != "bert"]  # BERT: tests/cli/test_train_cli.py
-#: Linears and adapters together: every layout path a trial uses.
+#: Linears and adapters together: every layout path a trial uses (a decoder's feed-forward output is ``down``).
 CONFIG = {"serial_adapter": {"size": 4}, "lora": {"rank": 2, "targets": ["query", "value", "output"]}}
+
+
+def config_for(kind: str) -> dict:
+    from autopeft.layouts import ARCHITECTURES
+
+    arch = ARCHITECTURES[kind]
+    return {**CONFIG, "lora": {"rank": 2, "targets": ["query", "value", arch.feed_forward_output]}}
 
 
 @pytest.fixture(scope="module", params=KINDS)
@@ -45,10 +52,14 @@ def quiet_machine(tmp_path_factory, monkeypatch):
 
 def test_params_counts_and_refuses_in_one_line(arch_dir, capsys) -> None:
     kind, path = arch_dir
-    assert main(["params", "--model", str(path), "--config", json.dumps(CONFIG), "--json"]) == 0
+    assert main(["params", "--model", str(path), "--config", json.dumps(config_for(kind)), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    # rank 2 in 2 layers; query and value 32 -> 32, the feed-forward output 64 -> 32, as on BERT
-    assert out["by_family"]["lora"] == 2 * 2 * (2 * (32 + 32) + (64 + 32)) and out["by_family"]["serial_adapter"] > 0
+    # rank 2 in 2 layers; query 32 -> 32, value 32 -> 32 (a decoder's 2 of 4 heads: 32 -> 16), the feed-forward
+    # output 64 -> 32
+    value = 32 + (16 if kind in DECODER_KINDS else 32)
+    assert (
+        out["by_family"]["lora"] == 2 * 2 * ((32 + 32) + value + (64 + 32)) and out["by_family"]["serial_adapter"] > 0
+    )
     for family, reason in support_matrix()[kind].items():
         if reason is None:
             continue
@@ -61,7 +72,17 @@ def test_params_counts_and_refuses_in_one_line(arch_dir, capsys) -> None:
 def test_train_save_and_predict(arch_dir, tmp_path, capsys) -> None:
     kind, path = arch_dir
     out_dir = tmp_path / "trained"
-    cmd = ["train", "--task", "rte", "--data", str(GLUE), "--model", str(path), "--config", json.dumps(CONFIG)]
+    cmd = [
+        "train",
+        "--task",
+        "rte",
+        "--data",
+        str(GLUE),
+        "--model",
+        str(path),
+        "--config",
+        json.dumps(config_for(kind)),
+    ]
     assert main([*cmd, *QUICK, "--save", str(out_dir), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["steps"] == 3 and 0 <= result["metric"] <= 1 and result["peft_params"] > 0
@@ -76,7 +97,7 @@ def test_an_unknown_architecture_is_one_line_exit_2(tmp_path, capsys) -> None:
     GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50).save_pretrained(tmp_path)
     assert main(["params", "--model", str(tmp_path), "--config", '{"lora": {"rank": 2}}']) == 2
     err = capsys.readouterr().err
-    supported = "bert, roberta, xlm-roberta, electra, distilbert, deberta-v2, modernbert"
+    supported = "bert, roberta, xlm-roberta, electra, distilbert, deberta-v2, modernbert, llama, mistral, qwen2, qwen3"
     expected = f"unsupported architecture 'gpt2': autopeft supports the model types {supported}"
     assert err == f"autopeft params: error: {expected}\n"
 

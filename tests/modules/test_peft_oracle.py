@@ -117,7 +117,7 @@ IA3_CASES = [
 def test_ia3_matches_peft(base_model, encoder_kind, settings, layers):
     from autopeft.modules.ia3 import IA3, INPUT_SCALED
 
-    targets = IA3(**settings).targets
+    targets = IA3(**settings).targets_for("output")  # omitted: keys, values and the feed-forward output
     ours = copy.deepcopy(base_model)
     handle = inject(ours, {"ia3": {**settings, **({"layers": layers} if layers else {})}})
     oracle_cfg = peft.IA3Config(

@@ -149,7 +149,7 @@ def test_ia3_matches_peft(kind, settings, layers):
     from autopeft.modules.ia3 import IA3, INPUT_SCALED
 
     base = tiny_model(kind)
-    targets = IA3(**settings).targets
+    targets = IA3(**settings).targets_for("output")  # omitted: keys, values and the feed-forward output
     fused = _fused(kind, targets)
     ours = copy.deepcopy(base)
     handle = inject(ours, {"ia3": {**settings, **({"layers": layers} if layers else {})}})

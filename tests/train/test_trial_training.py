@@ -139,6 +139,16 @@ def test_should_stop_and_progress_callback(tiny_dir: Path, glue_dir: Path) -> No
     assert not issubclass(TrialStopped, TrainingError)  # a worker gives the trial back rather than failing it
 
 
+def test_without_progress_nothing_prints_a_progress_bar(tmp_path: Path, tiny_dir: Path, glue_dir: Path, capfd) -> None:
+    """A worker with --no-progress (progress False) shows no bar, datasets' Map and Casting bars included."""
+    import shutil
+
+    shutil.copytree(glue_dir / "RTE", tmp_path / "RTE")  # files this process has not tokenised before
+    run_trial("rte", tiny_dir, FAMILIES["lora"], {**FAST, "max_steps": 2}, data_dir=tmp_path, progress=False)
+    err = capfd.readouterr().err
+    assert "Map" not in err and "Casting" not in err and "it/s" not in err, err[-500:]
+
+
 def test_on_evaluation_false_ends_training_keeps_best_state_and_marks_pruned(tiny_dir: Path, glue_dir: Path) -> None:
     """The early-stopping hook: called at each evaluation with (step, metric, total); False ends training at once."""
     calls: list[tuple[int, float, int]] = []

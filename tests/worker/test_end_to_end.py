@@ -216,9 +216,10 @@ def test_a_tpe_study_runs_end_to_end(tiny_dir, env, tmp_path):
         assert api.get(f"/studies/{study['id']}/pareto").json()["hypervolume"] > 0
 
 
-@pytest.mark.parametrize("kind", ["deberta-v2", "modernbert"])
+@pytest.mark.parametrize("kind", ["deberta-v2", "modernbert", "llama"])
 def test_a_study_on_another_architecture_completes_through_the_server_and_a_worker(kind, env, tmp_path):
-    """Issue 18: 4 short trials of the full space on a tiny random DeBERTa-v2 (v3 settings) or ModernBERT."""
+    """Issues 18 and 29: 4 short trials of the full space on a tiny random DeBERTa-v2 (v3 settings), ModernBERT
+    or Llama (a decoder: its MLP's gate, up and down among the LoRA targets, no biases for BitFit)."""
     from autopeft.support import support_matrix
 
     model_dir = tiny_encoder.build_tiny_encoder(tmp_path / f"tiny-{kind}", kind=kind)
