@@ -15,6 +15,8 @@ What each page is made from:
   the bound's section and JSON from the published records of the runs without early stopping.
 - ``methods``: the "Methods on real data" section of docs/results.md, ``benchmarks/results/methods/summary.json``
   and its plots, from the published study records (and the CPU run's, which it reuses).
+- ``decoder_llm``: the "Decoder LLM on CPU" section of docs/results.md, ``benchmarks/results/decoder/summary.json``
+  and its plot, from the published study records.
 - ``baselines``: docs/baselines.md from ``benchmarks/results/baselines.json``.
 - ``optimizer``, ``server``: every table of docs/optimizer.md and docs/server.md, rendered from their
   JSON with the line that says how it was measured, must appear in the page as it is (checked, not
@@ -79,6 +81,13 @@ def _early_stopping(into: Path) -> list[Path]:
 @_page("methods")
 def _methods(into: Path) -> list[Path]:
     from benchmarks.methods import republish
+
+    return republish(into)
+
+
+@_page("decoder_llm")
+def _decoder_llm(into: Path) -> list[Path]:
+    from benchmarks.decoder_llm import republish
 
     return republish(into)
 

@@ -16,6 +16,7 @@ BENCH = ROOT / "benchmarks"
 SOURCES = sorted(BENCH.rglob("*.py"))
 COMMANDS = [
     "baselines",
+    "decoder_llm",
     "early_stopping",
     "gpu_experiment",
     "methods",
