@@ -1,10 +1,10 @@
 """Baselines the search must beat: eight reference PEFT methods on the bundled MiniLM.
 
     # the CPU run published in docs/baselines.md (about an hour on 2 busy shared CPU cores)
-    python benchmarks/baselines.py --max-steps 100 --batch-size 16 --eval-every 50 \\
+    python -m benchmarks.baselines --max-steps 100 --batch-size 16 --eval-every 50 \\
         --max-search-examples 200 --fish-samples 128 --threads 1 --lr-preset short
     # full budgets on a GPU
-    python benchmarks/baselines.py --device cuda --epochs 3 --batch-size 32 --seeds 0 1 2
+    python -m benchmarks.baselines --device cuda --epochs 3 --batch-size 32 --seeds 0 1 2
 
 Methods: full fine-tuning, LoRA r=8 on query/value, a Pfeiffer adapter of width 64
 (``serial_adapter`` after the feed-forward block), prefix tuning of length 16, BitFit,
@@ -27,59 +27,18 @@ import argparse
 import datetime
 import json
 import os
-import platform
-import shlex
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from benchmarks.harness.records import DOCS, RESULTS, command_line, machine, versions
+from benchmarks.harness.reference import LEARNING_RATES, METHODS, TASK_LABELS, majority_dev_metrics
+from benchmarks.harness.report import render
 
-OUT = ROOT / "benchmarks" / "results" / "baselines.json"
-DOC = ROOT / "docs" / "baselines.md"
-
-METHODS: dict[str, tuple[str, dict[str, Any]]] = {
-    "full": ("full fine-tuning", {"full": {}}),
-    "lora": ("LoRA r=8 (query, value)", {"lora": {"rank": 8, "alpha": 16, "targets": ["query", "value"]}}),
-    "adapter": ("Pfeiffer adapter 64", {"serial_adapter": {"size": 64}}),
-    "prefix": ("prefix 16", {"prefix": {"length": 16}}),
-    "bitfit": ("BitFit", {"bitfit": {}}),
-    "fish": ("FISH 0.5%", {"fish": {"fraction": 0.005, "samples": 1024}}),
-    "parallel": ("parallel adapter 64", {"parallel_adapter": {"size": 64}}),
-    "adamix": ("AdaMix adapter 64 x4", {"serial_adapter": {"size": 64, "experts": 4}}),
-}
-
-#: Peak learning rate per method (task head included). ``standard``: common choices of each method's
-#: paper/code for budgets of several epochs. ``short``: for a few hundred steps, where the standard
-#: rates leave most methods at the majority class (measured: see docs/baselines.md).
-LEARNING_RATES = {
-    "standard": {
-        "full": 2e-5,
-        "lora": 5e-4,
-        "adapter": 5e-4,
-        "prefix": 5e-3,
-        "bitfit": 1e-3,
-        "fish": 1e-4,
-        "parallel": 5e-4,
-        "adamix": 5e-4,
-    },
-    "short": {
-        "full": 5e-5,
-        "lora": 1e-3,
-        "adapter": 1e-3,
-        "prefix": 1e-2,
-        "bitfit": 5e-3,
-        "fish": 5e-4,
-        "parallel": 1e-3,
-        "adamix": 1e-3,
-    },
-}
-
-#: The metric GLUE reports per task, first; the rest are reported beside it.
-TASK_LABELS = {"rte": "RTE", "mrpc": "MRPC", "sst2": "SST-2"}
+OUT = RESULTS / "baselines.json"
+DOC = DOCS / "baselines.md"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -161,47 +120,6 @@ def method_config(method: str, args: argparse.Namespace) -> dict[str, Any]:
     return config
 
 
-def machine(device: str) -> dict[str, Any]:
-    import torch
-
-    info: dict[str, Any] = {
-        "platform": platform.platform(),
-        "cpu": _cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "load_average_at_start": list(os.getloadavg()),
-    }
-    if device.startswith("cuda") and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
-    return info
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def versions() -> dict[str, str]:
-    import datasets
-    import torch
-    import transformers
-
-    import autopeft
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "datasets": datasets.__version__,
-        "autopeft": autopeft.__version__,
-    }
-
-
 def run_one(task: str, method: str, seed: int, args: argparse.Namespace, rates, cache) -> dict[str, Any]:
     from autopeft.train import run_trial
 
@@ -239,10 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.doc_only:
         payload = json.loads(args.out.read_text())
+        changed = args.attach is not None or "majority_dev" not in payload
         if args.attach is not None:
             attach_run(payload, json.loads(args.attach.read_text()), args.attach_label)
+        payload["majority_dev"] = floors(payload, args.data)  # measured once, kept with the figures
+        if changed:
             _save(payload, args.out)
-        write_doc(payload, args.doc, args.data)
+        write_doc(payload, args.doc)
         return 0
     import torch
 
@@ -252,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     rates = learning_rates(args.lr_preset, args.lr)
     payload: dict[str, Any] = {
-        "command": "python " + " ".join(shlex.quote(a) for a in [str(Path(sys.argv[0])), *sys.argv[1:]]),
+        "command": command_line(argv),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "versions": versions(),
         "machine": machine(args.device),
@@ -275,8 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     payload["complete"] = True
     payload["total_seconds"] = time.perf_counter() - started
     payload["machine"]["load_average_at_end"] = list(os.getloadavg())
+    payload["majority_dev"] = floors(payload, args.data)
     _save(payload, args.out)
-    write_doc(payload, args.doc, args.data)
+    write_doc(payload, args.doc)
     print(f"wrote {args.out} and {args.doc} in {payload['total_seconds'] / 60:.1f} min")
     return 0
 
@@ -297,7 +219,7 @@ def _line(row: dict[str, Any]) -> str:
     )
 
 
-# -- the table ------------------------------------------------------------------------------------
+# -- the page -------------------------------------------------------------------------------------
 
 
 def _mean(values: list[float]) -> str:
@@ -311,29 +233,43 @@ def _cell(rows: list[dict[str, Any]], split: str) -> str:
     return " / ".join(_mean([r[split][n] for r in rows]) for n in names)
 
 
-def majority_dev_metrics(task: str, data_dir: str | None) -> dict[str, float]:
-    """Dev metrics of always predicting the most frequent training label: the floor to beat."""
-    from collections import Counter
+def tasks_of(payload: dict[str, Any]) -> list[str]:
+    """The tasks of a results file and of the runs kept beside it, in order."""
+    trials = [*payload["trials"], *(t for run in payload.get("other_runs", []) for t in run["trials"])]
+    return list(dict.fromkeys(t["task"] for t in trials))
 
-    from autopeft.tasks import compute_metrics, read_labeled, resolve_data_dir, resolve_task
 
-    spec = resolve_task(task, data_dir)
-    folder = resolve_data_dir(spec)
-    train = read_labeled(spec, folder / spec.train_file, spec.labels)["labels"]
-    dev = list(read_labeled(spec, folder / spec.eval_file, spec.labels)["labels"])
-    majority = Counter(train).most_common(1)[0][0]
-    return compute_metrics([spec.metric, *spec.extra_metrics], [majority] * len(dev), dev)
+def floors(payload: dict[str, Any], data_dir: str | None) -> dict[str, dict[str, float]]:
+    """The majority class's dev metrics per task: as the run recorded them (``majority_dev``), else
+    scored on ``data_dir`` now."""
+    recorded = payload.get("majority_dev") or {}
+    return {task: recorded.get(task) or majority_dev_metrics(task, data_dir) for task in tasks_of(payload)}
 
 
 def write_doc(payload: dict[str, Any], path: Path, data_dir: str | None = None) -> None:
-    tables = {"main": _table(payload["trials"], data_dir)}
+    """docs/baselines.md from a results file (its floors as recorded, else scored on ``data_dir``)."""
+    floor = floors(payload, data_dir)
+    tables = {"main": _table(payload["trials"], floor)}
     for run in payload.get("other_runs", []):
-        tables[run["label"]] = _table(run["trials"], data_dir)
+        tables[run["label"]] = _table(run["trials"], floor)
+    budget, m = payload["budget"], payload["machine"]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(_doc_text(payload, tables))
+    path.write_text(
+        render(
+            "baselines.md.j2",
+            payload=payload,
+            budget=budget,
+            length=f"{budget['max_steps']} steps" if "max_steps" in budget else f"{budget['epochs']:g} epochs",
+            m=m,
+            v=payload["versions"],
+            seeds=sorted({t["seed"] for t in payload["trials"]}),
+            load=", ".join(f"{x:.1f}" for x in m["load_average_at_start"]),
+            tables=tables,
+        )
+    )
 
 
-def _table(trials: list[dict[str, Any]], data_dir: str | None) -> str:
+def _table(trials: list[dict[str, Any]], floor: dict[str, dict[str, float]]) -> str:
     """Markdown: a row per method, per task dev / search / seconds, and the majority-class floor."""
     tasks = list(dict.fromkeys(t["task"] for t in trials))
     methods = list(dict.fromkeys(t["method"] for t in trials))
@@ -350,10 +286,10 @@ def _table(trials: list[dict[str, Any]], data_dir: str | None) -> str:
             wall = statistics.mean(r["wall_seconds"] for r in rows)
             cells += [_cell(rows, "dev"), _cell(rows, "search"), f"{wall:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
-    floor = ["majority class (no training)", "0%", "-"]
+    row = ["majority class (no training)", "0%", "-"]
     for task in tasks:
-        floor += [" / ".join(f"{v:.3f}" for v in majority_dev_metrics(task, data_dir).values()), "-", "-"]
-    lines.append("| " + " | ".join(floor) + " |")
+        row += [" / ".join(f"{v:.3f}" for v in floor[task].values()), "-", "-"]
+    lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
@@ -364,85 +300,13 @@ def attach_run(payload: dict[str, Any], other: dict[str, Any], label: str) -> No
     payload["other_runs"] = [*runs, {"label": label, **{k: other.get(k) for k in keep}}]
 
 
-def _doc_text(payload: dict[str, Any], tables: dict[str, str]) -> str:
-    budget = payload["budget"]
-    length = f"{budget['max_steps']} steps" if "max_steps" in budget else f"{budget['epochs']:g} epochs"
-    m, v = payload["machine"], payload["versions"]
-    seeds = sorted({t["seed"] for t in payload["trials"]})
-    status = "" if payload.get("complete") else "\n**This run did not finish; the table holds the trials it did.**\n"
-    if m.get("gpu"):
-        where = f"**Measured on {m['gpu']}:** {length} of batch {budget['batch_size']}"
-    else:
-        where = (
-            f"**Measured on CPU ({m['cpu']}, {m['cpu_count']} cores, {m['torch_threads']} torch thread(s)), "
-            f"not on a GPU, with a reduced budget:** {length} of batch {budget['batch_size']}"
-        )
-    caveat = (
-        " With a step budget this small the\nfigures rank the methods under that budget and are *not* comparable with "
-        "published GLUE\nscores; run the same script on a GPU with `--device cuda --epochs 3` for full budgets."
-        if budget.get("max_steps") is not None
-        else ""
-    )
-    return f"""# Baselines: reference PEFT methods on the bundled MiniLM
-
-The numbers a search must beat: the bundled all-MiniLM-L6-v2 (6 layers, hidden 384,
-22.7 M backbone parameters) trained once per method, task and seed by
-`autopeft.train.run_trial`, written by `benchmarks/baselines.py` to
-[`benchmarks/results/baselines.json`](../benchmarks/results/baselines.json).
-{status}
-{where}, max length {budget["max_length"]}, seeds {seeds}, learning rates of the
-`{payload.get("learning_rate_preset", "standard")}` preset.{caveat}
-
-- *dev*: the GLUE dev file, scored once at the end on the best state (RTE and SST-2:
-  accuracy; MRPC: F1 / accuracy).
-- *search*: the objective a study optimises, on a seeded held-out slice of the
-  training file (search split {budget.get("search_split", 0.1):g} of train, at most
-  {budget.get("max_search_examples") or "all"} examples), at the best evaluation.
-- *trained params*: `param_fraction`, trained parameters without the task head over
-  the 22.7 M backbone parameters.
-- *s*: wall seconds per trial (FISH includes estimating its mask from
-  {payload["fish_samples"]} training examples).
-- *lr*: peak learning rate (AdamW, linear warm-up over 6% of steps and decay, weight
-  decay 0.01, gradient clipping at 1.0); the task head trains at the same rate.
-
-{tables["main"]}
-
-The last row is the floor: the dev score of always predicting the most frequent
-training label. A method at that floor has not learned more than the class prior
-within the budget, and differences of a few points on RTE's 277 dev examples are
-within seed noise (the table shows ± when it ran several seeds).
-
-Command ({payload["date"]}, total {payload.get("total_seconds", 0) / 60:.0f} min; load average
-{", ".join(f"{x:.1f}" for x in m["load_average_at_start"])} at the start: the machine was
-shared with other work, so the times are upper bounds):
-
-```
-{payload["command"]}
-```
-
-Versions: torch {v["torch"]}, transformers {v["transformers"]}, datasets {v["datasets"]},
-autopeft {v["autopeft"]}, Python {v["python"]}.
-{_other_runs_text(payload, tables)}"""
-
-
-def _other_runs_text(payload: dict[str, Any], tables: dict[str, str]) -> str:
-    parts = []
-    for run in payload.get("other_runs", []):
-        parts.append(
-            f"""
-## {run["label"]}
-
-The run of the command below, `{run.get("learning_rate_preset") or "standard"}` learning rates
-({run["date"]}, total {(run.get("total_seconds") or 0) / 60:.0f} min):
-
-{tables[run["label"]]}
-
-```
-{run["command"]}
-```
-"""
-        )
-    return "".join(parts)
+def republish(into: Path) -> list[Path]:
+    """docs/baselines.md again from benchmarks/results/baselines.json (its recorded floors), under ``into``
+    laid out as the repository. Returns the page."""
+    payload = json.loads(OUT.read_text())
+    doc = into / DOC.relative_to(DOCS.parent)
+    write_doc(payload, doc)
+    return [doc]
 
 
 if __name__ == "__main__":

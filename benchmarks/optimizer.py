@@ -1,8 +1,8 @@
 """Optimiser benchmark: hypervolume against Sobol, random, NSGA-II and TPE; proposal latency.
 
-    python benchmarks/optimizer.py --quick          # < 5 minutes on 2 CPU cores
-    python benchmarks/optimizer.py                  # the figures in docs/optimizer.md (~1 hour)
-    python benchmarks/optimizer.py --latency-only --latency-methods gp tpe   # latency side by side (~5 min)
+    python -m benchmarks.optimizer --quick          # < 5 minutes on 2 CPU cores
+    python -m benchmarks.optimizer                  # the figures in docs/optimizer.md (~1 hour)
+    python -m benchmarks.optimizer --latency-only --latency-methods gp tpe   # latency side by side (~5 min)
 
 Every method runs on the same problems (benchmarks/problems.py), budgets and seeds,
 with four workers simulated: proposals come in batches of 4 while the previous
@@ -41,8 +41,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from autopeft.optimize import Observation, OptimizerState, parse_optimizer, propose
 from autopeft.optimize.domain import GridDomain

@@ -1,6 +1,6 @@
 """Parameter counts of reference configurations on the bundled MiniLM, beside HF peft's.
 
-    python benchmarks/param_counts.py        # prints a table, writes benchmarks/results/param_counts.json
+    python -m benchmarks.param_counts        # prints a table, writes benchmarks/results/param_counts.json
 
 For LoRA, DoRA, (IA)³ and prefix tuning HF peft builds the same configuration and its trainable
 count (minus the task head, which both train) is printed beside ours.
@@ -8,6 +8,7 @@ count (minus the task head, which both train) is printed beside ours.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import datetime
 import json
@@ -57,7 +58,8 @@ def peft_config(config: dict):
     return None
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)
     import peft
     import torch
     import transformers
@@ -103,7 +105,7 @@ def main() -> None:
     out.write_text(
         json.dumps(
             {
-                "command": "python benchmarks/param_counts.py",
+                "command": "python -m benchmarks.param_counts",
                 "date": datetime.date.today().isoformat(),
                 "machine": platform.processor() or platform.machine(),
                 "versions": {

@@ -1,7 +1,7 @@
-"""Figures of the GPU experiment (issue 9), drawn from its saved JSON with matplotlib (Agg).
+"""Figures of the benchmarks, drawn from their saved JSON with matplotlib (Agg).
 
 Pure drawing: every function takes plain lists and dicts and writes one PNG. The
-experiment script (``benchmarks/gpu_experiment.py``) decides what to draw; the front of
+benchmark (e.g. :mod:`benchmarks.experiment.report`) decides what to draw; the front of
 a set of results is :func:`autopeft.pareto.study_front` (metric up, ``param_fraction``
 down, hypervolume against the fixed reference of a study).
 """
@@ -9,14 +9,9 @@ down, hypervolume against the fixed reference of a study).
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 import matplotlib
 

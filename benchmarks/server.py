@@ -7,8 +7,8 @@ connections: one connection and one coroutine per worker, spread over a few clie
 processes. Proposals come from the server's background proposer (``sobol`` unless
 ``--method gp``), so the figures include keeping the queue filled.
 
-    python benchmarks/server.py                       # every figure; writes benchmarks/results/server.json
-    python benchmarks/server.py --backends sqlite --levels 1 8 --seconds 5 --grow 0 --gp-seconds 0
+    python -m benchmarks.server                       # every figure; writes benchmarks/results/server.json
+    python -m benchmarks.server --backends sqlite --levels 1 8 --seconds 5 --grow 0 --gp-seconds 0
 
 Traffic goes to 127.0.0.1 only; every run is bounded in time.
 """
@@ -501,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
 
     result: dict[str, Any] = {
         "benchmark": "server",
-        "command": " ".join(["python", "benchmarks/server.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(["python", "-m", "benchmarks.server", *(argv if argv is not None else sys.argv[1:])]),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "setup": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},

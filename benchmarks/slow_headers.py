@@ -5,7 +5,7 @@ send the start of a request and never finish its headers (slowloris), then every
 server still holds open and times a normal `GET /api/v1/health` on a fresh connection. Writes
 benchmarks/results/slow_headers.json and prints a table (docs/server.md, "Connections").
 
-    python benchmarks/slow_headers.py --connections 1000 --seconds 30
+    python -m benchmarks.slow_headers --connections 1000 --seconds 30
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         commit=subprocess.run(["git", "-C", str(args.root), "rev-parse", "--short", "HEAD"], capture_output=True,
                               text=True).stdout.strip(),  # fmt: skip
         benchmark="slow_headers",
-        command=" ".join(["python", "benchmarks/slow_headers.py", *(argv if argv is not None else sys.argv[1:])]),
+        command=" ".join(["python", "-m", "benchmarks.slow_headers", *(argv if argv is not None else sys.argv[1:])]),
         date=datetime.now(UTC).isoformat(timespec="seconds"),
         machine={"cpus": os.cpu_count(), "platform": platform.platform(), "load": _load()},
         settings={k: os.environ[k] for k in LIMIT_SETTINGS if k in os.environ},

@@ -1,18 +1,18 @@
 """Issue 19: does a study warm-started from an SST-2 study find a second task's front sooner? Real training on CPU.
 
     # the real run on CPU (about 75 min on 2 cores; resumable: the same command continues where it stopped)
-    python benchmarks/warm_start.py --out runs/warm_start --time-limit 120 \\
+    python -m benchmarks.warm_start --out runs/warm_start --time-limit 120 \\
         --source-study-file benchmarks/results/cpu/study-sst2-autopeft-gp.json
     # the "same search again" case: SST-2 on another sample at the source's budget (about 3 h on 2 cores)
-    python benchmarks/warm_start.py --target sst2-sample --out runs/warm_start-sst2-sample --time-limit 120 \\
+    python -m benchmarks.warm_start --target sst2-sample --out runs/warm_start-sst2-sample --time-limit 120 \\
         --source-study-file benchmarks/results/cpu/study-sst2-autopeft-gp.json
     # the same with MRPC as the second task (about 7.5 h on 2 cores: a GPU's run)
-    python benchmarks/warm_start.py --target mrpc --out runs/warm_start-mrpc \\
+    python -m benchmarks.warm_start --target mrpc --out runs/warm_start-mrpc \\
         --source-study-file benchmarks/results/cpu/study-sst2-autopeft-gp.json
     # a dry run of the pipeline on the test fixtures (a few minutes; meaningless numbers)
-    python benchmarks/warm_start.py --dry-run --out /tmp/ws_dry
+    python -m benchmarks.warm_start --dry-run --out /tmp/ws_dry
 
-The protocol of the CPU results experiment (``benchmarks/gpu_experiment.py --profile cpu``): the
+The protocol of the CPU results experiment (``python -m benchmarks.gpu_experiment --profile cpu``): the
 real service (``autopeft serve``, two ``autopeft worker --device cpu`` of one thread), the bundled
 MiniLM, the ``autopeft`` space, gp with 8 Sobol trials, the family learning rates of the ``short``
 preset, the objective on 500 held-out training examples, 30 trials a study.
@@ -47,22 +47,42 @@ preset, the objective on 500 held-out training examples, 30 trials a study.
 from __future__ import annotations
 
 import argparse
-import datetime
-import statistics
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "benchmarks"
-for _p in (ROOT, BENCH):
-    if str(_p) not in sys.path:
-        sys.path.insert(0, str(_p))
+from benchmarks.analysis.warm_start import (
+    ARMS,
+    BUDGET,
+    WITHIN,
+    analyse,
+    completed,
+    key,
+    machine_runs,
+    majority_search_metric,
+    source_ranking,
+)
+from benchmarks.experiment.plan import make_plan as experiment_plan
+from benchmarks.experiment.plan import parse_args as experiment_args
+from benchmarks.experiment.plan import search_body, training_with
+from benchmarks.harness.phases import ExperimentError, exit_code, say
+from benchmarks.harness.records import (
+    DOCS,
+    RESULTS,
+    ROOT,
+    bench_meta,
+    load_json,
+    now,
+    publish_records,
+    read_records,
+    restore_records,
+    save_json,
+)
+from benchmarks.harness.report import render, say_targets, write_marked_section
+from benchmarks.harness.services import Service
+from benchmarks.harness.studies import run_batch
 
-import gpu_experiment as gx  # noqa: E402
-
-ARMS = ("cold", "warm")
 SOURCE_KEY = "ws-source-sst2"
 #: The second tasks: its task name, its budget over the plan's training, and a line for the report.
 #: MRPC's budget is the CPU profile's (gpu_experiment's ``task_budgets`` where it has them).
@@ -84,12 +104,9 @@ TARGETS: dict[str, dict[str, Any]] = {
     },
 }
 DEFAULT_TARGET = "sst2-low"
-#: The issue's target: the warm study reaches the cold study's hypervolume at BUDGET trials within WITHIN trials.
-BUDGET, WITHIN = 30, 10
-RESULTS = ROOT / "benchmarks" / "results"
 #: The finished studies' records, per target: a fresh checkout resumes from them.
 RECORDS = RESULTS / "warm_start"
-DOC = ROOT / "docs" / "warm_start.md"
+DOC = DOCS / "warm_start.md"
 BEGIN, END = "<!-- WS_BENCHMARK_BEGIN -->", "<!-- WS_BENCHMARK_END -->"
 SOURCE_FILE = "benchmarks/results/cpu/study-sst2-autopeft-gp.json"
 
@@ -115,7 +132,7 @@ def command(target: str) -> str:
     """The command that measures ``target`` (and resumes it)."""
     option = "" if target == DEFAULT_TARGET else f"--target {target} "
     return (
-        f"python benchmarks/warm_start.py {option}--out runs/warm_start{suffix(target)} --time-limit 120 "
+        f"python -m benchmarks.warm_start {option}--out runs/warm_start{suffix(target)} --time-limit 120 "
         f"--source-study-file {SOURCE_FILE}"
     )
 
@@ -135,8 +152,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=Path,
         default=None,
         metavar="JSON",
-        help="a study record of gpu_experiment.py (e.g. benchmarks/results/cpu/study-sst2-autopeft-gp.json) to\n"
-        "import as the source instead of running an SST-2 study",
+        help="a study record of benchmarks.gpu_experiment (e.g.\n"
+        "benchmarks/results/cpu/study-sst2-autopeft-gp.json) to import as the source instead of running an SST-2 study",
     )
     p.add_argument("--phases", nargs="+", choices=("source", "run", "report"), default=["source", "run", "report"])
     p.add_argument("--time-limit", type=float, default=None, metavar="MIN", help="stop cleanly after MIN minutes")
@@ -150,7 +167,7 @@ def make_plan(args: argparse.Namespace) -> dict[str, Any]:
     base = ["--profile", "cpu"] + (["--dry-run"] if args.dry_run else []) + (["--data", args.data] if args.data else [])
     name = f"warm_start{suffix(args.target)}"
     out = args.out or (ROOT / "runs" / (f"{name}-dry" if args.dry_run else name))
-    plan = gx.make_plan(gx.parse_args(base + ["--out", str(out), "--searches", "sst2-autopeft-gp"]))
+    plan = experiment_plan(experiment_args(base + ["--out", str(out), "--searches", "sst2-autopeft-gp"]))
     plan["trials"] = args.trials or (6 if args.dry_run else BUDGET)
     plan["study_seeds"] = list(args.seeds if args.seeds is not None else ([0] if args.dry_run else [0, 1, 2]))
     target = TARGETS[args.target]
@@ -160,18 +177,14 @@ def make_plan(args: argparse.Namespace) -> dict[str, Any]:
     if args.dry_run:  # the fixtures' tiny budget, with the target's data choices
         budget = {k: v for k, v in budget.items() if k in ("split_seed",)}
     plan["target"] = {"name": args.target, "task": target["task"], "label": target["label"]}
-    plan["target_training"] = gx.training_with(plan["training"], budget)
+    plan["target_training"] = training_with(plan["training"], budget)
     plan["source_file"] = str(args.source_study_file.resolve()) if args.source_study_file else None
     return plan
 
 
-def key(seed: int, arm: str) -> str:
-    return f"ws-{arm}-seed{seed}"
-
-
 def target_body(plan: Mapping[str, Any], seed: int, arm: str, source_id: int) -> dict[str, Any]:
     """One study of the second task: gp on the autopeft space, the plan's search settings, warm or cold."""
-    body = gx.search_body(plan, key(seed, arm), "autopeft", "gp")
+    body = search_body(plan, key(seed, arm), "autopeft", "gp")
     task = plan["target"]["task"]
     body["name"] = f"issue 19 warm start: {plan['target']['name']} {arm}, seed {seed}" + (
         f" (from study {source_id})" if arm == "warm" else ""
@@ -192,7 +205,7 @@ def import_body(record: Mapping[str, Any], path: str) -> dict[str, Any]:
     their recorded results): the same task, model, space and training, no proposals of its own."""
     done = completed(record["trials"])
     if not done:
-        raise gx.ExperimentError(f"{path}: the study record holds no completed trial")
+        raise ExperimentError(f"{path}: the study record holds no completed trial")
     source = record["body"]
     return {
         "name": f"issue 19 source: {source['name']} (imported from {Path(path).name})",
@@ -207,21 +220,15 @@ def import_body(record: Mapping[str, Any], path: str) -> dict[str, Any]:
     }
 
 
-def completed(trials: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The completed trials with a result, by number."""
-    done = [t for t in trials if t.get("state") == "completed" and t.get("metric") is not None]
-    return sorted(done, key=lambda t: t["number"])
-
-
-def import_source(svc: gx.Service, out: Path, path: str) -> int:
+def import_source(svc: Service, out: Path, path: str) -> int:
     """The imported source study's id (imported once; a later run finds it in the server's database)."""
     state = out / "studies" / f"{SOURCE_KEY}.imported.json"
     if state.exists():
-        saved = gx.load_json(state)
+        saved = load_json(state)
         study = svc.study_or_none(saved["id"])
         if saved["file"] == path and study is not None and study["state"] == "done":
             return int(saved["id"])
-    record = gx.load_json(Path(path))
+    record = load_json(Path(path))
     body = import_body(record, path)
     study = svc.create(body)
     by_label = {f"#{t['number']}": t for t in completed(record["trials"])}
@@ -230,265 +237,53 @@ def import_source(svc: gx.Service, out: Path, path: str) -> int:
         if r.status_code == 204:
             break
         if r.status_code != 200:
-            raise gx.ExperimentError(f"importing {path}: claim answered {r.status_code} {r.text[:300]}")
+            raise ExperimentError(f"importing {path}: claim answered {r.status_code} {r.text[:300]}")
         trial = r.json()
         t = by_label[trial["label"]]
         report = {"lease_token": trial["lease"]["token"], "metric": t["metric"], "peft_params": t["peft_params"]}
         report |= {"param_fraction": t["param_fraction"], "metrics": t.get("metrics"), "extra": t.get("extra")}
         done = svc.http.post(f"/api/v1/trials/{trial['id']}/complete", json=report)
         if done.status_code != 200:
-            raise gx.ExperimentError(f"importing {path}: trial {t['number']} refused: {done.text[:300]}")
-    gx.save_json(state, {"id": study["id"], "file": path, "created": gx.now()})
-    gx.say(f"source: imported {len(by_label)} completed trials of {path} as study {study['id']}")
+            raise ExperimentError(f"importing {path}: trial {t['number']} refused: {done.text[:300]}")
+    save_json(state, {"id": study["id"], "file": path, "created": now()})
+    say(f"source: imported {len(by_label)} completed trials of {path} as study {study['id']}")
     return int(study["id"])
 
 
-def source_study(plan: Mapping[str, Any], out: Path, svc: gx.Service, deadline: float | None) -> int:
+def source_study(plan: Mapping[str, Any], out: Path, svc: Service, deadline: float | None) -> int:
     """The SST-2 study the warm studies start from: imported, or run here with the plan's budget."""
     if plan["source_file"]:
         return import_source(svc, out, plan["source_file"])
-    body = gx.search_body(plan, SOURCE_KEY, "autopeft", "gp")
+    body = search_body(plan, SOURCE_KEY, "autopeft", "gp")
     body["name"] = "issue 19 warm start: source, SST-2 gp"
-    record = gx.run_batch(svc, plan, out, "ws-source", {SOURCE_KEY: body}, False, deadline)[SOURCE_KEY]
+    record = run_batch(svc, plan, out, "ws-source", {SOURCE_KEY: body}, False, deadline)[SOURCE_KEY]
     return int(record["id"])
 
 
 def run(plan: dict[str, Any], out: Path, phases: Sequence[str], deadline: float | None, published: Path | None) -> None:
     """The source, then cold and warm side by side for each seed. Finished batches are kept, and with
     ``published``, restored from and copied to it (a later checkout resumes there)."""
-    with gx.Service(out) as svc:
+    with Service(out) as svc:
         source = source_study(plan, out, svc, deadline)
-        gx.save_json(out / "ws-source.json", {"id": source, "file": plan["source_file"]})
+        save_json(out / "ws-source.json", {"id": source, "file": plan["source_file"]})
         if "run" not in phases:
             return
         bodies = {
             seed: {key(seed, arm): target_body(plan, seed, arm, source) for arm in ARMS} for seed in plan["study_seeds"]
         }
         if published is not None:
-            gx.restore_records(published, out, {k: b for batch in bodies.values() for k, b in batch.items()})
+            restore_records(published, out, {k: b for batch in bodies.values() for k, b in batch.items()})
         for seed in plan["study_seeds"]:
-            gx.run_batch(svc, plan, out, f"ws-seed{seed}", bodies[seed], False, deadline)
+            run_batch(svc, plan, out, f"ws-seed{seed}", bodies[seed], False, deadline)
             if published is not None:
-                gx.publish_records(published, out, list(bodies[seed]))
-
-
-# -- analysis (pure; tested) ------------------------------------------------------------------------
-
-
-def hypervolume_curve(trials: Sequence[Mapping[str, Any]], metric_floor: float | None = None) -> list[float]:
-    """Hypervolume of the completed trials among the first ``k`` (by number), for each ``k``
-    (:func:`plots.hypervolume_curve`, as the CPU results experiment draws it; with ``metric_floor``,
-    above that metric only)."""
-    from plots import hypervolume_curve as curve
-
-    return curve(trials, metric_floor)
-
-
-def at(curve: Sequence[float], k: int) -> float:
-    """The hypervolume after ``k`` trials (the last value when the study has fewer)."""
-    if not curve:
-        return 0.0
-    return float(curve[min(k, len(curve)) - 1])
-
-
-def trials_to_reach(curve: Sequence[float], target: float) -> int | None:
-    """The first trial count at which ``curve`` reaches ``target`` (None: never)."""
-    for k, value in enumerate(curve, start=1):
-        if value >= target - 1e-12:
-            return k
-    return None
-
-
-def mean_curve(curves: Sequence[Sequence[float]]) -> list[float]:
-    """The mean of several curves, point by point, over the length of the shortest."""
-    if not curves:
-        return []
-    n = min(len(c) for c in curves)
-    return [statistics.fmean(c[i] for c in curves) for i in range(n)]
-
-
-def compare(cold_curve: Sequence[float], warm_curve: Sequence[float], budget: int) -> dict[str, Any]:
-    """Two hypervolume curves: the cold one at ``budget`` trials, when the warm one reaches it, both
-    at :data:`WITHIN` trials and at their ends."""
-    target = at(cold_curve, budget)
-    return {
-        "cold_at_budget": target,
-        "warm_reaches_at": trials_to_reach(warm_curve, target),
-        "cold_at_within": at(cold_curve, WITHIN),
-        "warm_at_within": at(warm_curve, WITHIN),
-        "cold_final": at(cold_curve, len(cold_curve)),
-        "warm_final": at(warm_curve, len(warm_curve)),
-    }
-
-
-def seed_row(
-    seed: int, cold: Mapping[str, Any], warm: Mapping[str, Any], budget: int, majority: float | None = None
-) -> dict[str, Any]:
-    """One seed: both curves, the cold study's hypervolume at ``budget`` trials, when the warm study
-    reaches it; with ``majority``, the same for the hypervolume above the majority class."""
-    cold_curve, warm_curve = hypervolume_curve(cold["trials"]), hypervolume_curve(warm["trials"])
-    front = {t["id"] for t in warm["pareto"]["data"]}
-    seeded = [t for t in warm["trials"] if t["source"] == "warm_start"]
-    row = {
-        "seed": seed,
-        "cold": {"study_id": cold["id"], "curve": cold_curve, "final": at(cold_curve, len(cold_curve))},
-        "warm": {"study_id": warm["id"], "curve": warm_curve, "final": at(warm_curve, len(warm_curve))},
-        **compare(cold_curve, warm_curve, budget),
-        "warm_start_trials": len(seeded),
-        "warm_start_on_front": sum(t["id"] in front for t in seeded),
-        "warm_start_completed": sum(t["state"] == "completed" for t in seeded),
-    }
-    if majority is not None:
-        curves = {arm: hypervolume_curve(r["trials"], majority) for arm, r in (("cold", cold), ("warm", warm))}
-        row["above_majority"] = {"cold_curve": curves["cold"], "warm_curve": curves["warm"]}
-        row["above_majority"] |= compare(curves["cold"], curves["warm"], budget)
-    return row
-
-
-def majority_search_metric(task: str, data_dir: str, training: Mapping[str, Any]) -> float:
-    """The objective of always predicting the most frequent training label, on the held-out search
-    split that the studies score (the same rows: :meth:`autopeft.tasks.data.TaskData.split`)."""
-    from collections import Counter
-
-    from autopeft.tasks import compute_metrics, read_labeled, resolve_data_dir, resolve_task
-    from autopeft.tasks.data import TaskData
-
-    spec = resolve_task(task, data_dir)
-    folder = resolve_data_dir(spec)
-    rows = read_labeled(spec, folder / spec.train_file, spec.labels)
-    data = TaskData(spec, folder, spec.labels, rows, tokenizer=None)
-    split = data.split(
-        training.get("search_split", 0.1),
-        training.get("split_seed", 0),
-        training.get("max_train_examples"),
-        training.get("max_search_examples"),
-    )
-    labels = rows["labels"]
-    majority = Counter(labels[int(i)] for i in split.train).most_common(1)[0][0]
-    search = [labels[int(i)] for i in split.search]
-    return float(compute_metrics([spec.metric], [majority] * len(search), search)[spec.metric])
-
-
-def source_ranking(source: Mapping[str, Any], records: Mapping[str, Mapping[str, Any]]) -> dict[str, float | None]:
-    """How well the source study predicts each study's own results: Kendall's tau between a GP of the
-    source's metric (the optimiser's model, fitted on its completed trials) and each study's
-    completed metrics, by record key (None: fewer than 3 results; configurations the source's space
-    cannot encode are left out; empty: the source has fewer than 3). What a ranking-weighted transfer
-    (RGPE, Feurer et al. 2018) weighs an earlier study by; positive: the source ranks them right."""
-    import torch
-    from scipy.stats import kendalltau
-
-    from autopeft.optimize.domain import snap
-    from autopeft.optimize.gp import fit_gp_list
-    from autopeft.optimize.transforms import fit_transform
-    from autopeft.optimize.warm import encoded
-    from autopeft.shape import model_shape
-    from autopeft.space import build_space
-
-    body = source["body"]
-    space = build_space(body.get("space", "autopeft"), model_shape(body.get("model")))
-    cards = list(space.cardinalities)
-
-    def points(trials: Sequence[Mapping[str, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
-        done = [(x, t["metric"]) for t in completed(trials) if (x := encoded(space, t["config"])) is not None]
-        X = torch.tensor([list(x) for x, _ in done], dtype=torch.double).reshape(-1, len(cards))
-        y = torch.tensor([[m] for _, m in done], dtype=torch.double).reshape(-1, 1)
-        return snap(X, torch.tensor(cards, dtype=torch.double)), y
-
-    X, y = points(source["trials"])
-    if len(y) < 3:
-        return {}
-    z = fit_transform(y, "standardize")[0]
-    with torch.random.fork_rng():  # the fit's random restarts: the same figures on every report
-        torch.manual_seed(0)
-        model = fit_gp_list(X, z, cards, None, False).models[0]
-    out: dict[str, float | None] = {}
-    for k, record in records.items():
-        Xk, yk = points(record["trials"])
-        if len(yk) < 3:
-            out[k] = None
-            continue
-        with torch.no_grad():
-            mean = model.posterior(Xk).mean.reshape(-1)
-        out[k] = float(kendalltau(mean.numpy(), yk.reshape(-1).numpy()).statistic)
-    return out
-
-
-def ranking(records: Sequence[Mapping[str, Any]], majority: float | None) -> dict[str, Any]:
-    """Does the budget rank configurations? The spread of the cold studies' completed scores, and how
-    many clear the majority class by 2 points or more."""
-    scores = sorted(t["metric"] for r in records for t in completed(r["trials"]))
-    if not scores:
-        return {"majority": majority, "trials": 0}
-    out: dict[str, Any] = {
-        "majority": majority,
-        "trials": len(scores),
-        "min": scores[0],
-        "median": statistics.median(scores),
-        "max": scores[-1],
-    }
-    if majority is not None:
-        out["clear_by_2_points"] = sum(s >= majority + 0.02 for s in scores)
-    return out
-
-
-def analyse(
-    records: Mapping[str, Mapping[str, Any]], seeds: Sequence[int], budget: int = BUDGET, majority: float | None = None
-) -> dict[str, Any]:
-    """Per seed and on the mean curves: reach and finals; the budget's ranking; then the issue's targets."""
-    rows = [
-        seed_row(seed, records[key(seed, "cold")], records[key(seed, "warm")], budget, majority)
-        for seed in seeds
-        if key(seed, "cold") in records and key(seed, "warm") in records
-    ]
-    cold_mean = mean_curve([r["cold"]["curve"] for r in rows])
-    warm_mean = mean_curve([r["warm"]["curve"] for r in rows])
-    mean = {"cold": cold_mean, "warm": warm_mean, **compare(cold_mean, warm_mean, budget)}
-    if not rows:
-        mean["warm_reaches_at"] = None
-    if rows and majority is not None:
-        means = {arm: mean_curve([r["above_majority"][f"{arm}_curve"] for r in rows]) for arm in ARMS}
-        mean["above_majority"] = {"cold": means["cold"], "warm": means["warm"]}
-        mean["above_majority"] |= compare(means["cold"], means["warm"], budget)
-    colds = [records[key(seed, "cold")] for seed in seeds if key(seed, "cold") in records]
-    return {
-        "budget": budget,
-        "within": WITHIN,
-        "seeds": rows,
-        "mean": mean,
-        "ranking": ranking(colds, majority),
-        "targets": targets(rows, mean),
-    }
-
-
-def targets(rows: Sequence[Mapping[str, Any]], mean: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The issue's two targets, per seed (the warm study of seed s against the cold study of seed s)."""
-    if not rows:
-        return []
-    reach = [r["warm_reaches_at"] for r in rows]
-    within = all(k is not None and k <= WITHIN for k in reach)
-    shown = ", ".join("never" if k is None else str(k) for k in reach)
-    never_below = all(r["warm"]["final"] >= r["cold"]["final"] for r in rows)
-    finals = ", ".join(f"{r['warm']['final']:.4f} vs {r['cold']['final']:.4f}" for r in rows)
-    return [
-        {
-            "target": f"the warm study reaches the cold study's hypervolume at {BUDGET} trials in at most {WITHIN} trials",
-            "met": within,
-            "detail": f"trials needed per seed: {shown} (mean curves: {mean['warm_reaches_at'] or 'never'})",
-        },
-        {
-            "target": "the warm study never ends below the cold one",
-            "met": never_below,
-            "detail": f"final hypervolume per seed, warm vs cold: {finals}",
-        },
-    ]
+                publish_records(published, out, list(bodies[seed]))
 
 
 # -- report -----------------------------------------------------------------------------------------
 
 
 def section(result: Mapping[str, Any]) -> str:
-    """The measured section of docs/warm_start.md."""
+    """The measured section of docs/warm_start.md (``benchmarks/templates/warm_start_section.md.j2``)."""
     plan, meta, analysis = result["plan"], result["meta"], result["analysis"]
     t = plan["target_training"]
     mean = analysis["mean"]
@@ -497,55 +292,27 @@ def section(result: Mapping[str, Any]) -> str:
     above = [reach_row(str(r["seed"]), r["above_majority"], None) for r in analysis["seeds"] if "above_majority" in r]
     if "above_majority" in mean:
         above.append(reach_row("mean curves", mean["above_majority"], None))
-    checks = "\n".join(f"| {c['target']} | {'yes' if c['met'] else '**no**'} | {c['detail']} |" for c in analysis["targets"])
-    source = (
-        f"imported from `{Path(plan['source_file']).name}`" if plan["source_file"] else "a gp study on SST-2 run first"
-    )
     target = plan.get("target") or {"name": "mrpc", "label": "MRPC"}
-    begin, end = markers(target["name"])
     json_name, plot_name = (p.name for p in published(target["name"]))
-    plot_name = plot_name.removesuffix(".png")
-    budget = f"{t.get('max_steps')} steps of batch {t['batch_size']}, max length {t['max_length']}"
-    if t.get("max_train_examples"):
-        budget += f", {t['max_train_examples']} training examples (split seed {t.get('split_seed', 0)})"
-    return (
-        f"{begin}\n## Measured (issue 19): {target['label']} warm-started from SST-2, CPU\n\n"
-        f"`{command(target['name'])}` on {runs_text(meta)}; "
-        f"versions {', '.join(f'{k} {v}' for k, v in meta['versions'].items())}.\n\n"
-        f"Source: {source} (study {result['source']['id']}). Per seed, two gp studies of the `autopeft` space on "
-        f"{target['label']} ({plan['trials']} trials, {plan['n_initial']} Sobol trials for the cold one), side by side "
-        f"on two `autopeft worker --device cpu`; {budget}, objective on {t.get('max_search_examples')} held-out "
-        "training examples. Hypervolumes are of each study's own trials by trial number; the warm-start trials are "
-        "trials of the warm study and count towards its trial numbers.\n\n"
-        f"{ranking_text(analysis.get('ranking') or {})}{source_ranking_text(analysis)}\n\n"
-        "The study's hypervolume (what the server reports: metric from 0, parameters from 100%):\n\n"
-        + reach_header(analysis["budget"])
-        + "\n".join(rows)
-        + "\n\n"
-        + (
-            "The hypervolume above the majority class of the search split (metric from the majority class: a "
-            "configuration that does not beat it adds nothing):\n\n"
-            + reach_header(analysis["budget"])
-            + "\n".join(above)
-            + "\n\n"
-            if above
-            else ""
-        )
-        + "| target | met | numbers |\n|---|---|---|\n"
-        + checks
-        + "\n\n"
-        f"Figures as JSON: [`benchmarks/results/{json_name}`](../benchmarks/results/{json_name}); "
-        f"hypervolume over trials: [`{plot_name}.png`](../benchmarks/results/{plot_name}.png), "
-        f"above the majority class: [`{plot_name}_above_majority.png`]"
-        f"(../benchmarks/results/{plot_name}_above_majority.png).\n"
-        f"{end}\n"
-    )
-
-
-def reach_header(budget: int) -> str:
-    return (
-        f"| seed | cold at {budget} | warm reaches it at | cold at {WITHIN} | warm at {WITHIN} | cold final | warm final "
-        "| warm-start trials |\n|---|---|---|---|---|---|---|---|\n"
+    return render(
+        "warm_start_section.md.j2",
+        markers=markers(target["name"]),
+        target=target,
+        command=command(target["name"]),
+        runs=runs_text(meta),
+        versions=", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
+        source=Path(plan["source_file"]).name if plan["source_file"] else None,
+        source_id=result["source"]["id"],
+        plan=plan,
+        t=t,
+        ranking=ranking_text(analysis.get("ranking") or {}) + source_ranking_text(analysis),
+        budget=analysis["budget"],
+        within=WITHIN,
+        rows="\n".join(rows),
+        above="\n".join(above),
+        targets=analysis["targets"],
+        json_name=json_name,
+        plot_name=plot_name.removesuffix(".png"),
     )
 
 
@@ -568,7 +335,8 @@ def ranking_text(r: Mapping[str, Any]) -> str:
     )
     if r.get("majority") is not None:
         text += (
-            f", where the majority class scores {r['majority']:.3f}; {r['clear_by_2_points']} of them clear it by 2 points"
+            f", where the majority class scores {r['majority']:.3f}; {r['clear_by_2_points']} of them clear it"
+            " by 2 points"
             " or more"
         )
     return text + "."
@@ -581,7 +349,9 @@ def source_ranking_text(analysis: Mapping[str, Any]) -> str:
         return ""
     parts = []
     for arm in ARMS:
-        shown = [f"{taus[k]:+.2f}" for s in analysis["seeds"] if (k := key(s["seed"], arm)) in taus and taus[k] is not None]
+        shown = [
+            f"{taus[k]:+.2f}" for s in analysis["seeds"] if (k := key(s["seed"], arm)) in taus and taus[k] is not None
+        ]
         if shown:
             parts.append(f"{arm} {', '.join(shown)}")
     if not parts:
@@ -590,31 +360,6 @@ def source_ranking_text(analysis: Mapping[str, Any]) -> str:
         " The source ranks this task's results (Kendall's tau between a GP of the source study's metric and each "
         f"study's own results, by seed): {'; '.join(parts)}."
     )
-
-
-def machine_runs(records: Mapping[str, Any], meta: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Where and when the seeds ran: one entry per machine, in the order of their first study.
-
-    A benchmark resumed on another machine keeps the earlier seeds' records, so the figures come
-    from several machines; each record names its own (older records: this run's ``meta``).
-    """
-    runs: dict[tuple[str, Any], dict[str, Any]] = {}
-    for rec in sorted(records.values(), key=_started):
-        machine = rec.get("machine") or {"device": meta["device"], "cpu_count": meta["cpu_count"]}
-        run = runs.setdefault(
-            (machine["device"], machine["cpu_count"]), {**machine, "seeds": [], "started": _started(rec), "finished": ""}
-        )
-        seed = int(rec["key"].rsplit("seed", 1)[1])
-        if seed not in run["seeds"]:
-            run["seeds"].append(seed)
-        run["finished"] = max(run["finished"], rec["finished"])
-    return list(runs.values())
-
-
-def _started(record: Mapping[str, Any]) -> str:
-    """When a record's study was created, as ``now()`` writes times."""
-    created = datetime.datetime.fromisoformat(record["study"]["created_at"].replace("Z", "+00:00"))
-    return created.replace(microsecond=0).isoformat()
 
 
 def runs_text(meta: Mapping[str, Any]) -> str:
@@ -631,30 +376,60 @@ def runs_text(meta: Mapping[str, Any]) -> str:
 
 def write_section(doc: Path, text: str, target: str = DEFAULT_TARGET) -> None:
     """Replace the target's measured section of ``doc`` (between its markers), or add it at the end."""
-    gx.write_marked_section(doc, text, *markers(target))
+    write_marked_section(doc, text, *markers(target))
 
 
-def report(plan: Mapping[str, Any], out: Path, publish: Path, plot: Path, doc: Path | None, dry: bool) -> dict[str, Any]:
-    records = gx.load_records(out, [key(seed, arm) for seed in plan["study_seeds"] for arm in ARMS])
-    meta = gx.load_json(out / "ws-meta.json")
-    meta["finished"] = max((r["finished"] for r in records.values()), default=None)
-    meta["runs"] = machine_runs(records, meta)
+def report(
+    plan: Mapping[str, Any], out: Path, publish: Path, plot: Path, doc: Path | None, dry: bool
+) -> dict[str, Any]:
+    """The report phase: the run's records analysed (the majority class scored on the plan's data, the
+    source's GP fitted), then the figures as JSON, the plots and the page's section."""
+    records = read_records(out / "studies", [key(seed, arm) for seed in plan["study_seeds"] for arm in ARMS])
     target = plan.get("target") or {"task": "mrpc"}
     majority = majority_search_metric(target["task"], plan["data"], plan["target_training"])
-    analysis = analyse(records, plan["study_seeds"], min(BUDGET, plan["trials"]), majority)
-    source = gx.load_json(out / "ws-source.json")
     source_record = (
-        gx.load_json(Path(plan["source_file"])) if plan["source_file"] else gx.load_records(out, [SOURCE_KEY]).get(SOURCE_KEY)
+        load_json(Path(plan["source_file"]))
+        if plan["source_file"]
+        else read_records(out / "studies", [SOURCE_KEY]).get(SOURCE_KEY)
     )
-    if source_record is not None:
-        analysis["source_ranking"] = source_ranking(source_record, records)
-    result = {"dry_run": dry, "plan": plan, "meta": meta, "source": source, "analysis": analysis}
-    gx.save_json(publish, result)
+    ranks = source_ranking(source_record, records) if source_record is not None else None
+    meta, source = load_json(out / "ws-meta.json"), load_json(out / "ws-source.json")
+    result = build_result(plan, records, meta, source, majority, ranks, dry)
+    write_report(result, publish, plot, doc)
+    say_targets(result["analysis"]["targets"], "[dry run: meaningless] " if dry else "")
+    say(f"report: wrote {publish}" + (f" and {doc}" if doc is not None else ""))
+    return result
+
+
+def build_result(
+    plan: Mapping[str, Any],
+    records: Mapping[str, Mapping[str, Any]],
+    meta: Mapping[str, Any],
+    source: Mapping[str, Any],
+    majority: float | None,
+    ranks: Mapping[str, float | None] | None,
+    dry: bool,
+) -> dict[str, Any]:
+    """The published figures: the plan, where and when the seeds ran, the source, the analysis of
+    ``records`` against the ``majority`` floor, and the source's ranking of them (``ranks``)."""
+    meta = dict(meta)
+    meta["finished"] = max((r["finished"] for r in records.values()), default=None)
+    meta["runs"] = machine_runs(records, meta)
+    analysis = analyse(records, plan["study_seeds"], min(BUDGET, plan["trials"]), majority)
+    if ranks is not None:
+        analysis["source_ranking"] = ranks
+    return {"dry_run": dry, "plan": plan, "meta": meta, "source": source, "analysis": analysis}
+
+
+def write_report(result: Mapping[str, Any], publish: Path, plot: Path, doc: Path | None) -> None:
+    """The figures as JSON in ``publish``, the hypervolume plots at ``plot``, the section in ``doc``."""
+    analysis, target = result["analysis"], result["plan"].get("target") or {"task": "mrpc"}
+    save_json(publish, result)
     if analysis["seeds"]:
-        from plots import plot_hypervolume
+        from benchmarks.plots import plot_hypervolume
 
         curves = {f"{arm} (mean of {len(analysis['seeds'])} seeds)": analysis["mean"][arm] for arm in ARMS}
-        note = "dry run: meaningless numbers" if dry else None
+        note = "dry run: meaningless numbers" if result["dry_run"] else None
         title = f"{target.get('name', 'mrpc')}, autopeft space, gp: warm-started from SST-2 vs cold"
         plot_hypervolume(plot, curves, title=title, note=note)
         if "above_majority" in analysis["mean"]:
@@ -664,25 +439,44 @@ def report(plan: Mapping[str, Any], out: Path, publish: Path, plot: Path, doc: P
                 above,
                 title=f"{title}\n(hypervolume above the majority class of the search split)",
                 note=note,
-                metric_floor=majority,
+                metric_floor=analysis["ranking"].get("majority"),
             )
     if doc is not None and analysis["seeds"]:
         write_section(doc, section(result), target.get("name", "mrpc"))
-    gx.say_targets(analysis["targets"], "[dry run: meaningless] " if dry else "")
-    gx.say(f"report: wrote {publish}" + (f" and {doc}" if doc is not None else ""))
-    return result
+
+
+def republish(target: str, into: Path) -> list[Path]:
+    """``target``'s figures, plots and section again, from its published study records, under ``into``
+    laid out as the repository (its docs/warm_start.md updated in place, a copy of this checkout's when
+    there is none). No training and no data: the majority floor and the source's ranking are the ones
+    the report measured (a GP fit's last digits depend on the CPU). Returns the JSON and the page."""
+    publish, plot = published(target)
+    recorded = load_json(publish)
+    plan = recorded["plan"]
+    records = read_records(RECORDS / target, [key(seed, arm) for seed in plan["study_seeds"] for arm in ARMS])
+    meta = {k: v for k, v in recorded["meta"].items() if k not in ("finished", "runs")}
+    analysis = recorded["analysis"]
+    majority = analysis["ranking"].get("majority")
+    result = build_result(plan, records, meta, recorded["source"], majority, analysis.get("source_ranking"), False)
+    doc = into / DOC.relative_to(ROOT)
+    if not doc.exists():
+        doc.parent.mkdir(parents=True, exist_ok=True)
+        doc.write_text(DOC.read_text())
+    json_path = into / publish.relative_to(ROOT)
+    write_report(result, json_path, into / plot.relative_to(ROOT), doc)
+    return [json_path, doc]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    return gx.exit_code(lambda deadline: run_phases(args, deadline), args.time_limit)
+    return exit_code(lambda deadline: run_phases(args, deadline), args.time_limit)
 
 
 def run_phases(args: argparse.Namespace, deadline: float | None) -> None:
     plan = make_plan(args)
     out = Path(plan["out"])
     out.mkdir(parents=True, exist_ok=True)
-    gx.bench_meta(out / "ws-meta.json", plan)
+    bench_meta(out / "ws-meta.json", plan)
     if "source" in args.phases or "run" in args.phases:
         records = None if args.dry_run else RECORDS / plan["target"]["name"]
         run(plan, out, args.phases, deadline, records)

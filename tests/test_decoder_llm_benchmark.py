@@ -1,17 +1,11 @@
-"""The pure parts of benchmarks/decoder_llm.py (issue 29): the studies it creates, and the report it writes from
+"""The pure parts of benchmarks.decoder_llm (issue 29): the studies it creates, and the report it writes from
 records (baselines over seeds, the gp front, dominance, partial runs). Synthetic records; no training, no server."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-import decoder_llm as dl
+from benchmarks import decoder_llm as dl
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

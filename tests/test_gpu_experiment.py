@@ -1,5 +1,6 @@
-"""The pure parts of benchmarks/gpu_experiment.py (issue 9) and benchmarks/plots.py: front-point
-choice, target checks, the report text and its refusal to present a dry run as results, plots.
+"""The pure parts of the results experiment (benchmarks.experiment, issue 9), of the harness and of
+benchmarks/plots.py: front-point choice, target checks, the report text and its refusal to present a
+dry run as results, plots.
 
 Fast: no training, no server; synthetic results only.
 """
@@ -11,11 +12,14 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchmarks import plots
+from benchmarks.experiment import analysis as figures
+from benchmarks.experiment import phases as experiment_phases
+from benchmarks.experiment import plan as experiment_plan
+from benchmarks.experiment import report
+from benchmarks.harness import analysis, phases, records, reference, services
 
-import gpu_experiment as ge
-import plots
+ROOT = Path(__file__).resolve().parents[1]
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FIXTURE_GLUE = ROOT / "tests" / "fixtures" / "glue"
@@ -33,13 +37,13 @@ def test_nearest_front_points_picks_the_closest_in_log10_fraction() -> None:
         {"param_fraction": 0.02, "metric": 0.70},  # distance to 1%: 0.301
         {"param_fraction": 0.006, "metric": 0.68},  # distance to 1%: 0.222 -> chosen
     ]
-    assert ge.nearest_front_points(front, (0.001, 0.01)) == [1, 5]
+    assert figures.nearest_front_points(front, (0.001, 0.01)) == [1, 5]
 
 
 def test_nearest_front_points_is_log_not_linear() -> None:
     # linear distance to 1%: 0.004 vs 0.006 (first is nearer); log10 distance: 0.398 vs 0.204 (second is nearer)
     front = [{"param_fraction": 0.006, "metric": 0.5}, {"param_fraction": 0.016, "metric": 0.5}]
-    assert ge.nearest_front_points(front, (0.01,)) == [1]
+    assert figures.nearest_front_points(front, (0.01,)) == [1]
 
 
 def test_nearest_front_points_breaks_ties_by_metric_and_handles_zero() -> None:
@@ -48,15 +52,15 @@ def test_nearest_front_points_breaks_ties_by_metric_and_handles_zero() -> None:
         {"param_fraction": 0.001 / 2, "metric": 0.6},
         {"param_fraction": 0.001 * 2, "metric": 0.7},  # same log distance, better metric
     ]
-    assert ge.nearest_front_points(front, (0.001, 1e-6)) == [2, 0]
+    assert figures.nearest_front_points(front, (0.001, 1e-6)) == [2, 0]
     with pytest.raises(ValueError):
-        ge.nearest_front_points([], (0.001,))
+        figures.nearest_front_points([], (0.001,))
 
 
 def test_combined_front_of_two_studies_keeps_only_non_dominated_completed_trials() -> None:
     a = {"key": "a", "trials": [_trial(0, 0.70, 0.001), _trial(1, 0.60, 0.01), _trial(2, None, 0.0001, "failed")]}
     b = {"key": "b", "trials": [_trial(0, 0.75, 0.01), _trial(1, 0.50, 0.0005)]}
-    front = ge.combined_front([a, b])
+    front = figures.combined_front([a, b])
     got = [(t["study_key"], t["number"]) for t in front]
     # a#1 (0.60 at 1%) is dominated by b#0 (0.75 at 1%); the failed trial is not a result
     assert got == [("b", 0), ("a", 0), ("b", 1)]
@@ -82,7 +86,7 @@ def test_dominance_needs_at_least_as_good_and_strictly_fewer_parameters() -> Non
         {"label": "c1", "param_fraction": 0.00325, "dev_mean": 0.99},  # same fraction as lora/prefix: not fewer
         {"label": "c2", "param_fraction": 0.004, "dev_mean": 0.665},
     ]
-    dom = {d["label"]: d["beaten_by"] for d in ge.dominance(configs, _baselines8())}
+    dom = {d["label"]: d["beaten_by"] for d in analysis.dominance(configs, _baselines8())}
     assert dom["bitfit"] == ["c0"]
     assert dom["lora"] == []  # c1 ties on parameters, c0 scores lower, c2 is larger
     assert dom["prefix"] == ["c0"]  # c1 ties on parameters: not fewer
@@ -117,16 +121,16 @@ def test_check_targets_counts_baselines_and_uses_seed_means() -> None:
             "dev": {},
         }
     ]
-    (agg,) = ge.aggregate(rows)
+    (agg,) = analysis.aggregate(rows)
     assert agg["seeds"] == [0, 1, 2] and agg["dev"]["accuracy"] == [0.72, 0.60, 0.60]
-    mean = ge.mean_std(agg["dev"]["accuracy"])[0]
+    mean = analysis.mean_std(agg["dev"]["accuracy"])[0]
     assert mean == pytest.approx(0.64)
     configs = [{"label": "c0", "param_fraction": 0.002, "dev_mean": mean}]
-    dom = ge.dominance(configs, _baselines8())
+    dom = analysis.dominance(configs, _baselines8())
     # with its best seed (0.72) c0 would beat all but bitfit; with the mean (0.64) only prefix and fish
     assert {d["label"] for d in dom if d["beaten_by"]} == {"prefix", "fish"}
-    summary = {"dominance": dom, "full_dev_mean": 0.70, "near_full": ge.near_full(configs, 0.70)}
-    checks = ge.check_targets(summary)
+    summary = {"dominance": dom, "full_dev_mean": 0.70, "near_full": figures.near_full(configs, 0.70)}
+    checks = figures.check_targets(summary)
     assert checks[0]["met"] is False and checks[0]["detail"] == "2 of 8 baselines beaten"
     assert checks[1]["met"] is False  # 0.64 is 6 points below full fine-tuning
     assert checks[2]["met"] is None and checks[3]["met"] is None  # no studies, no throughput phase
@@ -145,9 +149,9 @@ def test_check_targets_met_when_five_baselines_beaten_and_close_to_full() -> Non
             "dev_mean": 0.695,
         },  # beats lora, prefix, fish, adapter, parallel, adamix
     ]
-    dom = ge.dominance(configs, _baselines8())
+    dom = analysis.dominance(configs, _baselines8())
     assert sum(bool(d["beaten_by"]) for d in dom) == 7  # all but full fine-tuning (0.70)
-    close = ge.near_full(configs, 0.70)
+    close = figures.near_full(configs, 0.70)
     assert close == ["small"]  # within 1 point below 1%; tiny is 7 points off
     summary = {
         "dominance": dom,
@@ -156,11 +160,11 @@ def test_check_targets_met_when_five_baselines_beaten_and_close_to_full() -> Non
         "hypervolume": {"trials": 60, "gp": 1.5, "sobol": 1.4},
         "throughput": {"full": 100.0, "peft_median": 149.0},
     }
-    met = [c["met"] for c in ge.check_targets(summary)]
+    met = [c["met"] for c in figures.check_targets(summary)]
     assert met == [True, True, True, False]  # 1.49x is short of 1.5x
     summary["throughput"]["peft_median"] = 150.0
     summary["hypervolume"]["sobol"] = 1.6
-    assert [c["met"] for c in ge.check_targets(summary)] == [True, True, False, True]
+    assert [c["met"] for c in figures.check_targets(summary)] == [True, True, False, True]
 
 
 def test_near_full_requires_under_one_percent() -> None:
@@ -168,14 +172,14 @@ def test_near_full_requires_under_one_percent() -> None:
         {"label": "big", "param_fraction": 0.01, "dev_mean": 0.80},
         {"label": "ok", "param_fraction": 0.0099, "dev_mean": 0.691},
     ]
-    assert ge.near_full(configs, 0.70) == ["ok"]
-    assert ge.near_full(configs, 0.702) == []
+    assert figures.near_full(configs, 0.70) == ["ok"]
+    assert figures.near_full(configs, 0.702) == []
 
 
 def test_summarise_gpu_samples() -> None:
-    got = ge.summarise_gpu_samples(["80, 1000", "garbage", "", "40, 3000", "[N/A], 5"])
+    got = services.summarise_gpu_samples(["80, 1000", "garbage", "", "40, 3000", "[N/A], 5"])
     assert got["samples"] == 2 and got["utilization_mean"] == 60 and got["memory_max_mib"] == 3000
-    assert ge.summarise_gpu_samples([])["samples"] == 0
+    assert services.summarise_gpu_samples([])["samples"] == 0
 
 
 # -- the report ------------------------------------------------------------------------------------------
@@ -314,7 +318,7 @@ def _results(dry_run: bool, device: str = "cuda", device_name: str = "NVIDIA H10
                 }
             ],
             "rows": retrain_rows,
-            "aggregate": ge.aggregate(retrain_rows),
+            "aggregate": analysis.aggregate(retrain_rows),
         },
         "transfer": {
             "configs": [
@@ -326,7 +330,7 @@ def _results(dry_run: bool, device: str = "cuda", device_name: str = "NVIDIA H10
                 }
             ],
             "rows": transfer_rows,
-            "aggregate": {"mrpc": ge.aggregate(transfer_rows), "sst2": []},
+            "aggregate": {"mrpc": analysis.aggregate(transfer_rows), "sst2": []},
         },
         "throughput": {
             "steps": 100,
@@ -342,18 +346,18 @@ def _results(dry_run: bool, device: str = "cuda", device_name: str = "NVIDIA H10
 
 def test_summarise_and_report_text_of_a_gpu_run(tmp_path: Path) -> None:
     results = _results(dry_run=False)
-    assert ge.is_real(results["meta"])
-    summary = ge.summarise(results)
+    assert experiment_plan.is_real(results["meta"])
+    summary = figures.summarise(results)
     # c0 (0.08%, dev mean 0.65) vs baselines (dev means 0.61): beats every baseline with more than 0.08%
     beaten = {d["label"] for d in summary["dominance"] if d["beaten_by"]}
     assert len(beaten) == 8 and summary["full_dev_mean"] == pytest.approx(0.61)
     assert summary["hypervolume"]["trials"] == 4 and summary["hypervolume"]["gp"] > summary["hypervolume"]["sobol"]
     assert summary["throughput"] == {"full": 400.0, "peft_median": 600.0}
     assert [c["met"] for c in summary["targets"]] == [True, True, True, True]
-    made = ge.make_plots(results, summary, tmp_path / "plots", None)
+    made = report.make_plots(results, summary, tmp_path / "plots", None)
     assert set(made) == {"front-rte-autopeft-gp", "front-rte-autopeft-sobol", "front-dev", "hypervolume", "throughput"}
     links = {k: f"plots/{p.name}" for k, p in made.items()}
-    text = ge.body_text(results, summary, links)
+    text = report.body_text(results, summary, links)
     assert "NVIDIA H100 80GB HBM3" in text
     assert "| full fine-tuning | 100.000% | 0.610 ± 0.010 | 0.610 ± 0.010 / 0.700 ± 0.000 | 0.650 ± 0.000 |" in text
     assert "| c0 | prefix len 4 @all | rte-autopeft-gp#1 | 0.080% | 0.6600 | 0.650 ± 0.010 | 3 |" in text
@@ -371,18 +375,18 @@ def test_report_refuses_to_present_dry_runs_and_cpu_runs_as_results(
     tmp_path: Path, dry_run: bool, device: str, name: str
 ) -> None:
     results = _results(dry_run=dry_run, device=device, device_name=name)
-    assert not ge.is_real(results["meta"])
+    assert not experiment_plan.is_real(results["meta"])
     out = tmp_path / "run"
     out.mkdir()
     for key in ("baselines", "retrain", "transfer", "throughput"):
-        ge.save_json(out / f"{key}.json", results[key])
-    ge.save_json(out / "meta.json", results["meta"])
+        records.save_json(out / f"{key}.json", results[key])
+    records.save_json(out / "meta.json", results["meta"])
     for key, record in results["studies"].items():
-        ge.save_json(out / "studies" / f"{key}.json", record)
-    doc = ge.phase_report(results["meta"]["plan"], out, tmp_path / "results.md", tmp_path / "plots")
+        records.save_json(out / "studies" / f"{key}.json", record)
+    doc = report.phase_report(results["meta"]["plan"], out, tmp_path / "results.md", tmp_path / "plots")
     text = doc.read_text()
     assert text.startswith("# Results: a real search on a GPU (issue 9)\n\n**The experiment has not run on a GPU yet.")
-    assert ge.ONE_COMMAND in text
+    assert report.ONE_COMMAND in text
     head, _, labelled = text.partition("## Pipeline check")
     assert labelled, "the run's numbers must sit under the labelled section"
     assert "the numbers mean nothing" in labelled.splitlines()[0]
@@ -394,11 +398,11 @@ def test_report_refuses_to_present_dry_runs_and_cpu_runs_as_results(
 def test_real_report_is_not_the_placeholder(tmp_path: Path) -> None:
     results = _results(dry_run=False)
     out = tmp_path / "run"
-    ge.save_json(out / "meta.json", results["meta"])
+    records.save_json(out / "meta.json", results["meta"])
     for key, record in results["studies"].items():
-        ge.save_json(out / "studies" / f"{key}.json", record)
-    ge.save_json(out / "baselines.json", results["baselines"])
-    doc = ge.phase_report(results["meta"]["plan"], out, tmp_path / "docs" / "results.md", tmp_path / "pub")
+        records.save_json(out / "studies" / f"{key}.json", record)
+    records.save_json(out / "baselines.json", results["baselines"])
+    doc = report.phase_report(results["meta"]["plan"], out, tmp_path / "docs" / "results.md", tmp_path / "pub")
     text = doc.read_text()
     assert "has not run on a GPU" not in text and "Measured on NVIDIA H100 80GB HBM3" in text
     assert (tmp_path / "pub" / "study-rte-autopeft-gp.json").is_file()
@@ -490,45 +494,53 @@ def _cpu_results() -> dict:
             }
             for s in (0, 1, 2)
         ]
-    results["retrain"] = {"configs": configs, "rows": rows, "aggregate": ge.aggregate(rows)}
+    results["retrain"] = {"configs": configs, "rows": rows, "aggregate": analysis.aggregate(rows)}
     results["transfer"] = None
     results["throughput"] = None
     return results
 
 
 def _save_run(out: Path, results: dict) -> None:
-    ge.save_json(out / "meta.json", results["meta"])
+    records.save_json(out / "meta.json", results["meta"])
     for key in ("baselines", "retrain"):
-        ge.save_json(out / f"{key}.json", results[key])
+        records.save_json(out / f"{key}.json", results[key])
     for key, record in results["studies"].items():
-        ge.save_json(out / "studies" / f"{key}.json", record)
+        records.save_json(out / "studies" / f"{key}.json", record)
 
 
 def test_cpu_profile_plan_is_sst2_at_the_stated_budget(tmp_path: Path) -> None:
     fixtures = str(ROOT / "tests" / "fixtures" / "glue")
-    args = ge.parse_args(["--profile", "cpu", "--out", str(tmp_path), "--data", fixtures])
-    plan = ge.make_plan(args)
-    prof = ge.profile_of(plan)
+    args = experiment_plan.parse_args(["--profile", "cpu", "--out", str(tmp_path), "--data", fixtures])
+    plan = experiment_plan.make_plan(args)
+    prof = experiment_plan.profile_of(plan)
     assert prof["task"] == "sst2" and plan["device"] == "cpu" and plan["workers"] == 2 and plan["trials"] == 30
     assert plan["training"]["max_steps"] == 200 and plan["training"]["batch_size"] == 16
     assert plan["seeds"] == [0, 1, 2] and "transfer" not in args.phases and "throughput" not in args.phases
     # gp and its sobol control share the workers, so a slice of the run leaves them at equal trials
     assert prof["batches"][0] == ["sst2-autopeft-gp", "sst2-autopeft-sobol"]
-    assert ge.baseline_tasks(plan) == ["sst2"]
-    body = ge.search_body(plan, "sst2-autopeft-gp", "autopeft", "gp")
+    assert experiment_phases.baseline_tasks(plan) == ["sst2"]
+    body = experiment_plan.search_body(plan, "sst2-autopeft-gp", "autopeft", "gp")
     assert body["task"]["name"] == "sst2" and body["optimizer"] == {"method": "gp", "n_initial": 8}
-    with_transfer = ge.make_plan(ge.parse_args(["--profile", "cpu", "--data", fixtures, "--phases", "transfer"]))
-    assert ge.baseline_tasks(with_transfer) == ["sst2", "mrpc"]
-    narrowed = ge.profile_of(ge.make_plan(ge.parse_args(["--profile", "cpu", "--data", fixtures, "--searches", "sst2-full-gp"])))
+    with_transfer = experiment_plan.make_plan(
+        experiment_plan.parse_args(["--profile", "cpu", "--data", fixtures, "--phases", "transfer"])
+    )
+    assert experiment_phases.baseline_tasks(with_transfer) == ["sst2", "mrpc"]
+    narrowed = experiment_plan.profile_of(
+        experiment_plan.make_plan(
+            experiment_plan.parse_args(["--profile", "cpu", "--data", fixtures, "--searches", "sst2-full-gp"])
+        )
+    )
     assert narrowed["batches"] == [["sst2-full-gp"]] and narrowed["front_studies"] == ["sst2-full-gp"]
-    with pytest.raises(ge.ExperimentError, match="unknown"):
-        ge.make_plan(ge.parse_args(["--profile", "cpu", "--data", fixtures, "--searches", "rte-full-gp"]))
+    with pytest.raises(phases.ExperimentError, match="unknown"):
+        experiment_plan.make_plan(
+            experiment_plan.parse_args(["--profile", "cpu", "--data", fixtures, "--searches", "rte-full-gp"])
+        )
 
 
 def test_cpu_summary_compares_each_search_front_on_dev() -> None:
     results = _cpu_results()
-    assert ge.is_real(results["meta"])
-    summary = ge.summarise(results)
+    assert experiment_plan.is_real(results["meta"])
+    summary = figures.summarise(results)
     fronts = summary["dev_fronts"]
     assert set(fronts) == {"sst2-autopeft-gp", "sst2-autopeft-sobol"}
     hv = summary["hypervolume"]
@@ -546,11 +558,11 @@ def test_cpu_report_puts_its_section_first_and_keeps_the_gpu_page(tmp_path: Path
     _save_run(out, results)
     doc = tmp_path / "docs" / "results.md"
     doc.parent.mkdir()
-    doc.write_text(ge.placeholder_text(None, None, None))
-    ge.phase_report(results["meta"]["plan"], out, doc, tmp_path / "pub")
+    doc.write_text(report.placeholder_text(None, None, None))
+    report.phase_report(results["meta"]["plan"], out, doc, tmp_path / "pub")
     text = doc.read_text()
-    assert text.startswith("# Results\n\n" + ge.CPU_BEGIN + "\n## Results on CPU (issue 14)\n")
-    cpu, _, gpu = text.partition(ge.CPU_END)
+    assert text.startswith("# Results\n\n" + report.CPU_BEGIN + "\n## Results on CPU (issue 14)\n")
+    cpu, _, gpu = text.partition(report.CPU_END)
     assert "### Baselines" in cpu and "| full fine-tuning | 100.000% | 0.610 ± 0.010 |" in cpu
     assert "](../pub/dev-front-sst2-autopeft-gp.png)" in cpu and "](../pub/hypervolume.png)" in cpu
     assert gpu.lstrip().startswith("## Results: a real search on a GPU (issue 9)") and "has not run on a GPU" in gpu
@@ -569,21 +581,21 @@ def test_cpu_report_puts_its_section_first_and_keeps_the_gpu_page(tmp_path: Path
     for name in ("dev-front-sst2-autopeft-gp", "dev-front-sst2-autopeft-sobol", "hypervolume"):
         assert (tmp_path / "pub" / f"{name}.png").read_bytes().startswith(PNG_MAGIC)
     # the GPU page written again (a later GPU run or its placeholder) keeps the CPU section first, once
-    ge.write_results_page(doc, gpu=ge.placeholder_text(None, None, None))
+    report.write_results_page(doc, gpu=report.placeholder_text(None, None, None))
     again = doc.read_text()
-    assert again.count(ge.CPU_BEGIN) == 1 and again.startswith("# Results\n\n" + ge.CPU_BEGIN)
+    assert again.count(report.CPU_BEGIN) == 1 and again.startswith("# Results\n\n" + report.CPU_BEGIN)
     assert again.count("## Results: a real search on a GPU") == 1
-    ge.write_results_page(doc, cpu="## Results on CPU (issue 14)\n\nnewer")
-    assert doc.read_text().count("newer") == 1 and doc.read_text().count(ge.CPU_BEGIN) == 1
+    report.write_results_page(doc, cpu="## Results on CPU (issue 14)\n\nnewer")
+    assert doc.read_text().count("newer") == 1 and doc.read_text().count(report.CPU_BEGIN) == 1
 
 
 def test_a_dry_run_of_the_cpu_profile_is_labelled_and_publishes_nothing(tmp_path: Path) -> None:
     results = _cpu_results()
     results["meta"]["dry_run"] = True
-    assert not ge.is_real(results["meta"])
+    assert not experiment_plan.is_real(results["meta"])
     out = tmp_path / "run"
     _save_run(out, results)
-    doc = ge.phase_report(results["meta"]["plan"], out, None, None)
+    doc = report.phase_report(results["meta"]["plan"], out, None, None)
     assert doc == out / "results.md"
     assert doc.read_text().startswith("# CPU DRY RUN: MEANINGLESS NUMBERS")
     assert not (out / "plots" / "summary.json").exists()
@@ -594,75 +606,112 @@ def test_a_dry_run_of_the_cpu_profile_is_labelled_and_publishes_nothing(tmp_path
 
 def test_a_transfer_task_trains_with_its_own_budget(tmp_path: Path) -> None:
     fixtures = str(ROOT / "tests" / "fixtures" / "glue")
-    plan = ge.make_plan(ge.parse_args(["--profile", "cpu", "--data", fixtures, "--phases", "baselines", "transfer"]))
+    plan = experiment_plan.make_plan(
+        experiment_plan.parse_args(["--profile", "cpu", "--data", fixtures, "--phases", "baselines", "transfer"])
+    )
     assert plan["task_budgets"] == {"mrpc": {"max_steps": 300, "max_length": 128}}
     # the search task keeps the search budget; MRPC's baselines and transfer trials get its own
-    sst2, mrpc = ge.task_baseline_args(plan, "sst2"), ge.task_baseline_args(plan, "mrpc")
+    sst2, mrpc = experiment_plan.task_baseline_args(plan, "sst2"), experiment_plan.task_baseline_args(plan, "mrpc")
     assert sst2 == plan["baseline_args"]
     assert mrpc[mrpc.index("--max-steps") + 1] == "300" and mrpc[mrpc.index("--max-length") + 1] == "128"
     assert mrpc[mrpc.index("--batch-size") + 1] == "16"
-    body = ge.eval_body(plan, "t", "mrpc", 1, [{"label": "c0", "config": {"lora": {"rank": 8}}}])
+    body = experiment_plan.eval_body(plan, "t", "mrpc", 1, [{"label": "c0", "config": {"lora": {"rank": 8}}}])
     assert body["training"]["max_steps"] == 300 and body["training"]["max_length"] == 128
     assert body["training"]["seed"] == 1 and body["training"]["evaluate_dev"] is True
-    assert ge.eval_body(plan, "t", "sst2", 1, [])["training"]["max_steps"] == 200
-    flagged = ge.make_plan(ge.parse_args(["--profile", "cpu", "--data", fixtures, "--task-budget", "mrpc:400:96"]))
+    assert experiment_plan.eval_body(plan, "t", "sst2", 1, [])["training"]["max_steps"] == 200
+    flagged = experiment_plan.make_plan(
+        experiment_plan.parse_args(["--profile", "cpu", "--data", fixtures, "--task-budget", "mrpc:400:96"])
+    )
     assert flagged["task_budgets"] == {"mrpc": {"max_steps": 400, "max_length": 96}}
     for bad in ("mrpc:400", "qqp:400:96", "mrpc:0:96", "mrpc:x:96"):
-        with pytest.raises(ge.ExperimentError, match="TASK:STEPS:LENGTH"):
-            ge.make_plan(ge.parse_args(["--profile", "cpu", "--data", fixtures, "--task-budget", bad]))
+        with pytest.raises(phases.ExperimentError, match="TASK:STEPS:LENGTH"):
+            experiment_plan.make_plan(
+                experiment_plan.parse_args(["--profile", "cpu", "--data", fixtures, "--task-budget", bad])
+            )
 
 
 def test_measured_baselines_of_a_published_file_are_not_trained_again(tmp_path: Path) -> None:
     trial = {"task": "sst2", "method": "lora", "seed": 1, "wall_seconds": 60.0}
     merged = {"complete": True, "date": "d", "learning_rates": {"lora": 1e-3}, "trials": [trial], "total_seconds": 60.0}
-    ge.save_json(tmp_path / "baselines.json", merged)
-    units = {("sst2", "lora", 1): tmp_path / "b" / "sst2-lora-seed1.json", ("mrpc", "lora", 1): tmp_path / "b" / "m.json"}
+    records.save_json(tmp_path / "baselines.json", merged)
+    units = {
+        ("sst2", "lora", 1): tmp_path / "b" / "sst2-lora-seed1.json",
+        ("mrpc", "lora", 1): tmp_path / "b" / "m.json",
+    }
     (tmp_path / "b").mkdir()
-    assert ge.restore_units(tmp_path / "baselines.json", units) == 1
-    unit = ge.load_json(units[("sst2", "lora", 1)])
+    assert experiment_phases.restore_units(tmp_path / "baselines.json", units) == 1
+    unit = records.load_json(units[("sst2", "lora", 1)])
     assert unit["complete"] and unit["trials"] == [trial] and unit["learning_rates"] == {"lora": 1e-3}
     assert not units[("mrpc", "lora", 1)].exists()
-    assert ge.restore_units(tmp_path / "baselines.json", units) == 0  # an existing unit file is kept
+    assert experiment_phases.restore_units(tmp_path / "baselines.json", units) == 0  # an existing unit file is kept
     # an unfinished merge restores nothing (its trials may be partial)
-    ge.save_json(tmp_path / "partial.json", merged | {"complete": False})
+    records.save_json(tmp_path / "partial.json", merged | {"complete": False})
     units[("sst2", "lora", 1)].unlink()
-    assert ge.restore_units(tmp_path / "partial.json", units) == 0
+    assert experiment_phases.restore_units(tmp_path / "partial.json", units) == 0
 
 
 def test_transfer_check_scores_against_the_majority_class_and_the_task_baselines() -> None:
     fixtures = str(ROOT / "tests" / "fixtures" / "glue")
-    floor = ge.bl.majority_dev_metrics("mrpc", fixtures)["f1"]
+    floor = reference.majority_dev_metrics("mrpc", fixtures)["f1"]
 
     def base(method: str, fraction: float, f1: list[float]) -> dict:
-        return {"method": method, "label": ge.bl.METHODS[method][0], "param_fraction": fraction,
-                "metric_name": "f1", "dev": {"f1": f1, "accuracy": f1}, "seeds": [0, 1]}
+        return {
+            "method": method,
+            "label": reference.METHODS[method][0],
+            "param_fraction": fraction,
+            "metric_name": "f1",
+            "dev": {"f1": f1, "accuracy": f1},
+            "seeds": [0, 1],
+        }
 
     baselines = [base("full", 1.0, [floor + 0.05, floor + 0.03]), base("lora", 0.003, [floor + 0.01, floor + 0.01])]
-    transfer = {"aggregate": {"mrpc": [
-        {"label": "~0.1%", "param_fraction": 0.001, "metric_name": "f1", "seeds": [0, 1],
-         "dev": {"f1": [floor + 0.02, floor + 0.02]}, "search": [0.8, 0.8]},
-        {"label": "~1%", "param_fraction": 0.01, "metric_name": "f1", "seeds": [0, 1],
-         "dev": {"f1": [floor - 0.01, floor - 0.01]}, "search": [0.8, 0.8]},
-    ]}}
-    check = ge.transfer_check(transfer, baselines, "mrpc", fixtures)
+    transfer = {
+        "aggregate": {
+            "mrpc": [
+                {
+                    "label": "~0.1%",
+                    "param_fraction": 0.001,
+                    "metric_name": "f1",
+                    "seeds": [0, 1],
+                    "dev": {"f1": [floor + 0.02, floor + 0.02]},
+                    "search": [0.8, 0.8],
+                },
+                {
+                    "label": "~1%",
+                    "param_fraction": 0.01,
+                    "metric_name": "f1",
+                    "seeds": [0, 1],
+                    "dev": {"f1": [floor - 0.01, floor - 0.01]},
+                    "search": [0.8, 0.8],
+                },
+            ]
+        }
+    }
+    check = figures.transfer_check(transfer, baselines, "mrpc", floor)
     assert check["metric"] == "f1" and check["majority"] == pytest.approx(floor)
     assert check["full_margin"] == pytest.approx(0.04) and check["ranks_methods"]
     assert check["above_majority"] == ["~0.1%"]
     beaten = {d["label"]: d["beaten_by"] for d in check["dominance"]}
     # ~1% is below LoRA on F1; ~0.1% beats LoRA with fewer parameters but not full fine-tuning
-    assert beaten == {ge.bl.METHODS["full"][0]: [], ge.bl.METHODS["lora"][0]: ["~0.1%"]}
-    assert ge.transfer_check(transfer, baselines[:1], "mrpc", fixtures)["dominance"][0]["beaten_by"] == []
-    text = ge.transfer_text("mrpc", {"training": {"batch_size": 16}, "task_budgets": {"mrpc": {"max_steps": 300, "max_length": 128}}}, check)
+    assert beaten == {reference.METHODS["full"][0]: [], reference.METHODS["lora"][0]: ["~0.1%"]}
+    assert figures.transfer_check(transfer, baselines[:1], "mrpc", floor)["dominance"][0]["beaten_by"] == []
+    text = report.transfer_text(
+        "mrpc", {"training": {"batch_size": 16}, "task_budgets": {"mrpc": {"max_steps": 300, "max_length": 128}}}, check
+    )
     assert "300 steps of batch 16, max length 128" in text and "the budget ranks methods" in text
     assert "not above the majority class" in text
-    weak = ge.transfer_check(transfer, [base("full", 1.0, [floor + 0.01, floor + 0.01])], "mrpc", fixtures)
+    weak = figures.transfer_check(transfer, [base("full", 1.0, [floor + 0.01, floor + 0.01])], "mrpc", floor)
     assert not weak["ranks_methods"]
-    assert "under the 3 points" in ge.transfer_text("mrpc", {"training": {"batch_size": 16}}, weak)
+    assert "under the 3 points" in report.transfer_text("mrpc", {"training": {"batch_size": 16}}, weak)
 
 
 def test_the_transfer_bullet_states_budget_margin_and_dominance_from_the_numbers() -> None:
     check = {
-        "metric": "f1", "majority": 0.80, "full_dev_mean": 0.84, "full_margin": 0.04, "ranks_methods": True,
+        "metric": "f1",
+        "majority": 0.80,
+        "full_dev_mean": 0.84,
+        "full_margin": 0.04,
+        "ranks_methods": True,
         "configs": [{"label": "~0.1%", "param_fraction": 0.001, "dev_mean": 0.82, "dev_std": 0.01, "seeds": [0]}],
         "dominance": [
             {"label": "full fine-tuning", "param_fraction": 1.0, "dev_mean": 0.84, "beaten_by": []},
@@ -670,13 +719,15 @@ def test_the_transfer_bullet_states_budget_margin_and_dominance_from_the_numbers
             {"label": "LoRA", "param_fraction": 0.003, "dev_mean": 0.83, "beaten_by": []},
         ],
     }
-    baselines = {"trials": [
-        {"task": "mrpc", "method": "full", "wall_seconds": 300.0},
-        {"task": "mrpc", "method": "lora", "wall_seconds": 200.0},
-        {"task": "sst2", "method": "lora", "wall_seconds": 50.0},
-    ]}
+    baselines = {
+        "trials": [
+            {"task": "mrpc", "method": "full", "wall_seconds": 300.0},
+            {"task": "mrpc", "method": "lora", "wall_seconds": 200.0},
+            {"task": "sst2", "method": "lora", "wall_seconds": 50.0},
+        ]
+    }
     plan = {"task_budgets": {"mrpc": {"max_steps": 300, "max_length": 128}}}
-    text = ge.transfer_bullet("mrpc", plan, check, baselines)
+    text = report.transfer_bullet("mrpc", plan, check, baselines)
     assert "300 steps, max length 128" in text and "300-300 s for full fine-tuning and 200-200 s" in text
     assert "by 4.0 points" in text and "~0.1% f1 0.820 (+2.0 points)" in text
     assert "dominate 1 of 3 MRPC baselines (BitFit); not dominated: LoRA." in text
@@ -686,8 +737,10 @@ def test_a_server_that_does_not_answer_is_a_clear_error_naming_its_log(tmp_path)
     import httpx
 
     log = tmp_path / "server.log"
-    with httpx.Client(base_url=f"http://127.0.0.1:{ge.free_port()}", transport=ge.server_transport(log)) as http:
-        with pytest.raises(ge.ExperimentError, match=r"did not answer GET /api/v1/studies/3 \(ConnectError") as err:
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{services.free_port()}", transport=services.server_transport(log)
+    ) as http:
+        with pytest.raises(phases.ExperimentError, match=r"did not answer GET /api/v1/studies/3 \(ConnectError") as err:
             http.get("/api/v1/studies/3")
     assert str(log) in str(err.value)
 
@@ -703,12 +756,12 @@ def test_a_server_that_never_becomes_healthy_is_stopped(tmp_path, monkeypatch) -
         return started[-1]
 
     def unhealthy(self, timeout: float) -> None:
-        raise ge.ExperimentError("autopeft serve did not answer")
+        raise phases.ExperimentError("autopeft serve did not answer")
 
-    monkeypatch.setattr(ge.subprocess, "Popen", popen)
-    monkeypatch.setattr(ge.Service, "_wait_healthy", unhealthy)
-    with pytest.raises(ge.ExperimentError, match="did not answer"):
-        ge.Service(tmp_path).__enter__()
+    monkeypatch.setattr(services.subprocess, "Popen", popen)
+    monkeypatch.setattr(services.Service, "_wait_healthy", unhealthy)
+    with pytest.raises(phases.ExperimentError, match="did not answer"):
+        services.Service(tmp_path).__enter__()
     assert len(started) == 1 and started[0].poll() is not None
 
 
@@ -717,15 +770,15 @@ def test_a_benchmark_command_exits_3_at_its_time_limit_and_1_on_an_error(capsys)
 
     def stops(deadline: float | None) -> None:
         deadlines.append(deadline)
-        raise ge.Unfinished("studies: 3 of 8 trials")
+        raise phases.Unfinished("studies: 3 of 8 trials")
 
     def fails(deadline: float | None) -> None:
-        raise ge.ExperimentError("the server refused study 'x'")
+        raise phases.ExperimentError("the server refused study 'x'")
 
-    assert ge.exit_code(stops, 0.5) == 3 and deadlines[0] is not None
+    assert phases.exit_code(stops, 0.5) == 3 and deadlines[0] is not None
     assert "time limit of 0.5 min reached (studies: 3 of 8 trials)" in capsys.readouterr().out
-    assert ge.exit_code(fails, None) == 1 and "error: the server refused study 'x'" in capsys.readouterr().out
-    assert ge.exit_code(deadlines.append, None) == 0 and deadlines[-1] is None
+    assert phases.exit_code(fails, None) == 1 and "error: the server refused study 'x'" in capsys.readouterr().out
+    assert phases.exit_code(deadlines.append, None) == 0 and deadlines[-1] is None
 
 
 def test_sigterm_stops_a_benchmark_command_after_its_processes(tmp_path, capsys) -> None:
@@ -745,10 +798,10 @@ def test_sigterm_stops_a_benchmark_command_after_its_processes(tmp_path, capsys)
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)  # never reached: the handler raises at once
         finally:
-            ge._terminate([proc], 10)
+            services.terminate([proc], 10)
 
     before = signal.getsignal(signal.SIGTERM)
-    assert ge.exit_code(work, None) == 143
+    assert phases.exit_code(work, None) == 143
     assert child[0].poll() is not None  # the child was stopped, not left running
     assert "stopped (SIGTERM)" in capsys.readouterr().out
     assert signal.getsignal(signal.SIGTERM) is before
@@ -758,6 +811,7 @@ def test_sigterm_stops_a_benchmark_command_after_its_processes(tmp_path, capsys)
 def test_a_benchmark_killed_with_sigkill_leaves_no_server_or_worker_running(tmp_path) -> None:
     """SIGKILL runs no ``finally``: the server and workers a benchmark started end anyway, because
     Linux signals them when it dies (``PR_SET_PDEATHSIG``), and the server takes its proposer along."""
+    import os
     import signal
     import subprocess
 
@@ -766,15 +820,16 @@ def test_a_benchmark_killed_with_sigkill_leaves_no_server_or_worker_running(tmp_
     script = tmp_path / "bench.py"
     script.write_text(
         f"""import sys, time
-sys.path.insert(0, {str(Path(ge.__file__).parent)!r})
-import gpu_experiment as ge
-svc = ge.Service(ge.Path({str(tmp_path / "out")!r})).__enter__()
-ge.start_workers(svc, {{"device": "cpu", "workers": 1, "data": {str(FIXTURE_GLUE)!r}}}, "b", None)
+from pathlib import Path
+from benchmarks.harness import services
+svc = services.Service(Path({str(tmp_path / "out")!r})).__enter__()
+services.start_workers(svc, {{"device": "cpu", "workers": 1, "data": {str(FIXTURE_GLUE)!r}}}, "b", None)
 print("ready", flush=True)
 time.sleep(300)
 """
     )
-    bench = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    bench = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
     try:
         lines = iter(bench.stdout.readline, "")
         assert "ready" in (line.strip() for line in lines)  # after the benchmark's own lines

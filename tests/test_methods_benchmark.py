@@ -1,4 +1,5 @@
-"""benchmarks/methods.py (issue 32): the studies it runs and how it reports them, on synthetic records.
+"""benchmarks.methods and benchmarks.analysis.methods (issue 32): the studies it runs and how it reports
+them, on synthetic records.
 
 The report's contract (summary.json's ``studies`` with ``space``, ``method``, ``seed``, ``completed`` and the
 hypervolumes; the docs section) is read by checks, so its names are tested here.
@@ -7,15 +8,17 @@ hypervolumes; the docs section) is read by checks, so its names are tested here.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchmarks import methods as mb
+from benchmarks.analysis import methods as ma
+from benchmarks.experiment.report import CPU_BEGIN, CPU_END
+from benchmarks.harness.analysis import config_key
+from benchmarks.harness.records import save_json
 
-import methods as mb
+ROOT = Path(__file__).resolve().parents[1]
 
 FIXTURES = str(ROOT / "tests" / "fixtures" / "glue")
 
@@ -46,7 +49,7 @@ def record(k: str, trials: list[dict], **extra) -> dict:
         "key": k,
         "id": 7,
         "batch": "b",
-        "body": {"training": {"seed": mb.parse_key(k)[2]}},
+        "body": {"training": {"seed": ma.parse_key(k)[2]}},
         "study": {
             "counts": {"completed": len(done), "failed": len(trials) - len(done)},
             "model_shape": {"n_layers": 6},
@@ -71,11 +74,11 @@ MAJORITY = {"search": 0.5, "dev": 0.5}
 
 
 def test_the_studies_are_the_issues_and_seed_0_of_gp_and_sobol_is_reused() -> None:
-    assert len(mb.ALL_KEYS) == 3 * 3 + 2 * 3
+    assert len(ma.ALL_KEYS) == 3 * 3 + 2 * 3
     assert set(mb.REUSED) == {"autopeft-gp-seed0", "autopeft-sobol-seed0"}
     batched = [k for batch in mb.BATCHES.values() for k in batch]
-    assert sorted(batched + list(mb.REUSED)) == sorted(mb.ALL_KEYS) and len(set(batched)) == len(batched)
-    assert mb.parse_key("full-tpe-seed2") == ("full", "tpe", 2)
+    assert sorted(batched + list(mb.REUSED)) == sorted(ma.ALL_KEYS) and len(set(batched)) == len(batched)
+    assert ma.parse_key("full-tpe-seed2") == ("full", "tpe", 2)
     first = mb.batches_of(["autopeft-gp-seed1", "autopeft-sobol-seed1", "autopeft-gp-seed0"])
     assert first == {"autopeft-seed1": ["autopeft-gp-seed1", "autopeft-sobol-seed1"]}
 
@@ -95,21 +98,21 @@ def test_a_study_body_is_the_cpu_experiments_with_the_seed_and_dev_scored() -> N
 
 def test_above_the_majority_class_leaves_the_head_only_point_out() -> None:
     trials = [trial(0, 0.9, 0.0, config={}), trial(1, 0.7, 0.01), trial(2, 0.4, 0.001)]
-    plain, above = mb.search_curve(trials), mb.above_majority_curve(trials, 0.5)
+    plain, above = ma.search_curve(trials), ma.above_majority_curve(trials, 0.5)
     assert plain[0] > 0 and above[0] == 0.0  # head-only: the whole plain term, nothing above the majority
     assert above[1] == pytest.approx((0.7 - 0.5) * 2) and above[2] == above[1]  # 0.4 is below the majority
     assert len(above) == len(plain) == 3
 
 
 def test_a_study_row_has_the_contract_fields_and_the_front_on_dev() -> None:
-    row = mb.study_row("autopeft-gp-seed1", study("autopeft-gp-seed1", 0.005), MAJORITY, "accuracy")
-    for name in ("space", "method", "seed", "completed", *mb.MEASURES):
+    row = ma.study_row("autopeft-gp-seed1", study("autopeft-gp-seed1", 0.005), MAJORITY, "accuracy")
+    for name in ("space", "method", "seed", "completed", *ma.MEASURES):
         assert name in row, name
     assert (row["space"], row["method"], row["seed"], row["completed"]) == ("autopeft", "gp", 1, 30)
     assert row["search_hypervolume_10"] < row["search_hypervolume_20"] < row["search_hypervolume_30"]
     assert row["dev_hypervolume_30"] > row["dev_above_majority_hypervolume_30"] > 0
     assert {p["number"] for p in row["front"]} >= {0}  # the head-only point is on the front, with its dev score
-    short = mb.study_row("full-tpe-seed0", study("full-tpe-seed0", 0.005, n=12), MAJORITY, "accuracy")
+    short = ma.study_row("full-tpe-seed0", study("full-tpe-seed0", 0.005, n=12), MAJORITY, "accuracy")
     assert short["search_hypervolume_10"] is not None and short["search_hypervolume_20"] is None
     assert short["dev_hypervolume_30"] is None  # not at 30 trials yet
     assert 0 < row["scoring_share_median"] < 1
@@ -119,21 +122,21 @@ def test_a_reused_front_takes_its_dev_scores_from_the_retraining() -> None:
     rec = study("autopeft-sobol-seed0", 0.004)
     for t in rec["trials"]:
         t["metrics"] = {"search_accuracy": t["metric"]}  # the CPU experiment's studies did not score dev
-    assert mb.front_dev(rec, "accuracy") is None
-    retrained = {mb.gx.config_key(t["config"], 6): 0.6 for t in rec["pareto"]["data"]}
-    front = mb.front_dev(rec, "accuracy", retrained)
+    assert ma.front_dev(rec, "accuracy") is None
+    retrained = {config_key(t["config"], 6): 0.6 for t in rec["pareto"]["data"]}
+    front = ma.front_dev(rec, "accuracy", retrained)
     assert front is not None and {p["dev"] for p in front} == {0.6}
 
 
 def _rows(lifts: dict[str, float]) -> list[dict]:
-    return [mb.study_row(k, study(k, lift), MAJORITY, "accuracy") for k, lift in lifts.items()]
+    return [ma.study_row(k, study(k, lift), MAJORITY, "accuracy") for k, lift in lifts.items()]
 
 
 def test_gp_against_each_peer_counts_seeds_ahead_and_behind() -> None:
-    lifts = {mb.key("autopeft", m, s): lift for s in mb.SEEDS for m, lift in (("gp", 0.006), ("sobol", 0.004))}
-    lifts[mb.key("autopeft", "tpe", 0)] = 0.009  # tpe ahead of gp in seed 0, behind in seed 1
-    lifts[mb.key("autopeft", "tpe", 1)] = 0.001
-    result = mb.analyse(_rows(lifts))
+    lifts = {ma.key("autopeft", m, s): lift for s in ma.SEEDS for m, lift in (("gp", 0.006), ("sobol", 0.004))}
+    lifts[ma.key("autopeft", "tpe", 0)] = 0.009  # tpe ahead of gp in seed 0, behind in seed 1
+    lifts[ma.key("autopeft", "tpe", 1)] = 0.001
+    result = ma.analyse(_rows(lifts))
     by_peer = {(c["space"], c["peer"]): c for c in result["comparisons"]}
     sobol, tpe = by_peer[("autopeft", "sobol")], by_peer[("autopeft", "tpe")]
     assert sobol["seeds"] == [0, 1, 2] and sobol["search_hypervolume_30"]["gp_ahead"] == 3
@@ -145,19 +148,19 @@ def test_gp_against_each_peer_counts_seeds_ahead_and_behind() -> None:
     assert gp["values"] and gp["std"] == pytest.approx(0.0) and means[("full", "gp")]["seeds"] == []
     targets = result["targets"]
     assert [t["met"] for t in targets] == [None, None, False]  # tpe lacks seed 2, full is not run; 10 < 30
-    lifts[mb.key("autopeft", "tpe", 2)] = 0.001
-    lifts |= {mb.key("full", m, s): lift for s in mb.SEEDS for m, lift in (("gp", 0.002), ("tpe", 0.003))}
-    targets = mb.analyse(_rows(lifts))["targets"]
+    lifts[ma.key("autopeft", "tpe", 2)] = 0.001
+    lifts |= {ma.key("full", m, s): lift for s in ma.SEEDS for m, lift in (("gp", 0.002), ("tpe", 0.003))}
+    targets = ma.analyse(_rows(lifts))["targets"]
     assert [t["met"] for t in targets] == [True, False, False] and "gp" in targets[1]["detail"]
 
 
 def test_the_report_writes_summary_plots_and_its_section_after_the_cpu_results(tmp_path) -> None:
     out, publish = tmp_path / "run", tmp_path / "published"
     for k, lift in {"autopeft-gp-seed1": 0.006, "autopeft-sobol-seed1": 0.004, "full-tpe-seed0": 0.003}.items():
-        mb.gx.save_json(out / "studies" / f"{k}.json", study(k, lift))
-    mb.gx.save_json(out / "methods-meta.json", {"device": "CPU: test", "cpu_count": 2, "started": "s"})
+        save_json(out / "studies" / f"{k}.json", study(k, lift))
+    save_json(out / "methods-meta.json", {"device": "CPU: test", "cpu_count": 2, "started": "s"})
     doc = tmp_path / "results.md"
-    doc.write_text(f"# Results\n\n{mb.gx.CPU_BEGIN}\ncpu part\n{mb.gx.CPU_END}\n\n## GPU\n")
+    doc.write_text(f"# Results\n\n{CPU_BEGIN}\ncpu part\n{CPU_END}\n\n## GPU\n")
     plan = mb.make_plan(mb.parse_args(["--out", str(out), "--data", FIXTURES]))
     mb.report(plan, out, publish, doc, dry=False)
     summary = json.loads((publish / "summary.json").read_text())
@@ -171,7 +174,7 @@ def test_the_report_writes_summary_plots_and_its_section_after_the_cpu_results(t
         "hypervolume-full.png", "hypervolume-full-above-majority.png",
     }  # fmt: skip
     text = doc.read_text()
-    assert text.index(mb.gx.CPU_END) < text.index(mb.BEGIN) < text.index(mb.END) < text.index("## GPU")
+    assert text.index(CPU_END) < text.index(mb.BEGIN) < text.index(mb.END) < text.index("## GPU")
     assert "## Methods on real data" in text and "| autopeft | sobol | search 30 | - | +" in text
     assert "3 of 15 studies finished" in text and "hypervolume-full.png" in text
     mb.report(plan, out, publish, doc, dry=False)  # again: the section is replaced, not added

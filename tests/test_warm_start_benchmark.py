@@ -1,17 +1,18 @@
-"""The pure parts of benchmarks/warm_start.py (issue 19): hypervolume over trials, when the warm study
-reaches the cold one, the targets, the import of a saved source study. Synthetic records only."""
+"""The warm-start benchmark (benchmarks.warm_start, benchmarks.analysis.warm_start; issue 19): hypervolume
+over trials, when the warm study reaches the cold one, the targets, the import of a saved source study.
+Synthetic records only."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from benchmarks import warm_start as ws
+from benchmarks.analysis import warm_start as wa
+from benchmarks.harness.phases import ExperimentError
 
-import warm_start as ws
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def trial(number: int, metric: float | None, fraction: float, source: str = "gp", state: str = "completed") -> dict:
@@ -40,15 +41,15 @@ def record(study_id: int, trials: list[dict]) -> dict:
 
 def test_reach_and_values_after_k_trials() -> None:
     curve = [0.0, 1.0, 1.0, 2.5, 3.0]
-    assert ws.at(curve, 4) == 2.5 and ws.at(curve, 30) == 3.0 and ws.at([], 3) == 0.0
-    assert ws.trials_to_reach(curve, 2.5) == 4 and ws.trials_to_reach(curve, 3.5) is None
-    assert ws.trials_to_reach(curve, 0.0) == 1
-    assert ws.mean_curve([[1.0, 3.0, 5.0], [3.0, 5.0]]) == [2.0, 4.0]
+    assert wa.at(curve, 4) == 2.5 and wa.at(curve, 30) == 3.0 and wa.at([], 3) == 0.0
+    assert wa.trials_to_reach(curve, 2.5) == 4 and wa.trials_to_reach(curve, 3.5) is None
+    assert wa.trials_to_reach(curve, 0.0) == 1
+    assert wa.mean_curve([[1.0, 3.0, 5.0], [3.0, 5.0]]) == [2.0, 4.0]
 
 
 def test_hypervolume_curve_counts_only_completed_trials_by_number() -> None:
     trials = [trial(1, 0.8, 0.01), trial(0, None, 0.01, state="failed"), trial(2, 0.7, 0.001)]
-    curve = ws.hypervolume_curve(trials)
+    curve = wa.hypervolume_curve(trials)
     assert len(curve) == 3 and curve[0] == 0.0 and 0 < curve[1] < curve[2]
 
 
@@ -60,12 +61,12 @@ def _pair(seed: int, warm_good: bool) -> dict[str, dict]:
         warm += [trial(i, 0.6, 0.05) for i in range(3, 30)]
     else:
         warm = [trial(i, 0.4 + 0.01 * i, 0.01) for i in range(30)]
-    return {ws.key(seed, "cold"): record(10 + seed, cold), ws.key(seed, "warm"): record(20 + seed, warm)}
+    return {wa.key(seed, "cold"): record(10 + seed, cold), wa.key(seed, "warm"): record(20 + seed, warm)}
 
 
 def test_a_warm_study_that_starts_on_the_front_meets_both_targets() -> None:
     records = _pair(0, True) | _pair(1, True)
-    result = ws.analyse(records, [0, 1, 2])  # seed 2 has no records yet: left out
+    result = wa.analyse(records, [0, 1, 2])  # seed 2 has no records yet: left out
     assert [r["seed"] for r in result["seeds"]] == [0, 1]
     row = result["seeds"][0]
     assert row["warm_reaches_at"] == 1 and row["warm_start_trials"] == 3 and row["warm_start_on_front"] >= 1
@@ -75,11 +76,11 @@ def test_a_warm_study_that_starts_on_the_front_meets_both_targets() -> None:
 
 
 def test_a_warm_study_that_never_catches_up_fails_both_targets() -> None:
-    result = ws.analyse(_pair(0, False), [0])
+    result = wa.analyse(_pair(0, False), [0])
     assert result["seeds"][0]["warm_reaches_at"] is None
     assert [t["met"] for t in result["targets"]] == [False, False]
     assert "never" in result["targets"][0]["detail"]
-    assert ws.analyse({}, [0])["targets"] == []
+    assert wa.analyse({}, [0])["targets"] == []
 
 
 def test_each_target_has_its_own_section_figures_and_command(tmp_path) -> None:
@@ -90,7 +91,7 @@ def test_each_target_has_its_own_section_figures_and_command(tmp_path) -> None:
         "target_training": {"max_steps": 300, "batch_size": 16, "max_length": 128, "max_search_examples": 500},
     }
     meta = {"device": "CPU: test", "cpu_count": 2, "versions": {"torch": "2"}, "started": "a", "finished": "b"}
-    analysis = ws.analyse(_pair(0, True), [0], majority=0.5)
+    analysis = wa.analyse(_pair(0, True), [0], majority=0.5)
     doc = tmp_path / "page.md"
     doc.write_text(f"# Page\n\nbefore\n\n{ws.BEGIN}\nnot run yet\n{ws.END}\n\nafter\n")
     for name in (ws.DEFAULT_TARGET, "sst2-sample"):
@@ -120,7 +121,7 @@ def test_import_body_holds_the_saved_completed_configurations() -> None:
     body = ws.import_body(saved, "/x/study-sst2.json")
     assert body["max_trials"] == 2 and [b["label"] for b in body["baselines"]] == ["#0", "#2"]
     assert body["task"] == {"name": "sst2", "data_dir": "/d"} and "study-sst2.json" in body["name"]
-    with pytest.raises(ws.gx.ExperimentError, match="no completed trial"):
+    with pytest.raises(ExperimentError, match="no completed trial"):
         ws.import_body({"body": saved["body"], "trials": []}, "/x/empty.json")
 
 
@@ -165,25 +166,25 @@ def test_the_majority_class_is_scored_on_the_studies_search_split(tmp_path) -> N
     labels = read_labeled(spec, resolve_data_dir(spec) / "train.tsv", spec.labels)
     split = TaskData(spec, folder, spec.labels, labels, tokenizer=None).split(0.25, 4)
     expected = sum(labels["labels"][int(i)] == 1 for i in split.search) / len(split.search)
-    assert ws.majority_search_metric("sst2", str(tmp_path), training) == pytest.approx(expected)
+    assert wa.majority_search_metric("sst2", str(tmp_path), training) == pytest.approx(expected)
     assert expected != pytest.approx(0.75)  # the search split's own share, not the file's
 
 
 def test_the_ranking_counts_cold_scores_that_clear_the_majority_class() -> None:
     records = _pair(0, True) | _pair(1, False)
-    result = ws.analyse(records, [0, 1], majority=0.6)
+    result = wa.analyse(records, [0, 1], majority=0.6)
     r = result["ranking"]
     assert r["trials"] == 60 and r["min"] == 0.5 and r["max"] == pytest.approx(0.79)
     assert r["clear_by_2_points"] == sum(0.5 + 0.01 * i >= 0.62 for i in range(30)) * 2
     assert "0.600" in ws.ranking_text(r) and ws.ranking_text({"trials": 0}) == "No cold trial completed."
-    assert "majority" not in ws.ranking_text(ws.ranking([records[ws.key(0, "cold")]], None))
+    assert "majority" not in ws.ranking_text(wa.ranking([records[wa.key(0, "cold")]], None))
 
 
 def test_the_hypervolume_above_the_majority_class_ignores_what_does_not_beat_it() -> None:
     cold = [trial(0, 0.55, 1e-7), trial(1, 0.70, 0.01), trial(2, 0.80, 0.05)]  # a head-only-like majority trial first
     warm = [trial(0, 0.70, 0.01), trial(1, 0.80, 0.05)]
-    records = {ws.key(0, "cold"): record(1, cold), ws.key(0, "warm"): record(2, warm)}
-    row = ws.analyse(records, [0], budget=3, majority=0.6)["seeds"][0]
+    records = {wa.key(0, "cold"): record(1, cold), wa.key(0, "warm"): record(2, warm)}
+    row = wa.analyse(records, [0], budget=3, majority=0.6)["seeds"][0]
     # on the study's hypervolume the majority-level trial at the smallest size puts cold ahead
     assert row["cold"]["final"] > row["warm"]["final"] and row["warm_reaches_at"] is None
     above = row["above_majority"]
@@ -195,7 +196,7 @@ def test_the_source_ranking_is_positive_when_the_new_results_follow_the_source()
     import json
 
     saved = json.loads((ROOT / "benchmarks" / "results" / "cpu" / "study-sst2-autopeft-gp.json").read_text())
-    configs = [t["config"] for t in ws.completed(saved["trials"])][:8]
+    configs = [t["config"] for t in wa.completed(saved["trials"])][:8]
 
     def study(metrics: list[float]) -> dict:
         return {"trials": [dict(trial(i, m, 0.001), config=c) for i, (m, c) in enumerate(zip(metrics, configs))]}
@@ -203,10 +204,10 @@ def test_the_source_ranking_is_positive_when_the_new_results_follow_the_source()
     source = {"body": saved["body"], **study([0.5 + 0.04 * i for i in range(8)])}
     same = study([0.6 + 0.03 * i for i in range(8)])
     reverse = study([0.9 - 0.03 * i for i in range(8)])
-    taus = ws.source_ranking(source, {"same": same, "reverse": reverse, "few": study([0.7])})
+    taus = wa.source_ranking(source, {"same": same, "reverse": reverse, "few": study([0.7])})
     assert taus["same"] > 0.5 and taus["reverse"] < -0.5 and taus["few"] is None
-    assert ws.source_ranking({**source, "trials": source["trials"][:2]}, {"same": same}) == {}
-    analysis = {"seeds": [{"seed": 0}], "source_ranking": {ws.key(0, "cold"): 0.4, ws.key(0, "warm"): None}}
+    assert wa.source_ranking({**source, "trials": source["trials"][:2]}, {"same": same}) == {}
+    analysis = {"seeds": [{"seed": 0}], "source_ranking": {wa.key(0, "cold"): 0.4, wa.key(0, "warm"): None}}
     assert ws.source_ranking_text(analysis).endswith("by seed): cold +0.40.")
 
 
@@ -238,7 +239,7 @@ def test_the_report_of_the_published_records_gives_the_published_figures(tmp_pat
 
 def test_seeds_resumed_on_another_machine_are_reported_with_their_own_machine() -> None:
     def record(seed: int, arm: str, device: str | None, created: str, finished: str) -> dict:
-        rec = {"key": ws.key(seed, arm), "study": {"created_at": created}, "finished": finished}
+        rec = {"key": wa.key(seed, arm), "study": {"created_at": created}, "finished": finished}
         return rec | ({"machine": {"device": device, "cpu_count": 2}} if device else {})
 
     records = {
@@ -252,7 +253,7 @@ def test_seeds_resumed_on_another_machine_are_reported_with_their_own_machine() 
         ]
     }
     meta = {"device": "CPU: AMD EPYC", "cpu_count": 2}
-    runs = ws.machine_runs(records, meta)
+    runs = wa.machine_runs(records, meta)
     assert [(r["device"], r["seeds"], r["started"], r["finished"]) for r in runs] == [
         ("CPU: AMD EPYC", [0, 1], "2026-11-30T18:19:12+00:00", "2026-11-30T20:14:10+00:00"),
         ("CPU: Intel Xeon", [2], "2026-11-30T22:30:10+00:00", "2026-11-30T23:02:00+00:00"),
@@ -261,5 +262,5 @@ def test_seeds_resumed_on_another_machine_are_reported_with_their_own_machine() 
         "**CPU: AMD EPYC** (2 cores) for seeds 0, 1, 2026-11-30T18:19:12+00:00 to 2026-11-30T20:14:10+00:00, "
         "and on **CPU: Intel Xeon** (2 cores) for seed 2, 2026-11-30T22:30:10+00:00 to 2026-11-30T23:02:00+00:00"
     )
-    one = ws.machine_runs({k: v for k, v in records.items() if "seed2" not in k}, meta)
+    one = wa.machine_runs({k: v for k, v in records.items() if "seed2" not in k}, meta)
     assert ws.runs_text({"runs": one}) == "**CPU: AMD EPYC** (2 cores), 2026-11-30T18:19:12+00:00 to 2026-11-30T20:14:10+00:00"
