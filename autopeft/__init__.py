@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from autopeft._version import __version__
 
 _EXPORTS = {"apply": "python_api", "load": "python_api", "count": "python_api"}
 

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from autopeft import __version__
+from autopeft._version import __version__
 from autopeft.encoder import is_bundled
 from autopeft.errors import TrainingError
 from autopeft.modules.registry import FAMILIES

@@ -105,7 +105,7 @@ class SlurmWorkers:
 
     def batch_script(self) -> str:
         """The whole batch script: what ``--dry-run`` prints and what ``sbatch`` receives."""
-        from autopeft import __version__
+        from autopeft._version import __version__
 
         lines = [" ".join(_shell_word(a) for a in group) for group in _option_groups(self.worker_args())]
         command = " \\\n    ".join([f"exec {shlex.quote(self.python)} -m autopeft {lines[0]}", *lines[1:]])

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from autopeft import __version__
+from autopeft._version import __version__
 from autopeft.api import handlers
 from autopeft.api.deps import Authorized
 from autopeft.api.middleware import AccessLogMiddleware, ApiKeyMiddleware, BodyLimitMiddleware, SiteGuardMiddleware

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 
-from autopeft import __version__
+from autopeft._version import __version__
 from autopeft.errors import AutoPeftError
 from autopeft.extras import require
 

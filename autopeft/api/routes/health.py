@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from autopeft import __version__
+from autopeft._version import __version__
 from autopeft.api.deps import ServiceDep, blocking
 
 router = APIRouter(tags=["health"])
