@@ -1,7 +1,7 @@
 """The one transaction scope every storage call goes through.
 
-Engines come from :mod:`migrations.engine` (shared with the ``alembic`` command).
-:func:`transaction` commits or rolls back and turns database errors into :mod:`api.errors`.
+Engines come from :mod:`autopeft.migrations.engine` (shared with the ``alembic`` command).
+:func:`transaction` commits or rolls back and turns database errors into :mod:`autopeft.api.errors`.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ def transaction(engine: Engine, *, write: bool = False) -> Iterator[Connection]:
     """One transaction: committed when the block ends, rolled back when it raises.
 
     ``write=True`` takes SQLite's write lock at the start. Database errors leave as
-    :class:`~api.errors.ConflictError` (a constraint), :class:`~api.errors.StorageUnavailableError`
-    (connection, lock timeout) or :class:`~api.errors.StorageError`.
+    :class:`~autopeft.api.errors.ConflictError` (a constraint), :class:`~autopeft.api.errors.StorageUnavailableError`
+    (connection, lock timeout) or :class:`~autopeft.api.errors.StorageError`.
     """
     try:
         with engine.connect() as conn:

@@ -35,7 +35,7 @@ async def require_api_key(
 ) -> None:
     """401 unless the request carries ``Authorization: Bearer <AUTOPEFT_API_KEY>`` (when a key is set).
 
-    :class:`api.middleware.ApiKeyMiddleware` checks the same before routing (so that no body is
+    :class:`autopeft.api.middleware.ApiKeyMiddleware` checks the same before routing (so that no body is
     parsed for a request without the key); this dependency puts the scheme in the OpenAPI schema.
     """
     header = f"{credentials.scheme} {credentials.credentials}" if credentials is not None else None

@@ -1,4 +1,4 @@
-"""Errors of the server and its storage; :mod:`api.handlers` turns each into one HTTP status.
+"""Errors of the server and its storage; :mod:`autopeft.api.handlers` turns each into one HTTP status.
 
 They extend :class:`autopeft.errors.AutoPeftError` so that one hierarchy covers the product.
 """

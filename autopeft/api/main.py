@@ -1,6 +1,6 @@
 """The app factory: ``create_app(settings)``; ``uvicorn --factory api.main:create_app`` serves it.
 
-On start the app takes the steps of :mod:`api.startup` (logs, torch's threads, engine, schema
+On start the app takes the steps of :mod:`autopeft.api.startup` (logs, torch's threads, engine, schema
 up to date) and starts the background proposer and lease sweeper; on shutdown it stops them.
 """
 

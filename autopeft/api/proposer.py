@@ -17,7 +17,7 @@ wait for this: they read the queue.
 ``autopeft serve`` runs one :class:`Proposer` in a process of its own
 (:func:`run_process`), so that proposal work (pure Python for Sobol, seconds of
 torch for a GP) never competes with requests for a process's GIL; an app made by
-:func:`api.main.create_app` alone runs it in a thread.
+:func:`autopeft.api.main.create_app` alone runs it in a thread.
 """
 
 from __future__ import annotations
@@ -253,7 +253,7 @@ class Proposer:
 
 def run_process(parent_pid: int, settings: Settings | None = None) -> None:
     """The proposer and sweeper as a process of their own (``autopeft serve``), until SIGTERM, SIGINT,
-    or the death of the process that started it (``parent_pid``: see :mod:`api.lifeline`)."""
+    or the death of the process that started it (``parent_pid``: see :mod:`autopeft.api.lifeline`)."""
     from autopeft.api.lifeline import HARD_EXIT_S, die_with_parent, hard_exit_after
 
     stop = threading.Event()

@@ -1,10 +1,10 @@
 """Immutable snapshots that storage hands out: never live ORM objects, never shared with a session.
 
 JSON-valued fields are fresh copies read for each call; a study's settings are parsed once, here, into the
-library's frozen models (:func:`api.storage_sql.study_record`); the dataclasses are frozen. Each
+library's frozen models (:func:`autopeft.api.storage_sql.study_record`); the dataclasses are frozen. Each
 field list is written here once: storage reads and writes columns by these names, and the
-responses (:mod:`api.schemas`) declare only what is public and copy the fields they share
-with a record by name (:func:`api.service.shared_fields`).
+responses (:mod:`autopeft.api.schemas`) declare only what is public and copy the fields they share
+with a record by name (:func:`autopeft.api.service.shared_fields`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class StudyInput:
     """What a study is made of, stored as given: every field a study is created with (its columns too).
 
     Its settings are the library's models, shared by the API's schemas, the service and the proposer;
-    storage writes them as JSON and reads them back (:data:`api.storage_sql.SETTINGS`).
+    storage writes them as JSON and reads them back (:data:`autopeft.api.storage_sql.SETTINGS`).
     """
 
     name: str
@@ -62,7 +62,7 @@ class StudyInput:
 
 @dataclass(frozen=True, kw_only=True)
 class NewStudy(StudyInput):
-    """A validated study, ready to store (see :func:`api.study_spec.prepare_study`)."""
+    """A validated study, ready to store (see :func:`autopeft.api.study_spec.prepare_study`)."""
 
     baselines: tuple[NewTrial, ...] = ()
 

@@ -309,7 +309,7 @@ class Service:
 
     def _checked_report(self, trial_id: int, req: CompleteRequest) -> Report:
         """The report, if it is one this trial can have: its metrics in range, its counts those its
-        configuration trains on the study's model (:func:`api.study_spec.check_report`)."""
+        configuration trains on the study's model (:func:`autopeft.api.study_spec.check_report`)."""
         report = Report(**{name: getattr(req, name) for name in REPORT_FIELDS})
         study = self.storage.study_of_trial(trial_id)  # read now: an id may name another study later (SQLite)
         shape = shape_from_hf_config(study.hf_config, study.num_labels)  # not the space: building one may be slow
@@ -405,7 +405,7 @@ class Service:
 # -- pure helpers ------------------------------------------------------------------------------------
 def shared_fields(model: type[BaseModel], record: Any) -> dict[str, Any]:
     """The fields of the response ``model`` that ``record`` holds under the same name: a record's
-    fields are written once (:mod:`api.records`) and a response declares only what is public."""
+    fields are written once (:mod:`autopeft.api.records`) and a response declares only what is public."""
     return {name: getattr(record, name) for name in _shared_names(model, type(record))}
 
 

@@ -1,4 +1,5 @@
-"""Server settings, read once from the environment (prefix ``AUTOPEFT_``) or given to :func:`api.main.create_app`."""
+"""Server settings, read once from the environment (prefix ``AUTOPEFT_``) or given to
+:func:`autopeft.api.main.create_app`."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """The start-up steps of a server process, written once.
 
 Three kinds of process start a server's parts: the app (the lifespan of
-:func:`api.main.create_app`, in each uvicorn process), the proposer process
-(:func:`api.proposer.run_process`) and ``autopeft serve`` itself, which brings the schema up
+:func:`autopeft.api.main.create_app`, in each uvicorn process), the proposer process
+(:func:`autopeft.api.proposer.run_process`) and ``autopeft serve`` itself, which brings the schema up
 to date once before it starts the others. Each takes its steps from here: logs in the
 configured format, torch held to a few threads (the proposer's GP must not take every core
 from the request threads), an engine from the settings, the schema migrated, and

@@ -1,9 +1,9 @@
 """Storage over SQLAlchemy Core: every read and write of studies and trials.
 
-:class:`Storage` implements :class:`api.storage_protocol.StorageProtocol`, the written contract.
+:class:`Storage` implements :class:`autopeft.api.storage_protocol.StorageProtocol`, the written contract.
 
-One method is one transaction (:func:`api.db.transaction`). Methods return immutable
-records (:mod:`api.records`) and raise :mod:`api.errors`. State changes are conditional
+One method is one transaction (:func:`autopeft.api.db.transaction`). Methods return immutable
+records (:mod:`autopeft.api.records`) and raise :mod:`autopeft.api.errors`. State changes are conditional
 updates: a trial becomes running only if it is still queued, a report lands only if
 the trial is still running under the same lease token.
 
@@ -378,7 +378,7 @@ class Storage:
 
         A worker cut off from a server that stayed up (a network cut longer than the lease) kept training:
         its first heartbeat or progress report after the cut takes its lease back, as a report under that
-        token would land (:data:`api.storage_sql.LAPSED_STATES`), so finished work is not thrown away and
+        token would land (:data:`autopeft.api.storage_sql.LAPSED_STATES`), so finished work is not thrown away and
         the trial is not trained twice. Once another worker claimed the trial, the token stays void.
         """
         params = {"b_id": trial_id, "b_token": lease.token, "b_expires": lease.expires_at, "b_now": now}
@@ -440,7 +440,7 @@ class Storage:
 
         A trial the rule stopped under this same lease is returned unchanged with no lease (the worker
         missed the answer and asks again); any other trial, or another token, is a
-        :class:`~api.errors.StaleLeaseError`.
+        :class:`~autopeft.api.errors.StaleLeaseError`.
         """
         now = now or utcnow()
         with transaction(self.engine, write=True) as conn:

@@ -1,13 +1,13 @@
 """The written contract of storage: every call the service, the proposer and the routes make.
 
-:class:`api.storage.Storage` implements it over SQLAlchemy Core, on SQLite and PostgreSQL
+:class:`autopeft.api.storage.Storage` implements it over SQLAlchemy Core, on SQLite and PostgreSQL
 alike; ``tests/api/test_api_storage.py`` runs one suite against both backends through this type,
 and checks that the class's signatures are the ones written here.
 
 What every implementation promises: one call is one transaction (all of it happens or none);
-records come out immutable (:mod:`api.records`), never live rows; errors are :mod:`api.errors`
-(:class:`~api.errors.NotFoundError` for an unknown study or trial, :class:`~api.errors.StaleLeaseError`
-for a lease that is not the trial's current one, :class:`~api.errors.StorageError` when the
+records come out immutable (:mod:`autopeft.api.records`), never live rows; errors are :mod:`autopeft.api.errors`
+(:class:`~autopeft.api.errors.NotFoundError` for an unknown study or trial,
+:class:`~autopeft.api.errors.StaleLeaseError` for a lease that is not the trial's current one, :class:`~autopeft.api.errors.StorageError` when the
 database fails). State changes are conditional: a trial becomes running only if it is still
 queued, and a report lands only under the lease it was made with. ``now`` parameters exist for
 tests; None is the current UTC time.

@@ -249,7 +249,7 @@ def build_study_space(space: str | Mapping[str, Any], shape: ModelShape) -> Memo
 def prepare_study(
     body: StudyCreate, default_lease_s: float, default_retries: int, model_roots: Sequence[Path] = ()
 ) -> NewStudy:
-    """Check a study body against the library and turn it into a :class:`~api.records.NewStudy`;
+    """Check a study body against the library and turn it into a :class:`~autopeft.api.records.NewStudy`;
     ``model_roots``: the folders the server reads model configs under (:func:`read_model_config`)."""
     task = resolve_task(body.task)
     num_labels = task.num_labels or 2

@@ -5,8 +5,8 @@ not from the working directory, so ``autopeft db upgrade`` and the server's star
 upgrade work from anywhere. ``alembic -c <this dir>/alembic.ini ...`` works too
 (the URL then comes from ``AUTOPEFT_DATABASE_URL``).
 
-Nothing here imports the app (:mod:`api`): the tables are :mod:`migrations.tables` and
-engines :mod:`migrations.engine`. Alembic is imported when a function needs it, so that
+Nothing here imports the app (:mod:`autopeft.api`): the tables are :mod:`autopeft.migrations.tables` and
+engines :mod:`autopeft.migrations.engine`. Alembic is imported when a function needs it, so that
 opening an engine stays cheap.
 """
 

@@ -1,6 +1,6 @@
 """How every autopeft process reaches the database: the URL, and engines tuned for it.
 
-The server (:mod:`api.startup`), ``autopeft serve | db`` and Alembic's ``env.py`` all open the
+The server (:mod:`autopeft.api.startup`), ``autopeft serve | db`` and Alembic's ``env.py`` all open the
 database here, so that the ``alembic`` command needs nothing from the app.
 
 SQLite (the default) runs in WAL mode with a busy timeout; a connection whose execution

@@ -1,7 +1,7 @@
-"""Alembic environment: runs on the connection the caller hands over (:func:`migrations.upgrade`),
+"""Alembic environment: runs on the connection the caller hands over (:func:`autopeft.migrations.upgrade`),
 or, when the ``alembic`` command runs it, on ``sqlalchemy.url`` / ``AUTOPEFT_DATABASE_URL``.
 
-It imports nothing of the app (:mod:`api`): the tables are :mod:`migrations.tables`."""
+It imports nothing of the app (:mod:`autopeft.api`): the tables are :mod:`autopeft.migrations.tables`."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The tables (SQLAlchemy 2 declarative): what the revisions in ``versions/`` build; a test checks that they match.
 
 They live beside the migrations, not in ``api``, so that Alembic's ``env.py`` reads them without
-importing the app; :mod:`api.storage` reads and writes through them.
+importing the app; :mod:`autopeft.api.storage` reads and writes through them.
 
 - ``studies``: what to search (task, model, space, optimiser, budget) and ``n_trials``, the
   number of trials it holds, kept by every insert so the proposer never counts rows;

@@ -1,6 +1,6 @@
 """The worker's pull loop: claim, heartbeat, train, report, retry.
 
-Each evaluation during training is reported to the server (:mod:`worker.progress`); when the
+Each evaluation during training is reported to the server (:mod:`autopeft.worker.progress`); when the
 study's early-stopping rule answers ``continue: false`` training ends at once, the best state is
 kept and the result goes to ``POST /trials/{id}/stopped``. A trial that raises is reported as
 failed with its error and the worker goes on. A

@@ -157,7 +157,7 @@ def _exit_on_signals() -> None:
 def _start_proposer_process():  # type: ignore[no-untyped-def]
     """The proposer and lease sweeper in a process of their own (it reads the same AUTOPEFT_* settings).
 
-    It ends with this process however this one ends (:func:`api.lifeline.die_with_parent`)."""
+    It ends with this process however this one ends (:func:`autopeft.api.lifeline.die_with_parent`)."""
     import multiprocessing
 
     from autopeft.api.proposer import run_process
