@@ -4,7 +4,8 @@
   configuration HF peft can represent: LoRA (DoRA included), (IA)³ or prefix tuning, one of them
   (peft gives one adapter one method), plus LoRA with BitFit (peft's ``bias="all"``). The task head
   goes in as ``modules_to_save``. ``PeftModel.from_pretrained(base, OUT)`` computes what autopeft
-  computed (prefix tuning: on decoders, with one length in every layer; see :data:`PREFIX_POSITIONS`).
+  computed (prefix tuning: on decoders, with one length in every layer). Each family peft also has
+  writes its own part (:meth:`autopeft.modules.base.Family.peft_adapter`); this module names none.
 * :func:`export_merged` folds the configuration into the backbone's own weights (LoRA and DoRA,
   (IA)³, BitFit, FISH, full fine-tuning) and writes a model directory that
   ``AutoModelForSequenceClassification.from_pretrained`` loads, tokenizer and label names included.
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -29,19 +29,17 @@ import torch
 from autopeft.encoder import bundled_model_dir
 from autopeft.errors import ExportError
 from autopeft.modules.registry import FAMILIES
+from autopeft.peft_format import ADAPTER_CONFIG, ADAPTER_WEIGHTS, PEFT_PREFIX, PROMPT_PREFIX, head_modules
 
 if TYPE_CHECKING:
     from torch import nn
 
     from autopeft.handle import PeftHandle
+    from autopeft.modules.base import Family
     from autopeft.train.saved import TrainedModel
 
 Target = Literal["peft", "merged"]
 TARGETS: tuple[str, ...] = ("peft", "merged")
-#: The prefix of every key in a peft adapter file of a non-prompt-learning method (prompt learning: ``base_model.``).
-PEFT_PREFIX = "base_model.model."
-PROMPT_PREFIX = "base_model."
-ADAPTER_CONFIG, ADAPTER_WEIGHTS = "adapter_config.json", "adapter_model.safetensors"
 
 
 def export_trained(trained_dir: str | os.PathLike[str], to: str, out: str | os.PathLike[str], **load: Any) -> Path:
@@ -125,36 +123,21 @@ def _check_plain(model: nn.Module, trained: TrainedModel) -> None:
 
 
 # -- peft -------------------------------------------------------------------------------------------
-#: peft's prefix tuning passes the prefix as a key/value cache, and BERT-style embeddings then number
-#: the real tokens from the prefix length on; autopeft keeps them at 0..n-1 on encoders. The exported prefix
-#: is the same tensor, but the model around it sees other positions: refused rather than silently different.
-#: On decoders autopeft numbers them as peft does, and the prefix exports.
-PREFIX_POSITIONS = (
-    "HF peft's prefix tuning shifts the positions of the real tokens by the prefix length on this "
-    "architecture (autopeft does not), so the adapter would compute other logits"
-)
+def _peft_family(handle: PeftHandle) -> tuple[Family[Any] | None, str | None]:
+    """The family whose peft adapter carries ``handle``'s configuration, or why there is none."""
+    names = set(handle.config.families())
+    carriers = [FAMILIES[n] for n in names if FAMILIES[n].peft_type is not None]
+    riders = {n for family in carriers for n in family.peft_companions}
+    missing = sorted(n for n in names if FAMILIES[n].peft_type is None and n not in riders)
+    if missing:
+        return None, f"HF peft has no {', '.join(missing)}"
+    if len(carriers) != 1:
+        return None, f"a peft adapter holds one method, and this configuration combines {', '.join(sorted(names))}"
+    return carriers[0], carriers[0].peft_refusal(handle.config.families(), handle.layout, handle.shape)
 
 
 def _peft_refusal(handle: PeftHandle) -> str | None:
-    names = set(handle.config.families())
-    if names in ({"lora"}, {"lora", "bitfit"}):
-        if names == {"lora", "bitfit"} and handle.config.families()["bitfit"].layers is not None:
-            return "peft trains all biases or none (bias='all'), and this bitfit trains some layers only"
-        return None
-    if names == {"ia3"}:
-        return None
-    if names == {"prefix"}:
-        if not handle.layout.architecture.is_decoder:
-            return PREFIX_POSITIONS
-        lengths = handle.config.families()["prefix"].sizes(handle.shape.n_layers)
-        if len(lengths) != handle.shape.n_layers or len(set(lengths.values())) > 1:
-            return "peft's prefix tuning puts one length in every layer, and this prefix does not"
-        return None
-    peft_families = {"lora", "ia3", "prefix"}
-    missing = sorted(names - peft_families - {"bitfit"})
-    if missing:
-        return f"HF peft has no {', '.join(missing)}"
-    return f"a peft adapter holds one method, and this configuration combines {', '.join(sorted(names))}"
+    return _peft_family(handle)[1]
 
 
 def export_peft(trained: TrainedModel, out: Path) -> Path:
@@ -162,20 +145,18 @@ def export_peft(trained: TrainedModel, out: Path) -> Path:
     from safetensors.torch import save_file
 
     handle = trained.handle
-    reason = _peft_refusal(handle)
-    if reason is not None:
-        raise ExportError(reason)
-    names = set(handle.config.families())
-    builder = _lora_adapter if "lora" in names else _ia3_adapter if "ia3" in names else _prefix_adapter
-    config, tensors = builder(handle)
-    head = _head_modules(handle)
+    family, reason = _peft_family(handle)
+    if family is None or reason is not None:
+        raise ExportError(reason or "no family of this configuration exports to peft")
+    config, tensors = family.peft_adapter(handle.config.families(), handle.layout, handle.shape)
+    head = head_modules(handle.layout)
     config |= {
         "task_type": "SEQ_CLS",
         "base_model_name_or_path": _base_path(trained),
         "inference_mode": True,
         "modules_to_save": head,
     }
-    prefix = PROMPT_PREFIX if builder is _prefix_adapter else PEFT_PREFIX
+    prefix = PROMPT_PREFIX if family.peft_prompt else PEFT_PREFIX
     for name, p in handle.layout.head_named_parameters():  # peft stores a module_to_save under its own name
         tensors[f"{prefix}{name}"] = p
     weights = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
@@ -187,99 +168,9 @@ def export_peft(trained: TrainedModel, out: Path) -> Path:
     return _write_dir(out, write)
 
 
-def _head_modules(handle: PeftHandle) -> list[str]:
-    return sorted({name.split(".")[0] for name, _ in handle.layout.head_named_parameters()})
-
-
 def _base_path(trained: TrainedModel) -> str:
     model = trained.info.get("model")
     return str(model) if model else str(bundled_model_dir())
-
-
-def _module_regex(handle: PeftHandle, targets: list[str], layers: list[int]) -> str:
-    """peft's ``target_modules`` as a regex: these linear layers of these layers (the model's own paths)."""
-    arch = handle.layout.architecture
-    chosen = "|".join(str(i) for i in layers)
-    paths = "|".join(re.escape(arch.linears[t].path) for t in targets)
-    return rf".*\.{re.escape(arch.layers)}\.({chosen})\.({paths})$"
-
-
-def _lora_adapter(handle: PeftHandle) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    from autopeft.modules.lora import LoRALinear
-
-    settings = handle.config.families()["lora"]
-    ranks = settings.sizes(handle.shape.n_layers)
-    first = next(iter(ranks.values()))
-    config: dict[str, Any] = {
-        "peft_type": "LORA",
-        "r": first,
-        "lora_alpha": settings.scaling(first) * first,
-        "target_modules": _module_regex(handle, settings.targets, list(ranks)),
-        "lora_dropout": settings.dropout,
-        "use_dora": settings.dora,
-        "bias": "all" if "bitfit" in handle.config.families() else "none",
-        "rank_pattern": {},
-        "alpha_pattern": {},
-    }
-    arch = handle.layout.architecture
-    for layer, rank in ranks.items():
-        if rank != first:  # peft matches pattern keys as whole trailing parts of module names
-            for target in settings.targets:
-                key = f"{arch.layers}.{layer}.{arch.linears[target].path}"
-                config["rank_pattern"][key] = rank
-                config["alpha_pattern"][key] = settings.scaling(rank) * rank
-    tensors: dict[str, torch.Tensor] = {}
-    for name, module in handle.model.named_modules():
-        if isinstance(module, LoRALinear):
-            tensors[f"{PEFT_PREFIX}{name}.lora_A.weight"] = module.lora_A.weight
-            tensors[f"{PEFT_PREFIX}{name}.lora_B.weight"] = module.lora_B.weight
-            if module.magnitude is not None:
-                tensors[f"{PEFT_PREFIX}{name}.lora_magnitude_vector"] = module.magnitude
-    if config["bias"] == "all":  # peft stores every bias of the model; those bitfit trained are among them
-        for name, p in handle.model.named_parameters():
-            if name.endswith("bias") and not name.startswith(tuple(f"{h}." for h in _head_modules(handle))):
-                tensors[f"{PEFT_PREFIX}{name}"] = p
-    return config, tensors
-
-
-def _ia3_adapter(handle: PeftHandle) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    from autopeft.modules.ia3 import INPUT_SCALED, IA3Linear
-
-    settings = handle.config.families()["ia3"]
-    layers = settings.layer_set(handle.shape.n_layers)
-    targets = settings.targets_for(handle.shape.feed_forward_output)
-    input_scaled = [t for t in targets if t in INPUT_SCALED]
-    config = {
-        "peft_type": "IA3",
-        "target_modules": _module_regex(handle, targets, layers),
-        "feedforward_modules": _module_regex(handle, input_scaled, layers) if input_scaled else [],
-        "init_ia3_weights": True,
-    }
-    tensors = {}
-    for name, module in handle.model.named_modules():
-        if isinstance(module, IA3Linear):  # peft keeps (1, in) for feed-forward layers, (out, 1) for the others
-            shape = (1, -1) if module.scale_input else (-1, 1)
-            tensors[f"{PEFT_PREFIX}{name}.ia3_l"] = module.ia3_l.view(*shape)
-    return config, tensors
-
-
-def _prefix_adapter(handle: PeftHandle) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """A decoder's prefix as peft's ``prompt_embeddings``: one row per virtual token, each layer's key then value."""
-    bank = handle.layout.backbone.autopeft_prefix
-    bank.fold()  # a reparameterised prefix becomes the prefixes it produces
-    layers = sorted(bank.lengths)
-    rows = torch.cat([bank.kv[str(i)][j] for i in layers for j in (0, 1)], dim=-1)
-    config = {
-        "peft_type": "PREFIX_TUNING",
-        "num_virtual_tokens": bank.lengths[layers[0]],
-        "num_layers": len(layers),
-        "token_dim": bank.hidden,
-        "num_attention_heads": bank.hidden // handle.layout.attention(0).head_dim,
-        "num_transformer_submodules": 1,
-        "prefix_projection": False,
-        "encoder_hidden_size": handle.shape.hidden,
-    }
-    return config, {"prompt_embeddings": rows}
 
 
 # -- writing ----------------------------------------------------------------------------------------

@@ -22,10 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from autopeft.errors import ConfigError
 
 if TYPE_CHECKING:
-
     from torch import nn
 
     from autopeft.encoder import EncoderLayout, ModelShape
+    from autopeft.peft_format import PeftAdapter
 
 #: Most layers a ``layers`` list or a per-layer size map may name (no encoder has more), and the
 #: largest size at all: checked before anything loops over them.
@@ -254,6 +254,13 @@ class Family(ABC, Generic[S]):
     #: Why the family cannot be folded into the backbone's own weights for a plain ``transformers`` export
     #: (None: it can; its wrappers then have a ``folded()`` method, or it only changes existing tensors).
     unfoldable: ClassVar[str | None] = "it adds modules that a plain transformers model does not have"
+    #: peft's name of the family (``peft_type`` of ``adapter_config.json``; None: HF peft has no such method):
+    #: such a family implements :meth:`peft_adapter`.
+    peft_type: ClassVar[str | None] = None
+    #: Families whose weights travel in this family's peft adapter (LoRA carries BitFit as ``bias="all"``).
+    peft_companions: ClassVar[frozenset[str]] = frozenset()
+    #: peft stores the family as prompt learning: its keys start ``base_model.``, not ``base_model.model.``.
+    peft_prompt: ClassVar[bool] = False
 
     @abstractmethod
     def inject(self, layout: EncoderLayout, settings: S, ctx: InjectContext) -> Injected:
@@ -270,6 +277,19 @@ class Family(ABC, Generic[S]):
     def size_limit(self, settings: S, shape: ModelShape) -> int:
         """The largest per-layer size this model allows (sized families)."""
         return MAX_SIZE
+
+    def peft_refusal(
+        self, families: Mapping[str, FamilySettings], layout: EncoderLayout, shape: ModelShape
+    ) -> str | None:
+        """Why the configuration ``families`` on ``layout``'s model cannot be this family's peft adapter (None: it can)."""
+        return None
+
+    def peft_adapter(
+        self, families: Mapping[str, FamilySettings], layout: EncoderLayout, shape: ModelShape
+    ) -> PeftAdapter:
+        """This family's part of a peft adapter of ``families`` on ``layout``'s model: config fields and tensors by peft
+        key (implemented by every family with a :attr:`peft_type`)."""
+        raise NotImplementedError(f"HF peft has no {self.name}")
 
     def unsupported(self, layout: EncoderLayout) -> str | None:
         """Why this family cannot run on the model of ``layout`` (read from its modules), or None when it can.

@@ -10,6 +10,7 @@ module, which the oracle tests check.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 import torch
@@ -20,6 +21,7 @@ from autopeft.encoder import EncoderLayout, ModelShape
 from autopeft.modules.base import (
     LINEAR_TARGETS,
     Family,
+    FamilySettings,
     InjectContext,
     Injected,
     LayerSettings,
@@ -28,6 +30,7 @@ from autopeft.modules.base import (
     register,
     targets_summary,
 )
+from autopeft.peft_format import PEFT_PREFIX, PeftAdapter, module_regex
 
 #: Targets scaled on their input (the feed-forward activations); the others are scaled on their output.
 INPUT_SCALED = ("output", "down")
@@ -108,6 +111,7 @@ class IA3Family(Family[IA3]):
     settings_type = IA3
     order = 50
     unfoldable = None
+    peft_type = "IA3"
     placement = "switch"
     space_field = "enabled"
     off = False
@@ -132,3 +136,24 @@ class IA3Family(Family[IA3]):
 
     def summary_extra(self, settings: IA3) -> str:
         return targets_summary(settings.targets) if settings.targets is not None else ""
+
+    def peft_adapter(
+        self, families: Mapping[str, FamilySettings], layout: EncoderLayout, shape: ModelShape
+    ) -> PeftAdapter:
+        """peft's ``IA3Config``: the scaled linear layers, the input-scaled ones as ``feedforward_modules``."""
+        settings = families[self.name]
+        layers = settings.layer_set(shape.n_layers)
+        targets = settings.targets_for(shape.feed_forward_output)
+        input_scaled = [t for t in targets if t in INPUT_SCALED]
+        config = {
+            "peft_type": self.peft_type,
+            "target_modules": module_regex(layout, targets, layers),
+            "feedforward_modules": module_regex(layout, input_scaled, layers) if input_scaled else [],
+            "init_ia3_weights": True,
+        }
+        tensors = {}
+        for name, module in layout.model.named_modules():
+            if isinstance(module, IA3Linear):  # peft keeps (1, in) for feed-forward layers, (out, 1) for the others
+                shape = (1, -1) if module.scale_input else (-1, 1)
+                tensors[f"{PEFT_PREFIX}{name}.ia3_l"] = module.ia3_l.view(*shape)
+        return config, tensors

@@ -9,7 +9,8 @@ weight ``W + s BA`` is split into a trained magnitude per output row and its dir
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,7 @@ from autopeft.encoder import EncoderLayout, ModelShape
 from autopeft.modules.base import (
     LINEAR_TARGETS,
     Family,
+    FamilySettings,
     InjectContext,
     Injected,
     LinearTarget,
@@ -30,6 +32,7 @@ from autopeft.modules.base import (
     register,
     targets_summary,
 )
+from autopeft.peft_format import PEFT_PREFIX, PeftAdapter, head_modules, module_regex
 
 
 class LoRA(SizedSettings):
@@ -159,6 +162,8 @@ class LoRAFamily(Family[LoRA]):
     settings_type = LoRA
     order = 40
     unfoldable = None
+    peft_type = "LORA"
+    peft_companions = frozenset({"bitfit"})
     placement = "sized"
     space_field = "rank"
     check_settings: ClassVar[dict] = {"rank": 2, "targets": list(LINEAR_TARGETS), "dora": True}
@@ -193,3 +198,50 @@ class LoRAFamily(Family[LoRA]):
     def summary_extra(self, settings: LoRA) -> str:
         targets = targets_summary(settings.targets)
         return f"{targets} dora" if settings.dora else targets
+
+    def peft_refusal(
+        self, families: Mapping[str, FamilySettings], layout: EncoderLayout, shape: ModelShape
+    ) -> str | None:
+        bitfit = families.get("bitfit")
+        if bitfit is not None and bitfit.layers is not None:
+            return "peft trains all biases or none (bias='all'), and this bitfit trains some layers only"
+        return None
+
+    def peft_adapter(
+        self, families: Mapping[str, FamilySettings], layout: EncoderLayout, shape: ModelShape
+    ) -> PeftAdapter:
+        """peft's ``LoraConfig`` (DoRA as ``use_dora``, per-layer ranks as ``rank_pattern``, BitFit as ``bias="all"``)."""
+        settings = families[self.name]
+        ranks = settings.sizes(shape.n_layers)
+        first = next(iter(ranks.values()))
+        config: dict[str, Any] = {
+            "peft_type": self.peft_type,
+            "r": first,
+            "lora_alpha": settings.scaling(first) * first,
+            "target_modules": module_regex(layout, settings.targets, list(ranks)),
+            "lora_dropout": settings.dropout,
+            "use_dora": settings.dora,
+            "bias": "all" if "bitfit" in families else "none",
+            "rank_pattern": {},
+            "alpha_pattern": {},
+        }
+        arch = layout.architecture
+        for layer, rank in ranks.items():
+            if rank != first:  # peft matches pattern keys as whole trailing parts of module names
+                for target in settings.targets:
+                    key = f"{arch.layers}.{layer}.{arch.linears[target].path}"
+                    config["rank_pattern"][key] = rank
+                    config["alpha_pattern"][key] = settings.scaling(rank) * rank
+        tensors: dict[str, torch.Tensor] = {}
+        for name, module in layout.model.named_modules():
+            if isinstance(module, LoRALinear):
+                tensors[f"{PEFT_PREFIX}{name}.lora_A.weight"] = module.lora_A.weight
+                tensors[f"{PEFT_PREFIX}{name}.lora_B.weight"] = module.lora_B.weight
+                if module.magnitude is not None:
+                    tensors[f"{PEFT_PREFIX}{name}.lora_magnitude_vector"] = module.magnitude
+        if config["bias"] == "all":  # peft stores every bias of the model; those bitfit trained are among them
+            head = tuple(f"{h}." for h in head_modules(layout))
+            for name, p in layout.model.named_parameters():
+                if name.endswith("bias") and not name.startswith(head):
+                    tensors[f"{PEFT_PREFIX}{name}"] = p
+        return config, tensors

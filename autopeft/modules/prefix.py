@@ -42,7 +42,7 @@ from __future__ import annotations
 import copy
 import inspect
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import ClassVar
 
 import torch
@@ -51,7 +51,17 @@ from torch import nn
 
 from autopeft.encoder import EncoderLayout, ModelShape
 from autopeft.errors import ConfigError
-from autopeft.modules.base import Family, InjectContext, Injected, SizedSettings, SizeSpec, check_size, register
+from autopeft.modules.base import (
+    Family,
+    FamilySettings,
+    InjectContext,
+    Injected,
+    SizedSettings,
+    SizeSpec,
+    check_size,
+    register,
+)
+from autopeft.peft_format import PeftAdapter
 
 _SUPPORTED_ATTENTION = ("eager", "sdpa")
 
@@ -68,6 +78,7 @@ class Prefix(SizedSettings):
     @classmethod
     def _length(cls, v: SizeSpec) -> SizeSpec:
         return check_size(v, "length")
+
 
 #: Names transformers releases have given the self-attention's key/value cache argument, newest first.
 _CACHE_ARGUMENTS = ("cache", "past_key_values", "past_key_value")
@@ -291,7 +302,9 @@ def _probe(layout: EncoderLayout, hooks: dict[int, _PrefixHook], lengths: dict[i
         model.train(was_training)
     for i, hook in hooks.items():
         if hook.last is not None and hook.last.seen_keys is None:
-            raise ConfigError(f"{unsupported}: layer {i}'s self-attention ignored the prefix passed as {hook.argument!r}")
+            raise ConfigError(
+                f"{unsupported}: layer {i}'s self-attention ignored the prefix passed as {hook.argument!r}"
+            )
         seen = hook.last.seen_keys if hook.last is not None else None
         if failure is None and seen != lengths[i] + ids.shape[1]:
             raise ConfigError(
@@ -345,12 +358,24 @@ def _linear_output(layout: EncoderLayout, i: int, target: str, x: torch.Tensor) 
     return out if rows is None else out[..., rows]
 
 
+#: peft's prefix tuning passes the prefix as a key/value cache, and BERT-style embeddings then number
+#: the real tokens from the prefix length on; autopeft keeps them at 0..n-1 on encoders. The exported prefix
+#: is the same tensor, but the model around it sees other positions: refused rather than silently different.
+#: On decoders autopeft numbers them as peft does, and the prefix exports.
+PREFIX_POSITIONS = (
+    "HF peft's prefix tuning shifts the positions of the real tokens by the prefix length on this "
+    "architecture (autopeft does not), so the adapter would compute other logits"
+)
+
+
 @register
 class PrefixFamily(Family[Prefix]):
     name = "prefix"
     settings_type = Prefix
     order = 30
     unfoldable = "prefixes are extra key/value positions in the attention, not a change of existing weights"
+    peft_type = "PREFIX_TUNING"
+    peft_prompt = True
     placement = "sized"
     space_field = "length"
     check_settings: ClassVar[dict] = {"length": 2}
@@ -426,3 +451,33 @@ class PrefixFamily(Family[Prefix]):
 
     def summary_size(self, sizes: str) -> str:
         return f"len {sizes}"
+
+    def peft_refusal(
+        self, families: Mapping[str, FamilySettings], layout: EncoderLayout, shape: ModelShape
+    ) -> str | None:
+        if not layout.architecture.is_decoder:
+            return PREFIX_POSITIONS
+        lengths = families[self.name].sizes(shape.n_layers)
+        if len(lengths) != shape.n_layers or len(set(lengths.values())) > 1:
+            return "peft's prefix tuning puts one length in every layer, and this prefix does not"
+        return None
+
+    def peft_adapter(
+        self, families: Mapping[str, FamilySettings], layout: EncoderLayout, shape: ModelShape
+    ) -> PeftAdapter:
+        """A decoder's prefix as peft's ``prompt_embeddings``: one row per virtual token, each layer's key then value."""
+        bank = layout.backbone.autopeft_prefix
+        bank.fold()  # a reparameterised prefix becomes the prefixes it produces
+        layers = sorted(bank.lengths)
+        rows = torch.cat([bank.kv[str(i)][j] for i in layers for j in (0, 1)], dim=-1)
+        config = {
+            "peft_type": self.peft_type,
+            "num_virtual_tokens": bank.lengths[layers[0]],
+            "num_layers": len(layers),
+            "token_dim": bank.hidden,
+            "num_attention_heads": bank.hidden // layout.attention(0).head_dim,
+            "num_transformer_submodules": 1,
+            "prefix_projection": False,
+            "encoder_hidden_size": shape.hidden,
+        }
+        return config, {"prompt_embeddings": rows}
