@@ -6,6 +6,8 @@
     # only some studies (e.g. before a method exists on the server), or only the report
     python -m benchmarks.methods --out runs/methods --studies autopeft-gp-seed1 autopeft-sobol-seed1
     python -m benchmarks.methods --out runs/methods --phases report
+    # after a stopped run: record the unfinished studies as they stand, and report them too
+    python -m benchmarks.methods --out runs/methods --phases snapshot report
     # a dry run of the pipeline on the test fixtures (a few minutes; meaningless numbers)
     python -m benchmarks.methods --dry-run --out /tmp/methods_dry
 
@@ -30,7 +32,9 @@ objective on 500 held-out training examples, 30 trials a study, gp and tpe after
    docs/results.md.
 
 Finished study records are published to ``benchmarks/results/methods/`` as they finish; a fresh
-checkout restores them instead of training again.
+checkout restores them instead of training again. ``--phases snapshot`` records the studies a stopped
+run left unfinished as they stand (their trials up to the first one still open), under ``partial/``
+beside the finished ones; the report shows them, marked unfinished, and never restores them.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from autopeft.trial_state import FINISHED_STATES
 from benchmarks.analysis.methods import (
     ALL_KEYS,
     MEASURES,
@@ -67,6 +72,8 @@ from benchmarks.harness.records import (
     ROOT,
     bench_meta,
     load_json,
+    machine_of,
+    now,
     publish_records,
     read_records,
     restore_records,
@@ -103,6 +110,8 @@ DOC = DOCS / "results.md"
 BEGIN, END = "<!-- methods on real data: python -m benchmarks.methods -->", "<!-- end of the methods on real data -->"
 COMMAND = "python -m benchmarks.methods --out runs/methods --time-limit 900"
 REPORT_COMMAND = "python -m benchmarks.methods --out runs/methods --phases report"
+#: Where unfinished studies are recorded as they stand (never restored as finished).
+PARTIAL = "partial"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -118,7 +127,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="KEY",
         help=f"run only these studies (default all):\n{' '.join(ALL_KEYS)}",
     )
-    p.add_argument("--phases", nargs="+", choices=("run", "report"), default=["run", "report"])
+    p.add_argument("--phases", nargs="+", choices=("run", "snapshot", "report"), default=["run", "report"])
     p.add_argument("--time-limit", type=float, default=None, metavar="MIN", help="stop cleanly after MIN minutes")
     p.add_argument(
         "--records",
@@ -208,10 +217,69 @@ def run_phases(args: argparse.Namespace, deadline: float | None) -> None:
     records = args.records or (None if args.dry_run else RECORDS)
     if "run" in args.phases:
         run(plan, out, deadline, records)
+    if "snapshot" in args.phases:
+        snapshot(plan, out, records)
     if "report" in args.phases:
         publish = args.publish or records or out
         doc = args.doc if args.doc is not None else (None if args.dry_run else DOC)
         report(plan, out, publish, doc, bool(args.dry_run))
+
+
+def snapshot(plan: Mapping[str, Any], out: Path, records: Path | None) -> list[str]:
+    """Record the plan's studies that were created but have not finished, as they stand: their trials up to
+    the first one still open (so a curve after k trials is what the study had after k), in
+    ``out/partial`` and ``records/partial``. Returns their keys."""
+    studies = out / "studies"
+    keys = [k for k in plan["studies"] if (studies / f"{k}.id.json").exists() and not (studies / f"{k}.json").exists()]
+    for folder in (out, records):  # a study finished since an earlier snapshot is no longer partial
+        for k in plan["studies"]:
+            if folder is not None and (studies / f"{k}.json").exists():
+                (folder / PARTIAL / f"{k}.json").unlink(missing_ok=True)
+    if not keys:
+        say("snapshot: every study of the run that was started has finished")
+        return []
+    machine = machine_of(plan["device"])
+    with Service(out) as svc:
+        for k in keys:
+            saved = load_json(studies / f"{k}.id.json")
+            trials = settled_prefix(svc.get(f"/api/v1/studies/{saved['id']}/trials")["data"])
+            numbers = {t["number"] for t in trials}
+            pareto = svc.get(f"/api/v1/studies/{saved['id']}/pareto")
+            pareto = pareto | {"data": [t for t in pareto["data"] if t.get("number") in numbers]}
+            record = {
+                "key": k,
+                "batch": next((b for b, ks in BATCHES.items() if k in ks), None),
+                "id": saved["id"],
+                "body": saved["body"],
+                "study": svc.get(f"/api/v1/studies/{saved['id']}"),
+                "trials": trials,
+                "pareto": pareto,
+                "workers": plan["workers"],
+                "machine": machine,
+                "finished": None,
+                "partial": True,
+                "snapshot": now(),
+            }
+            for folder in (out, records):
+                if folder is not None:
+                    save_json(folder / PARTIAL / f"{k}.json", record)
+            say(f"snapshot: {k} has {len(trials)} settled trials (study {saved['id']}, unfinished)")
+    return keys
+
+
+def settled_prefix(trials: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """``trials`` by number up to the first one that is not over (queued or running)."""
+    prefix = []
+    for t in sorted(trials, key=lambda t: t["number"]):
+        if t["state"] not in FINISHED_STATES:
+            break
+        prefix.append(t)
+    return prefix
+
+
+def unfinished_records(folder: Path, finished: Mapping[str, Any]) -> dict[str, Any]:
+    """The partial records under ``folder/partial`` of studies without a finished record."""
+    return {k: r for k, r in read_records(folder / PARTIAL, ALL_KEYS).items() if k not in finished}
 
 
 # -- report -----------------------------------------------------------------------------------------
@@ -245,6 +313,7 @@ def report(plan: Mapping[str, Any], out: Path, publish: Path, doc: Path | None, 
         "dev": bl_majority_dev(task, plan["data"], metric),
     }
     records = read_records(out / "studies", ALL_KEYS)
+    records |= unfinished_records(out, records)
     result = build_result(plan, records, load_json(out / "methods-meta.json"), majority, metric, dry)
     plots = write_report(result, publish, doc)
     say_targets(result["targets"], "[dry run: meaningless] " if dry else "")
@@ -274,7 +343,7 @@ def build_result(
         if record.get("reused_from"):
             record.setdefault("machine", reused_machine())
             retrained = retrained_dev(record["body"]["training"]["seed"], n_layers_of(record))
-        studies.append(study_row(k, record, majority, metric, retrained))
+        studies.append(study_row(k, record, majority, metric, retrained) | {"partial": bool(record.get("partial"))})
     return {
         "dry_run": dry,
         "task": "sst2",
@@ -283,7 +352,7 @@ def build_result(
         "budget": {k: v for k, v in plan["training"].items()} | {"trials": plan["trials"], "workers": plan["workers"]},
         "n_initial": plan["n_initial"],
         "meta": meta,
-        "missing": [k for k in ALL_KEYS if k not in records],
+        "missing": [k for k in ALL_KEYS if k not in records or records[k].get("partial")],
         "studies": studies,
         **analyse(studies),
     }
@@ -306,6 +375,7 @@ def republish(into: Path) -> list[Path]:
     are the ones the report measured. Returns the JSON and the page."""
     recorded = load_json(RECORDS / "summary.json")
     records = read_records(RECORDS, ALL_KEYS)
+    records |= unfinished_records(RECORDS, records)
     for k, name in REUSED.items():
         records.setdefault(k, load_json(CPU_RESULTS / name) | {"reused_from": f"benchmarks/results/cpu/{name}"})
     budget = recorded["budget"]
@@ -386,7 +456,8 @@ def section(result: Mapping[str, Any], plots: Mapping[str, Path], doc: Path, pub
         end=END,
         budget=result["budget"],
         n_initial=result["n_initial"],
-        finished=len(studies),
+        finished=sum(not r["partial"] for r in studies),
+        unfinished=", ".join(f"`{r['key']}` ({r['trials']} settled trials)" for r in studies if r["partial"]),
         total=len(ALL_KEYS),
         missing=", ".join(f"`{k}`" for k in result["missing"]),
         measured={
@@ -424,7 +495,7 @@ def _study_cells(r: Mapping[str, Any]) -> list[Any]:
     front = len(r["front"]) if r["front"] is not None else "-"
     by = ", ".join(f"{k} {v}" for k, v in sorted(r["sources"].items()))
     median = f"{r['trial_seconds_median']:.0f}" if r["trial_seconds_median"] else "-"
-    seed = f"{r['seed']}{' (reused)' if r['reused_from'] else ''}"
+    seed = f"{r['seed']}{' (reused)' if r['reused_from'] else ''}{' (unfinished)' if r['partial'] else ''}"
     return [r["space"], r["method"], seed, r["completed"], r["failed"], *measures, front, by, median]
 
 

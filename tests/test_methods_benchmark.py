@@ -16,7 +16,7 @@ from benchmarks import methods as mb
 from benchmarks.analysis import methods as ma
 from benchmarks.experiment.report import CPU_BEGIN, CPU_END
 from benchmarks.harness.analysis import config_key
-from benchmarks.harness.records import save_json
+from benchmarks.harness.records import restore_records, save_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -179,3 +179,31 @@ def test_the_report_writes_summary_plots_and_its_section_after_the_cpu_results(t
     assert "3 of 15 studies finished" in text and "hypervolume-full.png" in text
     mb.report(plan, out, publish, doc, dry=False)  # again: the section is replaced, not added
     assert doc.read_text().count(mb.BEGIN) == 1
+
+
+def test_an_unfinished_study_is_reported_as_it_stood_and_never_restored_as_finished(tmp_path) -> None:
+    out, publish = tmp_path / "run", tmp_path / "published"
+    save_json(out / "studies" / "autopeft-sobol-seed1.json", study("autopeft-sobol-seed1", 0.004))
+    stood = study("autopeft-gp-seed1", 0.006, n=30)["trials"]
+    stood[14] = {**stood[14], "state": "running", "metric": None}  # trial 14 still open: 15 and on wait
+    settled = mb.settled_prefix(list(reversed(stood)))
+    assert [t["number"] for t in settled] == list(range(14))
+    save_json(out / mb.PARTIAL / "autopeft-gp-seed1.json", record("autopeft-gp-seed1", settled, partial=True))
+    save_json(out / "methods-meta.json", {"device": "CPU: test", "cpu_count": 2, "started": "s"})
+    doc = tmp_path / "results.md"
+    doc.write_text(f"# Results\n\n{CPU_BEGIN}\ncpu part\n{CPU_END}\n")
+    plan = mb.make_plan(mb.parse_args(["--out", str(out), "--data", FIXTURES]))
+    mb.report(plan, out, publish, doc, dry=False)
+    summary = json.loads((publish / "summary.json").read_text())
+    gp = next(s for s in summary["studies"] if s["method"] == "gp")
+    assert gp["partial"] is True and gp["trials"] == 14
+    assert gp["search_hypervolume_10"] > 0 and gp["search_hypervolume_20"] is None
+    assert "autopeft-gp-seed1" in summary["missing"] and "autopeft-sobol-seed1" not in summary["missing"]
+    text = doc.read_text()
+    assert "1 of 15 studies finished" in text and "**Partial**" in text and "`autopeft-gp-seed1` (14 settled" in text
+    assert "| autopeft | gp | 1 (unfinished) |" in text
+    # published beside the finished records, a partial record is not restored as a finished study
+    save_json(publish / mb.PARTIAL / "autopeft-gp-seed1.json", record("autopeft-gp-seed1", settled, partial=True))
+    bodies = {"autopeft-gp-seed1": {"training": {"seed": 1}}}
+    assert restore_records(publish, tmp_path / "fresh", bodies) == []
+    assert not (tmp_path / "fresh" / "studies" / "autopeft-gp-seed1.json").exists()
