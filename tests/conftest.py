@@ -43,7 +43,21 @@ ARCHITECTURE_KINDS = [
 DECODER_KINDS = ["llama", "mistral", "qwen2", "qwen3"]
 
 
-@pytest.fixture(params=["bert", "roberta"])
+#: The architectures whose cells of a matrix run in the fast lane (``pytest -m "not slow"``): one encoder
+#: and one decoder. The full suite (the CI command) runs every cell.
+FAST_KINDS = ("bert", "llama")
+
+
+def lane(values, fast=FAST_KINDS, kind_of=lambda value: value[0] if isinstance(value, tuple) else value) -> list:
+    """``values`` as parameters of ``pytest.mark.parametrize``, those of an architecture outside ``fast``
+    marked slow (a tuple's architecture is its first item)."""
+    return [
+        pytest.param(*(v if isinstance(v, tuple) else (v,)), marks=() if kind_of(v) in fast else pytest.mark.slow)
+        for v in values
+    ]
+
+
+@pytest.fixture(params=["bert", pytest.param("roberta", marks=pytest.mark.slow)])
 def encoder_kind(request) -> str:
     return request.param
 

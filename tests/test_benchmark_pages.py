@@ -12,6 +12,7 @@ import pytest
 from benchmarks import report
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", list(report.PAGES))
 def test_the_report_writes_the_published_page_again_byte_for_byte(page: str, tmp_path: Path) -> None:
     written = report.regenerate(tmp_path, [page])

@@ -371,6 +371,7 @@ def test_summarise_and_report_text_of_a_gpu_run(tmp_path: Path) -> None:
     ("dry_run", "device", "name"),
     [(True, "cpu", "CPU: AMD EPYC"), (True, "cuda", "NVIDIA H100"), (False, "cpu", "CPU: AMD EPYC")],
 )
+@pytest.mark.slow
 def test_report_refuses_to_present_dry_runs_and_cpu_runs_as_results(
     tmp_path: Path, dry_run: bool, device: str, name: str
 ) -> None:
@@ -589,6 +590,7 @@ def test_cpu_report_puts_its_section_first_and_keeps_the_gpu_page(tmp_path: Path
     assert doc.read_text().count("newer") == 1 and doc.read_text().count(report.CPU_BEGIN) == 1
 
 
+@pytest.mark.slow
 def test_a_dry_run_of_the_cpu_profile_is_labelled_and_publishes_nothing(tmp_path: Path) -> None:
     results = _cpu_results()
     results["meta"]["dry_run"] = True

@@ -192,6 +192,7 @@ def test_the_hypervolume_above_the_majority_class_ignores_what_does_not_beat_it(
     assert above["warm_reaches_at"] == 2
 
 
+@pytest.mark.slow
 def test_the_source_ranking_is_positive_when_the_new_results_follow_the_source() -> None:
     import json
 
@@ -211,6 +212,7 @@ def test_the_source_ranking_is_positive_when_the_new_results_follow_the_source()
     assert ws.source_ranking_text(analysis).endswith("by seed): cold +0.40.")
 
 
+@pytest.mark.slow
 def test_the_report_of_the_published_records_gives_the_published_figures(tmp_path) -> None:
     """What a fresh checkout holds (the sst2-low records, the source file) reports again, with the
     same hypervolumes, through the command's own report phase."""

@@ -113,6 +113,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_autopeft_serve_starts_migrates_and_stops(tmp_path, study_body):
     port = _free_port()
     env = {**os.environ, "AUTOPEFT_LOG_LEVEL": "WARNING", "AUTOPEFT_API_KEY": "k"}

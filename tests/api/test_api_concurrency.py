@@ -7,6 +7,8 @@ out exactly once, no configuration twice, and the whole budget done.
 
 from __future__ import annotations
 
+import pytest
+
 import threading
 import time
 from collections import Counter
@@ -44,6 +46,7 @@ def _work(url: str, name: str, study_id: int, completed: list[int], errors: list
     errors.append(f"{name} ran out of time")
 
 
+@pytest.mark.slow
 def test_32_workers_on_two_servers_get_every_trial_once(db_url, engine, study_body):
     with live_server(db_url) as one, live_server(db_url) as two:
         body = study_body(max_trials=BUDGET, space="grouped")

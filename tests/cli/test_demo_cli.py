@@ -42,6 +42,7 @@ def test_the_demo_runs_a_study_prints_the_front_and_stops_its_server(tmp_path: P
         assert s.connect_ex(("127.0.0.1", port)) != 0
 
 
+@pytest.mark.slow
 def test_the_demo_refuses_a_budget_below_one_with_a_clear_error(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "autopeft", "demo", "--trials", "0", "--data", str(FIXTURES), "--device", "cpu"],

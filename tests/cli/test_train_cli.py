@@ -166,6 +166,7 @@ def test_predict_errors_are_one_line(tmp_path: Path, capsys) -> None:
     assert err.startswith("autopeft predict: error: ") and "not a saved autopeft trial" in err and err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_training_every_family_warns_nothing_on_the_installed_transformers(tiny_dir: Path, tmp_path: Path) -> None:
     """Deprecation warnings of transformers break up the progress bars (and announce the next break): none."""
     import subprocess

@@ -23,7 +23,7 @@ from autopeft.modules.base import LINEAR_TARGETS
 from autopeft.shape import shape_of, shape_of_config
 from autopeft.space import build_space
 from autopeft.support import support_matrix
-from tests.conftest import ARCHITECTURE_KINDS, batch, tiny_config, tiny_model
+from tests.conftest import ARCHITECTURE_KINDS, batch, lane, tiny_config, tiny_model
 from tests.modules.test_families import random_fish_mask
 
 #: One configuration per family that runs every code path of it (all linear targets, AdaMix, DoRA).
@@ -67,7 +67,7 @@ def test_the_matrix_covers_every_architecture_and_every_family():
         assert all(reason is None or (reason and "\n" not in reason) for reason in cells.values())
 
 
-@pytest.mark.parametrize("kind, family", CELLS)
+@pytest.mark.parametrize("kind, family", lane(CELLS))
 def test_each_cell_of_the_support_matrix(kind, family):
     reason = support_matrix()[kind][family]
     base = tiny_model(kind)
@@ -123,7 +123,7 @@ def test_bitfit_runs_on_a_modernbert_built_with_biases():
     _trains_exactly_what_it_owns(model, handle, ids, mask)
 
 
-@pytest.mark.parametrize("kind", ARCHITECTURE_KINDS)
+@pytest.mark.parametrize("kind", lane(ARCHITECTURE_KINDS))
 def test_every_supported_family_together_round_trips_through_its_state_dict(kind):
     supported = [f for f, reason in support_matrix()[kind].items() if reason is None and f not in ("full", "fish")]
     config = {f: _config(kind, f) for f in supported}

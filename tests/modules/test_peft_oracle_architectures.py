@@ -21,7 +21,7 @@ import torch
 
 from autopeft.handle import inject
 from autopeft.layouts import ARCHITECTURES
-from tests.conftest import batch, tiny_model
+from tests.conftest import batch, lane, tiny_model
 
 peft = pytest.importorskip("peft")
 
@@ -82,7 +82,7 @@ def _wrapped(ours, prefix: str, path: str, target_count: int):
     return list(reversed(chain))
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", lane(KINDS, fast=("modernbert",)))
 @pytest.mark.parametrize("settings, layers", LORA_CASES)
 @pytest.mark.parametrize("dora", [False, True], ids=["lora", "dora"])
 def test_lora_matches_peft(kind, settings, layers, dora):
@@ -143,7 +143,7 @@ def test_lora_matches_peft(kind, settings, layers, dora):
     _compare(ours, oracle, base)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", lane(KINDS, fast=("modernbert",)))
 @pytest.mark.parametrize("settings, layers", IA3_CASES)
 def test_ia3_matches_peft(kind, settings, layers):
     from autopeft.modules.ia3 import IA3, INPUT_SCALED

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from autopeft.handle import inject
-from tests.conftest import batch, tiny_model
+from tests.conftest import batch, lane, tiny_model
 from tests.modules.test_peft_oracle_architectures import _compare, _ours, _regex
 
 peft = pytest.importorskip("peft")
@@ -35,7 +35,7 @@ IA3_CASES = [
 ]
 
 
-@pytest.mark.parametrize("kind", DECODERS)
+@pytest.mark.parametrize("kind", lane(DECODERS))
 @pytest.mark.parametrize("settings, layers", LORA_CASES)
 @pytest.mark.parametrize("dora", [False, True], ids=["lora", "dora"])
 def test_lora_and_dora_match_peft_on_decoders(kind, settings, layers, dora):
@@ -66,7 +66,7 @@ def test_lora_and_dora_match_peft_on_decoders(kind, settings, layers, dora):
     _compare(ours, oracle, base)
 
 
-@pytest.mark.parametrize("kind", DECODERS)
+@pytest.mark.parametrize("kind", lane(DECODERS))
 @pytest.mark.parametrize("settings, targets, layers", IA3_CASES)
 def test_ia3_matches_peft_on_decoders(kind, settings, targets, layers):
     base = tiny_model(kind)
@@ -112,7 +112,7 @@ def test_ia3_defaults_are_peft_defaults_for_llama():
     assert handle.config.summary(3) == "ia3 @0-2"
 
 
-@pytest.mark.parametrize("kind", DECODERS)
+@pytest.mark.parametrize("kind", lane(DECODERS))
 @pytest.mark.parametrize("length, projection", [(5, None), (3, 16)])
 def test_prefix_matches_peft_on_decoders(kind, length, projection):
     base = tiny_model(kind)
@@ -148,7 +148,7 @@ def test_prefix_matches_peft_on_decoders(kind, length, projection):
     assert (got - base(input_ids=ids, attention_mask=mask).logits).abs().max() > 1e-4
 
 
-@pytest.mark.parametrize("kind", DECODERS)
+@pytest.mark.parametrize("kind", lane(DECODERS))
 def test_a_prefix_on_some_layers_sees_every_token_attend_it(kind):
     """Per-layer lengths: each chosen layer's attention gets its own prefix in front of every token's keys, under
     a causal mask (SDPA and eager alike, with and without padding)."""

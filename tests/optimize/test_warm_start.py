@@ -193,6 +193,7 @@ def _distance(points) -> float:
     return float(((P[:, 1:] - CENTRE[1:]) ** 2).sum(-1).sqrt().mean())
 
 
+@pytest.mark.slow
 def test_earlier_observations_bring_the_first_model_proposals_near_their_optimum():
     """Earlier data (another task: the metric rescaled and its peak slightly moved) put the warm
     model's first proposals nearer the front than a cold model's on the same 4 own results."""

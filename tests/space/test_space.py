@@ -10,10 +10,10 @@ from autopeft.encoder import ModelShape
 from autopeft.errors import SpaceError
 from autopeft.shape import model_shape, shape_of
 from autopeft.space import build_space
-from tests.conftest import tiny_model
+from tests.conftest import lane, tiny_model
 
 
-@pytest.fixture(scope="module", params=["bert", "roberta"])
+@pytest.fixture(scope="module", params=lane(["bert", "roberta"]))
 def shape(request) -> ModelShape:
     return shape_of(tiny_model(request.param))
 

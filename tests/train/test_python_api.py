@@ -32,6 +32,7 @@ def test_import_autopeft_is_light() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", [{"lora": {"rank": 2}, "bitfit": {}}, {"ia3": {}, "prefix": {"length": 2}}])
 def test_trainer_through_apply_gets_the_metric_of_autopeft_train(config, tiny_dir, glue_dir, tmp_path) -> None:
     """Same seed, data, batches, optimiser and schedule: Trainer reaches autopeft train's metric.

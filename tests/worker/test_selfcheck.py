@@ -32,12 +32,14 @@ def test_a_broken_family_is_named_and_the_others_still_pass(tiny_model_dir: Path
     assert "\n" not in checks["prefix"].error
 
 
+@pytest.mark.slow
 def test_worker_check_exits_0_when_all_families_work(capsys):
     assert main(["worker", "--check", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert f"self-check: {len(FAMILIES)} families train a step with the bundled MiniLM on cpu" in out
 
 
+@pytest.mark.slow
 def test_worker_check_exits_2_naming_the_broken_family(capsys, broken_prefix):
     assert main(["worker", "--check", "--device", "cpu"]) == 2
     err = capsys.readouterr().err
@@ -45,6 +47,7 @@ def test_worker_check_exits_2_naming_the_broken_family(capsys, broken_prefix):
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_a_worker_with_a_broken_family_refuses_to_start_before_it_claims(capsys, broken_prefix):
     with socket.socket() as s:  # a server that would answer nothing: the worker must not even get that far
         s.bind(("127.0.0.1", 0))
