@@ -33,6 +33,8 @@ PRELOAD = [
 POLL_S = 0.05
 #: Seconds a terminated process gets to exit before SIGKILL.
 TERM_GRACE_S = 2.0
+#: The niceness a round's process adds to its own: requests and space-filling rounds go first on a busy CPU.
+NICE = 10
 
 _context_lock = threading.Lock()
 _context: Any = None
@@ -126,8 +128,11 @@ def end(proc: Any) -> None:
 
 def _child(writer: Connection, payload: bytes) -> None:
     """The round's process: propose, send the result (or the error) back, exit."""
+    import os
+
     from autopeft.optimize import propose
 
+    os.nice(NICE)
     kwargs = pickle.loads(payload)
     try:
         out: tuple[bool, Any] = (True, (propose(**kwargs), kwargs.get("state")))

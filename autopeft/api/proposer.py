@@ -299,12 +299,13 @@ class Proposer:
         except proposal_process.RoundAbandoned as gone:
             self._spent(study_id, gone.seconds)
             if gone.reason == "cancelled":
-                self._event(
-                    study_id,
-                    "cancelled",
-                    f"a {method} proposal was cancelled after {gone.seconds:.1f} s: "
-                    "the study stopped (its process ended)",
-                )
+                if not self._stop.is_set():  # a proposer that stops leaves the round to the next one, silently
+                    self._event(
+                        study_id,
+                        "cancelled",
+                        f"a {method} proposal was cancelled after {gone.seconds:.1f} s: the study stopped, paused or "
+                        "was deleted (its process ended)",
+                    )
                 return []
             self._event(
                 study_id,
