@@ -129,9 +129,14 @@ def end(proc: Any) -> None:
 def _child(writer: Connection, payload: bytes) -> None:
     """The round's process: propose, send the result (or the error) back, exit."""
     import os
+    import signal
 
+    from autopeft.api.lifeline import die_with_parent
     from autopeft.optimize import propose
 
+    # its parent is the fork server, which ends with the process that started it (the server's proposer):
+    # a round never outlives the server, however the server ends
+    die_with_parent(os.getppid(), signal.SIGKILL)
     os.nice(NICE)
     kwargs = pickle.loads(payload)
     try:
