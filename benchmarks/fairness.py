@@ -4,7 +4,7 @@ Starts `autopeft serve` (SQLite, its proposer process, default settings) and mea
 
 - quiet: a new ``sobol`` study on the bundled model; the time from its POST to its first trial (the first
   proposal), then ``--seconds`` of simulated workers claiming and completing its trials at once
-  (:func:`benchmarks.server.drive`: true parameter counts), claim latency p50/p99;
+  (:func:`benchmarks.server.claim_loop`, in this process: true parameter counts), claim latency p50/p99;
 - loaded: the same, while three heavy studies propose: two ``saas`` studies at the optimizer limits on the
   ``full`` space and one ``gp`` study on the largest space the build limit admits (a 256-layer model,
   8 layer groups, four families), each fed by a worker that claims and reports at once, so that every
@@ -29,7 +29,7 @@ from typing import Any, Self
 from benchmarks.harness.phases import ExperimentError, say
 from benchmarks.harness.records import ROOT, command_line, machine, now, save_json, versions
 from benchmarks.harness.services import Service
-from benchmarks.server import drive, summarise
+from benchmarks.server import claim_loop, summarise
 
 #: SAAS at the limits of the server (MAX_NUTS_STEPS), modelling from its 4th result on.
 HEAVY_SAAS = {"method": "saas", "saas_warmup": 512, "saas_samples": 512, "saas_max_tree_depth": 3, "n_initial": 4}
@@ -163,7 +163,10 @@ def measure(svc: Service, label: str, seconds: float, workers: int) -> dict[str,
     gp_id, gp_first = first_proposal_s(svc, _body(f"new gp {label}", optimizer={"method": "gp"}))
     svc.stop(gp_id)
     say(f"{label}: first proposal of a new sobol study after {first} s, of a new gp study after {gp_first} s")
-    rec = drive(svc.port, study_id, workers, seconds, 2.0, 2)
+    from autopeft.shape import model_shape
+
+    names = [f"normal-{label}-{i}" for i in range(workers)]
+    rec = claim_loop(svc.port, study_id, model_shape(None), names, time.perf_counter() + 0.1, seconds, 2.0)
     out = {"first_proposal_s": first, "gp_first_proposal_s": gp_first, **summarise(rec, seconds)}
     say(f"{label}: claim p50 {out['claim_p50_ms']} ms, p99 {out['claim_p99_ms']} ms, {out['cycles_per_s']} cycles/s")
     svc.stop(study_id)
@@ -199,6 +202,9 @@ def wait_modelled(svc: Service, studies: list[dict[str, Any]], timeout: float) -
 
 def run(seconds: float, workers: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="autopeft-fairness-") as tmp, Service(Path(tmp)) as svc:
+        warm_id, started_s = first_proposal_s(svc, _body("warm-up"))  # the proposer's start (its imports)
+        svc.stop(warm_id)
+        say(f"the first proposal after the server started came after {started_s} s")
         quiet = measure(svc, "quiet", seconds, workers)
         issue = refused(svc)
         t0 = time.monotonic()
@@ -213,6 +219,7 @@ def run(seconds: float, workers: int) -> dict[str, Any]:
         for h in heavy:
             svc.stop(h["id"])
     return {
+        "first_proposal_after_start_s": started_s,
         "quiet": quiet,
         "loaded": loaded,
         "issue_bodies": issue,
