@@ -72,8 +72,13 @@ REL_TOL, ABS_TOL = 1e-9, 1e-12
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b
+    if isinstance(a, int) and isinstance(b, int):
+        return a == b
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL)
+        try:
+            return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL)
+        except OverflowError:  # an integer beyond a float's range is no float's equal
+            return False
     if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
         return list(a) == list(b)
     return a == b
