@@ -215,6 +215,9 @@ def run(seconds: float, workers: int) -> dict[str, Any]:
             wait_modelled(svc, heavy, 120)
             loaded = measure(svc, "loaded", seconds, workers)
             events = {h["name"]: svc.get(f"/api/v1/studies/{h['id']}/events")["data"] for h in heavy}
+            errors = {h["name"]: svc.get(f"/api/v1/studies/{h['id']}")["proposal_error"] for h in heavy}
+            if any(errors.values()):  # a heavy study that does not propose would make the figures meaningless
+                raise ExperimentError(f"a heavy study's proposals failed: {errors}")
             reported = dict(f.reported)
         for h in heavy:
             svc.stop(h["id"])

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
+import multiprocessing
 import signal
 import threading
 import time
@@ -406,6 +407,9 @@ def run_process(parent_pid: int, settings: Settings | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     die_with_parent(parent_pid)  # first: the server may die while the imports below take seconds
+    # its model rounds are processes of its own (api.proposal_process), which multiprocessing refuses to a daemon;
+    # it ends them itself, and they end with it however it ends
+    multiprocessing.current_process().daemon = False
     if stop.is_set():  # it had died already
         return
 
