@@ -142,6 +142,33 @@ class Feeder:
             http.close()
 
 
+def round_processes(root: int) -> int:
+    """Model rounds running now below the server ``root``: processes of the proposer's fork server (Linux /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
+    below, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        kids = [c for c, p in parents.items() if p == pid and c not in below]
+        below.update(kids)
+        todo += kids
+    forked = []
+    for pid in below:
+        try:
+            if b"forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                forked.append(pid)
+        except OSError:
+            continue
+    return max(0, len(forked) - 1)  # the fork server itself
+
+
 def first_proposal_s(svc: Service, body: dict[str, Any]) -> tuple[int, float]:
     """Create a study; seconds from its POST until a claim gets its first trial (given back at once)."""
     t0 = time.monotonic()
@@ -213,7 +240,11 @@ def run(seconds: float, workers: int) -> dict[str, Any]:
         say(f"created {len(heavy)} heavy studies in {created_s} s")
         with Feeder(svc, [svc.get(f"/api/v1/studies/{h['id']}") | {"hf_config": _config_of(h)} for h in heavy]) as f:
             wait_modelled(svc, heavy, 120)
+            sampler = threading.Thread(target=_sample_rounds, args=(svc.proc.pid, samples := [], f.stop), daemon=True)
+            sampler.start()
             loaded = measure(svc, "loaded", seconds, workers)
+            loaded["model_rounds_running"] = {"min": min(samples, default=0), "max": max(samples, default=0),
+                                              "samples": len(samples)}  # fmt: skip
             events = {h["name"]: svc.get(f"/api/v1/studies/{h['id']}/events")["data"] for h in heavy}
             errors = {h["name"]: svc.get(f"/api/v1/studies/{h['id']}")["proposal_error"] for h in heavy}
             if any(errors.values()):  # a heavy study that does not propose would make the figures meaningless
@@ -241,6 +272,11 @@ def run(seconds: float, workers: int) -> dict[str, Any]:
         "p99_ratio": _ratio(loaded["claim_p99_ms"], quiet["claim_p99_ms"]),
         "p50_ratio": _ratio(loaded["claim_p50_ms"], quiet["claim_p50_ms"]),
     }
+
+
+def _sample_rounds(root: int, out: list[int], stop: threading.Event) -> None:
+    while not stop.wait(1.0):
+        out.append(round_processes(root))
 
 
 def _config_of(study: dict[str, Any]) -> dict[str, Any]:
