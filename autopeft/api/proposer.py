@@ -17,7 +17,7 @@ wait for this: they read the queue.
 Fairness: one study's cost stays with that study. Rounds run in two lanes: space-filling rounds
 (``sobol``/``random``, and every study's first rounds, before a model has data) on ``proposer_threads``
 threads, in this process; model-based rounds (``gp``, ``saas``, ``tpe``) on ``proposal_processes``
-threads, each round in a process of its own (:mod:`api.proposal_process`). A model round that runs past
+threads, each round in a process of its own (:mod:`autopeft.api.proposal_process`). A model round that runs past
 ``proposal_budget_s`` is abandoned (its process ended and reaped) and that round's trials come from
 ``sobol``; a study whose model rounds took ``study_proposal_budget_s`` of the last
 ``study_budget_window_s`` gets ``sobol`` rounds until its use falls under it. Both say so in the
@@ -407,7 +407,7 @@ def run_process(parent_pid: int, settings: Settings | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     die_with_parent(parent_pid)  # first: the server may die while the imports below take seconds
-    # its model rounds are processes of its own (api.proposal_process), which multiprocessing refuses to a daemon;
+    # its model rounds are processes of its own (autopeft.api.proposal_process), which multiprocessing refuses to a daemon;
     # it ends them itself, and they end with it however it ends
     multiprocessing.current_process().daemon = False
     if stop.is_set():  # it had died already

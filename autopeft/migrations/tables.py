@@ -185,7 +185,7 @@ class StudyEvent(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     study_id: Mapped[int] = mapped_column(Integer, ForeignKey("studies.id", ondelete="CASCADE"))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
-    #: What happened, in one word: ``overrun``, ``fallback``, ``cancelled`` (see :mod:`api.proposer`).
+    #: What happened, in one word: ``overrun``, ``fallback``, ``cancelled`` (see :mod:`autopeft.api.proposer`).
     kind: Mapped[str] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(Text)
 
