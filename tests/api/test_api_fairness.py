@@ -192,7 +192,9 @@ def test_stopping_a_study_cancels_its_proposal_and_ends_its_process(make_client,
     assert client.get(f"/api/v1/studies/{study_id}").json()["counts"]["queued"] == 0
 
 
-def test_events_of_a_study_that_does_not_exist_are_a_404(client):
+def test_a_new_study_has_no_events_and_a_missing_one_is_a_404(client, study_body):
+    study_id = client.post("/api/v1/studies", json=study_body()).json()["id"]
+    assert client.get(f"/api/v1/studies/{study_id}/events").json() == {"study_id": study_id, "data": [], "count": 0}
     assert client.get("/api/v1/studies/999/events").status_code == 404
 
 

@@ -166,6 +166,11 @@ def test_a_proposal_round_ends_with_the_server(tmp_path: Path):
             ]
             time.sleep(0.2)
         children = descendants(proc.pid)
+    except BaseException:  # leave no server behind a failed check
+        left = descendants(proc.pid)
+        proc.kill()
+        assert_all_end(proc, left)
+        raise
     finally:
         http.close()
     proc.send_signal(signal.SIGKILL)
