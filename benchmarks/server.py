@@ -133,9 +133,11 @@ def _counts(config: str, shape: Any) -> dict[str, Any]:
     return _COUNTS[config]
 
 
-def _client(
-    port: int, study_id: int, shape: Any, names: list[str], t_start: float, seconds: float, warmup: float, q: Any
-) -> None:
+def claim_loop(
+    port: int, study_id: int, shape: Any, names: list[str], t_start: float, seconds: float, warmup: float
+) -> dict[str, Any]:
+    """Simulated workers ``names`` in this process from ``t_start`` (``time.perf_counter``) for ``warmup +
+    seconds``: per-request records of the last ``seconds``."""
     out: dict[str, Any] = {"claim_ms": [], "complete_ms": [], "cycle_ms": [], "done": [], "errors": [], "empty": 0}
     _counts("{}", shape)  # the accounting's imports (seconds) before the clock starts
 
@@ -147,7 +149,13 @@ def _client(
         await asyncio.gather(*(_worker(n, port, study_id, shape, t_end, t_measure, out) for n in names))
 
     asyncio.run(run())
-    q.put(out)
+    return out
+
+
+def _client(
+    port: int, study_id: int, shape: Any, names: list[str], t_start: float, seconds: float, warmup: float, q: Any
+) -> None:
+    q.put(claim_loop(port, study_id, shape, names, t_start, seconds, warmup))
 
 
 def drive(port: int, study_id: int, workers: int, seconds: float, warmup: float, procs: int) -> dict[str, Any]:

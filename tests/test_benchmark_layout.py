@@ -18,6 +18,7 @@ COMMANDS = [
     "baselines",
     "decoder_llm",
     "early_stopping",
+    "fairness",
     "gpu_experiment",
     "methods",
     "optimizer",

@@ -91,6 +91,17 @@ STUDY_INPUT: tuple[str, ...] = field_names(StudyInput)
 
 
 @dataclass(frozen=True)
+class StudyEventRecord:
+    """Something the server did to a study on its own (``kind``: ``overrun``, ``fallback``, ``cancelled``)."""
+
+    id: int
+    study_id: int
+    at: datetime
+    kind: str
+    message: str
+
+
+@dataclass(frozen=True)
 class StudyStats:
     """What a study's trials add up to."""
 
@@ -188,6 +199,14 @@ class Demand:
 
         method = METHODS.get(self.method)
         return method is not None and method.space_filling
+
+    @property
+    def modelled(self) -> bool:
+        """The next round may fit a model (a model-based method with enough trials for one): it runs where an
+        overrun can be abandoned. Before, every point of a round comes from the space-filling design."""
+        from autopeft.optimize.settings import MIN_MODEL_POINTS
+
+        return not self.space_filling and self.n_trials >= MIN_MODEL_POINTS
 
     @property
     def budget_left(self) -> int:

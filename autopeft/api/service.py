@@ -26,6 +26,8 @@ from autopeft.api.schemas.studies import (
     ParetoPublic,
     StudiesPublic,
     StudyCreate,
+    StudyEventPublic,
+    StudyEventsPublic,
     StudyPublic,
     TrialCounts,
     WarmStartPublic,
@@ -108,9 +110,7 @@ class Service:
 
     # -- studies --------------------------------------------------------------------------------
     def create_study(self, body: StudyCreate) -> StudyPublic:
-        new = prepare_study(
-            body, self.settings.lease_seconds, self.settings.max_retries, self.settings.model_folders
-        )
+        new = prepare_study(body, self.settings.lease_seconds, self.settings.max_retries, self.settings.model_folders)
         if body.warm_start is not None:
             ids = body.warm_start.studies
             check_warm_start(ids, new.task, {i: self._study_or_none(i) for i in ids})
@@ -138,7 +138,14 @@ class Service:
 
     def stop_study(self, study_id: int) -> StudyPublic:
         self.storage.stop_study(study_id)
+        if self.proposer is not None:  # in this process: cancel its proposal now (another process polls)
+            self.proposer.cancel(study_id)
         return self.study_view(study_id)
+
+    def events(self, study_id: int, limit: int) -> StudyEventsPublic:
+        records = self.storage.events(study_id, limit)
+        data = [StudyEventPublic(id=e.id, at=e.at, kind=e.kind, message=e.message) for e in records]
+        return StudyEventsPublic(study_id=study_id, data=data, count=len(data))
 
     def resume_study(self, study_id: int) -> StudyPublic:
         self.storage.resume_study(study_id)

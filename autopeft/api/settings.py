@@ -13,7 +13,6 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from autopeft.migrations.engine import default_database_url
 
-
 #: Host names a server always answers to: a page can only send them from the machine itself.
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
@@ -43,7 +42,26 @@ class Settings(BaseSettings):
         True,
         description="Run the proposer in a thread of this process (`autopeft serve` runs it in a process of its own).",
     )
-    proposer_threads: int = Field(2, ge=1, le=16, description="Studies proposed for at the same time.")
+    proposer_threads: int = Field(
+        2, ge=1, le=16, description="Space-filling rounds (sobol, random, a study's first trials) run at the same time."
+    )
+    proposal_processes: int = Field(
+        2, ge=1, le=16, description="Model-based rounds (gp, saas, tpe) run at the same time, each in a process."
+    )
+    proposal_budget_s: float = Field(
+        120.0,
+        gt=0,
+        le=3600,
+        description="Longest one model-based round may take; past it the round's process is ended and that round "
+        "comes from sobol.",
+    )
+    study_proposal_budget_s: float = Field(
+        600.0,
+        gt=0,
+        description="Model-based proposing time one study may use per study_budget_window_s; past it, its rounds come "
+        "from sobol until its use falls under it.",
+    )
+    study_budget_window_s: float = Field(1800.0, gt=0, description="The window of study_proposal_budget_s.")
     proposer_tick_s: float = Field(0.1, gt=0, description="Longest pause between looks at the queues.")
     proposal_lock_s: float = Field(900.0, gt=0, description="A proposer's lock on a study expires after this.")
     max_queue: int = Field(512, ge=1, description="Most queued trials a study keeps.")

@@ -51,12 +51,13 @@ from autopeft.api.records import (
     NewTrial,
     ProposalSnapshot,
     Report,
+    StudyEventRecord,
     StudyRecord,
     TrialRecord,
 )
 from autopeft.api.storage_protocol import CountsByStudy
 from autopeft.migrations.engine import is_sqlite
-from autopeft.migrations.tables import proposal_locks, studies, trials, workers
+from autopeft.migrations.tables import proposal_locks, studies, study_events, trials, workers
 from autopeft.optimize.warm import WARM_SOURCE
 from autopeft.trial_state import FINISHED_STATES, OPEN_STATES, TrialState
 
@@ -219,7 +220,8 @@ class Storage:
         )
         with transaction(self.engine) as conn:
             return [
-                FailedTrial(int(i), int(n), error, worker, sql.aware(at)) for i, n, error, worker, at in conn.execute(query)
+                FailedTrial(int(i), int(n), error, worker, sql.aware(at))
+                for i, n, error, worker, at in conn.execute(query)
             ]
 
     def delete_study(self, study_id: int) -> None:
@@ -227,11 +229,29 @@ class Storage:
             sql.one_study(conn, study_id, lock=True)
             conn.execute(delete(trials).where(trials.c.study_id == study_id))
             conn.execute(delete(proposal_locks).where(proposal_locks.c.study_id == study_id))
+            conn.execute(delete(study_events).where(study_events.c.study_id == study_id))
             conn.execute(delete(studies).where(studies.c.id == study_id))
 
     def set_proposal_error(self, study_id: int, message: str | None) -> None:
         with transaction(self.engine, write=True) as conn:
             conn.execute(update(studies).where(studies.c.id == study_id).values(proposal_error=message))
+
+    def add_event(self, study_id: int, kind: str, message: str) -> None:
+        with transaction(self.engine, write=True) as conn:
+            if conn.execute(select(studies.c.id).where(studies.c.id == study_id)).first() is None:
+                return  # deleted meanwhile: nobody will read it
+            conn.execute(insert(study_events).values(study_id=study_id, at=utcnow(), kind=kind, message=message))
+
+    def events(self, study_id: int, limit: int) -> list[StudyEventRecord]:
+        with transaction(self.engine) as conn:
+            sql.one_study(conn, study_id)
+            rows = conn.execute(
+                select(study_events)
+                .where(study_events.c.study_id == study_id)
+                .order_by(study_events.c.id.desc())
+                .limit(limit)
+            ).all()
+        return [StudyEventRecord(**dict(r._mapping)) for r in reversed(rows)]
 
     # -- trials -------------------------------------------------------------------------------
     def get_trial(self, trial_id: int) -> TrialRecord:

@@ -30,6 +30,7 @@ from autopeft.api.records import (
     NewTrial,
     ProposalSnapshot,
     Report,
+    StudyEventRecord,
     StudyRecord,
     TrialRecord,
 )
@@ -99,6 +100,14 @@ class StorageProtocol(Protocol):
         ...
 
     def set_proposal_error(self, study_id: int, message: str | None) -> None: ...
+
+    def add_event(self, study_id: int, kind: str, message: str) -> None:
+        """Record what the server did to the study on its own (nothing if the study is gone)."""
+        ...
+
+    def events(self, study_id: int, limit: int) -> list[StudyEventRecord]:
+        """The study's last ``limit`` events, oldest first (:class:`NotFoundError` without the study)."""
+        ...
 
     # -- trials -------------------------------------------------------------------------------
     def get_trial(self, trial_id: int) -> TrialRecord: ...

@@ -56,9 +56,19 @@ class MemoSpace(Space):
     so the optimiser's duplicate checks over thousands of trials cost a lookup each."""
 
     def __init__(self, space: Space, size: int = 200_000) -> None:
-        super().__init__(space.spec, space.shape)
+        self.__dict__.update(space.__dict__)  # the built space as it is (building it again costs as much)
         self._memo: OrderedDict[tuple[float, ...], PeftConfig] = OrderedDict()
         self._memo_size = size
+        self._memo_lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (for a proposal's process) without the memo and its lock."""
+        state = dict(self.__dict__)
+        state["_memo"], state["_memo_lock"] = OrderedDict(), None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
         self._memo_lock = threading.Lock()
 
     def decode(self, x: Sequence[float]) -> PeftConfig:
@@ -251,6 +261,9 @@ def prepare_study(
 ) -> NewStudy:
     """Check a study body against the library and turn it into a :class:`~autopeft.api.records.NewStudy`;
     ``model_roots``: the folders the server reads model configs under (:func:`read_model_config`)."""
+    from autopeft.optimize.limits import check_cost
+
+    check_cost(body.optimizer)
     task = resolve_task(body.task)
     num_labels = task.num_labels or 2
     hf_config, read_here = read_model_config(body.model, body.hf_config, model_roots)

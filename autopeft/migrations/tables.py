@@ -12,6 +12,8 @@ importing the app; :mod:`autopeft.api.storage` reads and writes through them.
   an expired lease returns it to queued. ``curve`` holds its ``[step, metric]`` progress reports. ``config_key`` is the
   SHA-256 of :meth:`autopeft.config.PeftConfig.key`; (study_id, config_key) is unique.
 - ``workers``: when each worker last asked for work, and for which study (the queue depth).
+- ``study_events``: what the server did to a study on its own (a proposal abandoned or cancelled, a
+  fallback to a space-filling method), with when and why (migration 0007).
 - ``proposal_locks``: the per-study proposer lock, a row with an owner and an expiry, so
   that it holds across server processes without holding a transaction open.
 """
@@ -177,7 +179,21 @@ class ProposalLock(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class StudyEvent(Base):
+    __tablename__ = "study_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(Integer, ForeignKey("studies.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: What happened, in one word: ``overrun``, ``fallback``, ``cancelled`` (see :mod:`autopeft.api.proposer`).
+    kind: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index(None, "study_id", "id"),)
+
+
 studies = Study.__table__
 trials = Trial.__table__
 workers = Worker.__table__
 proposal_locks = ProposalLock.__table__
+study_events = StudyEvent.__table__

@@ -25,14 +25,13 @@ from autopeft.errors import OptimizerError
 from autopeft.optimize.domain import Domain, check_points
 from autopeft.optimize.methods.base import History, Method, MethodSettings
 from autopeft.optimize.methods.registry import method_of, parse_optimizer
+from autopeft.optimize.settings import MIN_MODEL_POINTS
 from autopeft.optimize.sobol import space_filling
 from autopeft.optimize.state import OptimizerState
 
 if TYPE_CHECKING:
     from autopeft.optimize.warm import Related, WarmStart
 
-#: Completed trials a model needs at least; before that, proposals stay space-filling.
-MIN_MODEL_POINTS = 4
 
 
 class Warm(NamedTuple):

@@ -17,6 +17,8 @@ OutcomeTransform = Literal["copula", "standardize"]
 NehviImpl = Literal["cached", "botorch"]
 KernelName = Literal["rbf", "rbf+additive"]
 
+#: Completed trials a model needs at least; before that, proposals stay space-filling.
+MIN_MODEL_POINTS = 4
 #: Sobol trials at least / at most before a model takes over (see :func:`default_n_initial`).
 MIN_INITIAL, MAX_INITIAL = 8, 20
 

@@ -12,6 +12,7 @@ value of every dimension when the space is built).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,14 @@ __all__ = ["BUILTIN", "Dimension", "Space", "SpaceSpec", "build_space", "load_sp
 #: space decodes every value once, and the optimiser's cost grows with both.
 MAX_DIMS = 1024
 MAX_TOTAL_VALUES = 8192
+#: Most work building a space may take, in decode steps (:meth:`Space.build_steps`): building decodes each
+#: value of each kind of dimension once, and one decode costs about a step per dimension and per layer of
+#: each family placed on layers. The limit keeps a study's creation well under a second on a small CPU; the
+#: optimiser's cost per proposed point grows with the same product.
+MAX_BUILD_STEPS = 50_000
+#: Points of the space decoded and encoded back when it is built: a space whose configurations do not
+#: encode back to their points could never be proposed from.
+ROUND_TRIP_POINTS = 4
 
 
 @dataclass(frozen=True)
@@ -58,7 +67,9 @@ class Space:
         for family, fields in spec.families.items():
             self._plan_family(family, fields)
         self._bits = [self._add(f"layer[{i}]", (0, 1)) for i in range(shape.n_layers)] if spec.layer_bits else []
+        self._check_build_steps()
         self._check_every_value()
+        self._check_round_trip()
 
     # -- construction -------------------------------------------------------------------
     def _add(self, name: str, values: tuple[Any, ...]) -> int:
@@ -87,26 +98,66 @@ class Space:
         if role.placement == "global":
             per_group = False
         if per_group and len(self.groups) > 1:
-            self._primary[family] = [
-                self._slot(f"{family}.{primary}[g{g}]", values) for g in range(len(self.groups))
-            ]
+            self._primary[family] = [self._slot(f"{family}.{primary}[g{g}]", values) for g in range(len(self.groups))]
         else:
             self._primary[family] = [self._slot(f"{family}.{primary}", values)]
-        self._fields[family] = {f: self._slot(f"{family}.{f}", field_values(family, f, raw)) for f, raw in fields.items()}
+        self._fields[family] = {
+            f: self._slot(f"{family}.{f}", field_values(family, f, raw)) for f, raw in fields.items()
+        }
         if all(_is_off(v, off) for v in values):
             raise SpaceError(f"{family}.{primary}: every value turns the family off")
 
+    def build_steps(self) -> int:
+        """The work of building this space, estimated before it is done: its values times the steps of one decode."""
+        layered = sum(1 for family in self._primary if SEARCHABLE[family].placement != "global")
+        decodes = len(self._value_checks()) + 3 * ROUND_TRIP_POINTS  # a round trip decodes three times
+        return decodes * (self.d + self.shape.n_layers * max(1, layered))
+
+    def _check_build_steps(self) -> None:
+        steps = self.build_steps()
+        if steps > MAX_BUILD_STEPS:
+            raise SpaceError(
+                f"space {self.name!r} would take about {steps:,} decode steps to build ({self.d} dimensions on "
+                f"{self.shape.n_layers} layers), over the limit of {MAX_BUILD_STEPS:,} (MAX_BUILD_STEPS): use fewer "
+                "layer groups, fewer values per field or fewer families"
+            )
+
+    def _check_round_trip(self) -> None:
+        """Refuse a space whose configurations do not encode back to their points (values that differ by less
+        than :class:`~autopeft.space.dims.Dimension` can tell apart): nothing could ever be proposed from it."""
+        for x in self.sample_points(ROUND_TRIP_POINTS, seed=0):
+            config = self._decode_raw(x)
+            try:
+                self.encode(config)
+            except (SpaceError, ConfigError) as err:
+                raise SpaceError(
+                    f"space {self.name!r} cannot propose: a configuration it decodes does not encode back ({err})"
+                ) from None
+
+    def _value_checks(self) -> list[tuple[int, int]]:
+        """``(dimension, value index)`` pairs that building decodes: every value of every dimension, once per
+        kind of dimension (a family's field in any layer group, a layer's bit: a value fits a model on any of
+        its layers, whose shapes are the same, so one group of a kind speaks for all)."""
+        seen: set[tuple[str, tuple[str, ...]]] = set()
+        out = []
+        for i, dim in enumerate(self.dims):
+            kind = (re.sub(r"\[[^\]]*\]$", "", dim.name), tuple(map(repr, dim.values)))
+            if kind not in seen:
+                seen.add(kind)
+                out += [(i, j) for j in range(dim.n)]
+        return out
+
     def _check_every_value(self) -> None:
         top = [d.center(d.n - 1) for d in self.dims]
-        for i, dim in enumerate(self.dims):
-            for j in range(dim.n):
-                x = list(top)
-                x[i] = dim.center(j)
-                try:
-                    config = self._decode_raw(x)
-                    config.check_fits(self.shape)
-                except ConfigError as err:
-                    raise SpaceError(f"space {self.name!r}: {dim.name}={dim.values[j]!r} is invalid: {err}") from None
+        for i, j in self._value_checks():
+            dim = self.dims[i]
+            x = list(top)
+            x[i] = dim.center(j)
+            try:
+                config = self._decode_raw(x)
+                config.check_fits(self.shape)
+            except ConfigError as err:
+                raise SpaceError(f"space {self.name!r}: {dim.name}={dim.values[j]!r} is invalid: {err}") from None
 
     # -- properties -----------------------------------------------------------------------
     @property

@@ -26,6 +26,14 @@ class Dimension:
     def __post_init__(self) -> None:
         if not self.values:
             raise SpaceError(f"dimension {self.name!r} has no values")
+        for j, value in enumerate(self.values):
+            first = self.index(value)
+            if first != j:
+                raise SpaceError(
+                    f"dimension {self.name!r}: values {_show(self.values[first])!r} and {_show(value)!r} cannot be told "
+                    f"apart (numbers must differ by more than {REL_TOL:g} relative and {ABS_TOL:g} absolute), so a "
+                    "configuration with the second would never be proposed; choose values further apart"
+                )
 
     @property
     def n(self) -> int:
@@ -43,7 +51,9 @@ class Dimension:
         for i, v in enumerate(self.values):
             if _same(v, value):
                 return i
-        raise SpaceError(f"dimension {self.name!r} has no value {_show(value)} (it has {[_show(v) for v in self.values]})")
+        raise SpaceError(
+            f"dimension {self.name!r} has no value {_show(value)} (it has {[_show(v) for v in self.values]})"
+        )
 
     def center(self, i: int) -> float:
         return (i + 0.5) / self.n
@@ -55,11 +65,20 @@ class Dimension:
         return {"name": self.name, "values": [_show(v) for v in self.values]}
 
 
+#: Two numbers closer than this (relative, absolute) are the same value of a dimension.
+REL_TOL, ABS_TOL = 1e-9, 1e-12
+
+
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b
+    if isinstance(a, int) and isinstance(b, int):
+        return a == b
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+        try:
+            return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL)
+        except OverflowError:  # an integer beyond a float's range is no float's equal
+            return False
     if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
         return list(a) == list(b)
     return a == b

@@ -136,3 +136,42 @@ def test_a_proposer_whose_server_died_while_it_started_ends_at_once(tmp_path: Pa
             orphan.kill()
             orphan.wait(10)
             pytest.fail("the proposer outlived the server it was started for")
+
+
+def test_a_proposal_round_ends_with_the_server(tmp_path: Path):
+    """Issue 27: a model round runs in a process of the proposer's fork server; killing the server ends it too."""
+    from autopeft.accounting import estimate
+    from autopeft.shape import model_shape
+
+    proc, _ = start_server(tmp_path)
+    port = proc.args[proc.args.index("--port") + 1]
+    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+    heavy = {"method": "saas", "saas_warmup": 512, "saas_samples": 512, "saas_max_tree_depth": 3, "n_initial": 4}
+    baselines = [{"bitfit": {}}, {"serial_adapter": {"size": 8}}, {"prefix": {"length": 4}}, {"lora": {"rank": 2}}]
+    body = {"name": "heavy", "task": "rte", "space": "full", "optimizer": heavy, "max_trials": 50,
+            "training": {"max_steps": 1}, "seed": 0, "baselines": [{"config": b} for b in baselines]}  # fmt: skip
+    study = http.post("/api/v1/studies", json=body).json()["id"]
+    shape = model_shape(None)
+    try:
+        for _ in baselines:
+            trial = http.post("/api/v1/trials/claim", json={"worker_id": "w", "study_id": study}).json()
+            count = estimate(trial["config"], shape)
+            report = {"lease_token": trial["lease"]["token"], "metric": 0.5, "peft_params": count.peft_params,
+                      "param_fraction": count.param_fraction}  # fmt: skip
+            assert http.post(f"/api/v1/trials/{trial['id']}/complete", json=report).status_code == 200
+        deadline = time.monotonic() + 60
+        while len([p for p in descendants(proc.pid) if "forkserver" in _cmdline(p)]) < 2:  # the server and a round
+            assert time.monotonic() < deadline, [_cmdline(p)[:150] for p in descendants(proc.pid)] + [
+                (tmp_path / "serve.log").read_text()[-3000:]
+            ]
+            time.sleep(0.2)
+        children = descendants(proc.pid)
+    except BaseException:  # leave no server behind a failed check
+        left = descendants(proc.pid)
+        proc.kill()
+        assert_all_end(proc, left)
+        raise
+    finally:
+        http.close()
+    proc.send_signal(signal.SIGKILL)
+    assert_all_end(proc, children)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, Response
 
 from autopeft.api.deps import Authorized, ServiceDep, blocking
 from autopeft.api.schemas.common import MAX_ID, error_responses
-from autopeft.api.schemas.studies import ParetoPublic, StudiesPublic, StudyCreate, StudyPublic
+from autopeft.api.schemas.studies import ParetoPublic, StudiesPublic, StudyCreate, StudyEventsPublic, StudyPublic
 from autopeft.api.schemas.trials import TrialsPublic
 from autopeft.trial_state import TrialState
 
@@ -69,3 +69,12 @@ async def list_trials(
 @router.get("/{study_id}/pareto", summary="Completed non-dominated trials and the hypervolume")
 async def pareto(study_id: StudyId, service: ServiceDep) -> ParetoPublic:
     return await blocking(service.pareto, study_id)
+
+
+@router.get("/{study_id}/events", summary="What the server did to the study on its own: proposals abandoned, fallbacks")
+async def study_events(
+    study_id: StudyId,
+    service: ServiceDep,
+    limit: Annotated[int, Query(ge=1, le=1000, description="The last this many events.")] = 100,
+) -> StudyEventsPublic:
+    return await blocking(service.events, study_id, limit)

@@ -173,6 +173,24 @@ class StudyPublic(BaseModel):
     )
 
 
+class StudyEventPublic(BaseModel):
+    """Something the server did to a study on its own, and why."""
+
+    id: int
+    at: datetime
+    kind: str = Field(
+        description="overrun (a proposal took longer than the server's budget and was abandoned), fallback (the study's "
+        "proposals come from sobol for a while: which and why are in the message), cancelled (the study stopped while "
+        "a proposal for it ran)."
+    )
+    message: str
+
+
+class StudyEventsPublic(Page):
+    study_id: Id
+    data: list[StudyEventPublic] = Field(description="The study's last events, oldest first.")
+
+
 class StudiesPublic(Page):
     data: list[StudyPublic]
 
