@@ -20,6 +20,7 @@ COMMANDS = [
     "early_stopping",
     "gpu_experiment",
     "methods",
+    "onnx_int8",
     "optimizer",
     "param_counts",
     "report",
