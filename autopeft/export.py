@@ -1,4 +1,5 @@
-"""Exporting a saved trial for use without autopeft: an HF ``peft`` adapter, or a plain ``transformers`` model.
+"""Exporting a saved trial for use without autopeft: an HF ``peft`` adapter, a plain ``transformers`` model,
+or an ONNX graph (:mod:`autopeft.export_onnx`: every configuration, onnxruntime and tokenizers to serve it).
 
 * :func:`export_peft` writes ``adapter_config.json`` and ``adapter_model.safetensors`` for a
   configuration HF peft can represent: LoRA (DoRA included), (IA)³ or prefix tuning, one of them
