@@ -1,8 +1,7 @@
 """Running a folder written by ``autopeft export --to onnx`` with onnxruntime and tokenizers only (no torch).
 
 >>> model = OnnxModel.load("exported/")
->>> model.predict([("A man is eating.", "Someone eats.")])
-(['entailment'], [0.93])
+>>> labels, scores = model.predict([("A man is eating.", "Someone eats.")])  # a label and its probability a row
 
 The tokenizer is ``tokenizer.json`` read by the ``tokenizers`` library, truncated at the maximum length the
 configuration was trained with and padded to the longest text of a batch, as ``autopeft predict`` does.

@@ -6,7 +6,7 @@ concurrent requests are batched together: a request's rows join a queue, and one
 ``batch_size`` rows at a time (waiting at most ``max_wait_ms`` for more to arrive) and predicts them in a
 thread, so the event loop keeps answering.
 
-    POST /predict  {"texts": ["a film worth seeing"]}            -> {"labels": ["1"], "scores": [0.93]}
+    POST /predict  {"texts": ["a film worth seeing"]}            -> {"labels": [label], "scores": [probability]}
                    {"pairs": [["A man eats.", "Someone eats."]]}  (a task on text pairs)
     GET  /health   {"status": "ok", "model": {...}}
 """
