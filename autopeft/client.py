@@ -58,6 +58,10 @@ class RequestRefused(ServerError):
     """The server answered 4xx to a request it will never accept as sent."""
 
 
+#: Connection failures in a row after which the retry warning says that the URL may be wrong.
+UNREACHABLE_HINT = 3
+
+
 class GaveUp(ServerError):
     """Retrying stopped before the server answered (it is away, or the caller is shutting down)."""
 
@@ -114,19 +118,29 @@ class ServerClient:
     ) -> httpx.Response:
         """The server's answer below 400, retried as ``give_up`` allows; a refusal raises (see the module)."""
         delay = 0.5
+        unreachable = 0  # connection failures in a row (an answer, even a 5xx, says the URL is right)
         while True:
             try:
                 response = self._http.request(method, API + path, json=body)
                 if response.status_code < 500:
                     return self._check(method, path, response, trial_id)
                 reason, failure = f"HTTP {response.status_code}", _refusal(method, path, response)
+                unreachable = 0
             except httpx.TransportError as err:
                 reason = f"{type(err).__name__}: {err}"
                 failure = f"cannot reach the server at {self.url}: {reason}"
+                unreachable += 1
             if give_up():
                 raise GaveUp(failure)
             wait = delay * (0.5 + random.random())
             log.warning("server unavailable (%s); retrying %s %s in %.1f s", reason, method, API + path, wait)
+            if unreachable == UNREACHABLE_HINT:
+                log.warning(
+                    "no server has answered at %s after %d tries: the URL may be wrong, or the server not started "
+                    "(autopeft serve); still retrying (--exit-when-idle S bounds the wait)",
+                    self.url,
+                    unreachable,
+                )
             _sleep(wait, give_up)
             delay = min(delay * 2, self.max_backoff)
 

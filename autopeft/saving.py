@@ -141,3 +141,20 @@ def header() -> dict[str, Any]:
         "autopeft_version": __version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+# -- writing folders ----------------------------------------------------------------------------------------
+def write_dir(out: Path, write: Callable[[Path], None]) -> Path:
+    """Write into a temporary sibling of ``out`` and rename it at the end: a failure leaves nothing."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        tmp.chmod(0o755)
+        write(tmp)
+        if out.exists():  # an empty folder (check_save_path refused any other)
+            out.rmdir()
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

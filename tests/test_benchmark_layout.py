@@ -21,6 +21,7 @@ COMMANDS = [
     "fairness",
     "gpu_experiment",
     "methods",
+    "onnx_int8",
     "optimizer",
     "param_counts",
     "report",

@@ -27,7 +27,9 @@ from autopeft.errors import AutoPeftError
 from autopeft.extras import require
 
 #: Order of subcommands in ``--help``; commands not listed come last, by name.
-ORDER = ["demo", "serve", "worker", "study", "train", "predict", "export", "params", "space", "support", "db"]
+ORDER = [
+    "demo", "serve", "worker", "study", "train", "predict", "export", "serve-model", "params", "space", "support", "db",
+]  # fmt: skip
 #: The entry point group through which the roles register their commands.
 COMMAND_GROUP = "autopeft.commands"
 

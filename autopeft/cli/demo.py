@@ -2,8 +2,8 @@
 
 Starts a study server on a SQLite file, creates a study on RTE with the bundled MiniLM
 and the ``autopeft`` space, runs one local worker (the GPU if there is one, otherwise
-the CPU with a small budget and a time limit that end it within ten minutes on two busy
-cores), prints progress and
+the CPU with a small budget and a time after which no trial starts: about ten minutes on two busy
+cores, more under heavy load, as the trial running at the limit finishes), prints progress and
 the Pareto front, and says where the dashboard is.
 """
 
@@ -36,7 +36,7 @@ CPU_TRAINING = {
     "max_search_examples": 128,
     "seed": 0,
 }
-#: On a CPU, no trial starts after this many minutes, so a loaded machine still ends in about ten.
+#: On a CPU, no trial starts after this many minutes; the one running then finishes (README: what it took).
 CPU_MINUTES = 7.0
 GPU_TRAINING = {"epochs": 3, "batch_size": 32, "max_length": 128, "learning_rate": 1e-3, "seed": 0}
 BASELINES = [

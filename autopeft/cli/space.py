@@ -12,7 +12,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("space", help="describe a search space or sample configurations from it")
     verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
     show = verbs.add_parser("show", help="list a space's dimensions and their values")
-    show.add_argument("space", metavar="NAME", help="autopeft, grouped, full, or a JSON space (inline or file)")
+    show.add_argument("space", metavar="NAME", help="autopeft, grouped, full, lora, or a JSON space (inline or file)")
     add_model_argument(show)
     show.add_argument("--json", action="store_true", help="print JSON")
     show.add_argument(
@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     show.set_defaults(run=run_show)
     sample = verbs.add_parser("sample", help="print random configurations, one JSON per line")
-    sample.add_argument("space", metavar="NAME", help="autopeft, grouped, full, or a JSON space (inline or file)")
+    sample.add_argument("space", metavar="NAME", help="autopeft, grouped, full, lora, or a JSON space (inline or file)")
     add_model_argument(sample)
     sample.add_argument("-n", type=int, default=5, help="how many (default: 5)")
     sample.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")

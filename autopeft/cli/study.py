@@ -252,10 +252,12 @@ def _print_study(s: dict[str, Any]) -> None:
         f"trials {s['n_trials']}/{s['max_trials']}: "
         + ", ".join(f"{c.get(state, 0)} {_STATE_WORDS.get(state, state.value)}" for state in TrialState)
     )
-    print(
-        f"best metric {_num(s['best_metric'])} (trial {s['best_trial_id']}), hypervolume {s['hypervolume']:.4f}, "
-        f"elapsed {s['elapsed_s'] / 60:.1f} min"
+    best = (
+        "no completed trial yet"
+        if s["best_trial_id"] is None
+        else f"best metric {_num(s['best_metric'])} (trial {s['best_trial_id']})"
     )
+    print(f"{best}, hypervolume {s['hypervolume']:.4f}, elapsed {s['elapsed_s'] / 60:.1f} min")
     if s.get("warm_start"):
         print(warm_start_line(s["warm_start"]))
     rule = s.get("early_stopping") or {}
@@ -324,7 +326,7 @@ def _trial_table(trials: list[dict[str, Any]], metric: str = "metric") -> str:
             "" if t.get("last_step") is None else t["last_step"],
             t["worker_id"] or "",
             t["label"] or t["source"],
-            json.dumps(t["config"], separators=(",", ":"))[:80],
+            t.get("summary") or json.dumps(t["config"], separators=(",", ":")),  # the dashboard's one line
         ]
         for t in trials
     ]

@@ -64,6 +64,9 @@ class Space:
         self._total_values = 0
         self._primary: dict[str, list[_Slot]] = {}  # family -> one slot per group (or one for all)
         self._fields: dict[str, dict[str, _Slot]] = {}
+        many = spec.one_family and len(spec.families) > 1
+        #: The "family" dimension of a one-family space (None: every family may be on at once).
+        self._family = self._add("family", tuple(spec.families)) if many else None
         for family, fields in spec.families.items():
             self._plan_family(family, fields)
         self._bits = [self._add(f"layer[{i}]", (0, 1)) for i in range(shape.n_layers)] if spec.layer_bits else []
@@ -204,7 +207,22 @@ class Space:
             }
             if sizes:
                 body[family] = role.settings_from_layers(sizes, fields)
+        if self.spec.one_family:
+            body = self._one_family(body, values)
         return parse_config(body)
+
+    def _one_family(self, body: dict[str, Any], values: list[Any]) -> dict[str, Any]:
+        """Keep the family the "family" dimension chose; where it is off in every layer, put it on the last
+        layer at its smallest size (a one-family space never proposes an empty configuration)."""
+        chosen = values[self._family] if self._family is not None else next(iter(self._primary))
+        if chosen in body:
+            return {chosen: body[chosen]}
+        role = SEARCHABLE[chosen]
+        last = self._primary[chosen][-1]
+        sizes = self.dims[last.dim].values if last.dim is not None else (last.fixed,)
+        smallest = next(v for v in sizes if not _is_off(v, role.off))
+        fields = {f: _thaw(self._get(s, values)) for f, s in self._fields[chosen].items()}
+        return {chosen: role.settings_from_layers({self.shape.n_layers - 1: smallest}, fields)}
 
     def decode(self, x: Sequence[float]) -> PeftConfig:
         """The configuration at point ``x`` of ``[0, 1]^d`` (in canonical compact form)."""
@@ -219,7 +237,11 @@ class Space:
         extra = [f for f in present if f not in self._primary]
         if extra:
             raise SpaceError(f"space {self.name!r} has no {extra[0]}")
+        if self.spec.one_family and len(present) > 1:
+            raise SpaceError(f"space {self.name!r} holds one family per configuration, not {', '.join(present)}")
         values: dict[int, Any] = {}
+        if self._family is not None:
+            values[self._family] = next(iter(present), self.dims[self._family].values[0])
         placed = set().union(*(f.layer_set(n) for f in present.values()))
         for i, dim in enumerate(self._bits):
             values[dim] = int(i in placed) if present else 0
@@ -285,6 +307,7 @@ class Space:
             "n_layers": self.shape.n_layers,
             "groups": self.groups,
             "layer_bits": self.spec.layer_bits,
+            "one_family": self.spec.one_family,
             "families": list(self._primary),
             "dims": [d.to_json() for d in self.dims],
             "fixed": {
@@ -307,7 +330,7 @@ def _freeze(v: Any) -> Any:
 
 
 def build_space(space: str | Mapping[str, Any] | SpaceSpec, shape: ModelShape) -> Space:
-    """A built-in space by name (``autopeft``, ``grouped``, ``full``) or a user-defined one."""
+    """A built-in space by name (``autopeft``, ``grouped``, ``full``, ``lora``) or a user-defined one."""
     if isinstance(space, str):
         if space not in BUILTIN:
             raise SpaceError(f"unknown space {space!r} (built-in: {', '.join(BUILTIN)}; or give a JSON space)")

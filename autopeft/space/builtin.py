@@ -1,4 +1,4 @@
-"""The spaces that ship: ``autopeft``, ``grouped`` and ``full``, written as space specs.
+"""The spaces that ship: ``autopeft``, ``grouped``, ``full`` and ``lora``, written as space specs.
 
 Each is built from the model's shape, encoder or decoder: ladders from its sizes, LoRA target
 sets from its linears (a decoder's MLP is ``gate``, ``up`` and ``down``), and only the
@@ -17,6 +17,8 @@ from autopeft.space.spec import SpaceSpec
 #: Largest prefix on the ladders: longer prefixes cost attention time for little gain.
 MAX_PREFIX = 128
 FISH_FRACTIONS = [0, 0.0005, 0.001, 0.002, 0.005, 0.01]
+#: The lora space's LoRA alphas (one per configuration; peft's ``lora_alpha``).
+LORA_ALPHAS = [8, 16, 32, 64]
 #: LoRA's target sets, the last growing to every linear of the model (:func:`lora_target_sets`).
 LORA_TARGET_SETS = [["query", "value"], ["query", "key", "value", "attention_output"]]
 
@@ -85,6 +87,28 @@ def full_space(shape: ModelShape) -> SpaceSpec:
     )
 
 
+def lora_space(shape: ModelShape) -> SpaceSpec:
+    """Only what HF peft represents (``autopeft export --to peft``): per layer whether LoRA is there and its rank
+    (peft's ``layers_to_transform`` and ``rank_pattern``), its targets, alpha and the DoRA bit, or instead (IA)³
+    on the chosen layers; a ``family`` dimension picks LoRA or (IA)³, one method per adapter as in peft."""
+    lad = _ladders(shape)
+    return SpaceSpec(
+        name="lora",
+        groups=shape.n_layers,
+        grouping="uniform",
+        one_family=True,
+        families={
+            "lora": {
+                "rank": lad["lora"],
+                "alpha": LORA_ALPHAS,
+                "targets": {"choices": lora_target_sets(shape)},
+                "dora": [False, True],
+            },
+            "ia3": {"enabled": [False, True]},
+        },
+    )
+
+
 def _supported(build: Callable[[ModelShape], SpaceSpec]) -> Callable[[ModelShape], SpaceSpec]:
     """A built-in space offers only the families the model supports (``shape.unsupported``)."""
 
@@ -99,4 +123,9 @@ def _supported(build: Callable[[ModelShape], SpaceSpec]) -> Callable[[ModelShape
     return supported
 
 
-BUILTIN = {"autopeft": _supported(autopeft_space), "grouped": _supported(grouped_space), "full": _supported(full_space)}
+BUILTIN = {
+    "autopeft": _supported(autopeft_space),
+    "grouped": _supported(grouped_space),
+    "full": _supported(full_space),
+    "lora": _supported(lora_space),
+}

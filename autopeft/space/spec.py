@@ -5,6 +5,7 @@
     {"name": "small",
      "groups": 3, "grouping": "spindle",      # or "groups": [[0, 1], [2, 3], [4, 5]]
      "layer_bits": false,                     # AutoPEFT: one on/off bit per layer
+     "one_family": false,                     # true: a "family" dimension picks one family per configuration
      "families": {
        "serial_adapter": {"size": [0, 8, 16, 32], "experts": [1, 2, 4]},
        "lora": {"rank": {"min": 1, "max": 32, "log": true, "off": true}, "alpha": 16,
@@ -26,7 +27,7 @@ import typing
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from autopeft.errors import SpaceError
 from autopeft.inputs import validate_object
@@ -66,6 +67,11 @@ class SpaceSpec(BaseModel):
     )
     grouping: Literal["spindle", "uniform", "increasing", "decreasing"] = "spindle"
     layer_bits: bool = Field(False, description="Add one on/off dimension per layer (AutoPEFT).")
+    one_family: bool = Field(
+        False,
+        description="Each configuration holds one of the families, chosen by a 'family' dimension, and is never "
+        "empty (HF peft's one method per adapter: the lora space).",
+    )
     families: dict[str, dict[str, Any]] = Field(min_length=1)
 
     @field_validator("families")
@@ -85,6 +91,12 @@ class SpaceSpec(BaseModel):
             if family.placement != "switch" and family.space_field not in fields:
                 raise ValueError(f"{name} needs its {family.space_field!r}")
         return {k: v[k] for k in SEARCHABLE if k in v}
+
+    @model_validator(mode="after")
+    def _one_family_places_by_layer(self) -> SpaceSpec:
+        if self.one_family and any(SEARCHABLE[f].placement == "global" for f in self.families):
+            raise ValueError("one_family: every family must be placed by layer (fish is placed on the whole model)")
+        return self
 
 
 def parse_space_spec(data: Any) -> SpaceSpec:

@@ -36,7 +36,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--worker-id", default=None, help="name shown on the server (default: host-pid)")
     p.add_argument(
-        "--exit-when-idle", type=float, default=None, metavar="S", help="stop after S seconds without work"
+        "--exit-when-idle",
+        type=float,
+        default=None,
+        metavar="S",
+        help="stop after S seconds without work (a server that does not answer counts as no work)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument(

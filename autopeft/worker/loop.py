@@ -109,8 +109,10 @@ class Worker:
                 self.say("time budget used: no new trials")
                 break
             try:
-                claim = self.client.claim(self.worker_id, self.study_id, self.stopping.is_set)
-            except GaveUp:
+                claim = self.client.claim(self.worker_id, self.study_id, lambda: self._give_up_claim(idle_since))
+            except GaveUp as err:
+                if not self.stopping.is_set():
+                    self.say(f"no work for {self.exit_when_idle:g} s: {err}")
                 break
             if isinstance(claim, NoWork):
                 if self.study_id is not None and claim.reason in FINISHED:
@@ -130,6 +132,11 @@ class Worker:
             idle_since = time.monotonic()
         self.say(f"worker {self.worker_id}: {self.done} trial(s) reported, stopping")
         return self.done
+
+    def _give_up_claim(self, idle_since: float) -> bool:
+        """Stop retrying a claim while the server is away: when stopping, or past ``exit_when_idle`` without work."""
+        idle = self.exit_when_idle is not None and time.monotonic() - idle_since >= self.exit_when_idle
+        return self.stopping.is_set() or idle
 
     def _idle_too_long(self, idle_since: float, claim: NoWork) -> bool:
         if self.exit_when_idle is not None and time.monotonic() - idle_since >= self.exit_when_idle:

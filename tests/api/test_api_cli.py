@@ -172,3 +172,26 @@ def test_study_show_says_which_studies_it_started_from(db_url, capsys, study_bod
         assert f"warm start from study {earlier['id']} 'sst2 gp' (rte, done): 1 earlier front" in shown, shown
         assert main(["study", "trials", str(warm["id"]), *args]) == 0
         assert "warm_start" in capsys.readouterr().out
+
+
+def test_show_before_any_result_and_pareto_in_one_line_summaries(db_url, capsys, study_body):
+    """Issue 30: `study show` says there is no result yet (not "(trial None)"); `study pareto` and `study trials` print
+    each configuration as the dashboard's one-line summary, never JSON cut at 80 characters."""
+    config = {"serial_adapter": {"size": 8, "layers": [0, 1]}, "prefix": {"length": 4, "layers": [2]},
+              "lora": {"rank": 4, "targets": ["query", "key", "value", "attention_output"]}}  # fmt: skip
+    body = study_body(max_trials=2, baselines=[config])
+    with live_server(db_url) as server, httpx.Client(base_url=server.url, timeout=30) as http:
+        args = ["--server", server.url]
+        study = http.post("/api/v1/studies", json=body).json()
+        assert main(["study", "show", str(study["id"]), *args]) == 0
+        shown = capsys.readouterr().out
+        assert "None" not in shown and "no completed trial yet, hypervolume 0.0000" in shown, shown
+        trial = claim(http, "w", study["id"]).json()
+        assert trial["config"] == config
+        assert http.post(f"/api/v1/trials/{trial['id']}/complete", json=report(trial, 0.7)).status_code == 200
+        summary = http.get(f"/api/v1/studies/{study['id']}/pareto").json()["data"][0]["summary"]
+        assert summary.startswith("serial_adapter 8 @0,1 + prefix") and len(summary) > 60
+        for command in ("pareto", "trials"):
+            assert main(["study", command, str(study["id"]), *args]) == 0
+            printed = capsys.readouterr().out
+            assert summary in printed and "{" not in printed, printed

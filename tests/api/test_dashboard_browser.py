@@ -306,3 +306,44 @@ def test_a_warm_started_study_links_its_earlier_studies_and_marks_their_configur
         page.wait_for_function("document.getElementById('study-title')?.textContent === 'earlier on SST-2'")
         assert page.query_selector("#warm-start") is None
         page.close()
+
+
+def test_the_front_table_copies_the_command_that_retrains_and_exports_a_point(browser, db_url, study_body):
+    """Issue 30: from the plot to a model without reading docs: each front row copies `study retrain` + `export`."""
+    with live_server(db_url) as server:
+        api = httpx.Client(base_url=f"{server.url}/api/v1", timeout=30)
+        study = _study(api, study_body, n_done=4)
+        target = api.get(f"/studies/{study['id']}/pareto").json()["data"][0]
+        page = browser.new_page(viewport={"width": 1300, "height": 1500})
+        page.goto(f"{server.url}/#/study/{study['id']}")
+        page.wait_for_selector("#front tr[data-trial-id]")
+        run = f"runs/study{study['id']}-trial{target['number']}"
+        expected = (
+            f"autopeft study retrain {study['id']} --trial {target['number']} --save {run} --server {server.url} && "
+            f"autopeft export {run} --to onnx {run}-onnx"
+        )
+        button = f"#front tr[data-trial-id='{target['id']}'] button.copy-command"
+        assert page.inner_text(button) == "Copy export command"
+        page.click(button)
+        page.wait_for_selector(f"{button}[data-copied]")
+        assert page.get_attribute(button, "data-copied") == expected
+        assert page.locator("#details #export-command").count() == 0  # the click copied; it selected nothing
+        page.click(f"#front tr[data-trial-id='{target['id']}'] td.num")
+        page.wait_for_selector("#export-command")
+        assert page.inner_text("#export-command") == expected
+        page.close()
+
+
+def test_y_axis_labels_take_the_precision_their_range_needs(browser, db_url):
+    """Issue 30: a narrow metric range (0.4901 to 0.4949) labels its ticks 0.490, 0.491, ... never 0.49 repeated."""
+    with live_server(db_url) as server:
+        page = browser.new_page()
+        page.goto(f"{server.url}/")
+        page.wait_for_function("typeof tickFormat === 'function'")
+        for lo, hi in [(0.4901, 0.4949), (0.2, 0.9), (0.61234, 0.61236), (0, 1.6)]:
+            labels = page.evaluate(f"(() => {{ const t = linTicks({lo}, {hi}); return t.map(tickFormat(t)); }})()")
+            assert len(labels) >= 2 and len(set(labels)) == len(labels), (lo, hi, labels)
+            assert all(len(label.split(".")[1]) >= 2 for label in labels)
+        assert page.evaluate("(() => { const t = linTicks(0.4901, 0.4949); return t.map(tickFormat(t)); })()")[:2] == [
+            "0.491", "0.492"]  # fmt: skip
+        page.close()

@@ -148,7 +148,7 @@ def test_every_supported_family_together_round_trips_through_its_state_dict(kind
 def test_built_in_spaces_offer_only_what_the_model_supports(kind):
     shape = shape_of_config(tiny_config(kind))
     refused = {f for f, reason in support_matrix()[kind].items() if reason is not None}
-    for name in ("autopeft", "grouped", "full"):
+    for name in ("autopeft", "grouped", "full", "lora"):
         space = build_space(name, shape)
         assert not refused & set(space.spec.families), (name, space.spec.families)
         for x in torch.rand(8, space.d, generator=torch.Generator().manual_seed(0)).tolist():

@@ -18,7 +18,7 @@ def shape(request) -> ModelShape:
     return shape_of(tiny_model(request.param))
 
 
-@pytest.mark.parametrize("name", ["autopeft", "grouped", "full"])
+@pytest.mark.parametrize("name", ["autopeft", "grouped", "full", "lora"])
 def test_random_vectors_decode_to_valid_countable_configurations_and_round_trip(shape, name):
     space = build_space(name, shape)
     rng = np.random.default_rng(0)

@@ -65,3 +65,63 @@ def test_retrying_stops_when_asked():
     with pytest.raises(GaveUp):
         _client(handler).release(1, "t", give_up=lambda: len(attempts) >= 3)
     assert len(attempts) == 3
+
+
+def test_after_three_unanswered_tries_the_warning_says_the_url_may_be_wrong(caplog):
+    """Issue 30: a worker pointed at no server says, after the first failures, that the URL may be wrong."""
+    attempts = []
+
+    def handler(request):
+        attempts.append(request)
+        if len(attempts) <= 5:
+            raise httpx.ConnectError("refused")
+        return httpx.Response(204, headers={"Retry-After": "1"})
+
+    with caplog.at_level("WARNING", logger="autopeft.client"):
+        assert isinstance(_client(handler).claim("w", None, give_up=lambda: False), NoWork)
+    hints = [r.getMessage() for r in caplog.records if "URL may be wrong" in r.getMessage()]
+    assert hints == [
+        "no server has answered at http://server after 3 tries: the URL may be wrong, or the server not started "
+        "(autopeft serve); still retrying (--exit-when-idle S bounds the wait)"
+    ]
+    assert len([r for r in caplog.records if "server unavailable" in r.getMessage()]) == 5
+
+
+def test_a_server_that_answers_5xx_gets_no_url_hint(caplog):
+    attempts = []
+
+    def handler(request):
+        attempts.append(request)
+        return httpx.Response(503) if len(attempts) <= 4 else httpx.Response(204)
+
+    with caplog.at_level("WARNING", logger="autopeft.client"):
+        _client(handler).claim("w", None, give_up=lambda: False)
+    assert not [r for r in caplog.records if "URL may be wrong" in r.getMessage()]
+
+
+def test_exit_when_idle_also_bounds_the_time_without_a_server(tmp_path):
+    """Issue 30: ``--exit-when-idle S`` ends a worker whose server never answers, after about S seconds."""
+    import time
+
+    from autopeft.worker import Worker
+    from autopeft.worker.spool import Spool
+
+    def refused(request):
+        raise httpx.ConnectError("refused")
+
+    client = ServerClient("http://nowhere", transport=httpx.MockTransport(refused), max_backoff=30)
+    said = []
+    worker = Worker(client, device="cpu", spool=Spool("http://nowhere", root=tmp_path), exit_when_idle=1.5,
+                    say=said.append)  # fmt: skip
+    import threading
+
+    done = []
+    start = time.monotonic()
+    runner = threading.Thread(target=lambda: done.append(worker.run()))
+    runner.start()
+    runner.join(15)
+    if runner.is_alive():  # the bug: retrying forever; stop it so that the test ends
+        worker.stop()
+        runner.join(30)
+    assert done == [0] and 1.5 <= time.monotonic() - start < 10, said
+    assert any(line.startswith("no work for 1.5 s: cannot reach the server at http://nowhere") for line in said), said

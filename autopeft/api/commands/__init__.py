@@ -1,2 +1,3 @@
 """The server's commands, registered with ``autopeft`` through the ``autopeft.commands`` entry points:
-``autopeft serve`` (:mod:`.serve`) and ``autopeft db`` (:mod:`.db`). Each imports only argparse until it runs."""
+``autopeft serve`` (:mod:`.serve`), ``autopeft db`` (:mod:`.db`) and ``autopeft serve-model``
+(:mod:`.serve_model`). Each imports only argparse until it runs."""

@@ -51,7 +51,9 @@ class StudyCreate(Strict):
         description="Contents of the model's config.json, needed when the server cannot read the model path.",
     )
     space: Annotated[Text, Field(min_length=1, max_length=100)] | JsonObject = Field(
-        "autopeft", description="autopeft, grouped, full, or a user-defined space (JSON)."
+        "autopeft",
+        description="autopeft, grouped, full, lora (only peft-exportable LoRA/DoRA/(IA)3), or a user-defined space "
+        "(JSON).",
     )
     optimizer: OptimizerSettings = Field(
         default_factory=parse_optimizer,

@@ -267,6 +267,14 @@ function linTicks(lo, hi, n = 5) {
   return out;
 }
 
+/** Tick labels with as many decimals as the ticks' step needs (at least two): a narrow range of 0.485, 0.49, 0.495
+ * reads as such, never as 0.49 three times. */
+function tickFormat(ticks) {
+  const step = ticks.length > 1 ? Math.abs(ticks[1] - ticks[0]) : 1;
+  const digits = Math.min(10, Math.max(2, -Math.floor(Math.log10(step) + 1e-9)));
+  return (t) => t.toFixed(digits);
+}
+
 function axes(svg, x, y, xticks, yticks, xfmt, yfmt, xlabel, ylabel) {
   const g = el("g", { class: "axis" });
   for (const t of xticks) {
@@ -319,7 +327,8 @@ function scatter(trials, front, metricName, constraints) {
   ylo -= pad; yhi += pad;
   const x = (v) => M.l + (Math.log10(v) - Math.log10(xlo)) / (Math.log10(xhi) - Math.log10(xlo)) * (W - M.l - M.r);
   const y = (v) => H - M.b - (v - ylo) / (yhi - ylo) * (H - M.t - M.b);
-  axes(svg, x, y, logTicks(xlo, xhi), linTicks(ylo, yhi), (t) => `${t}%`, (t) => t.toFixed(2),
+  const yticks = linTicks(ylo, yhi);
+  axes(svg, x, y, logTicks(xlo, xhi), yticks, (t) => `${t}%`, tickFormat(yticks),
     "trained parameters, % of the backbone (log scale)", metricName);
 
   for (const b of budget) {
@@ -386,9 +395,11 @@ function curveChart(t, trials, metricName) {
   const x = (v) => C.l + (v - xlo) / ((xhi - xlo) || 1) * (CW - C.l - C.r);
   const y = (v) => CH - C.b - (v - ylo) / (yhi - ylo) * (CH - C.t - C.b);
   const g = el("g", { class: "axis" });
-  for (const v of linTicks(ylo, yhi, 4)) {
+  const yticks = linTicks(ylo, yhi, 4);
+  const yfmt = tickFormat(yticks);
+  for (const v of yticks) {
     g.append(el("line", { class: "gridline", x1: C.l, x2: CW - C.r, y1: y(v), y2: y(v) }));
-    g.append(el("text", { x: C.l - 6, y: y(v) + 4, "text-anchor": "end" }, v.toFixed(2)));
+    g.append(el("text", { x: C.l - 6, y: y(v) + 4, "text-anchor": "end" }, yfmt(v)));
   }
   for (const v of linTicks(xlo, xhi, 5)) g.append(el("text", { x: x(v), y: CH - C.b + 14, "text-anchor": "middle" }, v));
   g.append(el("line", { x1: C.l, x2: CW - C.r, y1: CH - C.b, y2: CH - C.b }));
@@ -423,9 +434,11 @@ function hvChart(trials, floor) {
   const x = (i) => M.l + (series.length === 1 ? 0.5 : i / (series.length - 1)) * (HW - M.l - M.r);
   const y = (v) => h - M.b - v / top * (h - M.t - M.b);
   const g = el("g", { class: "axis" });
-  for (const t of linTicks(0, top, 4)) {
+  const hvTicks = linTicks(0, top, 4);
+  const hvFmt = tickFormat(hvTicks);
+  for (const t of hvTicks) {
     g.append(el("line", { class: "gridline", x1: M.l, x2: HW - M.r, y1: y(t), y2: y(t) }));
-    g.append(el("text", { x: M.l - 6, y: y(t) + 4, "text-anchor": "end" }, t.toFixed(2)));
+    g.append(el("text", { x: M.l - 6, y: y(t) + 4, "text-anchor": "end" }, hvFmt(t)));
   }
   for (const i of linTicks(1, series.length, 6).filter(Number.isInteger)) {
     g.append(el("text", { x: x(i - 1), y: h - M.b + 16, "text-anchor": "middle" }, i));
@@ -474,6 +487,8 @@ function details(trials, study) {
     layerTable(t, study.model_shape ? study.model_shape.n_layers : null),
     el("button", { class: "copy", onclick: (e) => copyJson(t.config, e.target) }, "Copy configuration JSON"),
     el("pre", { id: "config-json" }, prettyJson(t.config)),
+    t.state === "completed" ? el("h3", {}, "Retrain and export it") : null,
+    t.state === "completed" ? el("pre", { id: "export-command" }, exportCommand(study, t)) : null,
     t.error ? el("pre", { class: "error" }, t.error.slice(-2000)) : null,
   ];
 }
@@ -514,7 +529,10 @@ function prettyJson(value) {
 }
 
 async function copyJson(config, button) {
-  const text = prettyJson(config);
+  await copyText(prettyJson(config), button, "Copy configuration JSON");
+}
+
+async function copyText(text, button, label) {
   try { // the async clipboard needs a secure context and permission: give it a second, then fall back
     if (!navigator.clipboard) throw new Error("no clipboard API");
     await Promise.race([navigator.clipboard.writeText(text),
@@ -528,7 +546,15 @@ async function copyJson(config, button) {
   }
   button.textContent = "Copied";
   button.setAttribute("data-copied", text);
-  setTimeout(() => { button.textContent = "Copy configuration JSON"; }, 1500);
+  setTimeout(() => { button.textContent = label; }, 1500);
+}
+
+/** From a front point to a model: retrain it on the whole training file with the study's settings, then export it
+ * to ONNX (any configuration exports there; `autopeft serve-model` serves the folder). */
+function exportCommand(study, t) {
+  const run = `runs/study${study.id}-trial${t.number}`;
+  return `autopeft study retrain ${study.id} --trial ${t.number} --save ${run} --server ${location.origin} && ` +
+    `autopeft export ${run} --to onnx ${run}-onnx`;
 }
 
 // ---------------------------------------------------------------------------------- front table
@@ -562,5 +588,8 @@ function frontTable(front, study, metricName) {
       "data-trial-id": t.id, onclick: () => select(t.id) },
       COLUMNS.map((c) => el("td", { class: c.num ? "num" : "" }, c.show ? c.show(c.get(t)) : c.get(t))),
       el("td", {}, el("button", { class: "copy", onclick: (e) => { e.stopPropagation(); copyJson(t.config, e.target); } },
-        "Copy JSON"))))));
+        "Copy JSON"), " ", el("button", {
+        class: "copy-command", title: exportCommand(study, t),
+        onclick: (e) => { e.stopPropagation(); copyText(exportCommand(study, t), e.target, "Copy export command"); },
+      }, "Copy export command"))))));
 }
