@@ -133,6 +133,7 @@ def _wait(what, timeout: float) -> Any:
     return what()
 
 
+@pytest.mark.slow
 def test_a_sobol_study_gets_its_trials_while_two_heavy_studies_propose(make_client, study_body):
     client = make_client(
         proposal_budget_s=3.0, study_proposal_budget_s=5.0, claim_wait_s=0.2, proposal_processes=2, proposer_threads=2

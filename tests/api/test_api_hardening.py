@@ -34,6 +34,7 @@ with TestClient(create_app(settings)) as client:
 """
 
 
+@pytest.mark.slow
 def test_a_space_that_would_never_finish_enumerating_is_refused_at_once(tmp_path: Path):
     """Run in a process of its own, with a memory cap and a time limit: before the fix this
     request never answered and grew the server by ~140 MB/s."""

@@ -183,6 +183,7 @@ def test_proposals_follow_the_workers_seen(client, study_body):
     assert 6 <= seen[-1] <= 8, seen  # at most 8; below two thirds of 8 it is refilled
 
 
+@pytest.mark.slow
 def test_a_gp_study_runs_to_its_budget(client, study_body):
     """The Bayesian optimiser behind the same proposer: Sobol first, then GP proposals, all distinct."""
     body = study_body(max_trials=10, optimizer={"method": "gp", "n_initial": 4})

@@ -66,6 +66,7 @@ def _study(api: httpx.Client, study_body, n_done: int) -> dict:
     return study
 
 
+@pytest.mark.slow
 def test_the_plot_matches_the_api_and_a_click_shows_the_configuration(browser, db_url, study_body, tmp_path):
     with live_server(db_url) as server:
         api = httpx.Client(base_url=f"{server.url}/api/v1", timeout=30)
@@ -202,6 +203,7 @@ def test_a_stopped_study_keeps_its_queue_and_resumes_from_the_page(browser, db_u
         page.close()
 
 
+@pytest.mark.slow
 def test_stopped_trials_and_the_learning_curve_of_a_selected_trial(browser, db_url, study_body, tmp_path):
     """Issue 16: stopped trials are drawn apart from the front, and a click shows a trial's learning curve."""
     rule = {"enabled": True, "min_peers": 1, "grace": 0.25, "margin": 0.0}
@@ -270,6 +272,7 @@ def test_a_budgeted_study_draws_its_budget_line(browser, db_url, study_body):
         page.close()
 
 
+@pytest.mark.slow
 def test_a_warm_started_study_links_its_earlier_studies_and_marks_their_configurations(
     browser, db_url, study_body, tmp_path
 ):
@@ -308,6 +311,7 @@ def test_a_warm_started_study_links_its_earlier_studies_and_marks_their_configur
         page.close()
 
 
+@pytest.mark.slow
 def test_the_front_table_copies_the_command_that_retrains_and_exports_a_point(browser, db_url, study_body):
     """Issue 30: from the plot to a model without reading docs: each front row copies `study retrain` + `export`."""
     with live_server(db_url) as server:

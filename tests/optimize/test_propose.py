@@ -57,6 +57,7 @@ def test_stopped_configurations_are_never_proposed_again(space, history, method)
     assert not set(keys(space, [p.x for p in first])) & set(keys(space, [p.x for p in again]))
 
 
+@pytest.mark.slow
 def test_pending_points_change_the_proposals(space, history):
     completed, _, _ = history
     settings = GpSettings(n_initial=4, **FAST)

@@ -48,6 +48,7 @@ def run(settings: MethodSettings, seed: int, budget: int = 24) -> float:
     return hypervolume(objectives(X), REF)
 
 
+@pytest.mark.slow
 def test_gp_finds_the_known_front_better_than_random_search():
     best = best_hypervolume()
     gp = run(GpSettings(n_initial=8, raw_samples=128, num_restarts=2), seed=0)

@@ -174,6 +174,7 @@ def test_a_missing_export_extra_is_one_line(tiny_dir, glue_dir, tmp_path, capsys
     assert "needs the 'export' extra: pip install 'autopeft[export]'" in err and err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_the_bundled_minilm_with_the_autopeft_space_families(glue_dir, tmp_path) -> None:
     """The issue's bar: a serial_adapter + parallel_adapter + prefix point on the bundled MiniLM."""
     from autopeft.onnx_model import OnnxModel

@@ -53,6 +53,7 @@ def tiny_bert(tmp_path_factory) -> Path:
     return tiny_encoder.build_tiny_encoder(tmp_path_factory.mktemp("lora-space-bert"), layers=3)
 
 
+@pytest.mark.slow
 def test_twenty_proposals_of_a_lora_study_export_to_peft_with_equal_logits(tiny_bert, tmp_path) -> None:
     pytest.importorskip("peft")
     space = build_space("lora", model_shape(str(tiny_bert)))

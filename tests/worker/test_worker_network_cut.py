@@ -125,6 +125,7 @@ def test_a_worker_cut_off_longer_than_its_lease_keeps_its_training_and_reports(s
     assert "another worker" not in said and "refused" not in said, said
 
 
+@pytest.mark.slow
 def test_a_worker_whose_trial_was_claimed_meanwhile_says_who_has_it(server, tmp_path, monkeypatch):
     done = threading.Event()
 
