@@ -83,7 +83,7 @@ def refusal(handle: PeftHandle, to: str) -> str | None:
             if FAMILIES[name].unfoldable is not None:
                 return f"{name} cannot fold into the weights: {FAMILIES[name].unfoldable}"
         return None
-    return _peft_refusal(handle)
+    return _peft_family(handle)[1]
 
 
 # -- merged -----------------------------------------------------------------------------------------
@@ -149,10 +149,6 @@ def _peft_family(handle: PeftHandle) -> tuple[Family[Any] | None, str | None]:
     if len(carriers) != 1:
         return None, f"a peft adapter holds one method, and this configuration combines {', '.join(sorted(names))}"
     return carriers[0], carriers[0].peft_refusal(handle.config.families(), handle.layout, handle.shape)
-
-
-def _peft_refusal(handle: PeftHandle) -> str | None:
-    return _peft_family(handle)[1]
 
 
 def export_peft(trained: TrainedModel, out: Path) -> Path:

@@ -230,11 +230,12 @@ def snapshot(plan: Mapping[str, Any], out: Path, records: Path | None) -> list[s
     the first one still open (so a curve after k trials is what the study had after k), in
     ``out/partial`` and ``records/partial``. Returns their keys."""
     studies = out / "studies"
-    keys = [k for k in plan["studies"] if (studies / f"{k}.id.json").exists() and not (studies / f"{k}.json").exists()]
-    for folder in (out, records):  # a study finished since an earlier snapshot is no longer partial
-        for k in plan["studies"]:
-            if folder is not None and (studies / f"{k}.json").exists():
-                (folder / PARTIAL / f"{k}.json").unlink(missing_ok=True)
+    folders = [folder for folder in (out, records) if folder is not None]
+    finished = {k for k in plan["studies"] if (studies / f"{k}.json").exists()}
+    keys = [k for k in plan["studies"] if k not in finished and (studies / f"{k}.id.json").exists()]
+    for folder in folders:  # a study finished since an earlier snapshot is no longer partial
+        for k in finished:
+            (folder / PARTIAL / f"{k}.json").unlink(missing_ok=True)
     if not keys:
         say("snapshot: every study of the run that was started has finished")
         return []
@@ -260,9 +261,8 @@ def snapshot(plan: Mapping[str, Any], out: Path, records: Path | None) -> list[s
                 "partial": True,
                 "snapshot": now(),
             }
-            for folder in (out, records):
-                if folder is not None:
-                    save_json(folder / PARTIAL / f"{k}.json", record)
+            for folder in folders:
+                save_json(folder / PARTIAL / f"{k}.json", record)
             say(f"snapshot: {k} has {len(trials)} settled trials (study {saved['id']}, unfinished)")
     return keys
 
