@@ -82,7 +82,7 @@ from benchmarks.harness.records import (
 from benchmarks.harness.reference import majority_dev_metrics
 from benchmarks.harness.report import render, say_targets, table, write_marked_section
 from benchmarks.harness.services import Service
-from benchmarks.harness.studies import run_batch
+from benchmarks.harness.studies import run_batch, study_record
 
 #: Studies that run side by side on the two workers, by batch name, in order (keys: :func:`key`).
 #: The three methods of seed 1 come first and run under the same load, so that a partial run already
@@ -243,27 +243,15 @@ def snapshot(plan: Mapping[str, Any], out: Path, records: Path | None) -> list[s
     with Service(out) as svc:
         for k in keys:
             saved = load_json(studies / f"{k}.id.json")
-            trials = settled_prefix(svc.get(f"/api/v1/studies/{saved['id']}/trials")["data"])
-            numbers = {t["number"] for t in trials}
-            pareto = svc.get(f"/api/v1/studies/{saved['id']}/pareto")
-            pareto = pareto | {"data": [t for t in pareto["data"] if t.get("number") in numbers]}
-            record = {
-                "key": k,
-                "batch": next((b for b, ks in BATCHES.items() if k in ks), None),
-                "id": saved["id"],
-                "body": saved["body"],
-                "study": svc.get(f"/api/v1/studies/{saved['id']}"),
-                "trials": trials,
-                "pareto": pareto,
-                "workers": plan["workers"],
-                "machine": machine,
-                "finished": None,
-                "partial": True,
-                "snapshot": now(),
-            }
+            batch = next((b for b, ks in BATCHES.items() if k in ks), None)
+            record = study_record(svc, k, saved["id"], saved["body"], batch=batch, workers=plan["workers"])
+            record["trials"] = settled_prefix(record["trials"])  # the study as it stood after its first k trials
+            numbers = {t["number"] for t in record["trials"]}
+            record["pareto"] |= {"data": [t for t in record["pareto"]["data"] if t.get("number") in numbers]}
+            record |= {"machine": machine, "finished": None, "partial": True, "snapshot": now()}
             for folder in folders:
                 save_json(folder / PARTIAL / f"{k}.json", record)
-            say(f"snapshot: {k} has {len(trials)} settled trials (study {saved['id']}, unfinished)")
+            say(f"snapshot: {k} has {len(record['trials'])} settled trials (study {saved['id']}, unfinished)")
     return keys
 
 
@@ -315,7 +303,7 @@ def report(plan: Mapping[str, Any], out: Path, publish: Path, doc: Path | None, 
     records = read_records(out / "studies", ALL_KEYS)
     records |= unfinished_records(out, records)
     result = build_result(plan, records, load_json(out / "methods-meta.json"), majority, metric, dry)
-    plots = write_report(result, publish, doc)
+    write_report(result, publish, doc)
     say_targets(result["targets"], "[dry run: meaningless] " if dry else "")
     say(
         f"report: {len(result['studies'])} of {len(ALL_KEYS)} studies; wrote {publish / 'summary.json'}"

@@ -11,7 +11,32 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# Under pytest-xdist each worker gets one thread: two workers of two threads each on two cores only contend.
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, torch.get_num_threads()))
+
+
+#: The files that take longest (each a minute or more of real processes: servers, workers, the demo, a fresh
+#: install), longest first. pytest-xdist hands files out in collection order (--dist loadfile), so these go first
+#: and the short files fill in around them; last, one of them would leave the other workers idle at the end.
+LONGEST_FIRST = (
+    "tests/worker/test_end_to_end.py",
+    "tests/worker/test_end_to_end_faults.py",
+    "tests/worker/test_end_to_end_architectures.py",
+    "tests/cli/test_demo_stop_cli.py",
+    "tests/test_bare_install.py",
+    "tests/worker/test_end_to_end_rules.py",
+    "tests/api/test_serve_lifetime.py",
+    "tests/cli/test_demo_cli.py",
+    "tests/deploy/test_slurm_cluster.py",
+    "tests/api/test_api_lifecycle.py",
+    "tests/cli/test_retrain_cli.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = config.rootpath
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.relative_to(root).as_posix(), len(rank)))
 
 
 def tiny_config(kind: str = "bert", **overrides):

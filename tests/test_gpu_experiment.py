@@ -344,6 +344,7 @@ def _results(dry_run: bool, device: str = "cuda", device_name: str = "NVIDIA H10
     }
 
 
+@pytest.mark.slow
 def test_summarise_and_report_text_of_a_gpu_run(tmp_path: Path) -> None:
     results = _results(dry_run=False)
     assert experiment_plan.is_real(results["meta"])
@@ -553,6 +554,7 @@ def test_cpu_summary_compares_each_search_front_on_dev() -> None:
     assert targets["gp's front has a larger SST-2 dev hypervolume than sobol's at equal trials"] is True
 
 
+@pytest.mark.slow
 def test_cpu_report_puts_its_section_first_and_keeps_the_gpu_page(tmp_path: Path) -> None:
     results = _cpu_results()
     out = tmp_path / "run"

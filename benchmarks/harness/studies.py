@@ -29,6 +29,20 @@ def ensure_study(svc: Service, out: Path, key: str, body: dict[str, Any]) -> int
     return int(study["id"])
 
 
+def study_record(svc: Service, key: str, study_id: int, body: Mapping[str, Any], **fields: Any) -> dict[str, Any]:
+    """What is kept of a study: its key and body, the study, every trial and the front as the server gives them,
+    then ``fields``."""
+    return {
+        "key": key,
+        "id": study_id,
+        "body": body,
+        "study": svc.get(f"/api/v1/studies/{study_id}"),
+        "trials": svc.get(f"/api/v1/studies/{study_id}/trials")["data"],
+        "pareto": svc.get(f"/api/v1/studies/{study_id}/pareto"),
+        **fields,
+    }
+
+
 def run_batch(
     svc: Service,
     plan: Mapping[str, Any],
@@ -72,21 +86,19 @@ def run_batch(
     wall = time.monotonic() - started
     machine = machine_of(plan["device"])
     for key, sid in ids.items():
-        record = {
-            "key": key,
-            "batch": batch,
-            "id": sid,
-            "body": todo[key],
-            "study": svc.get(f"/api/v1/studies/{sid}"),
-            "trials": svc.get(f"/api/v1/studies/{sid}/trials")["data"],
-            "pareto": svc.get(f"/api/v1/studies/{sid}/pareto"),
-            "batch_wall_seconds": wall,
-            "batch_studies": list(ids),
-            "workers": plan["workers"],
-            "gpu": gpu,
-            "machine": machine,
-            "finished": now(),
-        }
+        record = study_record(
+            svc,
+            key,
+            sid,
+            todo[key],
+            batch=batch,
+            batch_wall_seconds=wall,
+            batch_studies=list(ids),
+            workers=plan["workers"],
+            gpu=gpu,
+            machine=machine,
+            finished=now(),
+        )
         save_json(out / "studies" / f"{key}.json", record)
         records[key] = record
     say(f"{batch}: done in {wall / 60:.1f} min")

@@ -23,6 +23,7 @@ def _fractions(study_body) -> list[float]:
     return sorted({estimate(space.decode(list(x)), space.shape).param_fraction for x in _points(space, 0)[0]})
 
 
+@pytest.mark.slow
 def test_every_trial_of_a_budgeted_study_is_within_it(client, study_body):
     fractions = _fractions(study_body)
     budget = {"max_param_fraction": fractions[len(fractions) // 2], "min_param_fraction": fractions[1]}

@@ -39,6 +39,25 @@ def _read_all(sock: socket.socket, timeout: float) -> bytes:
     return out
 
 
+def _read_response(sock: socket.socket, timeout: float) -> bytes:
+    """One whole response: its headers, then as many body bytes as its content-length says (TCP may split them)."""
+    sock.settimeout(timeout)
+    out = b""
+    while b"\r\n\r\n" not in out:
+        chunk = sock.recv(4096)
+        assert chunk, f"the server closed the connection after {out!r}"
+        out += chunk
+    head, _, body = out.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        chunk = sock.recv(4096)
+        assert chunk, f"the server closed the connection after {head + body!r}"
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
 @pytest.fixture
 def server(tmp_path: Path, tiny_model_dir: Path):
     port = _port()
@@ -95,8 +114,7 @@ def test_unfinished_headers_are_cut_off_and_extra_connections_refused(server):
 
     kept = socket.create_connection(("127.0.0.1", port))  # a kept-alive connection: its next request is timed too
     kept.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-    kept.settimeout(5)
-    assert kept.recv(4096).startswith(b"HTTP/1.1 200")
+    assert _read_response(kept, timeout=5).startswith(b"HTTP/1.1 200")
     kept.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
     assert _read_all(kept, timeout=20).startswith(b"HTTP/1.1 408")
 

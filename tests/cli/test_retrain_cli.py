@@ -11,7 +11,7 @@ import pytest
 
 import autopeft
 from autopeft.cli import main
-from tests.worker.test_end_to_end import env, server, study_body, tiny_dir, tiny_encoder  # noqa: F401 (fixtures)
+from tests.worker.e2e import env, server, study_body, tiny_dir, tiny_encoder  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
 GLUE = tiny_encoder.FIXTURE_GLUE

@@ -21,6 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.worker import e2e  # its Server, study body and waits
+
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 HERE = Path(__file__).resolve().parent
@@ -37,7 +39,6 @@ def _load(name: str, path: Path):
 
 
 slurm_cluster = _load("autopeft_slurm_cluster", HERE / "slurm_cluster.py")
-e2e = _load("autopeft_e2e_helpers", HERE.parent / "worker" / "test_end_to_end.py")  # its Server and study body
 FIXTURE_GLUE = e2e.tiny_encoder.FIXTURE_GLUE
 
 

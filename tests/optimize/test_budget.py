@@ -17,7 +17,7 @@ def _fraction(space, config) -> float:
     return estimate(config, space.shape).param_fraction
 
 
-@pytest.mark.parametrize("method", ["sobol", "random", "gp", "tpe"])
+@pytest.mark.parametrize("method", ["sobol", "random", pytest.param("gp", marks=pytest.mark.slow), "tpe"])
 def test_no_proposal_leaves_the_budget(space, method) -> None:
     budget = ParamBudget(max_param_fraction=0.2, min_param_fraction=0.01)
     settings = quick(method, {"raw_samples": 64}, n_initial=4)

@@ -11,6 +11,7 @@ from autopeft.errors import OptimizerError
 from autopeft.optimize import GpSettings, Observation, OptimizerState, default_n_initial, propose
 from tests.optimize.conftest import observe, quick
 
+
 FAST = {"raw_samples": 64, "num_restarts": 2, "local_search_steps": 3, "mc_samples": 32}
 
 
@@ -46,7 +47,7 @@ def test_proposals_are_valid_new_and_distinct(space, history, method):
         assert p.config.key(space.shape.n_layers) == space.decode(list(p.x)).key(space.shape.n_layers)
 
 
-@pytest.mark.parametrize("method", ["gp", "tpe", "sobol"])
+@pytest.mark.parametrize("method", ["tpe", "sobol", pytest.param("gp", marks=pytest.mark.slow)])
 def test_stopped_configurations_are_never_proposed_again(space, history, method):
     """Issue 16: trials the early-stopping rule stopped are kept out of proposals, like failed ones."""
     completed, pending, failed = history
@@ -67,7 +68,7 @@ def test_pending_points_change_the_proposals(space, history):
     assert first[0].config.key(3) not in keys(space, [p.x for p in with_pending])
 
 
-@pytest.mark.parametrize("method", ["gp", "tpe", "sobol", "random"])
+@pytest.mark.parametrize("method", ["tpe", "sobol", pytest.param("gp", marks=pytest.mark.slow), "random"])
 def test_same_inputs_and_seed_give_the_same_proposals(space, history, method):
     completed, pending, failed = history
     settings = quick(method, FAST, n_initial=4)
@@ -87,7 +88,7 @@ def test_proposing_leaves_torch_threads_and_random_state_alone(space, history):
     assert torch.get_num_threads() == before_threads
 
 
-@pytest.mark.parametrize("growth, after_one_more", [(0.1, "conditioned"), (0.0, "warm")])
+@pytest.mark.parametrize("growth, after_one_more", [pytest.param(0.1, "conditioned", marks=pytest.mark.slow), (0.0, "warm")])
 def test_state_reuses_what_it_can(space, history, growth, after_one_more):
     completed, pending, _ = history
     state = OptimizerState()

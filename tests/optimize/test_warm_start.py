@@ -215,6 +215,7 @@ def test_earlier_observations_bring_the_first_model_proposals_near_their_optimum
     assert sum(w < c for w, c in zip(warm, cold)) >= 2, (warm, cold)
 
 
+@pytest.mark.slow
 def test_the_multitask_model_learns_that_the_tasks_agree():
     from autopeft.optimize.multitask import fit_multitask_list, per_task_transform, task_correlation
     from autopeft.optimize.transforms import fit_transform

@@ -188,6 +188,7 @@ def test_a_space_with_too_many_values_in_all_is_refused(shape):
         build_space(spec, huge)
 
 
+@pytest.mark.slow
 def test_an_integer_log_range_below_one_is_refused_at_once():
     """The attack of issue 13: min 0.5 doubled int(0.5) = 0 forever, eating memory. Run apart,
     with a memory cap and a time limit, so that a regression fails instead of hanging."""

@@ -11,6 +11,7 @@ import pytest
 from autopeft.cli import main
 from autopeft.tasks.files import read_columns
 from autopeft.train import load_trained, save_trained, train_trial
+from tests.conftest import lane
 from tests.train.conftest import tiny_encoder
 
 pytest.importorskip("onnxruntime")
@@ -195,7 +196,7 @@ def test_the_bundled_minilm_with_the_autopeft_space_families(glue_dir, tmp_path)
 KINDS = ["roberta", "xlm-roberta", "electra", "distilbert", "deberta-v2", "modernbert", "llama", "mistral", "qwen2", "qwen3"]
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", lane(KINDS))
 def test_every_architecture_exports_with_equal_logits(kind, glue_dir, tmp_path) -> None:
     """Every supported architecture (BERT above); a refusal, were the exporter to fail on one, is one line
     (test_an_exporter_failure_is_one_line_and_leaves_nothing)."""
