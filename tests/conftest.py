@@ -18,6 +18,7 @@ torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, tor
 #: The files that take longest (each a minute or more of real processes: servers, workers, the demo, a fresh
 #: install), longest first. pytest-xdist hands files out in collection order (--dist loadfile), so these go first
 #: and the short files fill in around them; last, one of them would leave the other workers idle at the end.
+#: (pyproject's --no-loadscope-reorder keeps this order: xdist would otherwise put the files with most tests first.)
 LONGEST_FIRST = (
     "tests/worker/test_end_to_end.py",
     "tests/worker/test_end_to_end_faults.py",
@@ -71,6 +72,9 @@ DECODER_KINDS = ["llama", "mistral", "qwen2", "qwen3"]
 #: The architectures whose cells of a matrix run in the fast lane (``pytest -m "not slow"``): one encoder
 #: and one decoder. The full suite (the CI command) runs every cell.
 FAST_KINDS = ("bert", "llama")
+
+#: gp settings for a cheaper acquisition search than the defaults, in tests of the plumbing (not of the proposals).
+FAST_GP = {"raw_samples": 64, "num_restarts": 2, "local_search_steps": 3, "mc_samples": 32}
 
 
 def lane(values, fast=FAST_KINDS, kind_of=lambda value: value[0] if isinstance(value, tuple) else value) -> list:

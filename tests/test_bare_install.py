@@ -12,6 +12,7 @@ import subprocess
 import sys
 import venv
 import zipfile
+from collections.abc import Iterable
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
@@ -29,35 +30,36 @@ def _run(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 900) 
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def _link_installed(name: str, site: Path, seen: set[str]) -> None:
-    """Put this environment's installed ``name`` and what it requires into ``site`` as symbolic links to the
-    same files: torch is 700 MB unpacked, and unzipping it again is most of what a fresh install costs."""
+def _link_requirements(lines: Iterable[str], site: Path, seen: set[str]) -> None:
+    """Put this environment's installed distributions that ``lines`` require (no extra), and what they require in
+    turn, into ``site`` as symbolic links to the same files: pip then finds them installed, at the locked versions,
+    where unzipping them again (torch alone is 700 MB) would be most of what a fresh install costs."""
     from packaging.requirements import Requirement
 
-    dist = distribution(name)
-    key = dist.metadata["Name"].lower()
-    if key in seen:
-        return
-    seen.add(key)
-    present = {p.name.split("-")[0].lower() for p in site.glob("*.dist-info")}
-    if key.replace("-", "_") not in present:
-        origin = Path(dist.locate_file(""))
-        for top in {str(f).split("/")[0] for f in dist.files or ()} - {"..", "__pycache__"}:
-            if not top.endswith(".pth"):
-                (site / top).symlink_to(origin / top)
-    for line in dist.requires or ():
+    for line in lines:
         requirement = Requirement(line)
-        if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
-            try:
-                _link_installed(requirement.name, site, seen)
-            except PackageNotFoundError:  # pip installs it below
-                continue
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+            continue  # an extra's, or another platform's
+        try:
+            dist = distribution(requirement.name)
+        except PackageNotFoundError:  # pip installs it
+            continue
+        key = dist.metadata["Name"].lower().replace("-", "_")
+        if key in seen:
+            continue
+        seen.add(key)
+        if not any(p.name.lower().startswith(key + "-") for p in site.glob("*.dist-info")):
+            origin = Path(dist.locate_file(""))
+            for top in {str(f).split("/")[0] for f in dist.files or ()} - {"..", "__pycache__"}:
+                if not top.endswith(".pth"):
+                    (site / top).symlink_to(origin / top)
+        _link_requirements(dist.requires or (), site, seen)
 
 
 @pytest.fixture(scope="module")
 def bare(tmp_path_factory) -> tuple[Path, Path]:
-    """The wheel built from this checkout, and a fresh venv with the wheel (no extra) installed by pip; torch and
-    its requirements are this environment's, linked in (pip sees them installed, at the locked version)."""
+    """The wheel built from this checkout, and a fresh venv with the wheel (no extra) installed by pip; what the
+    bare package requires is this environment's, linked in (pip checks that it satisfies the wheel and the lock)."""
     root = tmp_path_factory.mktemp("bare")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     built = _run(
@@ -69,7 +71,7 @@ def bare(tmp_path_factory) -> tuple[Path, Path]:
     wheel = next(root.glob("autopeft-*.whl"))
     venv.create(root / "venv", with_pip=True)
     (site,) = (root / "venv" / "lib").glob("python*/site-packages")
-    _link_installed("torch", site, set())
+    _link_requirements(distribution("autopeft").requires or (), site, set())
     pip = [str(root / "venv" / "bin" / "python"), "-m", "pip", "install", "-q", "-c", str(ROOT / "requirements.lock")]
     done = _run(pip + [str(wheel)], root, env)
     assert done.returncode == 0, done.stderr[-3000:]

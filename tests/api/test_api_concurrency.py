@@ -7,13 +7,12 @@ out exactly once, no configuration twice, and the whole budget done.
 
 from __future__ import annotations
 
-import pytest
-
 import threading
 import time
 from collections import Counter
 
 import httpx
+import pytest
 from sqlalchemy import text
 
 from tests.api.conftest import live_server, report

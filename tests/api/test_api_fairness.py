@@ -158,8 +158,8 @@ def test_a_sobol_study_gets_its_trials_while_two_heavy_studies_propose(make_clie
     first, total = waits[0], time.monotonic() - created
     assert first < 5.0 and total < 20.0, f"first trial after {first:.1f} s, ten after {total:.1f} s: {waits}"
 
-    # the heavy rounds overran their budget: abandoned, that round from sobol; after two (6 s of the study's
-    # 5 s budget) the study's rounds come from sobol for a while; its events say so
+    # the heavy rounds overran their budget: abandoned, that round from sobol; after at most two (6 s of the
+    # study's 5 s budget) the study's rounds come from sobol for a while; its events say so
     for study_id in heavy:
         sources = []
         for cause in CAUSES:  # failed, not completed: sobol's configurations of the full space may train more
@@ -170,9 +170,10 @@ def test_a_sobol_study_gets_its_trials_while_two_heavy_studies_propose(make_clie
             if "fallback" in {e["kind"] for e in _events(client, study_id)}:
                 break
         events = _events(client, study_id)
-        assert set(sources) == {"sobol"} and [e["kind"] for e in events][:3] == ["overrun", "overrun", "fallback"]
+        kinds = [e["kind"] for e in events]  # (on a busy machine one overrun may already spend the study's 5 s)
+        assert set(sources) == {"sobol"} and kinds[0] == "overrun" and "fallback" in kinds[:3], kinds
         assert "proposal budget of 3 s" in events[0]["message"] and "come from sobol" in events[0]["message"]
-        assert "over the study's budget of 5 s" in events[2]["message"]
+        assert "over the study's budget of 5 s" in events[kinds.index("fallback")]["message"]
     assert pids, "the heavy studies' rounds ran in no process"
     pids |= set(proposer.running.values())
     client.__exit__(None, None, None)  # the proposer stops: a round still running is cancelled

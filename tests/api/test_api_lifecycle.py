@@ -8,6 +8,7 @@ import time
 import pytest
 
 from tests.api.conftest import claim, report
+from tests.conftest import FAST_GP
 
 
 def _run_study(client, study_id: int, metric_of=lambda t: 0.5) -> list[dict]:
@@ -172,21 +173,21 @@ def test_proposals_follow_the_workers_seen(client, study_body):
     """Eight workers asking: the queue of a gp study is kept at about eight (refilled at two thirds).
 
     (Sobol studies may run further ahead when claims come fast; the model's batch does not.)"""
-    body = study_body(max_trials=40, space="grouped", optimizer={"method": "gp"})
+    body = study_body(max_trials=40, space="grouped", optimizer={"method": "gp", **FAST_GP})
     study = client.post("/api/v1/studies", json=body).json()
     leases = [claim(client, f"w{i}", study["id"]) for i in range(8)]
     assert all(r.status_code == 200 for r in leases)
-    url, seen, deadline = f"/api/v1/studies/{study['id']}", [], time.monotonic() + 15
-    while time.monotonic() < deadline and not (len(seen) >= 3 and seen[-1] == seen[-2] == seen[-3] > 0):
-        seen.append(client.get(url).json()["counts"]["queued"])
+    url, seen, deadline = f"/api/v1/studies/{study['id']}", [], time.monotonic() + 30
+    while time.monotonic() < deadline and not (len(seen) >= 3 and seen[-1] == seen[-2] == seen[-3] >= 6):
+        seen.append(client.get(url).json()["counts"]["queued"])  # (a busy machine may fill it in steps)
         time.sleep(0.25)
-    assert 6 <= seen[-1] <= 8, seen  # at most 8; below two thirds of 8 it is refilled
+    assert 6 <= seen[-1] <= 8 and max(seen) <= 8, seen  # at most 8; below two thirds of 8 it is refilled
 
 
 @pytest.mark.slow
 def test_a_gp_study_runs_to_its_budget(client, study_body):
     """The Bayesian optimiser behind the same proposer: Sobol first, then GP proposals, all distinct."""
-    body = study_body(max_trials=10, optimizer={"method": "gp", "n_initial": 4})
+    body = study_body(max_trials=10, optimizer={"method": "gp", "n_initial": 4, **FAST_GP})
     study = client.post("/api/v1/studies", json=body).json()
     done = _run_study(client, study["id"], metric_of=lambda t: 0.5 + 0.1 * len(t["config"]))
     assert len(done) == 10

@@ -9,10 +9,8 @@ import torch
 
 from autopeft.errors import OptimizerError
 from autopeft.optimize import GpSettings, Observation, OptimizerState, default_n_initial, propose
+from tests.conftest import FAST_GP
 from tests.optimize.conftest import observe, quick
-
-
-FAST = {"raw_samples": 64, "num_restarts": 2, "local_search_steps": 3, "mc_samples": 32}
 
 
 def keys(space, xs):
@@ -34,7 +32,7 @@ def history(space):
 @pytest.mark.parametrize("method", ["gp", "tpe", "sobol", "random"])
 def test_proposals_are_valid_new_and_distinct(space, history, method):
     completed, pending, failed = history
-    settings = quick(method, FAST, n_initial=4)
+    settings = quick(method, FAST_GP, n_initial=4)
     props = propose(space, completed, pending, 6, seed=1, settings=settings, failed=failed)
     assert len(props) == 6
     taken = set(keys(space, [o.x for o in completed] + list(pending) + list(failed)))
@@ -51,7 +49,7 @@ def test_proposals_are_valid_new_and_distinct(space, history, method):
 def test_stopped_configurations_are_never_proposed_again(space, history, method):
     """Issue 16: trials the early-stopping rule stopped are kept out of proposals, like failed ones."""
     completed, pending, failed = history
-    settings = quick(method, FAST, n_initial=4)
+    settings = quick(method, FAST_GP, n_initial=4)
     first = propose(space, completed, pending, 3, seed=1, settings=settings, failed=failed)
     stopped = [p.x for p in first]
     again = propose(space, completed, pending, 3, seed=1, settings=settings, failed=failed, stopped=stopped)
@@ -61,7 +59,7 @@ def test_stopped_configurations_are_never_proposed_again(space, history, method)
 @pytest.mark.slow
 def test_pending_points_change_the_proposals(space, history):
     completed, _, _ = history
-    settings = GpSettings(n_initial=4, **FAST)
+    settings = GpSettings(n_initial=4, **FAST_GP)
     first = propose(space, completed, [], 2, seed=5, settings=settings)
     with_pending = propose(space, completed, [first[0].x], 2, seed=5, settings=settings)
     assert keys(space, [p.x for p in with_pending]) != keys(space, [p.x for p in first])
@@ -71,7 +69,7 @@ def test_pending_points_change_the_proposals(space, history):
 @pytest.mark.parametrize("method", ["tpe", "sobol", pytest.param("gp", marks=pytest.mark.slow), "random"])
 def test_same_inputs_and_seed_give_the_same_proposals(space, history, method):
     completed, pending, failed = history
-    settings = quick(method, FAST, n_initial=4)
+    settings = quick(method, FAST_GP, n_initial=4)
     a = propose(space, completed, pending, 3, seed=7, settings=settings, failed=failed)
     b = propose(space, completed, pending, 3, seed=7, settings=settings, failed=failed, state=OptimizerState())
     assert [p.x for p in a] == [p.x for p in b]
@@ -83,7 +81,7 @@ def test_proposing_leaves_torch_threads_and_random_state_alone(space, history):
     completed, pending, _ = history
     torch.manual_seed(123)
     before_state, before_threads = torch.get_rng_state(), torch.get_num_threads()
-    propose(space, completed, pending, 2, seed=1, settings=GpSettings(n_initial=4, threads=1, **FAST))
+    propose(space, completed, pending, 2, seed=1, settings=GpSettings(n_initial=4, threads=1, **FAST_GP))
     assert torch.equal(torch.get_rng_state(), before_state)
     assert torch.get_num_threads() == before_threads
 
@@ -92,7 +90,7 @@ def test_proposing_leaves_torch_threads_and_random_state_alone(space, history):
 def test_state_reuses_what_it_can(space, history, growth, after_one_more):
     completed, pending, _ = history
     state = OptimizerState()
-    settings = GpSettings(n_initial=4, refit_growth=growth, lazy_refit_from=10, **FAST)
+    settings = GpSettings(n_initial=4, refit_growth=growth, lazy_refit_from=10, **FAST_GP)
     propose(space, completed, pending, 2, seed=1, settings=settings, state=state)
     assert state.last_fit == "cold" and state.timings["fit"] > 0
     propose(space, completed, pending[:1], 2, seed=1, settings=settings, state=state)
@@ -146,7 +144,7 @@ def test_an_exhausted_space_is_an_optimizer_error(shape):
 @pytest.mark.parametrize("method", ["gp", "tpe", "sobol", "random"])
 def test_each_proposal_says_what_chose_it(space, history, method):
     completed, pending, failed = history
-    settings = quick(method, FAST, n_initial=4)
+    settings = quick(method, FAST_GP, n_initial=4)
     start = propose(space, [], [], 3, seed=1, settings=settings)
     later = propose(space, completed, pending, 3, seed=1, settings=settings, failed=failed)
     design = "random" if method == "random" else "sobol"

@@ -12,10 +12,10 @@ from autopeft.optimize.engine import Warm, propose_points
 from autopeft.optimize.warm import EarlierTrial, Related, build_warm_start, interleave, spread_order
 from autopeft.shape import shape_of
 from autopeft.space import build_space
-from tests.conftest import tiny_model
+from tests.conftest import FAST_GP, tiny_model
 from tests.optimize.conftest import observe, quick
 
-FAST = {"raw_samples": 64, "num_restarts": 2, "local_search_steps": 3, "mc_samples": 32, "kernel": "rbf"}
+FAST = {**FAST_GP, "kernel": "rbf"}
 
 
 def _key(space, x) -> str:

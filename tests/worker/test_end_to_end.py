@@ -12,6 +12,7 @@ import subprocess
 import httpx
 import pytest
 
+from tests.conftest import FAST_GP
 from tests.worker.e2e import AUTOPEFT, db_url, finish, server, study_body, trials, worker
 
 pytestmark = pytest.mark.slow
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.slow
 def test_two_workers_run_every_trial_of_a_study_exactly_once(backend, tiny_dir, env, tmp_path, request):
     with server(db_url(backend, tmp_path, request), env, tmp_path) as srv:
         api = httpx.Client(base_url=f"{srv.url}/api/v1", timeout=30)
-        body = study_body(tiny_dir, optimizer={"method": "gp", "n_initial": 4})
+        body = study_body(tiny_dir, optimizer={"method": "gp", "n_initial": 4, **FAST_GP})
         study = api.post("/studies", json=body).json()
         workers = [
             worker(srv.url, f"w{i}", env, tmp_path, "--study", str(study["id"]), models=tiny_dir) for i in (1, 2)
